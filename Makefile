@@ -1,0 +1,63 @@
+# PatchPilot: every target sets itself up. Quick start: `make demo`, `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# sam build (no Docker) needs the Lambda runtime's Python on PATH; pyenv here has 3.11 (venv) and 3.13 (Lambda).
+ifneq ($(shell command -v pyenv 2>/dev/null),)
+export PYENV_VERSION ?= 3.11.7:3.12.1:3.13.0
+endif
+PYTHON ?= python3.11
+VENV := .venv
+SAM_VENV := .venv-sam
+BIN := $(VENV)/bin
+SAM_BIN := $(SAM_VENV)/bin
+PIP_FLAGS := --disable-pip-version-check --no-input --quiet
+export POWERTOOLS_DEV ?= false
+
+.PHONY: help setup demo test lint typecheck unit runtime-tests cfn-lint validate build bench events clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements/dev.txt layers/runtime/requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install $(PIP_FLAGS) -r requirements/dev.txt
+	$(BIN)/pip install $(PIP_FLAGS) --no-deps -e .
+	touch $@
+
+$(SAM_VENV)/.installed: requirements/sam.txt
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_BIN)/pip install $(PIP_FLAGS) -r requirements/sam.txt
+	touch $@
+
+setup: $(VENV)/.installed $(SAM_VENV)/.installed ## create both venvs from the pinned requirements
+
+demo: $(VENV)/.installed ## run a whole patch cycle locally (moto + simulated fleet), writes out/demo/summary.json
+	$(BIN)/patchpilot simulate --out out/demo
+
+test: lint typecheck unit runtime-tests cfn-lint validate build ## every check (what CI runs)
+
+lint: $(VENV)/.installed ## ruff lint + format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.installed ## mypy (strict, pydantic plugin)
+	$(BIN)/mypy
+
+unit: $(VENV)/.installed ## unit tests (fakes, no network)
+	$(BIN)/pytest -q tests/unit
+
+runtime-tests: $(VENV)/.installed ## the real ASL and handlers on the local runtime
+	$(BIN)/pytest -q tests/asl tests/e2e
+
+cfn-lint: $(SAM_VENV)/.installed ## cfn-lint with the serverless rules
+	$(SAM_BIN)/cfn-lint template.yaml -a cfn_lint_serverless.rules
+
+validate: $(SAM_VENV)/.installed ## sam validate --lint
+	$(SAM_BIN)/sam validate --lint --region us-east-1
+
+build: $(SAM_VENV)/.installed ## sam build (no Docker)
+	$(SAM_BIN)/sam build --region us-east-1
+
+clean: ## remove venvs and build output
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam out

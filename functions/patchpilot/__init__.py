@@ -1,0 +1,1 @@
+"""PatchPilot Lambda code: handlers -> logic -> integrations, with pydantic models at every boundary."""

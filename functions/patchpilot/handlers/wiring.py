@@ -1,0 +1,23 @@
+"""Adapters for the handlers, built from env-var settings at invocation time (the edge of the system)."""
+
+from patchpilot.integrations import aws_clients
+from patchpilot.integrations.dynamodb_tracker import DynamoDBInstallTracker
+from patchpilot.integrations.sfn_callbacks import StepFunctionsCallbacks
+from patchpilot.integrations.ssm_directory import SsmCommandDirectory
+from patchpilot.models.settings import TrackingSettings
+
+
+def install_tracker() -> DynamoDBInstallTracker:
+    """The tracking table named by RUNS_TABLE_NAME."""
+    settings = TrackingSettings.from_env()
+    return DynamoDBInstallTracker(settings.runs_table_name, aws_clients.dynamodb(), settings.record_ttl_days)
+
+
+def command_directory() -> SsmCommandDirectory:
+    """SSM Run Command and fleet inventory."""
+    return SsmCommandDirectory(aws_clients.ssm())
+
+
+def execution_callbacks() -> StepFunctionsCallbacks:
+    """Step Functions task-token callbacks."""
+    return StepFunctionsCallbacks(aws_clients.stepfunctions())

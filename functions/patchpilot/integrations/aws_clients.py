@@ -1,0 +1,38 @@
+"""boto3 clients, created once per process and reused across invocations."""
+
+from functools import cache
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_ssm import SSMClient
+    from mypy_boto3_stepfunctions import SFNClient
+
+_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
+
+
+@cache
+def dynamodb() -> "DynamoDBClient":
+    """The DynamoDB client."""
+    return boto3.client("dynamodb", config=_CONFIG)
+
+
+@cache
+def ssm() -> "SSMClient":
+    """The SSM client."""
+    return boto3.client("ssm", config=_CONFIG)
+
+
+@cache
+def stepfunctions() -> "SFNClient":
+    """The Step Functions client."""
+    return boto3.client("stepfunctions", config=_CONFIG)
+
+
+def reset_clients() -> None:
+    """Forget cached clients (a new boto3 default session, e.g. a fresh local runtime, needs new ones)."""
+    for factory in (dynamodb, ssm, stepfunctions):
+        factory.cache_clear()

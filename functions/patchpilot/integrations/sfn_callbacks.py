@@ -1,0 +1,38 @@
+"""Step Functions adapter of the ExecutionCallbacks port."""
+
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import ClientError
+from pydantic import BaseModel
+
+from patchpilot.integrations.ports import ExecutionCallbacks
+
+if TYPE_CHECKING:
+    from mypy_boto3_stepfunctions import SFNClient
+
+_CLOSED_TOKEN_ERRORS = frozenset({"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"})
+
+
+class StepFunctionsCallbacks(ExecutionCallbacks):
+    """SendTaskSuccess / SendTaskHeartbeat; a token that already closed is reported, not raised."""
+
+    def __init__(self, client: "SFNClient") -> None:
+        self._client = client
+
+    def resume(self, task_token: str, output: BaseModel) -> bool:
+        try:
+            self._client.send_task_success(taskToken=task_token, output=output.model_dump_json())
+        except ClientError as error:
+            if error.response["Error"]["Code"] in _CLOSED_TOKEN_ERRORS:
+                return False
+            raise
+        return True
+
+    def heartbeat(self, task_token: str) -> bool:
+        try:
+            self._client.send_task_heartbeat(taskToken=task_token)
+        except ClientError as error:
+            if error.response["Error"]["Code"] in _CLOSED_TOKEN_ERRORS:
+                return False
+            raise
+        return True

@@ -1,0 +1,25 @@
+"""Typed errors. Their class names are the `ErrorEquals` names the state machine's Catch and Fail states use."""
+
+
+class PatchPilotError(Exception):
+    """Base class of every error PatchPilot raises on purpose."""
+
+
+class InvalidRolloutInput(PatchPilotError):
+    """The execution input is not a valid rollout request (rejected before any command is sent)."""
+
+
+class NoInstancesInPatchGroup(PatchPilotError):
+    """A stage's patch group has no managed instance to patch."""
+
+
+class StageHealthCheckFailed(PatchPilotError):
+    """More instances failed the stage than its error budget allows."""
+
+
+class InstallResultsIncomplete(PatchPilotError):
+    """The install command never reported every instance, even after bounded reconciliation."""
+
+
+class CommandNotTracked(PatchPilotError):
+    """An install command that PatchPilot is asked about has no tracking record."""

@@ -1,0 +1,28 @@
+"""Environment-variable models, read at the handler edge (never at import time)."""
+
+import os
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _EnvSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    @classmethod
+    def from_env(cls) -> Self:
+        """Validate the process environment against this model (raises a clear ValidationError if a variable is missing)."""
+        return cls.model_validate(dict(os.environ))
+
+
+class TrackingSettings(_EnvSettings):
+    """Settings of every function that reads or writes install tracking records."""
+
+    runs_table_name: str = Field(alias="RUNS_TABLE_NAME", min_length=3)
+    record_ttl_days: int = Field(default=90, alias="RECORD_TTL_DAYS", ge=1, le=3650)
+
+
+class PlanSettings(_EnvSettings):
+    """Settings of the stage planner."""
+
+    patch_group_tag_key: str = Field(default="PatchGroup", alias="PATCH_GROUP_TAG_KEY", min_length=1)
