@@ -12,7 +12,7 @@ SAM_VENV := .venv-sam
 BIN := $(VENV)/bin
 SAM_BIN := $(SAM_VENV)/bin
 PIP_FLAGS := --disable-pip-version-check --no-input --quiet
-export POWERTOOLS_DEV ?= false
+export SAM_CLI_TELEMETRY := 0
 
 .PHONY: help setup demo test lint typecheck unit runtime-tests cfn-lint validate build bench events clean
 

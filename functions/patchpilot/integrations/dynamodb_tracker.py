@@ -47,7 +47,7 @@ def _to_command(command_id: str, item: dict[str, Any]) -> TrackedCommand:
         failed=_int(item, "failed") or 0,
         task_token=_str(item, "task_token"),
         resumed=_bool(item, "resumed"),
-        foreign=_bool(item, "foreign"),
+        foreign=_bool(item, "foreign_command"),
     )
 
 
@@ -90,7 +90,7 @@ class DynamoDBInstallTracker(InstallTracker):
                 TableName=self._table,
                 Item={
                     **self._key(command_id),
-                    "foreign": {"BOOL": True},
+                    "foreign_command": {"BOOL": True},
                     "expires_at": self._expires_at(FOREIGN_TTL_SECONDS),
                 },
                 ConditionExpression="attribute_not_exists(pk)",
@@ -125,7 +125,7 @@ class DynamoDBInstallTracker(InstallTracker):
                             "TableName": self._table,
                             "Key": self._key(command_id),
                             "UpdateExpression": "ADD reported :one, failed :failed",
-                            "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(foreign)",
+                            "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(foreign_command)",
                             "ExpressionAttributeValues": {
                                 ":one": {"N": "1"},
                                 ":failed": {"N": "0" if succeeded else "1"},
@@ -154,7 +154,7 @@ class DynamoDBInstallTracker(InstallTracker):
             UpdateExpression=(
                 "SET run_id = :run, stage_name = :stage, expected = :expected, task_token = :token, "
                 "resumed = :false, reported = if_not_exists(reported, :zero), failed = if_not_exists(failed, :zero), "
-                "expires_at = if_not_exists(expires_at, :exp) REMOVE foreign"
+                "expires_at = if_not_exists(expires_at, :exp) REMOVE foreign_command"
             ),
             ExpressionAttributeValues={
                 ":run": {"S": run_id},

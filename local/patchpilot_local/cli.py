@@ -1,0 +1,70 @@
+"""The `patchpilot` command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from patchpilot_local.scenarios import SCENARIOS
+from patchpilot_local.simulate import SimulationOptions, run_simulation
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="PatchPilot: staged, self-healing OS patching.")
+console = Console(highlight=False)
+
+
+@app.callback()
+def _root() -> None:
+    """PatchPilot command line."""
+
+
+@app.command()
+def simulate(
+    scenario: Annotated[str, typer.Option(help=f"one of: {', '.join(SCENARIOS)}")] = "healthy",
+    instances: Annotated[int, typer.Option(help="size of the simulated fleet (all groups)")] = 40,
+    seed: Annotated[int, typer.Option(help="seed of the fleet and its behaviour")] = 7,
+    out: Annotated[Path, typer.Option(help="where summary.json and lambda.log go")] = Path("out/demo"),
+    time_scale: Annotated[
+        float, typer.Option(help="simulated seconds per real second for fleet activity (bakes: a day per second)")
+    ] = 3_600.0,
+    as_json: Annotated[bool, typer.Option("--json", help="print summary.json instead of progress")] = False,
+) -> None:
+    """Run one patch cycle locally: moto, the real state machine and handlers, a simulated fleet."""
+    if scenario not in SCENARIOS:
+        raise typer.BadParameter(f"unknown scenario {scenario!r}; choose one of: {', '.join(SCENARIOS)}")
+    if instances <= 0:
+        raise typer.BadParameter("--instances must be at least 1")
+    if time_scale <= 0:
+        raise typer.BadParameter("--time-scale must be positive")
+    options = SimulationOptions(instances=instances, scenario=scenario, seed=seed, time_scale=time_scale, out_dir=out)
+    say = (lambda _: None) if as_json else (lambda line: console.print(line, markup=False, soft_wrap=True))
+    summary = run_simulation(options, say)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+    else:
+        _print_summary(summary, out)
+    raise typer.Exit(0 if summary["outcome_as_expected"] else 1)
+
+
+def _print_summary(summary: dict[str, object], out: Path) -> None:
+    console.print()
+    for stage in summary["stages"]:  # type: ignore[attr-defined]
+        console.print(
+            f"stage {stage['name']}: {stage['status']} - {stage['succeeded']}/{stage['targeted']} instances patched, "
+            f"{stage['failed']} failed"
+        )
+    console.print(f"execution: {summary['status']}" + (f" ({summary['error']})" if summary["error"] else ""))
+    console.print(
+        f"state transitions {summary['state_transitions']}, largest state payload "
+        f"{summary['max_state_payload_bytes']} bytes, alerts {summary['notifications']}, "
+        f"lost events {summary['lost_events']}, dead letters {summary['dead_letters']}"
+    )
+    verdict = "as the scenario expects" if summary["outcome_as_expected"] else "NOT as the scenario expects"
+    console.print(f"scenario {summary['scenario']}: ended {verdict}; summary in {out / 'summary.json'}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,90 @@
+"""A compressed clock and a scheduler that runs simulated-time callbacks in real (compressed) time."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+
+class SimClock:
+    """Simulated time that runs `time_scale` times faster than the wall clock."""
+
+    def __init__(self, time_scale: float, start: datetime | None = None) -> None:
+        if time_scale <= 0:
+            raise ValueError("time_scale must be positive")
+        self.time_scale = time_scale
+        self.start = start or datetime(2026, 12, 8, 18, 0, tzinfo=UTC)
+        self._t0 = time.monotonic()
+        self._jumped = 0.0
+
+    def now(self) -> datetime:
+        return self.start + timedelta(seconds=self.elapsed_seconds())
+
+    def elapsed_seconds(self) -> float:
+        """Simulated seconds since the clock (re)started, jumps included."""
+        return (time.monotonic() - self._t0) * self.time_scale + self._jumped
+
+    def restart(self) -> None:
+        """Start counting again from `start` (setting up the fleet is not part of the cycle)."""
+        self._t0 = time.monotonic()
+        self._jumped = 0.0
+
+    def jump(self, simulated_seconds: float) -> None:
+        """Move simulated time forward at once (a bake is pure waiting: it runs more compressed than the fleet)."""
+        self._jumped += max(simulated_seconds, 0.0)
+
+    def to_real(self, simulated_seconds: float) -> float:
+        return simulated_seconds / self.time_scale
+
+
+class Scheduler:
+    """Runs callbacks after simulated delays on one background thread."""
+
+    def __init__(self, clock: SimClock) -> None:
+        self.clock = clock
+        self._queue: list[tuple[float, int, Callable[[], None]]] = []
+        self._counter = itertools.count()
+        self._cv = threading.Condition()
+        self._stopped = False
+        self._busy = 0
+        self.errors: list[BaseException] = []
+        self._thread = threading.Thread(target=self._run, name="sim-scheduler", daemon=True)
+        self._thread.start()
+
+    def after(self, simulated_seconds: float, action: Callable[[], None]) -> None:
+        due = time.monotonic() + self.clock.to_real(max(simulated_seconds, 0.0))
+        with self._cv:
+            heapq.heappush(self._queue, (due, next(self._counter), action))
+            self._cv.notify()
+
+    def idle(self) -> bool:
+        with self._cv:
+            return not self._queue and self._busy == 0
+
+    def stop(self) -> None:
+        with self._cv:
+            self._stopped = True
+            self._cv.notify()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._stopped and (not self._queue or self._queue[0][0] > time.monotonic()):
+                    timeout = None if not self._queue else max(self._queue[0][0] - time.monotonic(), 0)
+                    self._cv.wait(timeout)
+                if self._stopped:
+                    return
+                _, _, action = heapq.heappop(self._queue)
+                self._busy += 1
+            try:
+                action()
+            except Exception as error:  # noqa: BLE001 - kept and reported by the runtime
+                self.errors.append(error)
+            finally:
+                with self._cv:
+                    self._busy -= 1

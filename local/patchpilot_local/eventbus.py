@@ -1,0 +1,133 @@
+"""EventBridge delivery as the template declares it: match each event against every rule's pattern (with moto's
+EventBridge pattern matcher: moto's TestEventPattern API is a no-op), then invoke the target function
+asynchronously with Lambda's retry and on-failure semantics."""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from moto.events.models import EventPattern
+
+from patchpilot_local.lambdas import InProcessLambda, InvocationResult
+from patchpilot_local.template import EventRule, FunctionSpec
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """An event that its function rejected on every attempt, kept with the reason."""
+
+    function: str
+    rule: str
+    error_type: str
+    error_message: str
+    event: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    function: str
+    rule: EventRule
+    event: dict[str, Any]
+
+
+class EventRouter:
+    """Routes events to the functions whose EventBridgeRule patterns match; one delivery worker thread."""
+
+    def __init__(
+        self,
+        lambdas: InProcessLambda,
+        sqs_client: SQSClient,
+        queue_url_of: dict[str, str],
+    ) -> None:
+        self._lambdas = lambdas
+        self._patterns = {
+            (spec.logical_id, rule.name): EventPattern.load(json.dumps(rule.pattern))
+            for spec in lambdas.functions.values()
+            for rule in spec.rules
+        }
+        self._sqs = sqs_client
+        self._queue_url_of = queue_url_of
+        self._queue: queue.Queue[Delivery | None] = queue.Queue()
+        self._pending = 0
+        self._pending_lock = threading.Lock()
+        self.dead_letters: list[DeadLetter] = []
+        self.delivered = 0
+        self.unmatched = 0
+        self._worker = threading.Thread(target=self._run, name="event-delivery", daemon=True)
+        self._worker.start()
+
+    def matching(self, event: dict[str, Any]) -> list[tuple[FunctionSpec, EventRule]]:
+        """The (function, rule) pairs whose pattern matches the event."""
+        matches = []
+        for spec in self._lambdas.functions.values():
+            for rule in spec.rules:
+                if self._patterns[(spec.logical_id, rule.name)].matches_event(event):
+                    matches.append((spec, rule))
+        return matches
+
+    def put_event(self, event: dict[str, Any]) -> int:
+        """Queue an event for asynchronous delivery; returns how many rules matched."""
+        matches = self.matching(event)
+        if not matches:
+            self.unmatched += 1
+        for spec, rule in matches:
+            with self._pending_lock:
+                self._pending += 1
+            self._queue.put(Delivery(spec.logical_id, rule, event))
+        return len(matches)
+
+    def deliver_now(self, event: dict[str, Any]) -> list[tuple[FunctionSpec, InvocationResult]]:
+        """Deliver synchronously, once, without retries (what `patchpilot invoke` shows)."""
+        return [(spec, self._lambdas.invoke(spec.logical_id, event)) for spec, _ in self.matching(event)]
+
+    def idle(self) -> bool:
+        with self._pending_lock:
+            return self._pending == 0
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._worker.join(timeout=5)
+
+    def _run(self) -> None:
+        while (delivery := self._queue.get()) is not None:
+            try:
+                self._deliver(delivery)
+            finally:
+                with self._pending_lock:
+                    self._pending -= 1
+
+    def _deliver(self, delivery: Delivery) -> None:
+        spec = self._lambdas.functions[delivery.function]
+        result = self._lambdas.invoke(spec.logical_id, delivery.event)
+        attempts = 1
+        while result.failed and attempts <= spec.async_max_retry_attempts:
+            result = self._lambdas.invoke(spec.logical_id, delivery.event)
+            attempts += 1
+        self.delivered += 1
+        if not result.failed:
+            return
+        letter = DeadLetter(
+            function=spec.logical_id,
+            rule=delivery.rule.name,
+            error_type=result.error_type or "Unknown",
+            error_message=result.error_message or "",
+            event=delivery.event,
+        )
+        self.dead_letters.append(letter)
+        destination = spec.async_on_failure_logical_id or delivery.rule.dead_letter_logical_id
+        if destination and destination in self._queue_url_of:
+            self._sqs.send_message(
+                QueueUrl=self._queue_url_of[destination],
+                MessageBody=json.dumps({"requestPayload": delivery.event, "responsePayload": result.error_payload()}),
+                MessageAttributes={
+                    "ErrorCode": {"DataType": "String", "StringValue": letter.error_type},
+                    "ErrorMessage": {"DataType": "String", "StringValue": letter.error_message[:1000]},
+                },
+            )

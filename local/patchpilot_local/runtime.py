@@ -1,0 +1,319 @@
+"""The local runtime: moto in-process, the template's resources, the real ASL, the real handlers, a simulated fleet."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import boto3
+from botocore.awsrequest import AWSResponse
+from botocore.response import StreamingBody
+from moto import mock_aws
+
+from patchpilot.integrations import aws_clients
+from patchpilot_local.clock import Scheduler, SimClock
+from patchpilot_local.eventbus import EventRouter
+from patchpilot_local.fleet import ACCOUNT_ID, SimulatedApiError, SimulatedInstance, SsmAgentSimulator
+from patchpilot_local.lambdas import FunctionSpec, InProcessLambda, ThreadRoutedStream
+from patchpilot_local.template import TEMPLATE_PATH, IntrinsicResolver, SamTemplate
+
+STACK_NAME = "patchpilot-local"
+FLEET_OPERATIONS = frozenset(
+    {"SendCommand", "ListCommands", "ListCommandInvocations", "GetCommandInvocation", "DescribeInstanceInformation"}
+)
+LOCAL_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+}
+# What a handler sees beyond the template's variables: there is no X-Ray daemon here.
+HANDLER_ENV = {"POWERTOOLS_TRACE_DISABLED": "true"}
+_PARAMS_KEY = "patchpilot_local_api_params"
+
+
+class RuntimeTimeout(Exception):
+    """A local execution did not finish in the allowed real time."""
+
+
+@dataclass(frozen=True)
+class LocalResources:
+    """Physical names of what the runtime created from the template."""
+
+    state_machine_arns: dict[str, str]
+    table_names: dict[str, str]
+    queue_urls: dict[str, str]
+    topic_arns: dict[str, str]
+    alert_inbox_url: str
+
+
+class LocalRuntime:
+    """Runs PatchPilot locally: `with LocalRuntime() as runtime: runtime.add_instances(...); runtime.start_rollout(...)`."""
+
+    def __init__(
+        self,
+        time_scale: float = 86_400.0,
+        seed: int = 7,
+        region: str = "us-east-1",
+        template_path: Path = TEMPLATE_PATH,
+        lambda_log: IO[str] | None = None,
+    ) -> None:
+        self.region = region
+        self.template = SamTemplate(template_path)
+        self.clock = SimClock(time_scale)
+        self.seed = seed
+        self.lambda_log: IO[str] = lambda_log or io.StringIO()
+        self.aws_calls: Counter[str] = Counter()
+        self._calls_lock = threading.Lock()
+        self._mock: Any = None
+        self.alerts: list[dict[str, Any]] = []
+        self._saved_env: dict[str, str | None] = {}
+
+    # -- lifecycle -----------------------------------------------------------------------------------------------
+    def __enter__(self) -> LocalRuntime:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        for name in ("moto", "moto.stepfunctions", "botocore.credentials"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+        env = {**LOCAL_ENV, "AWS_DEFAULT_REGION": self.region, "AWS_REGION": self.region}
+        self._saved_env = {key: os.environ.get(key) for key in env}
+        os.environ.update(env)
+        self._streams = (sys.stdout, sys.stderr)
+        sys.stdout = ThreadRoutedStream(sys.stdout)
+        sys.stderr = ThreadRoutedStream(sys.stderr)
+        self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
+        self._mock.start()
+        boto3.setup_default_session(region_name=self.region)
+        aws_clients.reset_clients()
+        self.admin = boto3.session.Session(region_name=self.region)
+        self.scheduler = Scheduler(self.clock)
+        self.fleet = SsmAgentSimulator(self.clock, self.scheduler, self._emit_event, self.region, self.seed)
+        self.resources = self._create_resources()
+        self.lambdas = InProcessLambda(
+            self.template.functions(), self._function_env, self._function_arn, self.lambda_log
+        )
+        self.lambdas.preload()
+        self.router = EventRouter(
+            self.lambdas, self.admin.client("sqs"), self.resources.queue_urls
+        )
+        self._create_state_machines()
+        events = boto3.DEFAULT_SESSION.events  # type: ignore[union-attr]
+        events.register_first("before-parameter-build.*.*", self._remember_params)
+        events.register_first("before-call.*.*", self._intercept)
+
+    def stop(self) -> None:
+        self.router.stop()
+        self.scheduler.stop()
+        self._mock.stop()
+        boto3.DEFAULT_SESSION = None
+        aws_clients.reset_clients()
+        sys.stdout, sys.stderr = self._streams
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+    # -- resources -----------------------------------------------------------------------------------------------
+    def _physical_name(self, logical_id: str) -> str:
+        return f"{STACK_NAME}-{logical_id}"
+
+    def _function_arn(self, logical_id: str) -> str:
+        return f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{logical_id}"
+
+    def _create_resources(self) -> LocalResources:
+        dynamodb, sqs, sns = (self.admin.client(s) for s in ("dynamodb", "sqs", "sns"))
+        refs: dict[str, str] = {name: str(value) for name, value in self.template.parameters.items()}
+        attributes: dict[tuple[str, str], str] = {}
+        tables, queues, topics = {}, {}, {}
+        for logical_id, resource in self.template.resources.items():
+            kind, props = resource["Type"], resource.get("Properties", {})
+            name = self._physical_name(logical_id)
+            if kind == "AWS::DynamoDB::Table":
+                dynamodb.create_table(
+                    TableName=name,
+                    AttributeDefinitions=props["AttributeDefinitions"],
+                    KeySchema=props["KeySchema"],
+                    BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"),
+                )
+                tables[logical_id] = refs[logical_id] = name
+                attributes[(logical_id, "Arn")] = f"arn:aws:dynamodb:{self.region}:{ACCOUNT_ID}:table/{name}"
+            elif kind == "AWS::SQS::Queue":
+                url = sqs.create_queue(QueueName=name)["QueueUrl"]
+                queues[logical_id] = refs[logical_id] = url
+                attributes[(logical_id, "Arn")] = f"arn:aws:sqs:{self.region}:{ACCOUNT_ID}:{name}"
+            elif kind == "AWS::SNS::Topic":
+                arn = sns.create_topic(Name=name)["TopicArn"]
+                topics[logical_id] = refs[logical_id] = arn
+                attributes[(logical_id, "TopicName")] = name
+            elif kind == "AWS::Serverless::Function":
+                refs[logical_id] = logical_id
+                attributes[(logical_id, "Arn")] = self._function_arn(logical_id)
+            elif kind == "AWS::Logs::LogGroup":
+                refs[logical_id] = name
+                attributes[(logical_id, "Arn")] = f"arn:aws:logs:{self.region}:{ACCOUNT_ID}:log-group:{name}"
+            elif kind == "AWS::Serverless::StateMachine":
+                sm_name = self._physical_name(logical_id)
+                refs[logical_id] = f"arn:aws:states:{self.region}:{ACCOUNT_ID}:stateMachine:{sm_name}"
+        self.resolver = IntrinsicResolver(
+            refs,
+            attributes,
+            {"AWS::Region": self.region, "AWS::AccountId": ACCOUNT_ID, "AWS::StackName": STACK_NAME,
+             "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com"},
+        )
+        inbox = sqs.create_queue(QueueName=f"{STACK_NAME}-alert-inbox")["QueueUrl"]
+        inbox_arn = f"arn:aws:sqs:{self.region}:{ACCOUNT_ID}:{STACK_NAME}-alert-inbox"
+        for topic_arn in topics.values():
+            sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=inbox_arn,
+                          Attributes={"RawMessageDelivery": "true"})
+        return LocalResources({}, tables, queues, topics, inbox)
+
+    def _create_state_machines(self) -> None:
+        sfn = self.admin.client("stepfunctions")
+        for logical_id, spec in self.template.state_machines().items():
+            definition = spec.definition_path.read_text()
+            for key, value in spec.substitutions.items():
+                definition = definition.replace("${" + key + "}", str(self.resolver.resolve(value)))
+            arn = sfn.create_state_machine(
+                name=self._physical_name(logical_id),
+                definition=definition,
+                roleArn=f"arn:aws:iam::{ACCOUNT_ID}:role/{STACK_NAME}-{logical_id}",
+                type="STANDARD",
+            )["stateMachineArn"]
+            self.resources.state_machine_arns[logical_id] = arn
+
+    def _function_env(self, spec: FunctionSpec) -> dict[str, str]:
+        env = {key: str(self.resolver.resolve(value)) for key, value in spec.environment.items()}
+        return {**env, **HANDLER_ENV, "AWS_LAMBDA_FUNCTION_NAME": spec.logical_id}
+
+    # -- the fleet and its events --------------------------------------------------------------------------------
+    def add_instances(self, instances: Iterable[SimulatedInstance]) -> list[SimulatedInstance]:
+        """Launch the instances as moto EC2 instances (tags included) and hand them to the simulated agent."""
+        ec2 = self.admin.client("ec2")
+        added = []
+        for instance in instances:
+            tags = [{"Key": k, "Value": v} for k, v in instance.tags.items()]
+            reservation = ec2.run_instances(
+                ImageId="ami-12c6146b", MinCount=1, MaxCount=1, InstanceType="t3.micro",
+                TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
+            )
+            instance.instance_id = reservation["Instances"][0]["InstanceId"]
+            self.fleet.add_instance(instance)
+            added.append(instance)
+        return added
+
+    def _emit_event(self, event: dict[str, Any]) -> None:
+        self.router.put_event(event)
+
+    # -- botocore hooks: count calls, run Lambda in-process, serve the fleet ------------------------------------
+    @staticmethod
+    def _remember_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context[_PARAMS_KEY] = dict(params)
+
+    def _intercept(self, event_name: str, context: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+        _, service, operation = event_name.split(".", 2)
+        with self._calls_lock:
+            self.aws_calls[f"{service}.{operation}"] += 1
+        params = context.get(_PARAMS_KEY, {})
+        if service == "lambda" and operation == "Invoke":
+            return self._invoke_lambda(params)
+        if service == "ssm" and operation in FLEET_OPERATIONS:
+            try:
+                return AWSResponse(None, 200, {}, None), self.fleet.handle(operation, params)
+            except SimulatedApiError as error:
+                body = {"Error": {"Code": error.code, "Message": error.message},
+                        "ResponseMetadata": {"HTTPStatusCode": 400}}
+                return AWSResponse(None, 400, {}, None), body
+        return None
+
+    def _invoke_lambda(self, params: dict[str, Any]) -> tuple[AWSResponse, dict[str, Any]]:
+        raw = params.get("Payload") or b"{}"
+        event = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+        if params.get("InvocationType") == "Event":
+            self.scheduler.after(0, lambda: self.lambdas.invoke(params["FunctionName"], event))
+            return AWSResponse(None, 202, {}, None), {"StatusCode": 202}
+        result = self.lambdas.invoke(params["FunctionName"], event)
+        body = json.dumps(result.error_payload() if result.failed else result.payload).encode()
+        response: dict[str, Any] = {
+            "StatusCode": 200,
+            "ExecutedVersion": "$LATEST",
+            "Payload": StreamingBody(io.BytesIO(body), len(body)),
+        }
+        if result.failed:
+            response["FunctionError"] = "Unhandled"
+        return AWSResponse(None, 200, {}, None), response
+
+    # -- executions ----------------------------------------------------------------------------------------------
+    def state_machine_arn(self, logical_id: str = "RolloutStateMachine") -> str:
+        return self.resources.state_machine_arns[logical_id]
+
+    def start_rollout(self, request: dict[str, Any], name: str, logical_id: str = "RolloutStateMachine") -> str:
+        sfn = self.admin.client("stepfunctions")
+        response = sfn.start_execution(
+            stateMachineArn=self.state_machine_arn(logical_id), name=name, input=json.dumps(request)
+        )
+        return response["executionArn"]
+
+    def wait_for_execution(self, execution_arn: str, timeout: float = 120.0) -> dict[str, Any]:
+        sfn = self.admin.client("stepfunctions")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            description = sfn.describe_execution(executionArn=execution_arn)
+            if description["status"] != "RUNNING":
+                return dict(description)
+            time.sleep(0.05)
+        raise RuntimeTimeout(f"execution {execution_arn} still RUNNING after {timeout:.0f} s of real time")
+
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        sfn = self.admin.client("stepfunctions")
+        events: list[dict[str, Any]] = []
+        for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn):
+            events.extend(page["events"])
+        return events
+
+    def settle(self, timeout: float = 30.0) -> None:
+        """Wait until no event is being delivered and the fleet has no running command."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.router.idle() and not self.fleet.busy():
+                return
+            time.sleep(0.02)
+
+    def notifications(self) -> list[dict[str, Any]]:
+        """Every alert published to the template's topics so far (delivered to a local inbox queue)."""
+        sqs = self.admin.client("sqs")
+        messages = self.alerts
+        while True:
+            batch = sqs.receive_message(QueueUrl=self.resources.alert_inbox_url, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
+            if not batch:
+                break
+            for message in batch:
+                messages.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=self.resources.alert_inbox_url, ReceiptHandle=message["ReceiptHandle"])
+        return messages
+
+    def dead_letter_messages(self, logical_id: str = "EventsDeadLetterQueue") -> list[dict[str, Any]]:
+        """Messages in a dead-letter queue (left in place)."""
+        sqs = self.admin.client("sqs")
+        response = sqs.receive_message(
+            QueueUrl=self.resources.queue_urls[logical_id], MaxNumberOfMessages=10, MessageAttributeNames=["All"],
+            VisibilityTimeout=0,
+        )
+        return list(response.get("Messages", []))
