@@ -83,7 +83,7 @@ class Scheduler:
                 self._busy += 1
             try:
                 action()
-            except Exception as error:  # noqa: BLE001 - kept and reported by the runtime
+            except Exception as error:
                 self.errors.append(error)
             finally:
                 with self._cv:

@@ -1,6 +1,7 @@
 """EventBridge delivery as the template declares it: match each event against every rule's pattern (with moto's
 EventBridge pattern matcher: moto's TestEventPattern API is a no-op), then invoke the target function
-asynchronously with Lambda's retry and on-failure semantics."""
+asynchronously with Lambda's retry and on-failure semantics.
+"""
 
 from __future__ import annotations
 

@@ -21,8 +21,18 @@ from patchpilot_local.clock import Scheduler, SimClock
 ACCOUNT_ID = "123456789012"
 SUPPORTED_DOCUMENTS = frozenset({"AWS-RunPatchBaseline"})
 TERMINAL = frozenset(
-    {"Success", "Failed", "Cancelled", "TimedOut", "DeliveryTimedOut", "ExecutionTimedOut", "Undeliverable",
-     "Terminated", "InvalidPlatform", "AccessDenied"}
+    {
+        "Success",
+        "Failed",
+        "Cancelled",
+        "TimedOut",
+        "DeliveryTimedOut",
+        "ExecutionTimedOut",
+        "Undeliverable",
+        "Terminated",
+        "InvalidPlatform",
+        "AccessDenied",
+    }
 )
 PLATFORMS: dict[str, tuple[str, str, str]] = {
     # PatchPilot OS name -> (PlatformType, PlatformName, PlatformVersion)
@@ -250,18 +260,20 @@ class SsmAgentSimulator:
             return
         error_budget = _limit(command.max_errors, len(command.invocations), 0)
         command.status = "Failed" if command.errors > error_budget else "Success"
-        self.emit_event(self._event(
-            "EC2 Command Status-change Notification",
-            [f"arn:aws:ec2:{self.region}:{ACCOUNT_ID}:instance/{i}" for i in command.invocations],
-            {
-                "command-id": command.command_id,
-                "document-name": command.document_name,
-                "expire-after": _iso(command.requested),
-                "parameters": command.parameters,
-                "requested-date-time": _iso(command.requested),
-                "status": command.status,
-            },
-        ))
+        self.emit_event(
+            self._event(
+                "EC2 Command Status-change Notification",
+                [f"arn:aws:ec2:{self.region}:{ACCOUNT_ID}:instance/{i}" for i in command.invocations],
+                {
+                    "command-id": command.command_id,
+                    "document-name": command.document_name,
+                    "expire-after": _iso(command.requested),
+                    "parameters": command.parameters,
+                    "requested-date-time": _iso(command.requested),
+                    "status": command.status,
+                },
+            )
+        )
 
     def _emit_invocation(self, command: Command, invocation: Invocation) -> None:
         instance = invocation.instance

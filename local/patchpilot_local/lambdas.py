@@ -162,7 +162,7 @@ class InProcessLambda:
                 handler = self._handler(spec)
                 payload = handler(json.loads(json.dumps(event)), context)
                 result = InvocationResult(function=spec.logical_id, payload=json.loads(json.dumps(payload)))
-            except Exception as error:  # noqa: BLE001 - becomes FunctionError: Unhandled, as in Lambda
+            except Exception as error:
                 buffer = io.StringIO()
                 traceback.print_exc(file=buffer)
                 self._log.write(buffer.getvalue())
@@ -172,7 +172,9 @@ class InProcessLambda:
                     error_type=type(error).__name__,
                     error_message=str(error),
                 )
-        self.records.append(InvocationRecord(spec.logical_id, (time.perf_counter() - started) * 1000, result.error_type))
+        self.records.append(
+            InvocationRecord(spec.logical_id, (time.perf_counter() - started) * 1000, result.error_type)
+        )
         for callback in self.on_invoke:
             callback(spec.logical_id, event, result)
         return result

@@ -58,7 +58,7 @@ class LocalResources:
 
 
 class LocalRuntime:
-    """Runs PatchPilot locally: `with LocalRuntime() as runtime: runtime.add_instances(...); runtime.start_rollout(...)`."""
+    """Runs PatchPilot locally: `with LocalRuntime() as rt: rt.add_instances(...); rt.start_rollout(...)`."""
 
     def __init__(
         self,
@@ -108,9 +108,7 @@ class LocalRuntime:
             self.template.functions(), self._function_env, self._function_arn, self.lambda_log
         )
         self.lambdas.preload()
-        self.router = EventRouter(
-            self.lambdas, self.admin.client("sqs"), self.resources.queue_urls
-        )
+        self.router = EventRouter(self.lambdas, self.admin.client("sqs"), self.resources.queue_urls)
         self._create_state_machines()
         events = boto3.DEFAULT_SESSION.events  # type: ignore[union-attr]
         events.register_first("before-parameter-build.*.*", self._remember_params)
@@ -173,14 +171,20 @@ class LocalRuntime:
         self.resolver = IntrinsicResolver(
             refs,
             attributes,
-            {"AWS::Region": self.region, "AWS::AccountId": ACCOUNT_ID, "AWS::StackName": STACK_NAME,
-             "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com"},
+            {
+                "AWS::Region": self.region,
+                "AWS::AccountId": ACCOUNT_ID,
+                "AWS::StackName": STACK_NAME,
+                "AWS::Partition": "aws",
+                "AWS::URLSuffix": "amazonaws.com",
+            },
         )
         inbox = sqs.create_queue(QueueName=f"{STACK_NAME}-alert-inbox")["QueueUrl"]
         inbox_arn = f"arn:aws:sqs:{self.region}:{ACCOUNT_ID}:{STACK_NAME}-alert-inbox"
         for topic_arn in topics.values():
-            sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=inbox_arn,
-                          Attributes={"RawMessageDelivery": "true"})
+            sns.subscribe(
+                TopicArn=topic_arn, Protocol="sqs", Endpoint=inbox_arn, Attributes={"RawMessageDelivery": "true"}
+            )
         return LocalResources({}, tables, queues, topics, inbox)
 
     def _create_state_machines(self) -> None:
@@ -209,7 +213,10 @@ class LocalRuntime:
         for instance in instances:
             tags = [{"Key": k, "Value": v} for k, v in instance.tags.items()]
             reservation = ec2.run_instances(
-                ImageId="ami-12c6146b", MinCount=1, MaxCount=1, InstanceType="t3.micro",
+                ImageId="ami-12c6146b",
+                MinCount=1,
+                MaxCount=1,
+                InstanceType="t3.micro",
                 TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
             )
             instance.instance_id = reservation["Instances"][0]["InstanceId"]
@@ -225,7 +232,9 @@ class LocalRuntime:
     def _remember_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         context[_PARAMS_KEY] = dict(params)
 
-    def _intercept(self, event_name: str, context: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+    def _intercept(
+        self, event_name: str, context: dict[str, Any], **_: Any
+    ) -> tuple[AWSResponse, dict[str, Any]] | None:
         _, service, operation = event_name.split(".", 2)
         with self._calls_lock:
             self.aws_calls[f"{service}.{operation}"] += 1
@@ -236,8 +245,10 @@ class LocalRuntime:
             try:
                 return AWSResponse(None, 200, {}, None), self.fleet.handle(operation, params)
             except SimulatedApiError as error:
-                body = {"Error": {"Code": error.code, "Message": error.message},
-                        "ResponseMetadata": {"HTTPStatusCode": 400}}
+                body = {
+                    "Error": {"Code": error.code, "Message": error.message},
+                    "ResponseMetadata": {"HTTPStatusCode": 400},
+                }
                 return AWSResponse(None, 400, {}, None), body
         return None
 
@@ -313,7 +324,9 @@ class LocalRuntime:
         """Messages in a dead-letter queue (left in place)."""
         sqs = self.admin.client("sqs")
         response = sqs.receive_message(
-            QueueUrl=self.resources.queue_urls[logical_id], MaxNumberOfMessages=10, MessageAttributeNames=["All"],
+            QueueUrl=self.resources.queue_urls[logical_id],
+            MaxNumberOfMessages=10,
+            MessageAttributeNames=["All"],
             VisibilityTimeout=0,
         )
         return list(response.get("Messages", []))

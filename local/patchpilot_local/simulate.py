@@ -59,8 +59,8 @@ def _stage_rows(runtime: LocalRuntime, history: list[dict[str, Any]], status: st
             stages.append(current)
     rows = []
     verified = any(
-        (e.get("stateExitedEventDetails") or {}).get("name") == "Verify Stage Health" and "verdict" in
-        json.loads(e["stateExitedEventDetails"]["output"])
+        (e.get("stateExitedEventDetails") or {}).get("name") == "Verify Stage Health"
+        and "verdict" in json.loads(e["stateExitedEventDetails"]["output"])
         for e in history
     )
     for state in stages:
@@ -110,8 +110,11 @@ def run_simulation(options: SimulationOptions, say: Callable[[str], None] = lamb
                 say(f"scenario {scenario.name}: {change}")
             request = {
                 "run_id": f"local-{options.scenario}-{options.seed}",
-                "stage": {"name": options.stage, "patch_group": options.stage,
-                          "bake_seconds": int(options.bake_hours * 3600)},
+                "stage": {
+                    "name": options.stage,
+                    "patch_group": options.stage,
+                    "bake_seconds": int(options.bake_hours * 3600),
+                },
                 "limits": {"heartbeat_seconds": 900, "install_timeout_seconds": 14_400},
             }
             runtime.clock.restart()

@@ -13,8 +13,25 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = REPO_ROOT / "template.yaml"
 
-_SHORT_TAGS = ("Ref", "GetAtt", "Sub", "If", "Join", "Select", "Split", "Equals", "Not", "And", "Or",
-               "FindInMap", "GetAZs", "ImportValue", "Base64", "Condition", "Cidr")
+_SHORT_TAGS = (
+    "Ref",
+    "GetAtt",
+    "Sub",
+    "If",
+    "Join",
+    "Select",
+    "Split",
+    "Equals",
+    "Not",
+    "And",
+    "Or",
+    "FindInMap",
+    "GetAZs",
+    "ImportValue",
+    "Base64",
+    "Condition",
+    "Cidr",
+)
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -80,7 +97,7 @@ class SamTemplate:
 
     def __init__(self, path: Path = TEMPLATE_PATH) -> None:
         self.path = path
-        self.document: dict[str, Any] = yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506
+        self.document: dict[str, Any] = yaml.load(path.read_text(), Loader=_CfnLoader)
         self.resources: dict[str, Any] = self.document["Resources"]
         self.parameters: dict[str, Any] = {
             name: spec.get("Default") for name, spec in self.document.get("Parameters", {}).items()

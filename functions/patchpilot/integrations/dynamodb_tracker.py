@@ -176,7 +176,11 @@ class DynamoDBInstallTracker(InstallTracker):
                 Key=self._key(command_id),
                 UpdateExpression="SET resumed = :true",
                 ConditionExpression="task_token = :token AND resumed = :false",
-                ExpressionAttributeValues={":token": {"S": task_token}, ":true": {"BOOL": True}, ":false": {"BOOL": False}},
+                ExpressionAttributeValues={
+                    ":token": {"S": task_token},
+                    ":true": {"BOOL": True},
+                    ":false": {"BOOL": False},
+                },
             )
         except ClientError as error:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":

@@ -5,10 +5,6 @@ class PatchPilotError(Exception):
     """Base class of every error PatchPilot raises on purpose."""
 
 
-class InvalidRolloutInput(PatchPilotError):
-    """The execution input is not a valid rollout request (rejected before any command is sent)."""
-
-
 class NoInstancesInPatchGroup(PatchPilotError):
     """A stage's patch group has no managed instance to patch."""
 

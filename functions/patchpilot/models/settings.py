@@ -11,7 +11,7 @@ class _EnvSettings(BaseModel):
 
     @classmethod
     def from_env(cls) -> Self:
-        """Validate the process environment against this model (raises a clear ValidationError if a variable is missing)."""
+        """Validate the process environment against this model (a missing variable is a clear ValidationError)."""
         return cls.model_validate(dict(os.environ))
 
 
