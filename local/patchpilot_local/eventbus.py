@@ -1,6 +1,8 @@
-"""EventBridge delivery as the template declares it: match each event against every rule's pattern (with moto's
-EventBridge pattern matcher: moto's TestEventPattern API is a no-op), then invoke the target function
-asynchronously with Lambda's retry and on-failure semantics.
+"""EventBridge delivery as the template declares it.
+
+Each event is matched against every rule's pattern with moto's EventBridge pattern matcher (moto's
+TestEventPattern API is a no-op), then the target function is invoked asynchronously with Lambda's retry and
+on-failure semantics.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ import json
 import queue
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from moto.events.models import EventPattern
 
@@ -69,7 +71,7 @@ class EventRouter:
         matches = []
         for spec in self._lambdas.functions.values():
             for rule in spec.rules:
-                if self._patterns[(spec.logical_id, rule.name)].matches_event(event):
+                if self._patterns[(spec.logical_id, rule.name)].matches_event(cast(Any, event)):
                     matches.append((spec, rule))
         return matches
 

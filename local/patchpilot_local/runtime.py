@@ -10,13 +10,13 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import boto3
-from botocore.awsrequest import AWSResponse
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.response import StreamingBody
 from moto import mock_aws
 
@@ -24,8 +24,12 @@ from patchpilot.integrations import aws_clients
 from patchpilot_local.clock import Scheduler, SimClock
 from patchpilot_local.eventbus import EventRouter
 from patchpilot_local.fleet import ACCOUNT_ID, SimulatedApiError, SimulatedInstance, SsmAgentSimulator
-from patchpilot_local.lambdas import FunctionSpec, InProcessLambda, ThreadRoutedStream
-from patchpilot_local.template import TEMPLATE_PATH, IntrinsicResolver, SamTemplate
+from patchpilot_local.lambdas import InProcessLambda, ThreadRoutedStream
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2.type_defs import TagSpecificationTypeDef, TagTypeDef
+
+from patchpilot_local.template import TEMPLATE_PATH, FunctionSpec, IntrinsicResolver, SamTemplate
 
 STACK_NAME = "patchpilot-local"
 FLEET_OPERATIONS = frozenset(
@@ -40,6 +44,10 @@ LOCAL_ENV = {
 # What a handler sees beyond the template's variables: there is no X-Ray daemon here.
 HANDLER_ENV = {"POWERTOOLS_TRACE_DISABLED": "true"}
 _PARAMS_KEY = "patchpilot_local_api_params"
+
+
+def _http(status: int) -> AWSResponse:
+    return AWSResponse("https://local.patchpilot", status, HTTPHeaders(), None)
 
 
 class RuntimeTimeout(Exception):
@@ -112,7 +120,7 @@ class LocalRuntime:
         self._create_state_machines()
         events = boto3.DEFAULT_SESSION.events  # type: ignore[union-attr]
         events.register_first("before-parameter-build.*.*", self._remember_params)
-        events.register_first("before-call.*.*", self._intercept)
+        events.register_first("before-call.*.*", cast(Callable[..., None], self._intercept))
 
     def stop(self) -> None:
         self.router.stop()
@@ -135,7 +143,7 @@ class LocalRuntime:
         return f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{logical_id}"
 
     def _create_resources(self) -> LocalResources:
-        dynamodb, sqs, sns = (self.admin.client(s) for s in ("dynamodb", "sqs", "sns"))
+        dynamodb, sqs, sns = self.admin.client("dynamodb"), self.admin.client("sqs"), self.admin.client("sns")
         refs: dict[str, str] = {name: str(value) for name, value in self.template.parameters.items()}
         attributes: dict[tuple[str, str], str] = {}
         tables, queues, topics = {}, {}, {}
@@ -211,13 +219,10 @@ class LocalRuntime:
         ec2 = self.admin.client("ec2")
         added = []
         for instance in instances:
-            tags = [{"Key": k, "Value": v} for k, v in instance.tags.items()]
+            tags: list[TagTypeDef] = [{"Key": k, "Value": v} for k, v in instance.tags.items()]
+            tag_spec: TagSpecificationTypeDef = {"ResourceType": "instance", "Tags": tags}
             reservation = ec2.run_instances(
-                ImageId="ami-12c6146b",
-                MinCount=1,
-                MaxCount=1,
-                InstanceType="t3.micro",
-                TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
+                ImageId="ami-12c6146b", MinCount=1, MaxCount=1, InstanceType="t3.micro", TagSpecifications=[tag_spec]
             )
             instance.instance_id = reservation["Instances"][0]["InstanceId"]
             self.fleet.add_instance(instance)
@@ -235,7 +240,7 @@ class LocalRuntime:
     def _intercept(
         self, event_name: str, context: dict[str, Any], **_: Any
     ) -> tuple[AWSResponse, dict[str, Any]] | None:
-        _, service, operation = event_name.split(".", 2)
+        service, operation = event_name.split(".", 2)[1:]
         with self._calls_lock:
             self.aws_calls[f"{service}.{operation}"] += 1
         params = context.get(_PARAMS_KEY, {})
@@ -243,21 +248,25 @@ class LocalRuntime:
             return self._invoke_lambda(params)
         if service == "ssm" and operation in FLEET_OPERATIONS:
             try:
-                return AWSResponse(None, 200, {}, None), self.fleet.handle(operation, params)
+                return _http(200), self.fleet.handle(operation, params)
             except SimulatedApiError as error:
                 body = {
                     "Error": {"Code": error.code, "Message": error.message},
                     "ResponseMetadata": {"HTTPStatusCode": 400},
                 }
-                return AWSResponse(None, 400, {}, None), body
+                return _http(400), body
         return None
 
     def _invoke_lambda(self, params: dict[str, Any]) -> tuple[AWSResponse, dict[str, Any]]:
         raw = params.get("Payload") or b"{}"
         event = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
         if params.get("InvocationType") == "Event":
-            self.scheduler.after(0, lambda: self.lambdas.invoke(params["FunctionName"], event))
-            return AWSResponse(None, 202, {}, None), {"StatusCode": 202}
+
+            def invoke_later() -> None:
+                self.lambdas.invoke(params["FunctionName"], event)
+
+            self.scheduler.after(0, invoke_later)
+            return _http(202), {"StatusCode": 202}
         result = self.lambdas.invoke(params["FunctionName"], event)
         body = json.dumps(result.error_payload() if result.failed else result.payload).encode()
         response: dict[str, Any] = {
@@ -267,7 +276,7 @@ class LocalRuntime:
         }
         if result.failed:
             response["FunctionError"] = "Unhandled"
-        return AWSResponse(None, 200, {}, None), response
+        return _http(200), response
 
     # -- executions ----------------------------------------------------------------------------------------------
     def state_machine_arn(self, logical_id: str = "RolloutStateMachine") -> str:
@@ -294,7 +303,7 @@ class LocalRuntime:
         sfn = self.admin.client("stepfunctions")
         events: list[dict[str, Any]] = []
         for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn):
-            events.extend(page["events"])
+            events.extend(cast(list[dict[str, Any]], page["events"]))
         return events
 
     def settle(self, timeout: float = 30.0) -> None:
@@ -329,4 +338,4 @@ class LocalRuntime:
             MessageAttributeNames=["All"],
             VisibilityTimeout=0,
         )
-        return list(response.get("Messages", []))
+        return cast(list[dict[str, Any]], response.get("Messages", []))

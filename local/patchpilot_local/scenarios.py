@@ -42,7 +42,7 @@ def build_fleet(instances: int, seed: int, min_per_group: int = 1) -> list[Simul
     """A mixed fleet over the dev, staging and prod groups and the supported OSes."""
     rng = random.Random(seed)
     counts = {group: max(min_per_group, round(instances * share)) for group, share in GROUP_SHARES.items()}
-    fleet = []
+    fleet: list[SimulatedInstance] = []
     for group, count in counts.items():
         for index in range(count):
             platform = OS_MIX[(index + len(fleet)) % len(OS_MIX)]

@@ -108,7 +108,7 @@ def run_simulation(options: SimulationOptions, say: Callable[[str], None] = lamb
             say(f"fleet: {len(fleet)} simulated instances " + ", ".join(f"{g}={n}" for g, n in groups.items()))
             for change in apply_scenario(scenario, fleet, options.stage, options.seed):
                 say(f"scenario {scenario.name}: {change}")
-            request = {
+            request: dict[str, Any] = {
                 "run_id": f"local-{options.scenario}-{options.seed}",
                 "stage": {
                     "name": options.stage,
@@ -164,7 +164,7 @@ def _follow(runtime: LocalRuntime, execution_arn: str, timeout: float, say: Call
             entered = event.get("stateEnteredEventDetails")
             if entered:
                 say(f"[sim {runtime.clock.now():%a %H:%M}] {entered['name']}")
-            if event["type"] == "WaitStateEntered":
+            if entered and event["type"] == "WaitStateEntered":
                 real_bake = json.loads(entered["input"])["plan"]["bake_seconds"]
                 runtime.clock.jump(real_bake * (BAKE_SECONDS_PER_REAL_SECOND - runtime.clock.time_scale))
         seen = len(history)

@@ -15,12 +15,15 @@ INSTALL_DOCUMENT = "AWS-RunPatchBaseline"
 TERMINAL_COMMAND_STATUSES = frozenset({"Success", "Failed", "Cancelled", "TimedOut", "DeliveryTimedOut"})
 
 
+Action = Literal["recorded", "duplicate", "progress", "ignored_foreign_command"]
+
+
 class InvocationHandled(BaseModel):
     """What the command-result handler did with one status-change event."""
 
     model_config = ConfigDict(frozen=True)
 
-    action: Literal["recorded", "duplicate", "progress", "ignored_foreign_command"]
+    action: Action
     command_id: str
     instance_id: str
     status: str
@@ -102,20 +105,29 @@ def record_invocation_result(
         ``recorded`` (first terminal report), ``duplicate`` (already recorded: no second effect), ``progress``
         (a non-terminal status: heartbeat only) or ``ignored_foreign_command`` (a command PatchPilot did not start).
     """
-    base = {"command_id": detail.command_id, "instance_id": detail.instance_id, "status": detail.status}
+    def handled(action: Action, resumed: bool = False, tally: InstallTally | None = None) -> InvocationHandled:
+        return InvocationHandled(
+            action=action,
+            command_id=detail.command_id,
+            instance_id=detail.instance_id,
+            status=detail.status,
+            resumed_execution=resumed,
+            tally=tally,
+        )
+
     if not detail.is_terminal:
         command = tracker.get_command(detail.command_id)
-        if command is None or command.foreign:
-            return InvocationHandled(action="ignored_foreign_command" if command else "progress", **base)
-        if command.task_token and not command.resumed:
+        if command is not None and command.foreign:
+            return handled("ignored_foreign_command")
+        if command is not None and command.task_token and not command.resumed:
             callbacks.heartbeat(command.task_token)
-        return InvocationHandled(action="progress", **base)
+        return handled("progress")
 
     succeeded = detail.status == "Success"
     outcome = tracker.record_result(detail.command_id, detail.instance_id, detail.status, succeeded)
     if outcome is RecordOutcome.UNKNOWN_COMMAND:
         if not _ensure_tracked(detail.command_id, tracker, directory):
-            return InvocationHandled(action="ignored_foreign_command", **base)
+            return handled("ignored_foreign_command")
         outcome = tracker.record_result(detail.command_id, detail.instance_id, detail.status, succeeded)
     command = tracker.get_command(detail.command_id)
     if command is None:
@@ -123,8 +135,7 @@ def record_invocation_result(
     resumed = _resume_if_complete(command, tracker, callbacks)
     if not resumed and outcome is RecordOutcome.RECORDED and command.task_token and not command.resumed:
         callbacks.heartbeat(command.task_token)
-    action: Literal["recorded", "duplicate"] = "recorded" if outcome is RecordOutcome.RECORDED else "duplicate"
-    return InvocationHandled(action=action, resumed_execution=resumed, tally=tally_of(command), **base)
+    return handled("recorded" if outcome is RecordOutcome.RECORDED else "duplicate", resumed, tally_of(command))
 
 
 def register_install_wait(
