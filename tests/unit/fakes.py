@@ -1,0 +1,105 @@
+"""In-memory fakes of the ports (no network, no moto)."""
+
+from pydantic import BaseModel
+
+from patchpilot.integrations.ports import CommandDirectory, ExecutionCallbacks, InstallTracker, RecordOutcome
+from patchpilot.models.records import CommandInfo, InstanceResult, InvocationInfo, TrackedCommand
+
+
+class InMemoryInstallTracker(InstallTracker):
+    def __init__(self) -> None:
+        self.commands: dict[str, TrackedCommand] = {}
+        self.results: dict[tuple[str, str], InstanceResult] = {}
+
+    def track_command(self, command_id: str, run_id: str, stage_name: str) -> TrackedCommand:
+        if command_id not in self.commands:
+            self.commands[command_id] = TrackedCommand(command_id=command_id, run_id=run_id, stage_name=stage_name)
+        return self.commands[command_id]
+
+    def mark_foreign(self, command_id: str) -> None:
+        self.commands.setdefault(
+            command_id, TrackedCommand(command_id=command_id, run_id="", stage_name="", foreign=True)
+        )
+
+    def get_command(self, command_id: str) -> TrackedCommand | None:
+        return self.commands.get(command_id)
+
+    def record_result(self, command_id: str, instance_id: str, status: str, succeeded: bool) -> RecordOutcome:
+        if (command_id, instance_id) in self.results:
+            return RecordOutcome.DUPLICATE
+        command = self.commands.get(command_id)
+        if command is None or command.foreign:
+            return RecordOutcome.UNKNOWN_COMMAND
+        self.results[(command_id, instance_id)] = InstanceResult(
+            instance_id=instance_id, status=status, succeeded=succeeded
+        )
+        self.commands[command_id] = command.model_copy(
+            update={"reported": command.reported + 1, "failed": command.failed + (0 if succeeded else 1)}
+        )
+        return RecordOutcome.RECORDED
+
+    def register_wait(
+        self, command_id: str, run_id: str, stage_name: str, expected: int, task_token: str
+    ) -> TrackedCommand:
+        current = self.commands.get(command_id) or TrackedCommand(
+            command_id=command_id, run_id=run_id, stage_name=stage_name
+        )
+        self.commands[command_id] = current.model_copy(
+            update={
+                "run_id": run_id,
+                "stage_name": stage_name,
+                "expected": expected,
+                "task_token": task_token,
+                "resumed": False,
+                "foreign": False,
+            }
+        )
+        return self.commands[command_id]
+
+    def claim_resume(self, command_id: str, task_token: str) -> bool:
+        command = self.commands[command_id]
+        if command.task_token != task_token or command.resumed:
+            return False
+        self.commands[command_id] = command.model_copy(update={"resumed": True})
+        return True
+
+    def list_results(self, command_id: str) -> list[InstanceResult]:
+        return [result for (cid, _), result in self.results.items() if cid == command_id]
+
+
+class FakeCommandDirectory(CommandDirectory):
+    def __init__(self) -> None:
+        self.commands: dict[str, CommandInfo] = {}
+        self.invocations: dict[str, list[InvocationInfo]] = {}
+        self.managed: dict[tuple[str, str], int] = {}
+        self.describe_calls = 0
+
+    def add_command(self, command_id: str, comment: str, status: str = "InProgress") -> None:
+        self.commands[command_id] = CommandInfo(
+            command_id=command_id, document_name="AWS-RunPatchBaseline", comment=comment, status=status
+        )
+
+    def describe_command(self, command_id: str) -> CommandInfo | None:
+        self.describe_calls += 1
+        return self.commands.get(command_id)
+
+    def list_invocations(self, command_id: str) -> list[InvocationInfo]:
+        return list(self.invocations.get(command_id, []))
+
+    def count_managed_instances(self, tag_key: str, tag_value: str) -> int:
+        return self.managed.get((tag_key, tag_value), 0)
+
+
+class RecordingCallbacks(ExecutionCallbacks):
+    def __init__(self, token_valid: bool = True) -> None:
+        self.resumed: list[tuple[str, dict[str, object]]] = []
+        self.heartbeats: list[str] = []
+        self.token_valid = token_valid
+
+    def resume(self, task_token: str, output: BaseModel) -> bool:
+        self.resumed.append((task_token, output.model_dump()))
+        return self.token_valid
+
+    def heartbeat(self, task_token: str) -> bool:
+        self.heartbeats.append(task_token)
+        return self.token_valid

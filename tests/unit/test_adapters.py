@@ -1,0 +1,139 @@
+"""Adapters against moto (DynamoDB) and botocore's Stubber (SSM and Step Functions calls moto lacks or fakes)."""
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+from pydantic import BaseModel
+
+from patchpilot.integrations.dynamodb_tracker import DynamoDBInstallTracker
+from patchpilot.integrations.ports import RecordOutcome
+from patchpilot.integrations.sfn_callbacks import StepFunctionsCallbacks
+from patchpilot.integrations.ssm_directory import SsmCommandDirectory
+from patchpilot_local.template import SamTemplate
+
+REGION = "us-east-1"
+CMD = "4f0b2a6e-7c1d-4a3b-9e2f-5d6c7b8a9e01"
+OTHER = "51c0891d-0e34-45f1-a2f2-2b5f5a2b1c8e"
+
+
+@pytest.fixture
+def tracker(monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoDBInstallTracker]:
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
+    props = SamTemplate().resources["RunsTable"]["Properties"]
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name=REGION)
+        client.create_table(
+            TableName="runs",
+            AttributeDefinitions=props["AttributeDefinitions"],
+            KeySchema=props["KeySchema"],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield DynamoDBInstallTracker("runs", client)
+
+
+def test_dynamodb_tracker_records_each_instance_once(tracker: DynamoDBInstallTracker) -> None:
+    tracker.register_wait("cmd", "run", "dev", expected=2, task_token="t1")
+    assert tracker.record_result("cmd", "i-1", "Failed", succeeded=False) is RecordOutcome.RECORDED
+    assert tracker.record_result("cmd", "i-1", "Failed", succeeded=False) is RecordOutcome.DUPLICATE
+    assert tracker.record_result("cmd", "i-2", "Success", succeeded=True) is RecordOutcome.RECORDED
+    command = tracker.get_command("cmd")
+    assert command is not None
+    assert (command.expected, command.reported, command.failed, command.task_token) == (2, 2, 1, "t1")
+    assert sorted((r.instance_id, r.succeeded) for r in tracker.list_results("cmd")) == [("i-1", False), ("i-2", True)]
+
+
+def test_dynamodb_tracker_refuses_results_of_unknown_and_foreign_commands(tracker: DynamoDBInstallTracker) -> None:
+    assert tracker.record_result("nobody", "i-1", "Success", succeeded=True) is RecordOutcome.UNKNOWN_COMMAND
+    tracker.mark_foreign("theirs")
+    tracker.mark_foreign("theirs")
+    assert tracker.record_result("theirs", "i-1", "Success", succeeded=True) is RecordOutcome.UNKNOWN_COMMAND
+    foreign = tracker.get_command("theirs")
+    assert foreign is not None and foreign.foreign
+    assert tracker.list_results("theirs") == []
+
+
+def test_dynamodb_tracker_claims_resume_once_per_token(tracker: DynamoDBInstallTracker) -> None:
+    tracker.register_wait("cmd", "run", "dev", expected=1, task_token="t1")
+    assert tracker.claim_resume("cmd", "t1") is True
+    assert tracker.claim_resume("cmd", "t1") is False
+    assert tracker.claim_resume("cmd", "stale") is False
+    # a new wait (after a heartbeat timeout) gets a new token and can be resumed again
+    tracker.register_wait("cmd", "run", "dev", expected=1, task_token="t2")
+    assert tracker.claim_resume("cmd", "t2") is True
+
+
+def test_dynamodb_tracker_tracks_a_command_without_resetting_counts(tracker: DynamoDBInstallTracker) -> None:
+    tracker.track_command("cmd", "run", "dev")
+    tracker.record_result("cmd", "i-1", "Success", succeeded=True)
+    again = tracker.track_command("cmd", "other-run", "other")
+    assert (again.run_id, again.reported, again.expected) == ("run", 1, None)
+
+
+def _stubbed(service: str) -> tuple[Any, Stubber]:
+    client = boto3.client(service, region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    return client, Stubber(client)
+
+
+def test_ssm_directory_pages_through_invocations_and_instances() -> None:
+    client, stub = _stubbed("ssm")
+    stub.add_response(
+        "list_command_invocations",
+        {"CommandInvocations": [{"InstanceId": "i-1", "Status": "Success"}], "NextToken": "n"},
+        {"CommandId": CMD},
+    )
+    stub.add_response(
+        "list_command_invocations",
+        {"CommandInvocations": [{"InstanceId": "i-2", "Status": "Failed"}]},
+        {"CommandId": CMD, "NextToken": "n"},
+    )
+    stub.add_response(
+        "describe_instance_information",
+        {"InstanceInformationList": [{"InstanceId": "i-0000000000000001"}, {"InstanceId": "i-0000000000000002"}]},
+        {"Filters": [{"Key": "tag:PatchGroup", "Values": ["dev"]}]},
+    )
+    with stub:
+        directory = SsmCommandDirectory(client)
+        invocations = directory.list_invocations(CMD)
+        count = directory.count_managed_instances("PatchGroup", "dev")
+    assert [(i.instance_id, i.status) for i in invocations] == [("i-1", "Success"), ("i-2", "Failed")]
+    assert count == 2
+    stub.assert_no_pending_responses()
+
+
+def test_ssm_directory_describe_command_unknown_is_none() -> None:
+    client, stub = _stubbed("ssm")
+    stub.add_client_error("list_commands", service_error_code="InvalidCommandId", expected_params={"CommandId": OTHER})
+    stub.add_response(
+        "list_commands",
+        {"Commands": [{"CommandId": CMD, "DocumentName": "AWS-RunPatchBaseline", "Comment": "c", "Status": "Success"}]},
+        {"CommandId": CMD},
+    )
+    with stub:
+        directory = SsmCommandDirectory(client)
+        assert directory.describe_command(OTHER) is None
+        info = directory.describe_command(CMD)
+    assert info is not None and (info.comment, info.status) == ("c", "Success")
+
+
+class _Tally(BaseModel):
+    complete: bool = True
+
+
+def test_step_functions_callbacks_report_a_closed_token_instead_of_raising() -> None:
+    client, stub = _stubbed("stepfunctions")
+    stub.add_response("send_task_success", {}, {"taskToken": "t", "output": '{"complete":true}'})
+    stub.add_client_error("send_task_success", service_error_code="TaskTimedOut")
+    stub.add_client_error("send_task_heartbeat", service_error_code="InvalidToken")
+    stub.add_client_error("send_task_heartbeat", service_error_code="ThrottlingException")
+    with stub:
+        callbacks = StepFunctionsCallbacks(client)
+        assert callbacks.resume("t", _Tally()) is True
+        assert callbacks.resume("t", _Tally()) is False
+        assert callbacks.heartbeat("t") is False
+        with pytest.raises(client.exceptions.ClientError):
+            callbacks.heartbeat("t")

@@ -1,0 +1,70 @@
+"""The template and the ASL agree, and keep the promises of the architecture."""
+
+import importlib
+import json
+import re
+
+from patchpilot_local.template import SamTemplate
+
+TEMPLATE = SamTemplate()
+LAMBDA_ERRORS = {"Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException"}
+
+
+def _asl() -> tuple[str, dict[str, object]]:
+    spec = TEMPLATE.state_machines()["RolloutStateMachine"]
+    text = spec.definition_path.read_text()
+    return text, json.loads(text)
+
+
+def test_template_substitutions_cover_every_asl_placeholder() -> None:
+    text, _ = _asl()
+    placeholders = set(re.findall(r"\$\{(\w+)\}", text))
+    assert placeholders == set(TEMPLATE.state_machines()["RolloutStateMachine"].substitutions)
+
+
+def test_template_every_task_has_retry_and_catch() -> None:
+    _, asl = _asl()
+    tasks = {name: state for name, state in asl["States"].items() if state["Type"] == "Task"}  # type: ignore[attr-defined]
+    assert tasks
+    for name, state in tasks.items():
+        assert state.get("Retry"), name
+        assert state.get("Catch"), name
+        if "lambda" in state["Resource"] or state["Resource"].startswith("${"):
+            retried = {error for retry in state["Retry"] for error in retry["ErrorEquals"]}
+            assert LAMBDA_ERRORS <= retried, name
+
+
+def test_template_callback_wait_has_timeout_and_heartbeat() -> None:
+    _, asl = _asl()
+    wait = asl["States"]["Wait For Install Results"]  # type: ignore[index]
+    assert wait["Resource"].endswith(".waitForTaskToken")
+    assert {"TimeoutSecondsPath", "HeartbeatSecondsPath"} <= set(wait)
+
+
+def test_template_state_machine_is_standard_with_logging_and_tracing() -> None:
+    props = TEMPLATE.resources["RolloutStateMachine"]["Properties"]
+    assert props["Type"] == "STANDARD"
+    assert props["Logging"]["IncludeExecutionData"] is False
+    assert props["Tracing"]["Enabled"] is True
+
+
+def test_template_functions_share_one_code_uri_and_import() -> None:
+    functions = TEMPLATE.functions()
+    assert {spec.code_uri.name for spec in functions.values()} == {"functions"}
+    for spec in functions.values():
+        module, attribute = spec.handler.rsplit(".", 1)
+        assert callable(getattr(importlib.import_module(module), attribute)), spec.handler
+
+
+def test_template_globals_use_arm64_python313_tracing() -> None:
+    assert TEMPLATE.globals["Runtime"] == "python3.13"
+    assert TEMPLATE.globals["Architectures"] == ["arm64"]
+    assert TEMPLATE.globals["Tracing"] == "Active"
+
+
+def test_template_event_rules_keep_rejected_events() -> None:
+    rules = [(spec, rule) for spec in TEMPLATE.functions().values() for rule in spec.rules]
+    assert rules
+    for spec, rule in rules:
+        assert rule.dead_letter_logical_id == "EventsDeadLetterQueue", rule.name
+        assert spec.async_on_failure_logical_id == "EventsDeadLetterQueue", spec.logical_id
