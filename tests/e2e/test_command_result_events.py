@@ -22,7 +22,8 @@ def test_command_result_malformed_event_is_rejected_with_reason_and_kept_in_dlq(
         assert matched == 1
         [letter] = runtime.router.dead_letters
         assert letter.error_type == "ValidationError"
-        assert "instance-id" in letter.error_message and "status" in letter.error_message
+        assert "instance-id" in letter.error_message
+        assert "status" in letter.error_message
         [message] = runtime.dead_letter_messages()
         assert message["MessageAttributes"]["ErrorCode"]["StringValue"] == "ValidationError"
         assert json.loads(message["Body"])["requestPayload"]["detail"]["command-id"]

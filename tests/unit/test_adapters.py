@@ -53,7 +53,8 @@ def test_dynamodb_tracker_refuses_results_of_unknown_and_foreign_commands(tracke
     tracker.mark_foreign("theirs")
     assert tracker.record_result("theirs", "i-1", "Success", succeeded=True) is RecordOutcome.UNKNOWN_COMMAND
     foreign = tracker.get_command("theirs")
-    assert foreign is not None and foreign.foreign
+    assert foreign is not None
+    assert foreign.foreign
     assert tracker.list_results("theirs") == []
 
 
@@ -117,7 +118,8 @@ def test_ssm_directory_describe_command_unknown_is_none() -> None:
         directory = SsmCommandDirectory(client)
         assert directory.describe_command(OTHER) is None
         info = directory.describe_command(CMD)
-    assert info is not None and (info.comment, info.status) == ("c", "Success")
+    assert info is not None
+    assert (info.comment, info.status) == ("c", "Success")
 
 
 class _Tally(BaseModel):

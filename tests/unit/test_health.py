@@ -38,7 +38,8 @@ def test_judge_stage_health_passes_within_budget() -> None:
 
 
 def test_judge_stage_health_counts_never_reported_instances_as_failed() -> None:
-    with pytest.raises(StageHealthCheckFailed, match="2 of 4 instances failed .1 install failures, 1 never reported"):
+    expected = r"2 of 4 instances failed \(1 install failures, 1 never reported\)"
+    with pytest.raises(StageHealthCheckFailed, match=expected):
         judge_stage_health(_request("1"), _tally(expected=4, failed=1, not_reported=1))
 
 

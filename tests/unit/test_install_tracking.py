@@ -1,7 +1,7 @@
 import pytest
 
 from patchpilot.logic.commands import install_command_comment
-from patchpilot.logic.install_tracking import record_invocation_result, reconcile_install, register_install_wait
+from patchpilot.logic.install_tracking import reconcile_install, record_invocation_result, register_install_wait
 from patchpilot.models.events import CommandInvocationDetail
 from patchpilot.models.exceptions import InstallResultsIncomplete
 from patchpilot.models.records import InvocationInfo
@@ -127,7 +127,7 @@ def test_reconcile_install_recovers_results_whose_events_were_lost() -> None:
 
 
 def test_reconcile_install_completes_when_command_finished_with_instances_missing() -> None:
-    tracker, directory, callbacks = _waiting(expected=3)
+    tracker, directory, _callbacks = _waiting(expected=3)
     directory.add_command(COMMAND, install_command_comment("2026-12", "dev"), status="Failed")
     directory.invocations[COMMAND] = [
         InvocationInfo(command_id=COMMAND, instance_id="i-0000000000000001", status="Success"),

@@ -31,7 +31,7 @@ def test_template_every_task_has_retry_and_catch() -> None:
         assert state.get("Catch"), name
         if "lambda" in state["Resource"] or state["Resource"].startswith("${"):
             retried = {error for retry in state["Retry"] for error in retry["ErrorEquals"]}
-            assert LAMBDA_ERRORS <= retried, name
+            assert retried >= LAMBDA_ERRORS, name
 
 
 def test_template_callback_wait_has_timeout_and_heartbeat() -> None:
