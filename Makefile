@@ -14,7 +14,7 @@ SAM_BIN := $(SAM_VENV)/bin
 PIP_FLAGS := --disable-pip-version-check --no-input --quiet
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help setup demo test lint typecheck unit runtime-tests cfn-lint validate build bench events clean
+.PHONY: help setup demo test lint typecheck unit runtime-tests cfn-lint validate build bench events clean baselines
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -58,6 +58,9 @@ validate: $(SAM_VENV)/.installed ## sam validate --lint
 
 build: $(SAM_VENV)/.installed ## sam build (no Docker)
 	$(SAM_BIN)/sam build --region us-east-1
+
+baselines: $(VENV)/.installed ## validate policy/patch-policy.yaml and render its baselines/windows/schedules into template.yaml
+	$(BIN)/python tools/render_baselines.py
 
 clean: ## remove venvs and build output
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam out

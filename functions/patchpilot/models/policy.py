@@ -1,0 +1,262 @@
+"""The patch policy (policy/patch-policy.yaml): environments, OSes, approval rules, patch groups and stages.
+
+One place to change a patching rule. The template's baselines, maintenance windows, daily scan and monthly rollout
+schedule are rendered from it (tools/render_baselines.py) and the local runtime serves the same baselines.
+
+Allowed filter values are Patch Manager's (AWS Systems Manager API reference: PatchFilter, DescribePatchProperties;
+AWS::SSM::PatchBaseline Rule). Keys per OS: WINDOWS PRODUCT/CLASSIFICATION/MSRC_SEVERITY; Amazon Linux 2/2023, RHEL
+and CentOS PRODUCT/CLASSIFICATION/SEVERITY; UBUNTU PRODUCT/PRIORITY/SECTION. ``ApproveAfterDays`` and
+``ApproveUntilDate`` are not supported on Ubuntu: there, a rule approves what matches its PRIORITY/SECTION filters as
+soon as it is published (that is what AWS-UbuntuDefaultPatchBaseline does), and the environment's delay comes from
+the staged rollout itself (later stages scan and install days after Patch Tuesday) plus the BLOCK rejected list.
+"""
+
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+OperatingSystem = Literal[
+    "WINDOWS",
+    "AMAZON_LINUX_2",
+    "AMAZON_LINUX_2023",
+    "UBUNTU",
+    "REDHAT_ENTERPRISE_LINUX",
+    "CENTOS",
+]
+EnvironmentName = Literal["dev", "test", "staging", "prod", "emergency"]
+ComplianceLevel = Literal["CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", "UNSPECIFIED"]
+
+_WINDOWS_CLASSIFICATIONS = (
+    "CriticalUpdates",
+    "DefinitionUpdates",
+    "Drivers",
+    "FeaturePacks",
+    "SecurityUpdates",
+    "ServicePacks",
+    "Tools",
+    "UpdateRollups",
+    "Updates",
+    "Upgrades",
+)
+_RPM_CLASSIFICATIONS = ("Security", "Bugfix", "Enhancement", "Recommended", "Newpackage")
+
+CLASSIFICATIONS: dict[str, tuple[str, ...]] = {
+    "WINDOWS": _WINDOWS_CLASSIFICATIONS,
+    "AMAZON_LINUX_2": _RPM_CLASSIFICATIONS,
+    "AMAZON_LINUX_2023": _RPM_CLASSIFICATIONS,
+    "REDHAT_ENTERPRISE_LINUX": _RPM_CLASSIFICATIONS,
+    "CENTOS": _RPM_CLASSIFICATIONS,
+    "UBUNTU": (),
+}
+"""CLASSIFICATION filter values per OS (Ubuntu has no classification: use priorities/sections)."""
+
+SEVERITIES: dict[str, tuple[str, ...]] = {
+    "WINDOWS": ("Critical", "Important", "Moderate", "Low", "Unspecified"),
+    "AMAZON_LINUX_2": ("Critical", "Important", "Medium", "Low"),
+    "AMAZON_LINUX_2023": ("Critical", "Important", "Medium", "Low", "None"),
+    # Red Hat rates advisories Critical/Important/Moderate/Low; the PatchFilter reference also lists Medium.
+    "REDHAT_ENTERPRISE_LINUX": ("Critical", "Important", "Moderate", "Medium", "Low"),
+    "CENTOS": ("Critical", "Important", "Moderate", "Medium", "Low"),
+    "UBUNTU": (),
+}
+"""Severity filter values per OS (MSRC_SEVERITY on Windows, SEVERITY on Linux, none on Ubuntu)."""
+
+UBUNTU_PRIORITIES = ("Required", "Important", "Standard", "Optional", "Extra")
+"""PRIORITY filter values (Ubuntu only)."""
+
+KERNEL_PACKAGES: dict[str, tuple[str, ...]] = {
+    "WINDOWS": (),
+    "AMAZON_LINUX_2": ("kernel*",),
+    "AMAZON_LINUX_2023": ("kernel*",),
+    "REDHAT_ENTERPRISE_LINUX": ("kernel*",),
+    "CENTOS": ("kernel*",),
+    # APT lists take bare package names, no wildcard, no version or architecture.
+    "UBUNTU": ("linux-aws", "linux-image-aws", "linux-headers-aws", "linux-modules-extra-aws"),
+}
+"""Rejected-patch entries that hold Linux kernel updates when an environment sets ``hold_kernel``."""
+
+APPROVE_AFTER_DAYS_UNSUPPORTED: frozenset[str] = frozenset({"UBUNTU"})
+"""OSes where Patch Manager rejects ApproveAfterDays/ApproveUntilDate."""
+
+Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,31}$")]
+Cron = Annotated[str, StringConstraints(pattern=r"^cron\([^()]+\)$")]
+RateValue = Annotated[str, StringConstraints(pattern=r"^([1-9][0-9]{0,4}|(100|[1-9][0-9]?)%)$")]
+ErrorBudget = Annotated[str, StringConstraints(pattern=r"^([0-9]{1,5}|(100|[1-9]?[0-9])%)$")]
+PatchName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+
+
+def _allowed(values: tuple[str, ...]) -> str:
+    return ", ".join(values) if values else "(none: this key does not apply to this OS)"
+
+
+class _PolicyModel(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ApprovalRule(_PolicyModel):
+    """One auto-approval rule of a baseline: which patches, at which compliance level."""
+
+    classifications: list[str] = Field(default_factory=list)
+    severities: list[str] = Field(default_factory=list)
+    priorities: list[str] = Field(default_factory=list)
+    sections: list[str] = Field(default_factory=list)
+    products: list[str] = Field(default_factory=lambda: ["*"], min_length=1, max_length=20)
+    compliance_level: ComplianceLevel = "UNSPECIFIED"
+    enable_non_security: bool = False
+
+    def problems(self, os_name: str, where: str) -> list[str]:
+        """Every value this rule uses that Patch Manager does not allow for `os_name` (empty when valid)."""
+        found: list[str] = []
+        checks = (
+            ("classifications", self.classifications, CLASSIFICATIONS[os_name]),
+            ("severities", self.severities, SEVERITIES[os_name]),
+            ("priorities", self.priorities, UBUNTU_PRIORITIES if os_name == "UBUNTU" else ()),
+        )
+        for field, values, allowed in checks:
+            unknown = [value for value in values if value not in allowed]
+            if unknown:
+                found.append(
+                    f"{where}.{field}: {', '.join(map(repr, unknown))} not allowed for {os_name}; "
+                    f"allowed values: {_allowed(allowed)}"
+                )
+        if self.sections and os_name != "UBUNTU":
+            found.append(f"{where}.sections: only UBUNTU has SECTION filters, not {os_name}")
+        if os_name == "UBUNTU" and not self.priorities:
+            found.append(f"{where}.priorities: required for UBUNTU; allowed values: {_allowed(UBUNTU_PRIORITIES)}")
+        if os_name != "UBUNTU" and not self.classifications:
+            found.append(
+                f"{where}.classifications: required for {os_name}; allowed values: {_allowed(CLASSIFICATIONS[os_name])}"
+            )
+        return found
+
+
+class Environment(_PolicyModel):
+    """The baselines of one environment: a delay, kernel handling and per-OS rules or an explicit patch list."""
+
+    description: str = Field(min_length=1, max_length=1024)
+    approve_after_days: int = Field(
+        default=0, ge=0, le=360, description="Days after release before approval (not used on Ubuntu)."
+    )
+    hold_kernel: bool = False
+    rules: dict[OperatingSystem, list[ApprovalRule]] = Field(default_factory=dict)
+    approved_patches: dict[OperatingSystem, list[PatchName]] = Field(default_factory=dict)
+    approved_patches_compliance_level: ComplianceLevel = "UNSPECIFIED"
+    rejected_patches: dict[OperatingSystem, list[PatchName]] = Field(default_factory=dict)
+
+
+class MaintenanceWindowSpec(_PolicyModel):
+    """When a stage's maintenance window opens: Patch Tuesday (second Tuesday) + offset, at a time of day."""
+
+    patch_tuesday_offset_days: int = Field(ge=0, le=20)
+    start_hour_utc: int = Field(default=3, ge=0, le=23)
+    duration_hours: int = Field(default=4, ge=1, le=24)
+    cutoff_hours: int = Field(default=1, ge=0, le=23)
+
+    @model_validator(mode="after")
+    def _cutoff_before_end(self) -> Self:
+        if self.cutoff_hours >= self.duration_hours:
+            raise ValueError(
+                f"cutoff_hours ({self.cutoff_hours}) must be less than duration_hours ({self.duration_hours})"
+            )
+        return self
+
+
+class Stage(_PolicyModel):
+    """One rollout stage: its window and the rollout limits its RolloutRequest carries."""
+
+    window: MaintenanceWindowSpec
+    max_concurrency: RateValue = "50%"
+    max_errors: ErrorBudget = "0"
+    bake_seconds: int = Field(default=86_400, ge=1, le=14 * 24 * 3600)
+
+
+class PatchGroup(_PolicyModel):
+    """A PatchGroup tag value: which environment's baselines it uses and which rollout stage patches it."""
+
+    environment: EnvironmentName
+    stage: Name | None = None
+
+
+class DailyScan(_PolicyModel):
+    """The State Manager association that scans every managed instance."""
+
+    schedule: str = Field(default="rate(1 day)", pattern=r"^(rate|cron)\(.+\)$")
+    max_concurrency: RateValue = "10%"
+    max_errors: ErrorBudget = "10%"
+
+
+class RolloutSchedule(_PolicyModel):
+    """When the monthly rollout starts (EventBridge Scheduler, UTC) and with which stage."""
+
+    schedule: Cron = "cron(0 20 ? * TUE#2 *)"
+    first_stage: Name
+
+
+class PatchPolicy(_PolicyModel):
+    """The whole policy. Validation fails, naming the field and the allowed values, on any inconsistency."""
+
+    version: Literal[1]
+    operating_systems: list[OperatingSystem] = Field(min_length=1)
+    environments: dict[EnvironmentName, Environment]
+    stages: dict[Name, Stage] = Field(min_length=1)
+    patch_groups: dict[Name, PatchGroup] = Field(min_length=1)
+    default_patch_group: Name
+    daily_scan: DailyScan = DailyScan()
+    rollout: RolloutSchedule
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        problems: list[str] = []
+        for env_name, env in self.environments.items():
+            problems.extend(self._environment_problems(env_name, env))
+        stage_names = list(self.stages)
+        for group_name, group in self.patch_groups.items():
+            if group.stage is None or group.stage not in self.stages:
+                problems.append(
+                    f"patch_groups.{group_name}.stage: {group.stage!r} is not a stage; "
+                    f"allowed values: {', '.join(stage_names)}"
+                )
+            if group.environment not in self.environments:
+                problems.append(
+                    f"patch_groups.{group_name}.environment: {group.environment!r} is not defined; "
+                    f"allowed values: {', '.join(self.environments)}"
+                )
+        if self.default_patch_group not in self.patch_groups:
+            problems.append(
+                f"default_patch_group: {self.default_patch_group!r} is not a patch group; "
+                f"allowed values: {', '.join(self.patch_groups)}"
+            )
+        if self.rollout.first_stage not in self.stages:
+            problems.append(
+                f"rollout.first_stage: {self.rollout.first_stage!r} is not a stage; "
+                f"allowed values: {', '.join(stage_names)}"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _environment_problems(self, env_name: str, env: Environment) -> list[str]:
+        problems: list[str] = []
+        where = f"environments.{env_name}"
+        for os_name in self.operating_systems:
+            if not env.rules.get(os_name) and not env.approved_patches.get(os_name):
+                problems.append(f"{where}: no rules and no approved_patches for {os_name}")
+        for os_name, rules in env.rules.items():
+            if os_name not in self.operating_systems:
+                problems.append(
+                    f"{where}.rules.{os_name}: not in operating_systems; "
+                    f"allowed values: {', '.join(self.operating_systems)}"
+                )
+            for index, rule in enumerate(rules):
+                problems.extend(rule.problems(os_name, f"{where}.rules.{os_name}[{index}]"))
+        return problems
+
+    def groups_of(self, environment: str) -> list[str]:
+        """Patch groups whose instances use `environment`'s baselines, in policy order."""
+        return [name for name, group in self.patch_groups.items() if group.environment == environment]
+
+    def stage_of(self, group: str) -> str:
+        """The rollout stage of a patch group."""
+        stage = self.patch_groups[group].stage
+        assert stage is not None  # validated: every group has a stage
+        return stage
