@@ -142,6 +142,11 @@ class SsmAgentSimulator:
             return any(not command.finished for command in self.commands.values())
 
     # -- API -----------------------------------------------------------------------------------------------------
+    @property
+    def operations(self) -> frozenset[str]:
+        """The SSM operations this simulator serves (every `_op_<Operation>` method)."""
+        return frozenset(name.removeprefix("_op_") for name in dir(self) if name.startswith("_op_"))
+
     def handle(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         handler = getattr(self, f"_op_{operation}", None)
         if handler is None:

@@ -32,9 +32,6 @@ if TYPE_CHECKING:
 from patchpilot_local.template import TEMPLATE_PATH, FunctionSpec, IntrinsicResolver, SamTemplate
 
 STACK_NAME = "patchpilot-local"
-FLEET_OPERATIONS = frozenset(
-    {"SendCommand", "ListCommands", "ListCommandInvocations", "GetCommandInvocation", "DescribeInstanceInformation"}
-)
 LOCAL_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -246,7 +243,7 @@ class LocalRuntime:
         params = context.get(_PARAMS_KEY, {})
         if service == "lambda" and operation == "Invoke":
             return self._invoke_lambda(params)
-        if service == "ssm" and operation in FLEET_OPERATIONS:
+        if service == "ssm" and operation in self.fleet.operations:
             try:
                 return _http(200), self.fleet.handle(operation, params)
             except SimulatedApiError as error:
