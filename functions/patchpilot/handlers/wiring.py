@@ -1,9 +1,12 @@
 """Adapters for the handlers, built from env-var settings at invocation time (the edge of the system)."""
 
 from patchpilot.integrations import aws_clients
+from patchpilot.integrations.dynamodb_first_scan import DynamoDBFirstScanLedger
 from patchpilot.integrations.dynamodb_tracker import DynamoDBInstallTracker
+from patchpilot.integrations.ec2_inventory import Ec2InstanceInventory
 from patchpilot.integrations.sfn_callbacks import StepFunctionsCallbacks
 from patchpilot.integrations.ssm_directory import SsmCommandDirectory
+from patchpilot.integrations.ssm_scanner import SsmPatchScanner
 from patchpilot.models.settings import TrackingSettings
 
 
@@ -21,3 +24,19 @@ def command_directory() -> SsmCommandDirectory:
 def execution_callbacks() -> StepFunctionsCallbacks:
     """Step Functions task-token callbacks."""
     return StepFunctionsCallbacks(aws_clients.stepfunctions())
+
+
+def instance_inventory() -> Ec2InstanceInventory:
+    """EC2 instance tags."""
+    return Ec2InstanceInventory(aws_clients.ec2())
+
+
+def patch_scanner() -> SsmPatchScanner:
+    """AWS-RunPatchBaseline scans through Run Command."""
+    return SsmPatchScanner(aws_clients.ssm())
+
+
+def first_scan_ledger() -> DynamoDBFirstScanLedger:
+    """First-scan claims in the table named by RUNS_TABLE_NAME."""
+    settings = TrackingSettings.from_env()
+    return DynamoDBFirstScanLedger(settings.runs_table_name, aws_clients.dynamodb(), settings.record_ttl_days)

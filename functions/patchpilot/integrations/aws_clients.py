@@ -8,6 +8,7 @@ from botocore.config import Config
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_ssm import SSMClient
     from mypy_boto3_stepfunctions import SFNClient
 
@@ -18,6 +19,12 @@ _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
 def dynamodb() -> "DynamoDBClient":
     """The DynamoDB client."""
     return boto3.client("dynamodb", config=_CONFIG)
+
+
+@cache
+def ec2() -> "EC2Client":
+    """The EC2 client."""
+    return boto3.client("ec2", config=_CONFIG)
 
 
 @cache
@@ -34,5 +41,5 @@ def stepfunctions() -> "SFNClient":
 
 def reset_clients() -> None:
     """Forget cached clients (a new boto3 default session, e.g. a fresh local runtime, needs new ones)."""
-    for factory in (dynamodb, ssm, stepfunctions):
+    for factory in (dynamodb, ec2, ssm, stepfunctions):
         factory.cache_clear()

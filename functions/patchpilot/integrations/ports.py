@@ -76,3 +76,42 @@ class ExecutionCallbacks(ABC):
     @abstractmethod
     def heartbeat(self, task_token: str) -> bool:
         """Tell the waiting task that progress was made; False when the token is no longer valid."""
+
+
+class InstanceInventory(ABC):
+    """EC2 instance tags (the patch group is a tag)."""
+
+    @abstractmethod
+    def tag_value(self, instance_id: str, key: str) -> str | None:
+        """The instance's value of tag `key`, or None when it has no such tag.
+
+        Raises ``LookupError`` when the instance does not exist (any more).
+        """
+
+    @abstractmethod
+    def set_tag(self, instance_id: str, key: str, value: str) -> None:
+        """Tag the instance (callers check first: EC2 overwrites an existing value)."""
+
+
+class PatchScanner(ABC):
+    """Starts AWS-RunPatchBaseline scans."""
+
+    @abstractmethod
+    def start_scan(self, instance_id: str, comment: str) -> str:
+        """Send a Scan to one instance; return the command id. Raises InstanceNotManaged if SSM does not manage it."""
+
+
+class FirstScanLedger(ABC):
+    """Remembers that an instance's first scan was claimed, so a duplicate event never sends a second one."""
+
+    @abstractmethod
+    def claim(self, instance_id: str, event_id: str) -> bool:
+        """Claim the first scan of an instance; True for exactly one caller."""
+
+    @abstractmethod
+    def record_command(self, instance_id: str, command_id: str) -> None:
+        """Store the scan's command id on the claim."""
+
+    @abstractmethod
+    def release(self, instance_id: str, event_id: str) -> None:
+        """Give up a claim made by `event_id` (the scan could not be sent), so a retry can claim again."""

@@ -19,3 +19,7 @@ class InstallResultsIncomplete(PatchPilotError):
 
 class CommandNotTracked(PatchPilotError):
     """An install command that PatchPilot is asked about has no tracking record."""
+
+
+class InstanceNotManaged(PatchPilotError):
+    """SSM does not manage the instance (yet): its first scan cannot be sent; the invocation is retried."""

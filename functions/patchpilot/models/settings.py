@@ -26,3 +26,10 @@ class PlanSettings(_EnvSettings):
     """Settings of the stage planner."""
 
     patch_group_tag_key: str = Field(default="PatchGroup", alias="PATCH_GROUP_TAG_KEY", min_length=1)
+
+
+class RegistrationSettings(_EnvSettings):
+    """Settings of instance auto-registration."""
+
+    patch_group_tag_key: str = Field(default="PatchGroup", alias="PATCH_GROUP_TAG_KEY", min_length=1)
+    default_patch_group: str = Field(alias="DEFAULT_PATCH_GROUP", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/=+@-]{0,255}$")
