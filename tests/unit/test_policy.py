@@ -1,0 +1,126 @@
+"""The patch policy model: the repository's policy is valid; bad input fails naming the field and allowed values."""
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from patchpilot.models.policy import CLASSIFICATIONS, SEVERITIES, PatchPolicy
+from patchpilot_local.policy_render import POLICY_PATH, PolicyError, load_policy
+
+RAW: dict[str, Any] = yaml.safe_load(POLICY_PATH.read_text())
+
+
+def _raw() -> dict[str, Any]:
+    return copy.deepcopy(RAW)
+
+
+def _error(raw: dict[str, Any]) -> str:
+    with pytest.raises(ValidationError) as caught:
+        PatchPolicy.model_validate(raw)
+    return str(caught.value)
+
+
+def test_policy_repository_file_is_valid() -> None:
+    policy = load_policy()
+    assert set(policy.environments) == {"dev", "test", "staging", "prod", "emergency"}
+    assert set(policy.patch_groups) == {"dev", "staging", "prod-1", "prod-2", "prod-3"}
+    assert policy.groups_of("prod") == ["prod-1", "prod-2", "prod-3"]
+
+
+def test_policy_unknown_classification_names_field_and_allowed_values() -> None:
+    raw = _raw()
+    raw["environments"]["prod"]["rules"]["AMAZON_LINUX_2"][0]["classifications"] = ["Security", "Hotfix"]
+    message = _error(raw)
+    assert "environments.prod.rules.AMAZON_LINUX_2[0].classifications" in message
+    assert "'Hotfix'" in message
+    assert ", ".join(CLASSIFICATIONS["AMAZON_LINUX_2"]) in message
+
+
+def test_policy_windows_classification_is_not_valid_on_linux() -> None:
+    raw = _raw()
+    raw["environments"]["dev"]["rules"]["CENTOS"][0]["classifications"] = ["SecurityUpdates"]
+    assert "environments.dev.rules.CENTOS[0].classifications: 'SecurityUpdates' not allowed for CENTOS" in _error(raw)
+
+
+def test_policy_unknown_severity_names_field_and_allowed_values() -> None:
+    raw = _raw()
+    raw["environments"]["prod"]["rules"]["WINDOWS"][1]["severities"] = ["Important", "Severe"]
+    message = _error(raw)
+    assert "environments.prod.rules.WINDOWS[1].severities: 'Severe' not allowed for WINDOWS" in message
+    assert ", ".join(SEVERITIES["WINDOWS"]) in message
+
+
+def test_policy_ubuntu_rejects_classifications_and_requires_priorities() -> None:
+    raw = _raw()
+    raw["environments"]["prod"]["rules"]["UBUNTU"][0] = {"classifications": ["Security"], "sections": ["*"]}
+    message = _error(raw)
+    assert "rules.UBUNTU[0].classifications: 'Security' not allowed for UBUNTU" in message
+    assert "rules.UBUNTU[0].priorities: required for UBUNTU; allowed values: Required, Important, Standard" in message
+
+
+def test_policy_unknown_os_lists_allowed_operating_systems() -> None:
+    raw = _raw()
+    raw["operating_systems"].append("SOLARIS")
+    message = _error(raw)
+    assert "operating_systems.6" in message
+    assert "'WINDOWS'" in message
+    assert "'CENTOS'" in message
+
+
+def test_policy_unknown_os_in_rules_is_rejected() -> None:
+    raw = _raw()
+    raw["environments"]["dev"]["rules"]["DEBIAN"] = [{"priorities": ["Required"]}]
+    assert "environments.dev.rules.DEBIAN" in _error(raw)
+
+
+def test_policy_negative_approval_delay_is_rejected() -> None:
+    raw = _raw()
+    raw["environments"]["staging"]["approve_after_days"] = -1
+    message = _error(raw)
+    assert "environments.staging.approve_after_days" in message
+    assert "greater than or equal to 0" in message
+
+
+def test_policy_group_mapped_to_no_stage_lists_stages() -> None:
+    raw = _raw()
+    del raw["patch_groups"]["prod-2"]["stage"]
+    message = _error(raw)
+    assert "patch_groups.prod-2.stage: None is not a stage" in message
+    assert "allowed values: dev, staging, prod-1, prod-2, prod-3" in message
+
+
+def test_policy_group_mapped_to_unknown_stage_is_rejected() -> None:
+    raw = _raw()
+    raw["patch_groups"]["prod-3"]["stage"] = "prod-9"
+    assert "patch_groups.prod-3.stage: 'prod-9' is not a stage" in _error(raw)
+
+
+def test_policy_environment_must_cover_every_os() -> None:
+    raw = _raw()
+    del raw["environments"]["test"]["rules"]["UBUNTU"]
+    assert "environments.test: no rules and no approved_patches for UBUNTU" in _error(raw)
+
+
+def test_policy_default_group_must_exist() -> None:
+    raw = _raw()
+    raw["default_patch_group"] = "qa"
+    assert "default_patch_group: 'qa' is not a patch group" in _error(raw)
+
+
+def test_policy_window_cutoff_must_leave_time_to_run() -> None:
+    raw = _raw()
+    raw["stages"]["dev"]["window"] |= {"duration_hours": 2, "cutoff_hours": 2}
+    assert "cutoff_hours (2) must be less than duration_hours (2)" in _error(raw)
+
+
+def test_policy_load_reports_the_file_and_the_problem(tmp_path: Path) -> None:
+    raw = _raw()
+    raw["environments"]["prod"]["approve_after_days"] = -7
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(PolicyError, match=r"policy.yaml is not a valid patch policy(.|\n)*approve_after_days"):
+        load_policy(path)

@@ -1,0 +1,144 @@
+"""Auto-registration adapters on moto (EC2 tags, DynamoDB claims, SSM SendCommand) and Stubber; the handler on moto."""
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from patchpilot.integrations import aws_clients
+from patchpilot.integrations.dynamodb_first_scan import DynamoDBFirstScanLedger
+from patchpilot.integrations.ec2_inventory import Ec2InstanceInventory
+from patchpilot.integrations.ssm_scanner import SsmPatchScanner
+from patchpilot.models.exceptions import InstanceNotManaged
+from patchpilot_local.template import SamTemplate
+
+REGION = "us-east-1"
+COMMAND_ID = "4f0b2a6e-7c1d-4a3b-9e2f-5d6c7b8a9e01"
+EVENT = Path(__file__).resolve().parents[2] / "events" / "ec2" / "instance-running.json"
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    with mock_aws():
+        props = SamTemplate().resources["RunsTable"]["Properties"]
+        boto3.client("dynamodb", region_name=REGION).create_table(
+            TableName="runs",
+            AttributeDefinitions=props["AttributeDefinitions"],
+            KeySchema=props["KeySchema"],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield
+
+
+def _instance(tags: dict[str, str] | None = None) -> str:
+    ec2 = boto3.client("ec2", region_name=REGION)
+    kwargs: dict[str, Any] = {}
+    if tags:
+        kwargs["TagSpecifications"] = [
+            {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
+        ]
+    reservation = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, **kwargs)
+    return str(reservation["Instances"][0]["InstanceId"])
+
+
+def test_ec2_inventory_reads_and_sets_the_patch_group_tag(aws: None) -> None:
+    inventory = Ec2InstanceInventory(boto3.client("ec2", region_name=REGION))
+    untagged, tagged = _instance({"Name": "web"}), _instance({"PatchGroup": "prod-1"})
+    assert inventory.tag_value(untagged, "PatchGroup") is None
+    assert inventory.tag_value(tagged, "PatchGroup") == "prod-1"
+    inventory.set_tag(untagged, "PatchGroup", "dev")
+    assert inventory.tag_value(untagged, "PatchGroup") == "dev"
+    assert inventory.tag_value(untagged, "Name") == "web"
+
+
+def test_ec2_inventory_unknown_or_terminated_instance_is_a_lookup_error(aws: None) -> None:
+    ec2 = boto3.client("ec2", region_name=REGION)
+    inventory = Ec2InstanceInventory(ec2)
+    with pytest.raises(LookupError):
+        inventory.tag_value("i-0123456789abcdef0", "PatchGroup")
+    gone = _instance()
+    ec2.terminate_instances(InstanceIds=[gone])
+    with pytest.raises(LookupError):
+        inventory.tag_value(gone, "PatchGroup")
+
+
+def test_dynamodb_first_scan_ledger_claims_once_and_releases_only_unsent_claims(aws: None) -> None:
+    ledger = DynamoDBFirstScanLedger("runs", boto3.client("dynamodb", region_name=REGION))
+    assert ledger.claim("i-1", "event-1") is True
+    assert ledger.claim("i-1", "event-1") is False
+    ledger.release("i-1", "event-other")
+    assert ledger.claim("i-1", "event-2") is False
+    ledger.release("i-1", "event-1")
+    assert ledger.claim("i-1", "event-2") is True
+    ledger.record_command("i-1", "cmd-1")
+    ledger.release("i-1", "event-2")
+    assert ledger.claim("i-1", "event-3") is False
+
+
+def test_ssm_scanner_sends_a_scan_to_one_instance() -> None:
+    client = boto3.client("ssm", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    with Stubber(client) as stub:
+        stub.add_response(
+            "send_command",
+            {"Command": {"CommandId": COMMAND_ID}},
+            {
+                "InstanceIds": ["i-0abcd1234ef567890"],
+                "DocumentName": "AWS-RunPatchBaseline",
+                "Parameters": {"Operation": ["Scan"]},
+                "Comment": "first scan",
+                "TimeoutSeconds": 1800,
+            },
+        )
+        assert SsmPatchScanner(client).start_scan("i-0abcd1234ef567890", "first scan") == COMMAND_ID
+
+
+def test_ssm_scanner_unmanaged_instance_raises_instance_not_managed() -> None:
+    client = boto3.client("ssm", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    with Stubber(client) as stub:
+        stub.add_client_error("send_command", service_error_code="InvalidInstanceId", http_status_code=400)
+        with pytest.raises(InstanceNotManaged):
+            SsmPatchScanner(client).start_scan("i-0abcd1234ef567890", "first scan")
+
+
+class _Context:
+    function_name = "InstanceRegistrationFunction"
+    memory_limit_in_mb = 256
+    invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:InstanceRegistrationFunction"
+    aws_request_id = "0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9"
+
+
+def test_registration_handler_tags_scans_and_ignores_the_duplicate(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from patchpilot.handlers.register_instance import handler
+    from patchpilot.observability import metrics
+
+    monkeypatch.setattr(metrics, "namespace", "PatchPilot")
+    for key, value in {
+        "RUNS_TABLE_NAME": "runs",
+        "DEFAULT_PATCH_GROUP": "dev",
+        "PATCH_GROUP_TAG_KEY": "PatchGroup",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "PatchPilot",
+        "POWERTOOLS_SERVICE_NAME": "patchpilot",
+    }.items():
+        monkeypatch.setenv(key, value)
+    aws_clients.reset_clients()
+    instance_id = _instance({"Name": "web"})
+    event = json.loads(EVENT.read_text())
+    event["detail"]["instance-id"] = instance_id
+    try:
+        first = handler(event, _Context())
+        second = handler(event, _Context())
+    finally:
+        aws_clients.reset_clients()
+    assert (first["tagging"], first["scan"], first["patch_group"]) == ("tagged", "started", "dev")
+    assert (second["tagging"], second["scan"]) == ("kept_existing", "already_started")
+    ssm = boto3.client("ssm", region_name=REGION)
+    assert [c["Parameters"] for c in ssm.list_commands()["Commands"]] == [{"Operation": ["Scan"]}]
