@@ -23,3 +23,15 @@ class CommandNotTracked(PatchPilotError):
 
 class InstanceNotManaged(PatchPilotError):
     """SSM does not manage the instance (yet): its first scan cannot be sent; the invocation is retried."""
+
+
+class InvalidExclusionRequest(PatchPilotError):
+    """An exclusion request that cannot describe a real stage (an instance both healthy and unhealthy, duplicates)."""
+
+
+class RejectedPatchListFull(PatchPilotError):
+    """Adding the excluded patches would take a baseline's RejectedPatches beyond the API's 50 entries."""
+
+
+class BaselineUpdateConflict(PatchPilotError):
+    """Concurrent writers kept removing the excluded patches from a baseline's RejectedPatches after every retry."""

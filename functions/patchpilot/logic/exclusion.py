@@ -1,0 +1,344 @@
+"""Auto-exclusion: find the patch(es) that broke a stage, reject them in the baselines, record the decision."""
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from patchpilot.integrations.ports import ExclusionLedger, PatchBaselines, PatchInventory
+from patchpilot.models.exceptions import InvalidExclusionRequest
+from patchpilot.models.exclusion import (
+    MAX_EVIDENCE_PATCHES,
+    UNKNOWN_OPERATING_SYSTEM,
+    BaselineRejection,
+    ExclusionDecision,
+    ExclusionOutcome,
+    ExclusionRecord,
+    ExclusionRequest,
+    ExclusionThresholds,
+    PatchEvidence,
+)
+from patchpilot.models.patches import InstancePatch, PatchState
+
+EPOCH_YEAR = 1970
+RUN_STATES = frozenset({PatchState.INSTALLED, PatchState.INSTALLED_PENDING_REBOOT, PatchState.FAILED})
+
+
+@dataclass(frozen=True)
+class Correlation:
+    """The outcome of correlating patches with instance health (before any side effect)."""
+
+    outcome: ExclusionOutcome
+    reason: str
+    patches: list[PatchEvidence]
+    failing_instances: dict[str, list[str]] = field(default_factory=dict)
+    healthy_instances: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class _Seen:
+    title: str
+    unhealthy: set[str] = field(default_factory=set)
+    healthy: set[str] = field(default_factory=set)
+    failed: set[str] = field(default_factory=set)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def during_run(patch: InstancePatch, since: datetime) -> bool:
+    """Whether a patch row is something this run did: Installed, InstalledPendingReboot or Failed since it started.
+
+    Parameters
+    ----------
+    patch : InstancePatch
+        A row of DescribeInstancePatches.
+    since : datetime
+        When the run started (a naive time is UTC).
+
+    Returns
+    -------
+    bool
+        True for rows in one of those states whose install time is at or after `since`; a Failed row without an
+        install time counts too (SSM reports an untimed row with no time or the epoch).
+    """
+    if patch.state not in RUN_STATES:
+        return False
+    if patch.installed_time is None or patch.installed_time.year <= EPOCH_YEAR:
+        return patch.state is PatchState.FAILED
+    return _utc(patch.installed_time) >= _utc(since)
+
+
+def _collect(
+    unhealthy: Mapping[str, str], healthy: Mapping[str, str], patches: Mapping[str, Sequence[InstancePatch]]
+) -> dict[str, _Seen]:
+    seen: dict[str, _Seen] = {}
+    for instance_id, rows in patches.items():
+        is_unhealthy = instance_id in unhealthy
+        if not is_unhealthy and instance_id not in healthy:
+            continue
+        for row in rows:
+            entry = seen.setdefault(row.patch_id, _Seen(title=row.title))
+            (entry.unhealthy if is_unhealthy else entry.healthy).add(instance_id)
+            if is_unhealthy and row.state is PatchState.FAILED:
+                entry.failed.add(instance_id)
+    return seen
+
+
+def _evidence(patch_id: str, entry: _Seen, unhealthy: Mapping[str, str], healthy: Mapping[str, str]) -> PatchEvidence:
+    systems = {unhealthy[i] for i in entry.unhealthy} | {healthy[i] for i in entry.healthy}
+    return PatchEvidence(
+        patch_id=patch_id,
+        title=entry.title,
+        failing_with=len(entry.unhealthy),
+        failing_total=sum(1 for system in unhealthy.values() if system in systems),
+        healthy_with=len(entry.healthy),
+        healthy_total=sum(1 for system in healthy.values() if system in systems),
+        failed_installs=len(entry.failed),
+        operating_systems=sorted(systems),
+    )
+
+
+def _rank_key(evidence: PatchEvidence) -> tuple[float, int, int, str]:
+    margin = round(evidence.failing_share - evidence.healthy_share, 9)
+    return (-margin, -evidence.failed_installs, -evidence.failing_with, evidence.patch_id)
+
+
+def correlate_patches(
+    unhealthy: Mapping[str, str],
+    healthy: Mapping[str, str],
+    patches: Mapping[str, Sequence[InstancePatch]],
+    since: datetime,
+    thresholds: ExclusionThresholds,
+) -> Correlation:
+    """Pick the patch(es) responsible for a failed stage by comparing unhealthy with healthy instances.
+
+    Method. Only what this run did counts: per instance, the patches Installed, InstalledPendingReboot or Failed at or
+    after the run started. For every such patch, count the unhealthy instances that received it (installed or failed
+    to install) and the healthy instances that did, out of the instances that could have received it: those running
+    an operating system the patch arrived on (a Windows update says nothing about Linux instances). The patch is a
+    suspect when it reached at least ``min_failing_share`` of those unhealthy instances (default 80 %) and at most
+    ``max_healthy_share`` of those healthy instances (default 20 %): it is (nearly) everywhere things broke and
+    (nearly) nowhere they did not. Suspects are
+    ranked by failing share minus healthy share, then by failed installs on unhealthy instances (a patch whose
+    install FAILED is strong evidence), then by how many unhealthy instances received it.
+
+    The top suspect is excluded together with every suspect that is indistinguishable from it, i.e. arrived on
+    exactly the same unhealthy and healthy instances (patches installed together). Within such a group, if some
+    patches failed to install on unhealthy instances and others installed cleanly, only the failed ones are kept.
+    When more than ``max_patches_per_decision`` (default 3) patches remain indistinguishable, the data cannot tell
+    them apart: the decision is ``inconclusive``, nothing is excluded and the group is reported as evidence. When no
+    patch is a suspect (no patch arrived on enough unhealthy instances, or it arrived on the healthy ones as well),
+    the decision is ``nothing_to_exclude``: the failure is not a patch's doing as far as the data shows.
+
+    Parameters
+    ----------
+    unhealthy, healthy : Mapping[str, str]
+        Sampled instance ids of the stage and their Patch Manager operating systems.
+    patches : Mapping[str, Sequence[InstancePatch]]
+        Per instance, its patch rows (rows that are not this run's are ignored).
+    since : datetime
+        When the run started.
+    thresholds : ExclusionThresholds
+        The shares and the group size limit.
+
+    Returns
+    -------
+    Correlation
+        The outcome, why, the patches (excluded, or the indistinguishable group when inconclusive) and per patch
+        the instances that received it.
+    """
+    recent = {instance_id: [row for row in rows if during_run(row, since)] for instance_id, rows in patches.items()}
+    seen = _collect(unhealthy, healthy, recent)
+    if not unhealthy:
+        return Correlation("nothing_to_exclude", "no unhealthy instance to correlate patches with", [])
+    evidence = [_evidence(patch_id, entry, unhealthy, healthy) for patch_id, entry in seen.items() if entry.unhealthy]
+    suspects = sorted(
+        (
+            e
+            for e in evidence
+            if e.failing_share >= thresholds.min_failing_share and e.healthy_share <= thresholds.max_healthy_share
+        ),
+        key=_rank_key,
+    )
+    if not suspects:
+        return Correlation(
+            "nothing_to_exclude",
+            f"none of the {len(evidence)} patch(es) this run put on unhealthy instances reached "
+            f"{thresholds.min_failing_share:.0%} of them while staying on at most "
+            f"{thresholds.max_healthy_share:.0%} of the healthy ones",
+            [],
+        )
+    top = seen[suspects[0].patch_id]
+    group = [
+        s for s in suspects if seen[s.patch_id].unhealthy == top.unhealthy and seen[s.patch_id].healthy == top.healthy
+    ]
+    if any(s.failed_installs for s in group):
+        group = [s for s in group if s.failed_installs]
+    failing = {s.patch_id: sorted(seen[s.patch_id].unhealthy) for s in group}
+    healthy_with = {s.patch_id: sorted(seen[s.patch_id].healthy) for s in group}
+    if len(group) > thresholds.max_patches_per_decision:
+        return Correlation(
+            "inconclusive",
+            f"{len(group)} patches arrived on exactly the same instances; more than "
+            f"{thresholds.max_patches_per_decision} cannot be told apart, so none is excluded",
+            group[:MAX_EVIDENCE_PATCHES],
+            failing,
+            healthy_with,
+        )
+    top_evidence = group[0]
+    others = [s.patch_id for s in suspects if s.patch_id not in failing][:MAX_EVIDENCE_PATCHES]
+    return Correlation(
+        "exclude",
+        f"{', '.join(s.patch_id for s in group)} arrived on {top_evidence.failing_with}/{top_evidence.failing_total} "
+        f"unhealthy and {top_evidence.healthy_with}/{top_evidence.healthy_total} healthy instances"
+        + (f"; other suspects, not excluded by this decision: {', '.join(others)}" if others else ""),
+        group,
+        failing,
+        healthy_with,
+    )
+
+
+def _is_updatable(baseline_id: str) -> bool:
+    """AWS-managed (predefined) baselines are returned as ARNs and cannot be changed; own baselines are `pb-...`."""
+    return not baseline_id.startswith("arn:")
+
+
+def plan_rejections(
+    correlation: Correlation,
+    unhealthy: Mapping[str, str],
+    patch_group: str,
+    baseline_for: Callable[[str, str], str],
+) -> tuple[list[BaselineRejection], str | None]:
+    """Which baseline rejects which patch: the baselines of the OSes whose unhealthy instances got the patch.
+
+    Parameters
+    ----------
+    correlation : Correlation
+        An ``exclude`` correlation.
+    unhealthy : Mapping[str, str]
+        Unhealthy instance ids and their operating systems.
+    patch_group : str
+        The stage's patch group.
+    baseline_for : Callable[[str, str], str]
+        Resolves (patch group, OS) to a baseline id.
+
+    Returns
+    -------
+    tuple[list[BaselineRejection], str | None]
+        The rejections by baseline, or an empty list and the reason why the patches cannot be rejected (an unknown
+        OS, or a patch group that uses an AWS-managed baseline, which cannot be changed).
+    """
+    by_system: dict[str, list[str]] = {}
+    for patch in correlation.patches:
+        systems = sorted({unhealthy[i] for i in correlation.failing_instances[patch.patch_id]})
+        known = [system for system in systems if system != UNKNOWN_OPERATING_SYSTEM]
+        if not known:
+            return [], f"{patch.patch_id} arrived only on instances of unknown OS: no baseline to reject it in"
+        for system in known:
+            by_system.setdefault(system, []).append(patch.patch_id)
+    rejections: list[BaselineRejection] = []
+    for system, patch_ids in sorted(by_system.items()):
+        baseline_id = baseline_for(patch_group, system)
+        if not _is_updatable(baseline_id):
+            return [], (
+                f"patch group {patch_group} uses the AWS-managed baseline {baseline_id} for {system}, which cannot "
+                f"be changed: register an own baseline to let PatchPilot reject {', '.join(patch_ids)}"
+            )
+        rejections.append(BaselineRejection(baseline_id=baseline_id, operating_system=system, patch_ids=patch_ids))
+    return rejections, None
+
+
+def _instances(request: ExclusionRequest) -> tuple[dict[str, str], dict[str, str]]:
+    unhealthy = {i.instance_id: i.platform for i in request.unhealthy}
+    healthy = {i.instance_id: i.platform for i in request.healthy}
+    if len(unhealthy) != len(request.unhealthy) or len(healthy) != len(request.healthy):
+        raise InvalidExclusionRequest(f"stage {request.stage_name}: an instance is listed twice in one sample")
+    both = sorted(set(unhealthy) & set(healthy))
+    if both:
+        raise InvalidExclusionRequest(f"stage {request.stage_name}: {both} listed as both unhealthy and healthy")
+    return unhealthy, healthy
+
+
+def exclude_failing_patches(
+    request: ExclusionRequest,
+    inventory: PatchInventory,
+    baselines: PatchBaselines,
+    ledger: ExclusionLedger,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> ExclusionDecision:
+    """Decide which patch broke a failed stage, reject it in the stage's baselines and record the decision.
+
+    The decision follows :func:`correlate_patches`. For an ``exclude`` decision each patch is rejected in the
+    baseline the stage's patch group uses for every OS whose unhealthy instances received it (a set union of
+    RejectedPatches with action BLOCK, see ``PatchBaselines.reject_patches``), then one ledger row per patch is
+    written at most once. Running the same decision again rejects nothing new and records nothing new
+    (``already_recorded``).
+
+    Parameters
+    ----------
+    request : ExclusionRequest
+        The run, the stage, its patch group, when the run started and bounded samples of unhealthy and healthy
+        instances with their operating systems (the caller samples, at most 50 of each).
+    inventory, baselines, ledger
+        Ports to the instances' patch states, the patch baselines and the runs table.
+    now : Callable[[], datetime]
+        The clock.
+
+    Returns
+    -------
+    ExclusionDecision
+        ``exclude`` (patches rejected, by baseline), ``inconclusive`` (too many indistinguishable patches, or no
+        baseline that PatchPilot may change: nothing rejected) or ``nothing_to_exclude``; with the evidence.
+
+    Raises
+    ------
+    InvalidExclusionRequest
+        An instance is listed twice, or as both unhealthy and healthy.
+    """
+    unhealthy, healthy = _instances(request)
+    patches = {
+        instance_id: inventory.installed_during(instance_id, request.run_started_at)
+        for instance_id in [*unhealthy, *healthy]
+    }
+    correlation = correlate_patches(unhealthy, healthy, patches, request.run_started_at, request.thresholds)
+    decided_at = now()
+
+    def decision(outcome: ExclusionOutcome, reason: str, **extra: object) -> ExclusionDecision:
+        return ExclusionDecision.model_validate(
+            {
+                "run_id": request.run_id,
+                "stage_name": request.stage_name,
+                "patch_group": request.patch_group,
+                "outcome": outcome,
+                "reason": reason,
+                "patches": correlation.patches,
+                "unhealthy_sampled": len(unhealthy),
+                "healthy_sampled": len(healthy),
+                "decided_at": decided_at,
+                **extra,
+            }
+        )
+
+    if correlation.outcome != "exclude":
+        return decision(correlation.outcome, correlation.reason)
+    rejections, refusal = plan_rejections(correlation, unhealthy, request.patch_group, baselines.baseline_for)
+    if refusal is not None:
+        return decision("inconclusive", refusal)
+    for rejection in rejections:
+        baselines.reject_patches(rejection.baseline_id, rejection.patch_ids)
+    recorded = [
+        ledger.record(
+            ExclusionRecord(
+                run_id=request.run_id,
+                stage_name=request.stage_name,
+                evidence=patch,
+                baseline_ids=[r.baseline_id for r in rejections if patch.patch_id in r.patch_ids],
+                failing_instances=correlation.failing_instances[patch.patch_id],
+                healthy_instances=correlation.healthy_instances[patch.patch_id],
+                decided_at=decided_at,
+            )
+        )
+        for patch in correlation.patches
+    ]
+    return decision("exclude", correlation.reason, baselines=rejections, already_recorded=not any(recorded))

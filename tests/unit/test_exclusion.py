@@ -1,0 +1,353 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pydantic import ValidationError
+
+from patchpilot.logic.exclusion import exclude_failing_patches
+from patchpilot.models.exceptions import BaselineUpdateConflict, InvalidExclusionRequest, RejectedPatchListFull
+from patchpilot.models.exclusion import ExclusionDecision, ExclusionRequest, ExclusionThresholds
+from patchpilot.models.patches import InstancePatch, PatchState
+from tests.unit.fakes_exclusion import FakePatchInventory, InMemoryExclusionLedger, InMemoryPatchBaselines
+
+RUN_START = datetime(2026, 12, 8, 18, 0, tzinfo=UTC)
+DURING = RUN_START + timedelta(hours=1)
+BEFORE = RUN_START - timedelta(days=3)
+GROUP = "staging"
+AL2023 = "AMAZON_LINUX_2023"
+WINDOWS = "WINDOWS"
+BASELINE_AL = "pb-0123456789abcdef0"
+BASELINE_WIN = "pb-0fedcba9876543210"
+COMMON = [f"common-{n}.x86_64" for n in range(8)]
+
+
+def _id(n: int) -> str:
+    return f"i-{n:017x}"
+
+
+def _fleet(unhealthy: int, healthy: int, system: str = AL2023, first: int = 1) -> tuple[list[str], list[str]]:
+    ids = [_id(first + n) for n in range(unhealthy + healthy)]
+    return ids[:unhealthy], ids[unhealthy:]
+
+
+def _patch(
+    instance_id: str, patch_id: str, state: PatchState = PatchState.INSTALLED, when: datetime | None = DURING
+) -> InstancePatch:
+    return InstancePatch(
+        instance_id=instance_id,
+        patch_id=patch_id,
+        title=f"{patch_id} title",
+        classification="Security",
+        severity="Important",
+        state=state,
+        installed_time=when,
+    )
+
+
+def _request(
+    unhealthy: list[str], healthy: list[str], systems: dict[str, str] | None = None, **thresholds: float
+) -> ExclusionRequest:
+    systems = systems or {}
+    return ExclusionRequest.model_validate(
+        {
+            "run_id": "2026-12",
+            "stage_name": "staging",
+            "patch_group": GROUP,
+            "run_started_at": RUN_START,
+            "unhealthy": [
+                {"instance_id": i, "platform": systems.get(i, AL2023), "reasons": ["health_failed"]} for i in unhealthy
+            ],
+            "healthy": [{"instance_id": i, "platform": systems.get(i, AL2023)} for i in healthy],
+            "thresholds": thresholds,
+        }
+    )
+
+
+def _baselines(
+    rejected: dict[str, list[str]] | None = None, concurrent_writes: list[str] | None = None
+) -> InMemoryPatchBaselines:
+    groups = {(GROUP, AL2023): BASELINE_AL, (GROUP, WINDOWS): BASELINE_WIN}
+    return InMemoryPatchBaselines(groups, rejected, concurrent_writes)
+
+
+def _common(instances: list[str]) -> dict[str, list[InstancePatch]]:
+    return {i: [_patch(i, p) for p in COMMON] for i in instances}
+
+
+def _decide(
+    request: ExclusionRequest,
+    patches: dict[str, list[InstancePatch]],
+    baselines: InMemoryPatchBaselines | None = None,
+    ledger: InMemoryExclusionLedger | None = None,
+) -> tuple[ExclusionDecision, InMemoryPatchBaselines, InMemoryExclusionLedger]:
+    baselines = baselines or _baselines()
+    ledger = ledger or InMemoryExclusionLedger()
+    decision = exclude_failing_patches(
+        request, FakePatchInventory(patches), baselines, ledger, now=lambda: RUN_START + timedelta(days=1)
+    )
+    return decision, baselines, ledger
+
+
+def test_exclude_single_bad_patch_among_many_rejects_it_and_records_evidence() -> None:
+    # Given 10 unhealthy and 10 healthy instances that all got 8 common patches, and a bad one on 9 unhealthy only
+    unhealthy, healthy = _fleet(10, 10)
+    patches = _common(unhealthy + healthy)
+    for instance_id in unhealthy[:9]:
+        patches[instance_id].append(_patch(instance_id, "bad-lib.x86_64"))
+    patches[healthy[0]].append(_patch(healthy[0], "kernel-old.x86_64", when=BEFORE))
+    # When the exclusion step decides
+    decision, baselines, ledger = _decide(_request(unhealthy, healthy), patches)
+    # Then exactly the bad patch is rejected in the group's baseline, with its evidence
+    assert decision.outcome == "exclude"
+    [evidence] = decision.patches
+    assert (evidence.patch_id, evidence.failing_with, evidence.failing_total) == ("bad-lib.x86_64", 9, 10)
+    assert (evidence.healthy_with, evidence.healthy_total, evidence.failed_installs) == (0, 10, 0)
+    assert [(b.baseline_id, b.operating_system, b.patch_ids) for b in decision.baselines] == [
+        (BASELINE_AL, AL2023, ["bad-lib.x86_64"])
+    ]
+    assert baselines.rejected[BASELINE_AL] == ["bad-lib.x86_64"]
+    [record] = ledger.exclusions_of("2026-12")
+    assert (record.stage_name, record.patch_id, record.baseline_ids) == ("staging", "bad-lib.x86_64", [BASELINE_AL])
+    assert record.failing_instances == sorted(unhealthy[:9])
+    assert not decision.already_recorded
+    assert decision.decided_at == RUN_START + timedelta(days=1)
+
+
+def test_exclude_two_co_installed_patches_rejects_both() -> None:
+    unhealthy, healthy = _fleet(5, 5)
+    patches = _common(unhealthy + healthy)
+    for instance_id in unhealthy:
+        patches[instance_id] += [_patch(instance_id, "libfoo.x86_64"), _patch(instance_id, "libfoo-common.noarch")]
+    decision, baselines, ledger = _decide(_request(unhealthy, healthy), patches)
+    assert decision.outcome == "exclude"
+    assert sorted(p.patch_id for p in decision.patches) == ["libfoo-common.noarch", "libfoo.x86_64"]
+    assert sorted(baselines.rejected[BASELINE_AL]) == ["libfoo-common.noarch", "libfoo.x86_64"]
+    assert len(baselines.writes) == 1
+    assert len(ledger.records) == 2
+
+
+def test_exclude_co_installed_patches_keeps_only_the_one_whose_install_failed() -> None:
+    # A FAILED install is strong evidence: of two patches that arrived together, the failed one is the culprit
+    unhealthy, healthy = _fleet(4, 4)
+    patches = _common(unhealthy + healthy)
+    for n, instance_id in enumerate(unhealthy):
+        untimed = None if n % 2 else datetime(1970, 1, 1, tzinfo=UTC)  # SSM gives a failed row no time, or the epoch
+        patches[instance_id] += [
+            _patch(instance_id, "libbar.x86_64", PatchState.FAILED, when=untimed),
+            _patch(instance_id, "libbar-doc.noarch", PatchState.INSTALLED_PENDING_REBOOT),
+        ]
+    decision, baselines, _ = _decide(_request(unhealthy, healthy), patches)
+    assert decision.outcome == "exclude"
+    assert [(p.patch_id, p.failed_installs) for p in decision.patches] == [("libbar.x86_64", 4)]
+    assert baselines.rejected[BASELINE_AL] == ["libbar.x86_64"]
+
+
+def test_inconclusive_when_too_many_patches_arrived_on_the_same_instances() -> None:
+    unhealthy, healthy = _fleet(6, 6)
+    patches = _common(unhealthy + healthy)
+    bundle = [f"bundle-{n}.x86_64" for n in range(4)]
+    for instance_id in unhealthy:
+        patches[instance_id] += [_patch(instance_id, p) for p in bundle]
+    decision, baselines, ledger = _decide(_request(unhealthy, healthy), patches)
+    assert decision.outcome == "inconclusive"
+    assert sorted(p.patch_id for p in decision.patches) == bundle
+    assert "4 patches" in decision.reason
+    assert (decision.baselines, baselines.writes, ledger.records) == ([], [], {})
+
+
+def test_inconclusive_threshold_is_configurable() -> None:
+    unhealthy, healthy = _fleet(6, 6)
+    patches = _common(unhealthy + healthy)
+    bundle = [f"bundle-{n}.x86_64" for n in range(4)]
+    for instance_id in unhealthy:
+        patches[instance_id] += [_patch(instance_id, p) for p in bundle]
+    decision, baselines, _ = _decide(_request(unhealthy, healthy, max_patches_per_decision=4), patches)
+    assert decision.outcome == "exclude"
+    assert sorted(baselines.rejected[BASELINE_AL]) == bundle
+
+
+def test_nothing_to_exclude_when_no_patch_correlates() -> None:
+    # Every patch went everywhere (healthy too), one went to half the unhealthy only, old installs do not count
+    unhealthy, healthy = _fleet(6, 6)
+    patches = _common(unhealthy + healthy)
+    for instance_id in unhealthy[:3]:
+        patches[instance_id].append(_patch(instance_id, "half.x86_64"))
+    for instance_id in unhealthy:
+        patches[instance_id].append(_patch(instance_id, "old.x86_64", when=BEFORE))
+        patches[instance_id].append(_patch(instance_id, "missing.x86_64", PatchState.MISSING, when=None))
+    decision, baselines, ledger = _decide(_request(unhealthy, healthy), patches)
+    assert decision.outcome == "nothing_to_exclude"
+    assert decision.patches == []
+    assert (baselines.writes, ledger.records) == ([], {})
+
+
+def test_nothing_to_exclude_when_the_patch_also_arrived_on_healthy_instances() -> None:
+    unhealthy, healthy = _fleet(5, 5)
+    patches = _common(unhealthy + healthy)
+    for instance_id in [*unhealthy, *healthy[:2]]:
+        patches[instance_id].append(_patch(instance_id, "suspect.x86_64"))
+    decision, _, _ = _decide(_request(unhealthy, healthy), patches)
+    assert decision.outcome == "nothing_to_exclude"
+
+
+def test_nothing_to_exclude_without_unhealthy_instances() -> None:
+    _, healthy = _fleet(0, 3)
+    decision, _, _ = _decide(_request([], healthy), _common(healthy))
+    assert decision.outcome == "nothing_to_exclude"
+    assert decision.unhealthy_sampled == 0
+
+
+def test_duplicate_decision_has_no_second_effect() -> None:
+    unhealthy, healthy = _fleet(3, 3)
+    patches = _common(unhealthy + healthy)
+    for instance_id in unhealthy:
+        patches[instance_id].append(_patch(instance_id, "bad.x86_64"))
+    request = _request(unhealthy, healthy)
+    first, baselines, ledger = _decide(request, patches)
+    again, _, _ = _decide(request, patches, baselines, ledger)
+    assert (first.outcome, again.outcome) == ("exclude", "exclude")
+    assert (first.already_recorded, again.already_recorded) == (False, True)
+    assert len(baselines.writes) == 1
+    assert baselines.rejected[BASELINE_AL] == ["bad.x86_64"]
+    assert len(ledger.records) == 1
+
+
+def test_reject_merges_as_a_set_union_keeping_existing_rejections() -> None:
+    unhealthy, healthy = _fleet(3, 3)
+    patches = _common(unhealthy + healthy)
+    for instance_id in unhealthy:
+        patches[instance_id].append(_patch(instance_id, "bad.x86_64"))
+    baselines = _baselines(rejected={BASELINE_AL: ["KB-old-1", "bad.x86_64.old", "KB-old-2"]})
+    _decide(_request(unhealthy, healthy), patches, baselines)
+    assert baselines.rejected[BASELINE_AL] == ["KB-old-1", "bad.x86_64.old", "KB-old-2", "bad.x86_64"]
+
+
+def test_reject_retries_when_a_concurrent_writer_overwrote_the_first_update() -> None:
+    # Given another writer that replaces the list right after our first write, from a copy read before it
+    unhealthy, healthy = _fleet(3, 3)
+    patches = _common(unhealthy + healthy)
+    for instance_id in unhealthy:
+        patches[instance_id].append(_patch(instance_id, "bad.x86_64"))
+    baselines = _baselines(rejected={BASELINE_AL: ["KB-old"]}, concurrent_writes=["their-exclusion"])
+    # When the exclusion step rejects the patch
+    decision, _, _ = _decide(_request(unhealthy, healthy), patches, baselines)
+    # Then the verification noticed, merged again, and both writers' entries survive
+    assert decision.outcome == "exclude"
+    assert baselines.rejected[BASELINE_AL] == ["KB-old", "their-exclusion", "bad.x86_64"]
+    assert [ids for _, ids in baselines.writes] == [
+        ["KB-old", "bad.x86_64"],
+        ["KB-old", "their-exclusion", "bad.x86_64"],
+    ]
+    assert baselines.pauses == [1]
+
+
+def test_reject_gives_up_with_a_typed_error_when_writers_keep_overwriting() -> None:
+    unhealthy, healthy = _fleet(2, 2)
+    patches = _common(unhealthy + healthy)
+    for instance_id in unhealthy:
+        patches[instance_id].append(_patch(instance_id, "bad.x86_64"))
+    baselines = _baselines(concurrent_writes=[f"theirs-{n}" for n in range(10)])
+    with pytest.raises(BaselineUpdateConflict):
+        _decide(_request(unhealthy, healthy), patches, baselines)
+    assert len(baselines.writes) == baselines.max_merge_attempts
+
+
+def test_reject_refuses_to_grow_rejected_patches_beyond_fifty() -> None:
+    unhealthy, healthy = _fleet(2, 2)
+    patches = _common(unhealthy + healthy)
+    for instance_id in unhealthy:
+        patches[instance_id].append(_patch(instance_id, "bad.x86_64"))
+    baselines = _baselines(rejected={BASELINE_AL: [f"KB{n}" for n in range(50)]})
+    with pytest.raises(RejectedPatchListFull):
+        _decide(_request(unhealthy, healthy), patches, baselines)
+    assert baselines.writes == []
+
+
+def test_patches_go_to_the_baseline_of_each_operating_system_they_broke() -> None:
+    # Given a mixed stage: a Windows update breaks the Windows instances, a package breaks the Linux ones
+    unhealthy, healthy = _fleet(6, 6)
+    systems = {i: WINDOWS for i in [*unhealthy[:3], *healthy[:3]]}
+    patches = _common(unhealthy + healthy)
+    for instance_id in unhealthy:
+        patches[instance_id].append(_patch(instance_id, "KB5031234" if systems.get(instance_id) else "bad.x86_64"))
+    decision, baselines, _ = _decide(_request(unhealthy, healthy, systems), patches)
+    # Then shares count only instances that could have received a patch (its OS): both are suspects; the top one is
+    # rejected in its OS's baseline only and the other is named in the reason
+    assert decision.outcome == "exclude"
+    [evidence] = decision.patches
+    assert (evidence.failing_with, evidence.failing_total, evidence.healthy_with, evidence.healthy_total) == (
+        3,
+        3,
+        0,
+        3,
+    )
+    assert (evidence.patch_id, evidence.operating_systems) == ("KB5031234", [WINDOWS])
+    assert [(b.baseline_id, b.patch_ids) for b in decision.baselines] == [(BASELINE_WIN, ["KB5031234"])]
+    assert baselines.rejected == {BASELINE_AL: [], BASELINE_WIN: ["KB5031234"]}
+    assert "other suspects, not excluded by this decision: bad.x86_64" in decision.reason
+
+
+def test_a_patch_on_several_operating_systems_is_rejected_in_each_baseline() -> None:
+    unhealthy, healthy = _fleet(4, 4)
+    systems = {i: WINDOWS for i in [*unhealthy[:2], *healthy[:2]]}
+    patches = _common(unhealthy + healthy)
+    for instance_id in unhealthy:
+        patches[instance_id].append(_patch(instance_id, "agent-2.1"))
+    decision, baselines, ledger = _decide(_request(unhealthy, healthy, systems), patches)
+    assert [(b.operating_system, b.baseline_id) for b in decision.baselines] == [
+        (AL2023, BASELINE_AL),
+        (WINDOWS, BASELINE_WIN),
+    ]
+    assert baselines.rejected == {BASELINE_AL: ["agent-2.1"], BASELINE_WIN: ["agent-2.1"]}
+    assert ledger.exclusions_of("2026-12")[0].baseline_ids == [BASELINE_AL, BASELINE_WIN]
+
+
+def test_aws_managed_baseline_cannot_be_changed_so_the_decision_is_inconclusive() -> None:
+    unhealthy, healthy = _fleet(2, 2)
+    patches = _common(unhealthy + healthy)
+    for instance_id in unhealthy:
+        patches[instance_id].append(_patch(instance_id, "bad.x86_64"))
+    managed = "arn:aws:ssm:us-east-1:075727635805:patchbaseline/pb-0123456789abcdef0"
+    baselines = InMemoryPatchBaselines({(GROUP, AL2023): managed})
+    decision, _, ledger = _decide(_request(unhealthy, healthy), patches, baselines)
+    assert decision.outcome == "inconclusive"
+    assert "AWS-managed" in decision.reason
+    assert [p.patch_id for p in decision.patches] == ["bad.x86_64"]
+    assert (baselines.writes, ledger.records) == ([], {})
+
+
+def test_unknown_operating_system_leaves_no_baseline_to_reject_in() -> None:
+    unhealthy, healthy = _fleet(2, 2)
+    systems = dict.fromkeys(unhealthy, "UNKNOWN")
+    patches = _common(unhealthy + healthy)
+    for instance_id in unhealthy:
+        patches[instance_id].append(_patch(instance_id, "bad.x86_64"))
+    decision, baselines, _ = _decide(_request(unhealthy, healthy, systems), patches)
+    assert decision.outcome == "inconclusive"
+    assert baselines.writes == []
+
+
+@pytest.mark.parametrize(
+    ("unhealthy", "healthy"),
+    [([_id(1), _id(1)], [_id(2)]), ([_id(1)], [_id(1), _id(2)])],
+    ids=["listed-twice", "both-unhealthy-and-healthy"],
+)
+def test_impossible_requests_raise_a_typed_error(unhealthy: list[str], healthy: list[str]) -> None:
+    with pytest.raises(InvalidExclusionRequest):
+        _decide(_request(unhealthy, healthy), {})
+
+
+def test_request_validation_bounds_samples_and_thresholds() -> None:
+    with pytest.raises(ValidationError):
+        ExclusionThresholds(min_failing_share=0.5, max_healthy_share=0.5)
+    unhealthy, _ = _fleet(51, 0)
+    with pytest.raises(ValidationError):
+        _request(unhealthy, [])
+    with pytest.raises(ValidationError):
+        _request(["not-an-instance"], [])
+
+
+def test_naive_times_are_utc() -> None:
+    unhealthy, healthy = _fleet(2, 2)
+    patches = {i: [_patch(i, "bad.x86_64", when=DURING.replace(tzinfo=None))] for i in unhealthy}
+    decision, _, _ = _decide(_request(unhealthy, healthy), patches)
+    assert decision.outcome == "exclude"

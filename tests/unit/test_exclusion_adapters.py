@@ -1,0 +1,275 @@
+"""Auto-exclusion adapters: SSM on botocore's Stubber (moto lacks Get/UpdatePatchBaseline and DescribeInstancePatches),
+the DynamoDB ledger on moto, and the handler end to end (moto table + stubbed SSM)."""
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from patchpilot.handlers import exclusion_wiring
+from patchpilot.integrations import aws_clients
+from patchpilot.integrations.dynamodb_exclusions import DynamoDBExclusionLedger
+from patchpilot.integrations.ssm_patches import SsmPatchBaselines, SsmPatchInventory
+from patchpilot.models.exceptions import BaselineUpdateConflict
+from patchpilot.models.exclusion import ExclusionRecord, PatchEvidence
+from patchpilot.models.patches import PatchState
+from patchpilot_local.template import SamTemplate
+
+REGION = "us-east-1"
+BASELINE = "pb-0123456789abcdef0"
+INSTANCE = "i-0123456789abcdef0"
+HEALTHY = "i-0fedcba98765432f1"
+RUN_START = datetime(2026, 12, 8, 18, 0, tzinfo=UTC)
+STATE_FILTER = [{"Key": "State", "Values": ["Installed", "InstalledPendingReboot", "Failed"]}]
+
+
+def _ssm() -> tuple[Any, Stubber]:
+    client = boto3.client("ssm", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    return client, Stubber(client)
+
+
+def _row(title: str, state: str, when: datetime, kb: str = "") -> dict[str, Any]:
+    return {
+        "Title": title,
+        "KBId": kb,
+        "Classification": "Security",
+        "Severity": "Important",
+        "State": state,
+        "InstalledTime": when,
+    }
+
+
+def test_ssm_inventory_pages_through_patches_and_keeps_this_runs_rows() -> None:
+    client, stub = _ssm()
+    stub.add_response(
+        "describe_instance_patches",
+        {
+            "Patches": [
+                _row("bad-lib.x86_64", "Installed", datetime(2026, 12, 8, 19, 0, tzinfo=UTC)),
+                _row("old-lib.x86_64", "Installed", datetime(2026, 11, 1, tzinfo=UTC)),
+            ],
+            "NextToken": "page-2",
+        },
+        {"InstanceId": INSTANCE, "Filters": STATE_FILTER},
+    )
+    stub.add_response(
+        "describe_instance_patches",
+        {
+            "Patches": [
+                _row("Security update", "Failed", datetime(1970, 1, 1, tzinfo=UTC), kb="KB5031234"),
+                _row("kernel.x86_64", "INSTALLED_PENDING_REBOOT", datetime(2026, 12, 8, 18, 0, tzinfo=UTC)),
+            ]
+        },
+        {"InstanceId": INSTANCE, "Filters": STATE_FILTER, "NextToken": "page-2"},
+    )
+    with stub:
+        rows = SsmPatchInventory(client).installed_during(INSTANCE, RUN_START)
+    stub.assert_no_pending_responses()
+    assert [(r.patch_id, r.state) for r in rows] == [
+        ("bad-lib.x86_64", PatchState.INSTALLED),
+        ("KB5031234", PatchState.FAILED),
+        ("kernel.x86_64", PatchState.INSTALLED_PENDING_REBOOT),
+    ]
+    assert {r.instance_id for r in rows} == {INSTANCE}
+
+
+def test_ssm_baselines_resolve_the_baseline_of_a_patch_group() -> None:
+    client, stub = _ssm()
+    stub.add_response(
+        "get_patch_baseline_for_patch_group",
+        {"BaselineId": BASELINE, "PatchGroup": "staging", "OperatingSystem": "AMAZON_LINUX_2023"},
+        {"PatchGroup": "staging", "OperatingSystem": "AMAZON_LINUX_2023"},
+    )
+    with stub:
+        assert SsmPatchBaselines(client).baseline_for("staging", "AMAZON_LINUX_2023") == BASELINE
+
+
+def _get(rejected: list[str]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    response = {"BaselineId": BASELINE, "RejectedPatches": rejected, "RejectedPatchesAction": "BLOCK"}
+    return "get_patch_baseline", response, {"BaselineId": BASELINE}
+
+
+def _update(rejected: list[str]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    request = {"BaselineId": BASELINE, "RejectedPatches": rejected, "RejectedPatchesAction": "BLOCK"}
+    return "update_patch_baseline", {"BaselineId": BASELINE, "RejectedPatches": rejected}, request
+
+
+def _baselines_with(
+    *calls: tuple[str, dict[str, Any], dict[str, Any]],
+) -> tuple[SsmPatchBaselines, Stubber, list[float]]:
+    client, stub = _ssm()
+    for operation, response, expected in calls:
+        stub.add_response(operation, response, expected)
+    pauses: list[float] = []
+    return SsmPatchBaselines(client, sleep=pauses.append), stub, pauses
+
+
+def test_ssm_baselines_reject_as_a_set_union_and_verify() -> None:
+    baselines, stub, pauses = _baselines_with(
+        _get(["KB-old", "openssl.x86_64"]),
+        _update(["KB-old", "openssl.x86_64", "bad-lib.x86_64"]),
+        _get(["KB-old", "openssl.x86_64", "bad-lib.x86_64"]),
+    )
+    with stub:
+        after = baselines.reject_patches(BASELINE, ["bad-lib.x86_64", "openssl.x86_64"])
+    stub.assert_no_pending_responses()
+    assert after == ["KB-old", "openssl.x86_64", "bad-lib.x86_64"]
+    assert pauses == []
+
+
+def test_ssm_baselines_already_rejected_patches_need_no_write() -> None:
+    baselines, stub, _ = _baselines_with(_get(["bad-lib.x86_64"]))
+    with stub:
+        assert baselines.reject_patches(BASELINE, ["bad-lib.x86_64"]) == ["bad-lib.x86_64"]
+    stub.assert_no_pending_responses()
+
+
+def test_ssm_baselines_merge_again_after_a_concurrent_writer_replaced_the_list() -> None:
+    baselines, stub, pauses = _baselines_with(
+        _get(["KB-old"]),
+        _update(["KB-old", "bad-lib.x86_64"]),
+        _get(["KB-old", "their-patch"]),
+        _update(["KB-old", "their-patch", "bad-lib.x86_64"]),
+        _get(["KB-old", "their-patch", "bad-lib.x86_64"]),
+    )
+    with stub:
+        after = baselines.reject_patches(BASELINE, ["bad-lib.x86_64"])
+    stub.assert_no_pending_responses()
+    assert after == ["KB-old", "their-patch", "bad-lib.x86_64"]
+    assert len(pauses) == 1
+
+
+def test_ssm_baselines_give_up_after_the_last_merge_attempt() -> None:
+    # every write is replaced at once by a writer holding the old list: two merges, three reads, then a typed error
+    baselines, stub, _ = _baselines_with(
+        _get(["KB-old"]), _update(["KB-old", "bad"]), _get(["KB-old"]), _update(["KB-old", "bad"]), _get(["KB-old"])
+    )
+    baselines.max_merge_attempts = 2
+    with stub, pytest.raises(BaselineUpdateConflict):
+        baselines.reject_patches(BASELINE, ["bad"])
+    stub.assert_no_pending_responses()
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    props = SamTemplate().resources["RunsTable"]["Properties"]
+    with mock_aws():
+        boto3.client("dynamodb", region_name=REGION).create_table(
+            TableName="runs",
+            AttributeDefinitions=props["AttributeDefinitions"],
+            KeySchema=props["KeySchema"],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield
+
+
+def _record(stage: str, patch_id: str, run_id: str = "2026-12") -> ExclusionRecord:
+    evidence = PatchEvidence(
+        patch_id=patch_id,
+        title=f"{patch_id} title",
+        failing_with=9,
+        failing_total=10,
+        healthy_with=0,
+        healthy_total=10,
+        failed_installs=2,
+        operating_systems=["AMAZON_LINUX_2023"],
+    )
+    return ExclusionRecord(
+        run_id=run_id,
+        stage_name=stage,
+        evidence=evidence,
+        baseline_ids=[BASELINE],
+        failing_instances=[INSTANCE],
+        decided_at=RUN_START,
+    )
+
+
+def test_dynamodb_ledger_records_each_exclusion_once_and_lists_a_runs_exclusions(aws: None) -> None:
+    client = boto3.client("dynamodb", region_name=REGION)
+    ledger = DynamoDBExclusionLedger("runs", client)
+    assert ledger.record(_record("staging", "bad-lib.x86_64")) is True
+    assert ledger.record(_record("staging", "bad-lib.x86_64")) is False
+    assert ledger.record(_record("dev", "KB5031234")) is True
+    assert ledger.record(_record("staging", "bad-lib.x86_64", run_id="2027-01")) is True
+    listed = ledger.exclusions_of("2026-12")
+    assert sorted((r.stage_name, r.patch_id) for r in listed) == [("dev", "KB5031234"), ("staging", "bad-lib.x86_64")]
+    assert listed[0].evidence.failing_with == 9
+    item = client.get_item(
+        TableName="runs", Key={"pk": {"S": "RUN#2026-12"}, "sk": {"S": "EXCLUSION#staging#bad-lib.x86_64"}}
+    )["Item"]
+    assert item["baseline_ids"] == {"L": [{"S": BASELINE}]}
+    assert "expires_at" in item
+
+
+class _Context:
+    function_name = "ExcludePatchesFunction"
+    memory_limit_in_mb = 256
+    invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:ExcludePatchesFunction"
+    aws_request_id = "0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9"
+
+
+def test_exclude_patches_handler_rejects_records_and_returns_the_decision(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from patchpilot.handlers.exclude_patches import handler
+    from patchpilot.observability import metrics
+
+    monkeypatch.setattr(metrics, "namespace", "PatchPilot")
+    for key, value in {
+        "RUNS_TABLE_NAME": "runs",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "PatchPilot",
+        "POWERTOOLS_SERVICE_NAME": "patchpilot",
+    }.items():
+        monkeypatch.setenv(key, value)
+    during = datetime(2026, 12, 8, 19, 0, tzinfo=UTC)
+    ssm, stub = _ssm()
+    stub.add_response(
+        "describe_instance_patches",
+        {"Patches": [_row("bad-lib.x86_64", "Installed", during), _row("ok.x86_64", "Installed", during)]},
+        {"InstanceId": INSTANCE, "Filters": STATE_FILTER},
+    )
+    stub.add_response(
+        "describe_instance_patches",
+        {"Patches": [_row("ok.x86_64", "Installed", during)]},
+        {"InstanceId": HEALTHY, "Filters": STATE_FILTER},
+    )
+    stub.add_response(
+        "get_patch_baseline_for_patch_group",
+        {"BaselineId": BASELINE},
+        {"PatchGroup": "staging", "OperatingSystem": "AMAZON_LINUX_2023"},
+    )
+    stub.add_response(*_get([]))
+    stub.add_response(*_update(["bad-lib.x86_64"]))
+    stub.add_response(*_get(["bad-lib.x86_64"]))
+    monkeypatch.setattr(exclusion_wiring, "patch_inventory", lambda: SsmPatchInventory(ssm))
+    monkeypatch.setattr(exclusion_wiring, "patch_baselines", lambda: SsmPatchBaselines(ssm))
+    aws_clients.reset_clients()
+    event = {
+        "run_id": "2026-12",
+        "stage_name": "staging",
+        "patch_group": "staging",
+        "run_started_at": "2026-12-08T18:00:00Z",
+        "unhealthy": [{"instance_id": INSTANCE, "platform": "AMAZON_LINUX_2023", "reasons": ["health_failed"]}],
+        "healthy": [{"instance_id": HEALTHY, "platform": "AMAZON_LINUX_2023", "reasons": []}],
+    }
+    try:
+        with stub:
+            decision = handler(event, _Context())
+    finally:
+        aws_clients.reset_clients()
+    stub.assert_no_pending_responses()
+    assert decision["outcome"] == "exclude"
+    assert decision["baselines"] == [
+        {"baseline_id": BASELINE, "operating_system": "AMAZON_LINUX_2023", "patch_ids": ["bad-lib.x86_64"]}
+    ]
+    assert [p["patch_id"] for p in decision["patches"]] == ["bad-lib.x86_64"]
+    ledger = DynamoDBExclusionLedger("runs", boto3.client("dynamodb", region_name=REGION))
+    assert [r.patch_id for r in ledger.exclusions_of("2026-12")] == ["bad-lib.x86_64"]
