@@ -94,6 +94,7 @@ class RecordingCallbacks(ExecutionCallbacks):
     def __init__(self, token_valid: bool = True) -> None:
         self.resumed: list[tuple[str, dict[str, object]]] = []
         self.heartbeats: list[str] = []
+        self.failed: list[tuple[str, str, str]] = []
         self.token_valid = token_valid
 
     def resume(self, task_token: str, output: BaseModel) -> bool:
@@ -103,3 +104,73 @@ class RecordingCallbacks(ExecutionCallbacks):
     def heartbeat(self, task_token: str) -> bool:
         self.heartbeats.append(task_token)
         return self.token_valid
+
+    def fail(self, task_token: str, error: str, cause: str) -> bool:
+        self.failed.append((task_token, error, cause))
+        return self.token_valid
+
+
+# Approval gate and alerts (appended).
+from datetime import datetime  # noqa: E402
+
+from patchpilot.integrations.ports import AlertPublisher, ApprovalStore  # noqa: E402
+from patchpilot.models.alerts import Alert  # noqa: E402
+from patchpilot.models.approval import ApprovalRecord, DecidedStatus  # noqa: E402
+from patchpilot.models.exceptions import ApprovalIdConflict  # noqa: E402
+
+
+class RecordingAlertPublisher(AlertPublisher):
+    def __init__(self) -> None:
+        self.alerts: list[Alert] = []
+
+    def publish(self, alert: Alert) -> str:
+        self.alerts.append(alert)
+        return f"message-{len(self.alerts)}"
+
+
+class InMemoryApprovalStore(ApprovalStore):
+    def __init__(self) -> None:
+        self.records: dict[str, ApprovalRecord] = {}
+
+    def open(self, record: ApprovalRecord) -> ApprovalRecord:
+        current = self.records.get(record.approval_id)
+        if current is None:
+            self.records[record.approval_id] = record
+            return record
+        if (current.execution_id, current.stage_name) != (record.execution_id, record.stage_name):
+            raise ApprovalIdConflict(record.approval_id)
+        if current.status in ("approved", "rejected"):
+            self.records[record.approval_id] = current.model_copy(update={"task_token": record.task_token})
+        else:
+            self.records[record.approval_id] = current.model_copy(
+                update={
+                    "task_token": record.task_token,
+                    "status": "pending",
+                    "expires_at": record.expires_at,
+                    "approver": None,
+                    "reason": None,
+                    "decided_at": None,
+                }
+            )
+        return self.records[record.approval_id]
+
+    def get(self, approval_id: str) -> ApprovalRecord | None:
+        return self.records.get(approval_id)
+
+    def decide(
+        self, approval_id: str, status: DecidedStatus, approver: str, reason: str | None, now: datetime
+    ) -> ApprovalRecord | None:
+        current = self.records.get(approval_id)
+        if current is None or current.status != "pending" or current.expires_at <= now:
+            return None
+        update = {"status": status, "approver": approver, "reason": reason, "decided_at": now}
+        decided = current.model_copy(update=update)
+        self.records[approval_id] = decided
+        return decided
+
+    def expire(self, approval_id: str, task_token: str) -> bool:
+        current = self.records.get(approval_id)
+        if current is None or current.task_token.get_secret_value() != task_token:
+            return False
+        self.records[approval_id] = current.model_copy(update={"status": "expired"})
+        return True

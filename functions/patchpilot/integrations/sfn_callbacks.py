@@ -14,7 +14,7 @@ _CLOSED_TOKEN_ERRORS = frozenset({"TaskTimedOut", "TaskDoesNotExist", "InvalidTo
 
 
 class StepFunctionsCallbacks(ExecutionCallbacks):
-    """SendTaskSuccess / SendTaskHeartbeat; a token that already closed is reported, not raised."""
+    """SendTaskSuccess / SendTaskHeartbeat / SendTaskFailure; a token that already closed is reported, not raised."""
 
     def __init__(self, client: "SFNClient") -> None:
         self._client = client
@@ -33,6 +33,15 @@ class StepFunctionsCallbacks(ExecutionCallbacks):
             self._client.send_task_heartbeat(taskToken=task_token)
         except ClientError as error:
             if error.response["Error"]["Code"] in _CLOSED_TOKEN_ERRORS:
+                return False
+            raise
+        return True
+
+    def fail(self, task_token: str, error: str, cause: str) -> bool:
+        try:
+            self._client.send_task_failure(taskToken=task_token, error=error[:256], cause=cause[:32768])
+        except ClientError as failure:
+            if failure.response["Error"]["Code"] in _CLOSED_TOKEN_ERRORS:
                 return False
             raise
         return True

@@ -25,13 +25,17 @@ class InstanceNotManaged(PatchPilotError):
     """SSM does not manage the instance (yet): its first scan cannot be sent; the invocation is retried."""
 
 
-class InvalidExclusionRequest(PatchPilotError):
-    """An exclusion request that cannot describe a real stage (an instance both healthy and unhealthy, duplicates)."""
+class ApprovalRejected(PatchPilotError):
+    """On-call rejected the promotion: the error name the decision API sends with SendTaskFailure."""
 
 
-class RejectedPatchListFull(PatchPilotError):
-    """Adding the excluded patches would take a baseline's RejectedPatches beyond the API's 50 entries."""
+class ApprovalNotFound(PatchPilotError):
+    """No approval has the given id."""
 
 
-class BaselineUpdateConflict(PatchPilotError):
-    """Concurrent writers kept removing the excluded patches from a baseline's RejectedPatches after every retry."""
+class ApprovalExpired(PatchPilotError):
+    """The approval's deadline passed, or its execution no longer waits: it can no longer be decided."""
+
+
+class ApprovalIdConflict(PatchPilotError):
+    """Two different waits derived the same approval id (a hash collision): the second cannot be stored."""

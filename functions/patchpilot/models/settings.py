@@ -33,3 +33,9 @@ class RegistrationSettings(_EnvSettings):
 
     patch_group_tag_key: str = Field(default="PatchGroup", alias="PATCH_GROUP_TAG_KEY", min_length=1)
     default_patch_group: str = Field(alias="DEFAULT_PATCH_GROUP", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/=+@-]{0,255}$")
+
+
+class AlertSettings(_EnvSettings):
+    """Where structured alerts are published."""
+
+    alert_topic_arn: str = Field(alias="ALERT_TOPIC_ARN", pattern=r"^arn:aws[a-z-]*:sns:")
