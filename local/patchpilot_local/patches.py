@@ -1,0 +1,498 @@
+"""The simulated fleet's patch level: a monthly patch catalog per OS and the per-instance patch state.
+
+What Patch Manager reports is modelled on the real API: a patch is identified by its `KBId` (Windows: the KB article,
+`KB5071546`; Linux: the package `name.arch`, `openssl-libs.x86_64`), its `Title` carries the full version on Linux
+(`{name}.{arch}:{epoch}:{version}-{release}` for YUM/DNF, `{name}.{arch}:{version}` for APT), and an
+`InstallOverrideList` YAML (`patches: [{id, title}]`) selects patches by id (wildcards allowed) and, on Linux, an
+optional title/version pattern.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import random
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from urllib.parse import urlparse
+
+import yaml
+
+# Per-patch states exactly as DescribeInstancePatches reports them.
+INSTALLED = "Installed"
+INSTALLED_OTHER = "InstalledOther"
+INSTALLED_PENDING_REBOOT = "InstalledPendingReboot"
+INSTALLED_REJECTED = "InstalledRejected"
+MISSING = "Missing"
+FAILED = "Failed"
+NOT_APPLICABLE = "NotApplicable"
+PATCH_STATES = (
+    INSTALLED,
+    INSTALLED_OTHER,
+    INSTALLED_PENDING_REBOOT,
+    INSTALLED_REJECTED,
+    MISSING,
+    FAILED,
+    NOT_APPLICABLE,
+)
+ON_DISK = frozenset({INSTALLED, INSTALLED_OTHER, INSTALLED_PENDING_REBOOT})
+INSTALLABLE = frozenset({MISSING, FAILED})
+SECURITY_CLASSIFICATIONS = frozenset({"Security", "SecurityUpdates", "CriticalUpdates"})
+NOT_INSTALLED_TIME = datetime(1970, 1, 1, tzinfo=UTC)  # what the API reports as InstalledTime of a missing patch
+CYCLE = "2026-12"
+
+
+@dataclass(frozen=True)
+class CatalogPatch:
+    """One patch of the month for one OS (what DescribeAvailablePatches would list)."""
+
+    patch_id: str
+    title: str
+    classification: str
+    severity: str
+    released: date
+    cve_ids: tuple[str, ...] = ()
+    kernel: bool = False
+    applicability: float = 1.0  # share of the OS's instances the patch applies to (the rest: NotApplicable)
+
+    @property
+    def package_name(self) -> str:
+        """Linux: the package name without its architecture; Windows: the KB id."""
+        name, dot, arch = self.patch_id.rpartition(".")
+        return name if dot and arch in {"x86_64", "noarch", "amd64", "i686", "aarch64", "all"} else self.patch_id
+
+    @property
+    def version(self) -> str:
+        """Linux: what follows `name.arch:` in the title (`epoch:version-release` or the APT version)."""
+        prefix = f"{self.patch_id}:"
+        return self.title[len(prefix) :] if self.title.startswith(prefix) else ""
+
+    def matches_override(self, entry: OverrideEntry) -> bool:
+        """Whether an InstallOverrideList entry selects this patch (id wildcards; title filters Linux versions)."""
+        if not fnmatch.fnmatchcase(self.patch_id, entry.patch_id):
+            return False
+        if not entry.title or self.patch_id.startswith("KB"):
+            return True  # Windows ignores every field but id
+        return fnmatch.fnmatchcase(self.title, entry.title) or fnmatch.fnmatchcase(self.version, entry.title)
+
+    def matches_name(self, pattern: str) -> bool:
+        """Whether an approved/rejected-patch list entry names this patch (KB id, `name`, `name.arch`, CVE, glob)."""
+        if pattern in self.cve_ids:
+            return True
+        release = self.version.split(":", 1)[-1]  # version-release without the epoch
+        candidates = (self.patch_id, self.package_name, self.title, f"{self.package_name}-{release}")
+        return any(fnmatch.fnmatchcase(candidate, pattern) for candidate in candidates)
+
+
+def _released(day: int, month: int = 12) -> date:
+    return date(2026, month, day)
+
+
+def _windows(
+    kb: str,
+    title: str,
+    classification: str,
+    severity: str,
+    cves: tuple[str, ...] = (),
+    *,
+    kernel: bool = False,
+    applicability: float = 1.0,
+) -> CatalogPatch:
+    return CatalogPatch(kb, f"{title} ({kb})", classification, severity, _released(8), cves, kernel, applicability)
+
+
+def _linux(
+    package: str,
+    version: str,
+    classification: str,
+    severity: str,
+    released: date,
+    cves: tuple[str, ...] = (),
+    *,
+    kernel: bool = False,
+    applicability: float = 1.0,
+) -> CatalogPatch:
+    return CatalogPatch(
+        package, f"{package}:{version}", classification, severity, released, cves, kernel, applicability
+    )
+
+
+CATALOG: dict[str, tuple[CatalogPatch, ...]] = {
+    "WINDOWS": (
+        _windows(
+            "KB5071546",
+            "2026-12 Cumulative Update for Windows Server 2022 for x64-based Systems",
+            "SecurityUpdates",
+            "Critical",
+            ("CVE-2026-49112", "CVE-2026-49127", "CVE-2026-49140"),
+            kernel=True,
+        ),
+        _windows(
+            "KB5071595",
+            "2026-12 Cumulative Update for .NET Framework 3.5, 4.8 and 4.8.1 for Windows Server 2022 for x64",
+            "SecurityUpdates",
+            "Important",
+            ("CVE-2026-49301",),
+        ),
+        _windows(
+            "KB5071987",
+            "2026-12 Servicing Stack Update for Windows Server 2022 for x64-based Systems",
+            "CriticalUpdates",
+            "Important",
+        ),
+        _windows(
+            "KB5071703",
+            "2026-12 Security Update for Windows Server 2022 Remote Desktop Services for x64-based Systems",
+            "SecurityUpdates",
+            "Moderate",
+            ("CVE-2026-49188",),
+        ),
+        _windows(
+            "KB5071744",
+            "2026-12 Security Update for Microsoft Visual C++ 2015-2022 Redistributable for x64",
+            "SecurityUpdates",
+            "Low",
+            ("CVE-2026-49233",),
+        ),
+        _windows(
+            "KB5071871",
+            "Security Update for SQL Server 2022 RTM CU16",
+            "SecurityUpdates",
+            "Important",
+            ("CVE-2026-49402", "CVE-2026-49405"),
+            applicability=0.3,
+        ),
+        _windows("KB5071812", "2026-12 Update for Windows Server 2022 for x64-based Systems", "Updates", "Unspecified"),
+        _windows("KB890830", "Windows Malicious Software Removal Tool x64 - v5.135", "UpdateRollups", "Unspecified"),
+    ),
+    "AMAZON_LINUX_2023": (
+        _linux(
+            "kernel.x86_64",
+            "0:6.1.119-129.201.amzn2023",
+            "Security",
+            "Important",
+            _released(3),
+            ("CVE-2026-38211", "CVE-2026-38240"),
+            kernel=True,
+        ),
+        _linux(
+            "openssl-libs.x86_64",
+            "1:3.0.8-1.amzn2023.0.18",
+            "Security",
+            "Important",
+            _released(24, 11),
+            ("CVE-2026-31790",),
+        ),
+        _linux("glibc.x86_64", "0:2.34-117.amzn2023.0.1", "Security", "Medium", _released(2), ("CVE-2026-33601",)),
+        _linux("curl.x86_64", "0:8.5.0-1.amzn2023.0.5", "Security", "Medium", _released(5), ("CVE-2026-35117",)),
+        _linux("python3.x86_64", "0:3.9.20-1.amzn2023.0.6", "Security", "Low", _released(6), ("CVE-2026-36008",)),
+        _linux("systemd.x86_64", "0:252.23-2.amzn2023", "Bugfix", "Medium", _released(1)),
+        _linux("amazon-ssm-agent.x86_64", "0:3.3.1142.0-1.amzn2023", "Enhancement", "Low", _released(4)),
+        _linux(
+            "nginx.x86_64",
+            "1:1.24.0-1.amzn2023.0.4",
+            "Security",
+            "Important",
+            _released(7),
+            ("CVE-2026-37415",),
+            applicability=0.4,
+        ),
+    ),
+    "AMAZON_LINUX_2": (
+        _linux(
+            "kernel.x86_64",
+            "0:5.10.228-219.884.amzn2",
+            "Security",
+            "Important",
+            _released(3),
+            ("CVE-2026-38211",),
+            kernel=True,
+        ),
+        _linux(
+            "openssl.x86_64", "1:1.0.2k-24.amzn2.0.14", "Security", "Important", _released(25, 11), ("CVE-2026-31790",)
+        ),
+        _linux("glibc.x86_64", "0:2.26-64.amzn2.0.3", "Security", "Medium", _released(2), ("CVE-2026-33601",)),
+        _linux("sudo.x86_64", "0:1.8.23-10.amzn2.3.6", "Security", "Critical", _released(4), ("CVE-2026-34502",)),
+        _linux(
+            "bind-libs.x86_64", "32:9.11.4-26.P2.amzn2.13.5", "Security", "Important", _released(1), ("CVE-2026-30522",)
+        ),
+        _linux("tzdata.noarch", "0:2026b-1.amzn2.0.1", "Bugfix", "Low", _released(28, 11)),
+        _linux("aws-cfn-bootstrap.noarch", "0:2.0-30.amzn2", "Enhancement", "Low", _released(20, 11)),
+        _linux(
+            "httpd.x86_64",
+            "0:2.4.62-1.amzn2.0.2",
+            "Security",
+            "Important",
+            _released(6),
+            ("CVE-2026-37720",),
+            applicability=0.4,
+        ),
+    ),
+    "UBUNTU": (
+        _linux(
+            "linux-image-6.8.0-49-generic.amd64",
+            "6.8.0-49.49~22.04.1",
+            "Security",
+            "Important",
+            _released(2),
+            ("CVE-2026-38211", "CVE-2026-38377"),
+            kernel=True,
+        ),
+        _linux("libssl3.amd64", "3.0.2-0ubuntu1.18", "Security", "Important", _released(26, 11), ("CVE-2026-31790",)),
+        _linux("openssl.amd64", "3.0.2-0ubuntu1.18", "Security", "Important", _released(26, 11), ("CVE-2026-31790",)),
+        _linux("libc6.amd64", "2.35-0ubuntu3.8", "Security", "Medium", _released(3), ("CVE-2026-33601",)),
+        _linux("sudo.amd64", "1.9.9-1ubuntu2.4", "Security", "Critical", _released(4), ("CVE-2026-34502",)),
+        _linux("curl.amd64", "7.81.0-1ubuntu1.18", "Security", "Medium", _released(5), ("CVE-2026-35117",)),
+        _linux("snapd.amd64", "2.63+22.04ubuntu0.1", "Bugfix", "Low", _released(30, 11)),
+        _linux(
+            "apache2.amd64",
+            "2.4.52-1ubuntu4.12",
+            "Security",
+            "Important",
+            _released(6),
+            ("CVE-2026-37720",),
+            applicability=0.4,
+        ),
+    ),
+    "REDHAT_ENTERPRISE_LINUX": (
+        _linux(
+            "kernel.x86_64",
+            "0:5.14.0-427.42.1.el9_4",
+            "Security",
+            "Important",
+            _released(3),
+            ("CVE-2026-38211", "CVE-2026-38240"),
+            kernel=True,
+        ),
+        _linux(
+            "openssl-libs.x86_64", "1:3.0.7-28.el9_4", "Security", "Important", _released(24, 11), ("CVE-2026-31790",)
+        ),
+        _linux("glibc.x86_64", "0:2.34-100.el9_4.4", "Security", "Medium", _released(2), ("CVE-2026-33601",)),
+        _linux("sudo.x86_64", "0:1.9.5p2-10.el9_4.1", "Security", "Critical", _released(4), ("CVE-2026-34502",)),
+        _linux("libxml2.x86_64", "0:2.9.13-6.el9_4", "Security", "Medium", _released(5), ("CVE-2026-35990",)),
+        _linux("NetworkManager.x86_64", "1:1.46.0-19.el9_4", "Bugfix", "Low", _released(1)),
+        _linux("tuned.noarch", "0:2.22.1-1.el9", "Enhancement", "Low", _released(27, 11)),
+        _linux(
+            "postgresql.x86_64",
+            "0:13.16-1.el9_4",
+            "Security",
+            "Important",
+            _released(6),
+            ("CVE-2026-37002",),
+            applicability=0.4,
+        ),
+    ),
+    "CENTOS": (
+        _linux(
+            "kernel.x86_64", "0:5.14.0-533.el9", "Security", "Important", _released(3), ("CVE-2026-38211",), kernel=True
+        ),
+        _linux("openssl-libs.x86_64", "1:3.2.2-6.el9", "Security", "Important", _released(24, 11), ("CVE-2026-31790",)),
+        _linux("glibc.x86_64", "0:2.34-125.el9", "Security", "Medium", _released(2), ("CVE-2026-33601",)),
+        _linux("openssh-server.x86_64", "0:8.7p1-44.el9", "Security", "Critical", _released(4), ("CVE-2026-34991",)),
+        _linux("bash.x86_64", "0:5.1.8-9.el9", "Bugfix", "Low", _released(1)),
+        _linux("dnf.noarch", "0:4.14.0-17.el9", "Enhancement", "Low", _released(28, 11)),
+        _linux(
+            "podman.x86_64",
+            "5:5.2.2-1.el9",
+            "Security",
+            "Medium",
+            _released(6),
+            ("CVE-2026-36650",),
+            applicability=0.5,
+        ),
+    ),
+}
+
+
+def catalog_for(platform: str) -> tuple[CatalogPatch, ...]:
+    """The patches of the month for one PatchPilot OS name (a key of fleet.PLATFORMS)."""
+    try:
+        return CATALOG[platform]
+    except KeyError:
+        raise ValueError(f"no patch catalog for platform {platform!r}") from None
+
+
+def find_patch(platform: str, patch_id: str) -> CatalogPatch:
+    """One catalog patch by OS and id."""
+    for patch in catalog_for(platform):
+        if patch.patch_id == patch_id:
+            return patch
+    raise KeyError(f"{patch_id} is not in the {platform} catalog")
+
+
+# -- per-instance state ----------------------------------------------------------------------------------------------
+@dataclass
+class InstancePatchRecord:
+    """One catalog patch on one instance: its state and how the simulated agent behaves when installing it."""
+
+    patch: CatalogPatch
+    state: str = MISSING
+    installed_time: datetime | None = None
+    fails_install: bool = False  # the install of this patch fails (invocation Failed, patch Failed)
+    breaks_health: bool = False  # installs fine, then the instance is unhealthy
+
+
+def initial_patch_states(
+    platform: str, rng: random.Random | None = None, preinstalled_share: float = 0.1
+) -> dict[str, InstancePatchRecord]:
+    """Every applicable catalog patch Missing; with an rng, a few already Installed and partial applicability drawn.
+
+    Without an rng the result is fixed: patches that apply to at least half of the OS's instances are Missing,
+    the others NotApplicable, nothing is installed yet.
+    """
+    records: dict[str, InstancePatchRecord] = {}
+    for patch in catalog_for(platform):
+        applies = patch.applicability >= 0.5 if rng is None else rng.random() < patch.applicability
+        record = InstancePatchRecord(patch, MISSING if applies else NOT_APPLICABLE)
+        early = patch.released < _released(7)  # installed early, before the cycle starts (Linux advisories only)
+        if applies and rng is not None and early and rng.random() < preinstalled_share:
+            record.state = INSTALLED
+            record.installed_time = datetime.combine(patch.released, time(3, 0), tzinfo=UTC)
+        records[patch.patch_id] = record
+    return records
+
+
+@dataclass(frozen=True)
+class OverrideEntry:
+    """One entry of an InstallOverrideList document."""
+
+    patch_id: str
+    title: str = ""
+
+
+def parse_install_override_list(text: str) -> list[OverrideEntry]:
+    """The entries of an InstallOverrideList YAML document (`patches: [{id: ..., title: ...}]`); ValueError if bad."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ValueError(f"InstallOverrideList is not valid YAML: {error}") from error
+    if not isinstance(document, dict) or "patches" not in document:
+        raise ValueError("InstallOverrideList must be a mapping with a 'patches' list")
+    patches = document["patches"] or []
+    if not isinstance(patches, list):
+        raise ValueError("InstallOverrideList 'patches' must be a list")
+    entries = []
+    for item in patches:
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
+            raise ValueError(f"every InstallOverrideList entry needs a string 'id', got {item!r}")
+        title = item.get("title")
+        entries.append(OverrideEntry(item["id"], title if isinstance(title, str) else ""))
+    return entries
+
+
+_VIRTUAL_HOSTED = re.compile(r"^(?P<bucket>.+)\.s3(?:[.-](?P<region>[a-z0-9-]+))?\.amazonaws\.com$")
+_PATH_STYLE = re.compile(r"^s3(?:[.-](?P<region>[a-z0-9-]+))?\.amazonaws\.com$")
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """(bucket, key) of `s3://bucket/key`, `https://bucket.s3[.region].amazonaws.com/key` or path-style https."""
+    parsed = urlparse(url)
+    key = parsed.path.lstrip("/")
+    if parsed.scheme == "s3" and parsed.netloc and key:
+        return parsed.netloc, key
+    if parsed.scheme == "https":
+        hosted = _VIRTUAL_HOSTED.match(parsed.netloc)
+        if hosted and key:
+            return hosted.group("bucket"), key
+        if _PATH_STYLE.match(parsed.netloc) and "/" in key:
+            bucket, _, rest = key.partition("/")
+            return bucket, rest
+    raise ValueError(f"not an S3 URL AWS-RunPatchBaseline can read: {url!r}")
+
+
+@dataclass(frozen=True)
+class InstallPlan:
+    """What one Install invocation does on one instance, decided when it starts."""
+
+    install: tuple[str, ...] = ()
+    fail: tuple[str, ...] = ()
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.fail)
+
+
+def plan_install(
+    records: Mapping[str, InstancePatchRecord],
+    rejected: set[str],
+    override: list[OverrideEntry] | None = None,
+    fail_all: bool = False,
+) -> InstallPlan:
+    """Missing/Failed patches that are not rejected (and, with an override list, only those it selects)."""
+    chosen = [
+        record
+        for patch_id, record in records.items()
+        if record.state in INSTALLABLE
+        and patch_id not in rejected
+        and (override is None or any(record.patch.matches_override(entry) for entry in override))
+    ]
+    if fail_all:
+        return InstallPlan(fail=tuple(r.patch.patch_id for r in chosen))
+    return InstallPlan(
+        install=tuple(r.patch.patch_id for r in chosen if not r.fails_install),
+        fail=tuple(r.patch.patch_id for r in chosen if r.fails_install),
+    )
+
+
+def apply_install(records: Mapping[str, InstancePatchRecord], plan: InstallPlan, now: datetime, reboot: bool) -> bool:
+    """Carry out a plan at the end of its invocation; True if a patch that breaks health got installed."""
+    for patch_id in plan.install:
+        record = records[patch_id]
+        record.state = INSTALLED if reboot else INSTALLED_PENDING_REBOOT
+        record.installed_time = now
+    for patch_id in plan.fail:
+        records[patch_id].state = FAILED
+    if reboot:  # RebootIfNeeded reboots when it installed something or finds patches pending a reboot
+        for record in records.values():
+            if record.state == INSTALLED_PENDING_REBOOT:
+                record.state = INSTALLED
+    return any(records[patch_id].breaks_health for patch_id in plan.install)
+
+
+def reported_state(record: InstancePatchRecord, rejected: Iterable[str]) -> str | None:
+    """The state Patch Manager reports for a record under a baseline's rejections (None: not reported at all)."""
+    if record.patch.patch_id not in rejected:
+        return record.state
+    if record.state in ON_DISK:
+        return INSTALLED_REJECTED
+    return NOT_APPLICABLE if record.state == NOT_APPLICABLE else None  # a rejected, absent patch is not approved
+
+
+@dataclass
+class PatchCounts:
+    """The counts of one DescribeInstancePatchStates row."""
+
+    by_state: dict[str, int] = field(default_factory=lambda: dict.fromkeys(PATCH_STATES, 0))
+    critical_non_compliant: int = 0
+    security_non_compliant: int = 0
+    other_non_compliant: int = 0
+
+
+NON_COMPLIANT = frozenset({MISSING, FAILED, INSTALLED_PENDING_REBOOT, INSTALLED_REJECTED})
+
+
+def count_states(records: Mapping[str, InstancePatchRecord], rejected: Iterable[str]) -> PatchCounts:
+    """Count the reported states of an instance's records."""
+    rejected = set(rejected)
+    counts = PatchCounts()
+    for record in records.values():
+        state = reported_state(record, rejected)
+        if state is None:
+            continue
+        counts.by_state[state] += 1
+        if state not in NON_COMPLIANT:
+            continue
+        if record.patch.severity == "Critical":
+            counts.critical_non_compliant += 1
+        if record.patch.classification in SECURITY_CLASSIFICATIONS:
+            counts.security_non_compliant += 1
+        else:
+            counts.other_non_compliant += 1
+    return counts
+
+
+def rejected_ids(platform: str, rejected_names: Iterable[str]) -> set[str]:
+    """The catalog ids a baseline's RejectedPatches list names (for wiring SsmAgentSimulator.rejected_patches)."""
+    names = list(rejected_names)
+    return {patch.patch_id for patch in catalog_for(platform) if any(patch.matches_name(n) for n in names)}
