@@ -2,11 +2,16 @@
 
 It stands in, behind the same boto3 calls production makes, for what moto lacks or gets wrong (see
 shared/FACTS.md): tag-target resolution at fleet scale, per-instance command progress, rate control,
-status-change events, ListCommandInvocations and DescribeInstanceInformation.
+status-change events, ListCommandInvocations, DescribeInstanceInformation and the patch-state APIs
+(DescribeInstancePatches, DescribeInstancePatchStates, DescribeInstancePatchStatesForPatchGroup).
+
+Each instance carries a patch level (patches.py): Install installs its missing patches except those rejected for it
+(or only those an InstallOverrideList selects), Scan reports, and a shell/PowerShell command acts as a health check.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 import threading
@@ -16,10 +21,28 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import boto3
+
+from patchpilot_local import patches as pm
 from patchpilot_local.clock import Scheduler, SimClock
 
 ACCOUNT_ID = "123456789012"
-SUPPORTED_DOCUMENTS = frozenset({"AWS-RunPatchBaseline"})
+PATCH_DOCUMENT = "AWS-RunPatchBaseline"
+SHELL_DOCUMENTS = frozenset({"AWS-RunShellScript", "AWS-RunPowerShellScript"})
+SUPPORTED_DOCUMENTS = frozenset({PATCH_DOCUMENT, *SHELL_DOCUMENTS})
+SCAN_MINUTES = 2.0
+HEALTH_COMMAND_MINUTES = 0.5
+MAX_PATCH_RESULTS = 100
+INSTALLED_STATES = pm.ON_DISK | {pm.INSTALLED_REJECTED}
+COUNT_FILTER_KEYS = {
+    "InstalledCount": pm.INSTALLED,
+    "InstalledOtherCount": pm.INSTALLED_OTHER,
+    "InstalledPendingRebootCount": pm.INSTALLED_PENDING_REBOOT,
+    "InstalledRejectedCount": pm.INSTALLED_REJECTED,
+    "MissingCount": pm.MISSING,
+    "FailedCount": pm.FAILED,
+    "NotApplicableCount": pm.NOT_APPLICABLE,
+}
 TERMINAL = frozenset(
     {
         "Success",
@@ -66,6 +89,26 @@ class SimulatedInstance:
     install_minutes: float = 20.0
     online: bool = True
     drop_terminal_event: bool = False
+    # Patch level (patches.py); empty -> filled with every applicable catalog patch Missing when added to the fleet.
+    patches: dict[str, pm.InstancePatchRecord] = field(default_factory=dict)
+    healthy: bool = True  # what a health command (AWS-RunShellScript / AWS-RunPowerShellScript) finds
+    flaky_failures_left: int = 0  # this many Install invocations end `flaky_outcome` before one succeeds
+    flaky_outcome: str = "Failed"
+    last_operation: PatchOperation | None = None  # the last Scan/Install that reported compliance
+    last_no_reboot_install: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PatchOperation:
+    """The last patching operation that reported compliance for an instance (a DescribeInstancePatchStates row)."""
+
+    operation: str
+    started: datetime
+    ended: datetime
+    reboot_option: str
+    rejected: frozenset[str]
+    install_override_list: str | None = None
+    snapshot_id: str | None = None
 
 
 @dataclass
@@ -74,6 +117,8 @@ class Invocation:
     status: str = "Pending"
     started: datetime | None = None
     ended: datetime | None = None
+    plan: pm.InstallPlan | None = None  # an Install's patches, decided when it starts
+    rejected: frozenset[str] = frozenset()  # the rejections the invocation ran under
 
 
 @dataclass
@@ -87,6 +132,8 @@ class Command:
     max_errors: str
     requested: datetime
     delivery_timeout_seconds: int
+    override: list[pm.OverrideEntry] | None = None  # the InstallOverrideList of an Install, read at SendCommand
+    override_error: str | None = None  # why that list could not be read (every Install invocation then fails)
     invocations: dict[str, Invocation] = field(default_factory=dict)
     queue: list[str] = field(default_factory=list)
     status: str = "Pending"
@@ -96,6 +143,17 @@ class Command:
     @property
     def finished(self) -> bool:
         return all(inv.status in TERMINAL for inv in self.invocations.values())
+
+    @property
+    def operation(self) -> str:
+        """Scan or Install for AWS-RunPatchBaseline, Health for a shell/PowerShell command."""
+        if self.document_name in SHELL_DOCUMENTS:
+            return "Health"
+        return (self.parameters.get("Operation") or ["Scan"])[0]
+
+    def parameter(self, name: str, default: str = "") -> str:
+        values = self.parameters.get(name) or [default]
+        return values[0] if values else default
 
 
 def _limit(value: str, total: int, minimum: int) -> int:
@@ -108,6 +166,48 @@ def _iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+def s3_object_reader(region: str) -> Callable[[str], str]:
+    """Read an `s3://` or https S3 URL as text with a fresh boto3 Session (moto's S3 in the local runtime)."""
+
+    def read(url: str) -> str:
+        bucket, key = pm.parse_s3_url(url)
+        s3 = boto3.session.Session(region_name=region).client("s3")
+        body: bytes = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return body.decode("utf-8")
+
+    return read
+
+
+def no_rejections(_: SimulatedInstance) -> set[str]:
+    return set()
+
+
+def stable_baseline_id(instance: SimulatedInstance) -> str:
+    """A stable, well-formed baseline id per patch group and OS (`pb-` + 17 hex digits)."""
+    digest = hashlib.sha256(f"{_patch_group(instance)}/{instance.platform}".encode()).hexdigest()
+    return f"pb-{digest[:17]}"
+
+
+def _patch_group(instance: SimulatedInstance) -> str:
+    return instance.tags.get("PatchGroup") or instance.tags.get("Patch Group") or instance.patch_group
+
+
+def _normalized(value: str) -> str:
+    return value.replace("_", "").lower()
+
+
+def _page_of(items: list[Any], params: dict[str, Any], default_size: int) -> tuple[list[Any], str | None]:
+    size = int(params.get("MaxResults") or default_size)
+    if not 1 <= size <= MAX_PATCH_RESULTS:
+        raise SimulatedApiError("ValidationException", f"MaxResults must be at most {MAX_PATCH_RESULTS}.")
+    token = params.get("NextToken") or "0"
+    if not str(token).isdigit() or int(token) > len(items):
+        raise SimulatedApiError("InvalidNextToken", "The NextToken is not valid.")
+    start = int(token)
+    end = start + size
+    return items[start:end], (str(end) if end < len(items) else None)
+
+
 class SsmAgentSimulator:
     """Plays the SSM service + agent side for the simulated fleet; thread-safe."""
 
@@ -118,6 +218,7 @@ class SsmAgentSimulator:
         emit_event: Callable[[dict[str, Any]], None],
         region: str,
         seed: int = 7,
+        fetch_object: Callable[[str], str] | None = None,
     ) -> None:
         self.clock = clock
         self.scheduler = scheduler
@@ -126,13 +227,31 @@ class SsmAgentSimulator:
         self.instances: dict[str, SimulatedInstance] = {}
         self.commands: dict[str, Command] = {}
         self.dropped_events: list[dict[str, Any]] = []
+        # Wiring points: the patches the baseline rejects for an instance (ids as DescribeInstancePatches' KBId),
+        # how an InstallOverrideList URL is read, and the baseline id reported per instance.
+        self.rejected_patches: Callable[[SimulatedInstance], set[str]] = no_rejections
+        self.fetch_object: Callable[[str], str] = fetch_object or s3_object_reader(region)
+        self.baseline_id: Callable[[SimulatedInstance], str] = stable_baseline_id
         self._rng = random.Random(seed)
         self._lock = threading.RLock()
 
     # -- fleet ---------------------------------------------------------------------------------------------------
     def add_instance(self, instance: SimulatedInstance) -> None:
+        """Manage an instance; one without a patch level gets every applicable catalog patch Missing, scanned now."""
         with self._lock:
+            if not instance.patches:
+                instance.patches = pm.initial_patch_states(instance.platform)
+            if instance.last_operation is None:
+                now = self.clock.now()
+                rejected = frozenset(self.rejected_patches(instance))
+                instance.last_operation = PatchOperation("Scan", now, now, "RebootIfNeeded", rejected)
             self.instances[instance.instance_id] = instance
+
+    def installed_patches(self, instance_id: str) -> set[str]:
+        """Ground truth for tests: the ids of the patches on the instance's disk (pending reboot included)."""
+        with self._lock:
+            records = self.instances[instance_id].patches
+            return {patch_id for patch_id, record in records.items() if record.state in pm.ON_DISK}
 
     def _instances_with_tag(self, key: str, values: list[str]) -> list[SimulatedInstance]:
         return [i for i in self.instances.values() if i.tags.get(key) in values]
@@ -189,9 +308,7 @@ class SsmAgentSimulator:
         if len(comment) > 100:
             raise SimulatedApiError("ValidationException", "Comment must be at most 100 characters.")
         parameters = params.get("Parameters") or {}
-        operation = (parameters.get("Operation") or ["Scan"])[0]
-        if operation not in ("Scan", "Install"):
-            raise SimulatedApiError("InvalidParameters", f"Operation must be Scan or Install, not {operation!r}.")
+        self._check_parameters(document, parameters)
         instances = self._resolve_targets(params)
         command = Command(
             command_id=str(uuid.UUID(int=self._rng.getrandbits(128))),
@@ -204,11 +321,36 @@ class SsmAgentSimulator:
             requested=self.clock.now(),
             delivery_timeout_seconds=int(params.get("TimeoutSeconds", 3600)),
         )
+        if command.operation == "Install" and command.parameter("InstallOverrideList"):
+            self._read_override_list(command)
         command.invocations = {i.instance_id: Invocation(instance=i) for i in instances}
         command.queue = [i.instance_id for i in instances]
         self.commands[command.command_id] = command
         self.scheduler.after(2.0, lambda: self._dispatch(command.command_id))
         return {"Command": self._command_view(command)}
+
+    @staticmethod
+    def _check_parameters(document: str, parameters: dict[str, list[str]]) -> None:
+        if document in SHELL_DOCUMENTS:
+            if not any(parameters.get("commands") or []):
+                raise SimulatedApiError("InvalidParameters", f"{document} requires the parameter 'commands'.")
+            return
+        operation = (parameters.get("Operation") or ["Scan"])[0]
+        if operation not in ("Scan", "Install"):
+            raise SimulatedApiError("InvalidParameters", f"Operation must be Scan or Install, not {operation!r}.")
+        reboot = (parameters.get("RebootOption") or ["RebootIfNeeded"])[0]
+        if reboot not in ("RebootIfNeeded", "NoReboot"):
+            raise SimulatedApiError(
+                "InvalidParameters", f"RebootOption must be RebootIfNeeded or NoReboot, not {reboot!r}."
+            )
+
+    def _read_override_list(self, command: Command) -> None:
+        """Read the InstallOverrideList once per command; the agent fails the Install if it cannot (as AWS does)."""
+        url = command.parameter("InstallOverrideList")
+        try:
+            command.override = pm.parse_install_override_list(self.fetch_object(url))
+        except Exception as error:  # any read/parse failure ends every invocation Failed, like the real document
+            command.override_error = f"{type(error).__name__}: {error}"
 
     def _dispatch(self, command_id: str) -> None:
         with self._lock:
@@ -239,11 +381,32 @@ class SsmAgentSimulator:
         invocation.started = self.clock.now()
         command.running += 1
         self._emit_invocation(command, invocation)
-        operation = command.parameters.get("Operation", ["Scan"])[0]
-        minutes = instance.install_minutes if operation == "Install" else 2.0
+        if command.operation == "Install":
+            minutes, outcome = instance.install_minutes, self._begin_install(command, invocation)
+        elif command.operation == "Health":
+            minutes, outcome = HEALTH_COMMAND_MINUTES, "Success" if instance.healthy else "Failed"
+        else:
+            minutes, outcome = SCAN_MINUTES, "Success"
+            invocation.rejected = frozenset(self.rejected_patches(instance))
         minutes *= self._rng.uniform(0.8, 1.25)
-        outcome = instance.install_outcome if operation == "Install" else "Success"
         self.scheduler.after(minutes * 60, lambda: self._complete(command.command_id, instance_id, outcome))
+
+    def _begin_install(self, command: Command, invocation: Invocation) -> str:
+        """Decide what an Install does on its instance (the baseline snapshot is taken when it starts)."""
+        instance = invocation.instance
+        if command.override_error is not None:
+            return "Failed"
+        outcome = instance.install_outcome
+        if instance.flaky_failures_left > 0:
+            instance.flaky_failures_left -= 1
+            outcome = instance.flaky_outcome
+        if outcome not in ("Success", "Failed"):
+            return outcome  # timed out / cancelled by the agent: nothing reported
+        invocation.rejected = frozenset(self.rejected_patches(instance))
+        invocation.plan = pm.plan_install(
+            instance.patches, set(invocation.rejected), command.override, fail_all=outcome == "Failed"
+        )
+        return "Failed" if invocation.plan.failed or outcome == "Failed" else "Success"
 
     def _complete(self, command_id: str, instance_id: str, status: str) -> None:
         with self._lock:
@@ -251,8 +414,34 @@ class SsmAgentSimulator:
             command.running -= 1
             if status != "Success":
                 command.errors += 1
+            self._record_patching(command, command.invocations[instance_id], status)
             self._finish(command, instance_id, status)
         self._dispatch(command_id)
+
+    def _record_patching(self, command: Command, invocation: Invocation, status: str) -> None:
+        """At the end of a Scan or Install: change the patch level and report compliance."""
+        instance, now = invocation.instance, self.clock.now()
+        reboot_option = command.parameter("RebootOption", "RebootIfNeeded")
+        override_url: str | None = None
+        if command.operation == "Install" and invocation.plan is not None:
+            reboot = reboot_option != "NoReboot"
+            if pm.apply_install(instance.patches, invocation.plan, now, reboot):
+                instance.healthy = False
+            if not reboot:
+                instance.last_no_reboot_install = now
+            override_url = command.parameter("InstallOverrideList") or None
+        elif command.operation != "Scan" or status != "Success":
+            return
+        snapshot_id = command.parameter("SnapshotId")
+        instance.last_operation = PatchOperation(
+            operation=command.operation,
+            started=invocation.started or now,
+            ended=now,
+            reboot_option=reboot_option,
+            rejected=invocation.rejected,
+            install_override_list=override_url,
+            snapshot_id=snapshot_id if len(snapshot_id) == 36 else None,
+        )
 
     def _finish(self, command: Command, instance_id: str, status: str) -> None:
         invocation = command.invocations[instance_id]
@@ -408,3 +597,104 @@ class SsmAgentSimulator:
         ]
         page, token = self._page(views, params, 50)
         return {"InstanceInformationList": page, **({"NextToken": token} if token else {})}
+
+    # -- patch compliance ----------------------------------------------------------------------------------------
+    def _patch_rows(self, instance: SimulatedInstance) -> list[dict[str, Any]]:
+        rejected = instance.last_operation.rejected if instance.last_operation else frozenset()
+        rows = []
+        for record in instance.patches.values():
+            state = pm.reported_state(record, rejected)
+            if state is None:
+                continue
+            patch = record.patch
+            row: dict[str, Any] = {
+                "Title": patch.title,
+                "KBId": patch.patch_id,
+                "Classification": patch.classification,
+                "Severity": patch.severity,
+                "State": state,
+                "InstalledTime": (record.installed_time if state in INSTALLED_STATES else None)
+                or pm.NOT_INSTALLED_TIME,
+            }
+            if patch.cve_ids:
+                row["CVEIds"] = ",".join(patch.cve_ids)
+            rows.append(row)
+        return rows
+
+    def _op_DescribeInstancePatches(self, params: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+        instance = self.instances.get(params.get("InstanceId", ""))
+        if instance is None:
+            raise SimulatedApiError("InvalidInstanceId", f"Instance {params.get('InstanceId')} is not managed.")
+        filters = params.get("Filters") or []
+        if len(filters) > 5:
+            raise SimulatedApiError("ValidationException", "Filters has at most 5 items.")
+        rows = self._patch_rows(instance)
+        for flt in filters:
+            key, values = flt.get("Key", ""), {_normalized(v) for v in flt.get("Values") or []}
+            if key not in ("State", "Classification", "Severity", "KBId"):
+                raise SimulatedApiError("InvalidFilter", f"Unsupported filter key {key!r}.")
+            rows = [row for row in rows if _normalized(row[key]) in values]
+        page, token = _page_of(rows, params, 50)
+        return {"Patches": page, **({"NextToken": token} if token else {})}
+
+    def _state_row(self, instance: SimulatedInstance) -> dict[str, Any] | None:
+        operation = instance.last_operation
+        if operation is None:
+            return None
+        counts = pm.count_states(instance.patches, operation.rejected)
+        row: dict[str, Any] = {
+            "InstanceId": instance.instance_id,
+            "PatchGroup": _patch_group(instance),
+            "BaselineId": self.baseline_id(instance),
+            "OperationStartTime": operation.started,
+            "OperationEndTime": operation.ended,
+            "Operation": operation.operation,
+            "RebootOption": operation.reboot_option,
+            **{key: counts.by_state[state] for key, state in COUNT_FILTER_KEYS.items()},
+            "UnreportedNotApplicableCount": 0,
+            "CriticalNonCompliantCount": counts.critical_non_compliant,
+            "SecurityNonCompliantCount": counts.security_non_compliant,
+            "OtherNonCompliantCount": counts.other_non_compliant,
+        }
+        if operation.install_override_list:
+            row["InstallOverrideList"] = operation.install_override_list
+        if operation.snapshot_id:
+            row["SnapshotId"] = operation.snapshot_id
+        if instance.last_no_reboot_install:
+            row["LastNoRebootInstallOperationTime"] = instance.last_no_reboot_install
+        return row
+
+    def _op_DescribeInstancePatchStates(self, params: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+        instance_ids = params.get("InstanceIds") or []
+        if len(instance_ids) > 50:
+            raise SimulatedApiError("ValidationException", "InstanceIds has at most 50 items.")
+        rows = [self._state_row(self.instances[i]) for i in dict.fromkeys(instance_ids) if i in self.instances]
+        page, token = _page_of([row for row in rows if row is not None], params, 50)
+        return {"InstancePatchStates": page, **({"NextToken": token} if token else {})}
+
+    def _op_DescribeInstancePatchStatesForPatchGroup(self, params: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+        group = params.get("PatchGroup") or ""
+        if not 1 <= len(group) <= 256:
+            raise SimulatedApiError("ValidationException", "PatchGroup must be 1 to 256 characters.")
+        filters = params.get("Filters") or []
+        if len(filters) > 4:
+            raise SimulatedApiError("ValidationException", "Filters has at most 4 items.")
+        rows = [self._state_row(i) for i in self.instances.values() if _patch_group(i) == group]
+        selected = [row for row in rows if row is not None and all(_count_filter(row, flt) for flt in filters)]
+        page, token = _page_of(selected, params, 50)
+        return {"InstancePatchStates": page, **({"NextToken": token} if token else {})}
+
+
+_COMPARISONS: dict[str, Callable[[int, int], bool]] = {
+    "Equal": lambda a, b: a == b,
+    "NotEqual": lambda a, b: a != b,
+    "LessThan": lambda a, b: a < b,
+    "GreaterThan": lambda a, b: a > b,
+}
+
+
+def _count_filter(row: dict[str, Any], flt: dict[str, Any]) -> bool:
+    key, values, kind = flt.get("Key", ""), flt.get("Values") or [], flt.get("Type", "")
+    if key not in COUNT_FILTER_KEYS or kind not in _COMPARISONS or len(values) != 1 or not str(values[0]).isdigit():
+        raise SimulatedApiError("InvalidFilter", f"Unsupported instance patch state filter {flt!r}.")
+    return _COMPARISONS[kind](int(row[key]), int(values[0]))
