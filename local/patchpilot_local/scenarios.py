@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import overload
 
 from patchpilot_local.fleet import SimulatedInstance
+from patchpilot_local.patches import MISSING, CatalogPatch, catalog_for, initial_patch_states
 
 GROUP_SHARES = {"dev": 0.1, "staging": 0.15, "prod-1": 0.25, "prod-2": 0.25, "prod-3": 0.25}
 OS_MIX = ["AMAZON_LINUX_2023", "WINDOWS", "UBUNTU", "REDHAT_ENTERPRISE_LINUX", "AMAZON_LINUX_2"]
+PREINSTALLED_SHARE = 0.1  # of the month's early Linux advisories, already installed when the cycle starts
 
 
 @dataclass(frozen=True)
@@ -17,6 +20,7 @@ class Scenario:
     description: str
     expected_status: str
     expected_error: str | None = None
+    stage_group: str = "dev"  # the patch group the scenario acts on (unless the caller names one)
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -34,13 +38,27 @@ SCENARIOS: dict[str, Scenario] = {
             "EventBridge loses the final status event of some instances: reconciliation must recover them",
             "SUCCEEDED",
         ),
+        Scenario(
+            "bad-patch",
+            "one non-kernel patch of the month breaks the health of every instance of its OS in staging and prod "
+            "(dev installs it fine): staging must catch it, the patch must be excluded and prod must never get it",
+            "SUCCEEDED",
+            stage_group="staging",
+        ),
+        Scenario(
+            "flaky-instance",
+            "one instance of the stage fails its first install invocation, then succeeds when retried: "
+            "a retry must recover it and the stage must pass",
+            "SUCCEEDED",
+        ),
     )
 }
 
 
 def build_fleet(instances: int, seed: int, min_per_group: int = 1) -> list[SimulatedInstance]:
-    """A mixed fleet over the dev, staging and prod groups and the supported OSes."""
+    """A mixed fleet over the dev, staging and prod groups and the supported OSes, each with its patch level."""
     rng = random.Random(seed)
+    patch_rng = random.Random(f"patches:{seed}")  # a stream of its own: install times stay as they were
     counts = {group: max(min_per_group, round(instances * share)) for group, share in GROUP_SHARES.items()}
     fleet: list[SimulatedInstance] = []
     for group, count in counts.items():
@@ -53,13 +71,58 @@ def build_fleet(instances: int, seed: int, min_per_group: int = 1) -> list[Simul
                     platform=platform,
                     tags={"PatchGroup": group, "Name": f"{group}-{index + 1:04d}", "OS": platform},
                     install_minutes=rng.uniform(8, 40),
+                    patches=initial_patch_states(platform, patch_rng, PREINSTALLED_SHARE),
                 )
             )
     return fleet
 
 
-def apply_scenario(scenario: Scenario, fleet: list[SimulatedInstance], stage_group: str, seed: int) -> list[str]:
-    """Give the scenario's behaviour to the fleet; returns a line per change, for the operator."""
+def groups_from(stage_group: str) -> list[str]:
+    """The stage's group and every group rolled out after it (only the group itself if it is not a known one)."""
+    order = list(GROUP_SHARES)
+    return order[order.index(stage_group) :] if stage_group in order else [stage_group]
+
+
+def bad_patch_for(fleet: list[SimulatedInstance], stage_group: str, rng: random.Random) -> tuple[str, CatalogPatch]:
+    """(OS, patch) the bad-patch scenario breaks: a non-kernel patch of an OS that has instances in the stage."""
+    platforms = sorted({i.platform for i in fleet if i.patch_group == stage_group})
+    if not platforms:
+        raise ValueError(f"no instance in patch group {stage_group!r}")
+    platform = rng.choice(platforms)
+    candidates = [p for p in catalog_for(platform) if not p.kernel and p.applicability >= 1.0]
+    return platform, rng.choice(candidates)
+
+
+def _break_patch(fleet: list[SimulatedInstance], stage_group: str, rng: random.Random) -> list[str]:
+    platform, patch = bad_patch_for(fleet, stage_group, rng)
+    groups = groups_from(stage_group)
+    victims = [i for i in fleet if i.platform == platform and i.patch_group in groups]
+    for victim in victims:
+        record = victim.patches[patch.patch_id]
+        record.breaks_health = True
+        record.state, record.installed_time = MISSING, None  # nobody installed it early
+    return [
+        f"{patch.patch_id} ({platform}, {patch.classification}/{patch.severity}) breaks the health of "
+        f"{len(victims)} instances in {', '.join(groups)} once installed"
+    ]
+
+
+@overload
+def apply_scenario(scenario: Scenario, fleet: list[SimulatedInstance], seed: int, /) -> list[str]: ...
+
+
+@overload
+def apply_scenario(scenario: Scenario, fleet: list[SimulatedInstance], stage_group: str, seed: int, /) -> list[str]: ...
+
+
+def apply_scenario(scenario: Scenario, fleet: list[SimulatedInstance], *where: str | int) -> list[str]:
+    """Give the scenario's behaviour to the fleet; returns a line per change, for the operator.
+
+    Call it as `(scenario, fleet, seed)` (the scenario's own stage_group) or `(scenario, fleet, stage_group, seed)`.
+    """
+    stage_group, seed = (scenario.stage_group, where[0]) if len(where) == 1 else (where[0], where[1])
+    if not isinstance(stage_group, str) or not isinstance(seed, int):
+        raise TypeError("apply_scenario takes (scenario, fleet, seed) or (scenario, fleet, stage_group, seed)")
     rng = random.Random(seed)
     in_stage = [instance for instance in fleet if instance.patch_group == stage_group]
     changes: list[str] = []
@@ -71,4 +134,11 @@ def apply_scenario(scenario: Scenario, fleet: list[SimulatedInstance], stage_gro
         for victim in rng.sample(in_stage, k=max(1, len(in_stage) // 3)):
             victim.drop_terminal_event = True
             changes.append(f"the final status event of {victim.tags['Name']} will be lost")
+    elif scenario.name == "bad-patch":
+        changes.extend(_break_patch(fleet, stage_group, rng))
+    elif scenario.name == "flaky-instance":
+        victim = rng.choice(in_stage)
+        victim.flaky_failures_left = 1
+        victim.flaky_outcome = "Failed"
+        changes.append(f"{victim.tags['Name']} ({victim.platform}) will fail its first install, then succeed")
     return changes
