@@ -6,6 +6,9 @@ from enum import StrEnum
 
 from pydantic import BaseModel
 
+from patchpilot.models.exceptions import BaselineUpdateConflict, RejectedPatchListFull
+from patchpilot.models.exclusion import ExclusionRecord
+from patchpilot.models.patches import InstancePatch
 from patchpilot.models.records import CommandInfo, InstanceResult, InvocationInfo, TrackedCommand
 
 
@@ -160,3 +163,87 @@ class ApprovalStore(ABC):
     @abstractmethod
     def expire(self, approval_id: str, task_token: str) -> bool:
         """Mark the approval expired if it still holds `task_token`; False when a retried request replaced it."""
+
+
+class PatchInventory(ABC):
+    """What Patch Manager reports about the patches of one instance (DescribeInstancePatches)."""
+
+    @abstractmethod
+    def installed_during(self, instance_id: str, since: datetime) -> list[InstancePatch]:
+        """Patches Installed, InstalledPendingReboot or Failed on the instance at or after `since`.
+
+        Failed rows without an install time are included (SSM does not always time a failed install).
+        """
+
+
+MAX_REJECTED_PATCHES = 50
+
+
+class PatchBaselines(ABC):
+    """Patch baselines: which one a patch group uses per OS, and their RejectedPatches lists.
+
+    ``reject_patches`` is the one way PatchPilot changes RejectedPatches. UpdatePatchBaseline replaces the whole list
+    and has no condition, so the change is a read-modify-write as a set union: read the list, append the missing ids
+    (existing entries are never dropped), write it back with ``RejectedPatchesAction`` BLOCK, then read again and
+    verify every intended id is present. A concurrent writer that wrote an older copy of the list in between removed
+    ours: merge again, at most ``max_merge_attempts`` writes. Adapters implement the read, the write and the pause.
+    """
+
+    max_merge_attempts: int = 4
+
+    @abstractmethod
+    def baseline_for(self, patch_group: str, operating_system: str) -> str:
+        """The id of the baseline the patch group uses for the OS (an AWS-managed default is an ARN)."""
+
+    @abstractmethod
+    def rejected_patches(self, baseline_id: str) -> list[str]:
+        """The baseline's current RejectedPatches (a fresh read)."""
+
+    @abstractmethod
+    def replace_rejected_patches(self, baseline_id: str, patch_ids: list[str]) -> None:
+        """Write the baseline's whole RejectedPatches list, with RejectedPatchesAction BLOCK."""
+
+    @abstractmethod
+    def pause_before_retry(self, attempt: int) -> None:
+        """Back off (with jitter) before merging again after a concurrent writer won."""
+
+    def reject_patches(self, baseline_id: str, patch_ids: list[str]) -> list[str]:
+        """Add `patch_ids` to the baseline's RejectedPatches as a set union, verified; return the list after it.
+
+        No write happens when every id is already rejected (a duplicate decision has no second effect).
+        Raises ``RejectedPatchListFull`` beyond the API's 50 entries and ``BaselineUpdateConflict`` when concurrent
+        writers removed the ids again after every attempt.
+        """
+        wanted = list(dict.fromkeys(patch_ids))
+        for attempt in range(self.max_merge_attempts + 1):
+            current = self.rejected_patches(baseline_id)
+            missing = [patch_id for patch_id in wanted if patch_id not in current]
+            if not missing:
+                return current
+            if attempt == self.max_merge_attempts:
+                break
+            merged = [*dict.fromkeys(current), *missing]
+            if len(merged) > MAX_REJECTED_PATCHES:
+                raise RejectedPatchListFull(
+                    f"baseline {baseline_id}: rejecting {missing} would make {len(merged)} RejectedPatches "
+                    f"(at most {MAX_REJECTED_PATCHES})"
+                )
+            if attempt:
+                self.pause_before_retry(attempt)
+            self.replace_rejected_patches(baseline_id, merged)
+        raise BaselineUpdateConflict(
+            f"baseline {baseline_id}: {missing} still missing from RejectedPatches after "
+            f"{self.max_merge_attempts} merge(s); another writer keeps replacing the list"
+        )
+
+
+class ExclusionLedger(ABC):
+    """The durable record of every patch a run excluded, with the evidence."""
+
+    @abstractmethod
+    def record(self, record: ExclusionRecord) -> bool:
+        """Record one excluded patch of a run's stage, at most once; False when it was already recorded."""
+
+    @abstractmethod
+    def exclusions_of(self, run_id: str) -> list[ExclusionRecord]:
+        """Every exclusion recorded for the run."""

@@ -39,3 +39,15 @@ class ApprovalExpired(PatchPilotError):
 
 class ApprovalIdConflict(PatchPilotError):
     """Two different waits derived the same approval id (a hash collision): the second cannot be stored."""
+
+
+class InvalidExclusionRequest(PatchPilotError):
+    """An exclusion request that cannot describe a real stage (an instance both healthy and unhealthy, duplicates)."""
+
+
+class RejectedPatchListFull(PatchPilotError):
+    """Adding the excluded patches would take a baseline's RejectedPatches beyond the API's 50 entries."""
+
+
+class BaselineUpdateConflict(PatchPilotError):
+    """Concurrent writers kept removing the excluded patches from a baseline's RejectedPatches after every retry."""
