@@ -18,7 +18,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import boto3
@@ -237,14 +237,14 @@ class SsmAgentSimulator:
 
     # -- fleet ---------------------------------------------------------------------------------------------------
     def add_instance(self, instance: SimulatedInstance) -> None:
-        """Manage an instance; one without a patch level gets every applicable catalog patch Missing, scanned now."""
+        """Manage an instance; one without a patch level gets every applicable catalog patch Missing (and a scan)."""
         with self._lock:
             if not instance.patches:
                 instance.patches = pm.initial_patch_states(instance.platform)
-            if instance.last_operation is None:
-                now = self.clock.now()
+            if instance.last_operation is None:  # the daily scan before the cycle (the clock may restart later)
+                scanned = self.clock.start - timedelta(hours=6)
                 rejected = frozenset(self.rejected_patches(instance))
-                instance.last_operation = PatchOperation("Scan", now, now, "RebootIfNeeded", rejected)
+                instance.last_operation = PatchOperation("Scan", scanned, scanned, "RebootIfNeeded", rejected)
             self.instances[instance.instance_id] = instance
 
     def installed_patches(self, instance_id: str) -> set[str]:

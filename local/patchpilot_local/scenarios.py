@@ -103,7 +103,7 @@ def _break_patch(fleet: list[SimulatedInstance], stage_group: str, rng: random.R
         record.state, record.installed_time = MISSING, None  # nobody installed it early
     return [
         f"{patch.patch_id} ({platform}, {patch.classification}/{patch.severity}) breaks the health of "
-        f"{len(victims)} instances in {', '.join(groups)} once installed"
+        f"{len(victims)} instance{'s' if len(victims) != 1 else ''} in {', '.join(groups)} once installed"
     ]
 
 
