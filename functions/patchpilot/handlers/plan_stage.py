@@ -1,4 +1,4 @@
-"""Plan a rollout stage (first task of the state machine)."""
+"""Plan a stage step: the install, scan and health commands the state machine sends."""
 
 from typing import Any
 
@@ -7,18 +7,20 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from patchpilot.handlers import wiring
-from patchpilot.logic.stage_plan import plan_stage
+from patchpilot.logic.stage_plan import plan_stage_commands
+from patchpilot.models.rollout import StageStepRequest
 from patchpilot.models.settings import PlanSettings
-from patchpilot.models.state import RolloutRequest
 from patchpilot.observability import logger, metrics, tracer
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
 @tracer.capture_lambda_handler
-@event_parser(model=RolloutRequest)
-def handler(event: RolloutRequest, context: LambdaContext) -> dict[str, Any]:
-    planned = plan_stage(event, wiring.command_directory(), PlanSettings.from_env().patch_group_tag_key)
+@event_parser(model=StageStepRequest)
+def handler(event: StageStepRequest, context: LambdaContext) -> dict[str, Any]:
+    planned = plan_stage_commands(
+        event, wiring.command_directory(), wiring.patch_sets(), PlanSettings.from_env().patch_group_tag_key
+    )
     metrics.add_metric(name="InstancesTargeted", unit=MetricUnit.Count, value=planned.targeted_instances)
-    logger.info("stage planned", extra=planned.model_dump())
+    logger.info("stage step planned", extra={"stage": event.stage.name, "phase_set": event.phase_set})
     return planned.model_dump(mode="json")

@@ -1,4 +1,4 @@
-"""Verify a stage's health; an unhealthy stage raises StageHealthCheckFailed, which the state machine catches."""
+"""Verify a stage step's health from every signal (commands, reachability, patch states, alarms)."""
 
 from typing import Any
 
@@ -8,7 +8,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from patchpilot.handlers import wiring
 from patchpilot.logic.health import verify_stage_health
-from patchpilot.models.state import VerifyStageRequest
+from patchpilot.models.rollout import VerifyStageRequest
+from patchpilot.models.settings import PlanSettings
 from patchpilot.observability import logger, metrics, tracer
 
 
@@ -17,7 +18,14 @@ from patchpilot.observability import logger, metrics, tracer
 @tracer.capture_lambda_handler
 @event_parser(model=VerifyStageRequest)
 def handler(event: VerifyStageRequest, context: LambdaContext) -> dict[str, Any]:
-    verdict = verify_stage_health(event, wiring.install_tracker())
-    metrics.add_metric(name="StagesVerifiedHealthy", unit=MetricUnit.Count, value=1)
-    logger.info("stage healthy", extra=verdict.model_dump())
+    verdict = verify_stage_health(
+        event,
+        wiring.install_tracker(),
+        wiring.command_directory(),
+        wiring.alarm_monitor(),
+        wiring.patch_compliance(),
+        PlanSettings.from_env().patch_group_tag_key,
+    )
+    metrics.add_metric(name="UnhealthyInstances", unit=MetricUnit.Count, value=verdict.unhealthy)
+    logger.info("stage verified", extra={"stage": verdict.stage_name, "healthy": verdict.healthy, **verdict.reasons})
     return verdict.model_dump(mode="json")

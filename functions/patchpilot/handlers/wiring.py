@@ -1,13 +1,15 @@
 """Adapters for the handlers, built from env-var settings at invocation time (the edge of the system)."""
 
 from patchpilot.integrations import aws_clients
+from patchpilot.integrations.cloudwatch_alarms import CloudWatchAlarmMonitor
 from patchpilot.integrations.dynamodb_first_scan import DynamoDBFirstScanLedger
 from patchpilot.integrations.dynamodb_tracker import DynamoDBInstallTracker
 from patchpilot.integrations.ec2_inventory import Ec2InstanceInventory
-from patchpilot.integrations.sfn_callbacks import StepFunctionsCallbacks
-from patchpilot.integrations.ssm_directory import SsmCommandDirectory
+from patchpilot.integrations.patch_sets import S3PatchSetStore
+from patchpilot.integrations.sfn_callbacks import StepFunctionsCallbacks, StepFunctionsRolloutStarter
+from patchpilot.integrations.ssm_directory import SsmCommandDirectory, SsmPatchComplianceReader
 from patchpilot.integrations.ssm_scanner import SsmPatchScanner
-from patchpilot.models.settings import TrackingSettings
+from patchpilot.models.settings import ArtifactSettings, StarterSettings, TrackingSettings
 
 
 def install_tracker() -> DynamoDBInstallTracker:
@@ -40,3 +42,28 @@ def first_scan_ledger() -> DynamoDBFirstScanLedger:
     """First-scan claims in the table named by RUNS_TABLE_NAME."""
     settings = TrackingSettings.from_env()
     return DynamoDBFirstScanLedger(settings.runs_table_name, aws_clients.dynamodb(), settings.record_ttl_days)
+
+
+def patch_compliance() -> SsmPatchComplianceReader:
+    """Per-instance patch states and installed patches."""
+    return SsmPatchComplianceReader(aws_clients.ssm())
+
+
+def alarm_monitor() -> CloudWatchAlarmMonitor:
+    """The stage alarms."""
+    return CloudWatchAlarmMonitor(aws_clients.cloudwatch())
+
+
+def patch_sets() -> S3PatchSetStore:
+    """Frozen patch sets and the patch lists handed to AWS-RunPatchBaseline."""
+    return S3PatchSetStore(
+        TrackingSettings.from_env().runs_table_name,
+        ArtifactSettings.from_env().artifacts_bucket_name,
+        aws_clients.dynamodb(),
+        aws_clients.s3(),
+    )
+
+
+def rollout_starter() -> StepFunctionsRolloutStarter:
+    """Step Functions, for the rollout state machine named by STATE_MACHINE_ARN."""
+    return StepFunctionsRolloutStarter(aws_clients.stepfunctions(), StarterSettings.from_env().state_machine_arn)

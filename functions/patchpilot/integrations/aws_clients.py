@@ -7,8 +7,10 @@ import boto3
 from botocore.config import Config
 
 if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_ssm import SSMClient
     from mypy_boto3_stepfunctions import SFNClient
 
@@ -37,6 +39,18 @@ def ssm() -> "SSMClient":
 def stepfunctions() -> "SFNClient":
     """The Step Functions client."""
     return boto3.client("stepfunctions", config=_CONFIG)
+
+
+@cache
+def s3() -> "S3Client":
+    """The S3 client."""
+    return boto3.client("s3", config=_CONFIG)
+
+
+@cache
+def cloudwatch() -> "CloudWatchClient":
+    """The CloudWatch client."""
+    return boto3.client("cloudwatch", config=_CONFIG)
 
 
 def reset_clients() -> None:

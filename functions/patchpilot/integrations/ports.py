@@ -8,8 +8,9 @@ from pydantic import BaseModel
 
 from patchpilot.models.exceptions import BaselineUpdateConflict, RejectedPatchListFull
 from patchpilot.models.exclusion import ExclusionRecord
-from patchpilot.models.patches import InstancePatch
-from patchpilot.models.records import CommandInfo, InstanceResult, InvocationInfo, TrackedCommand
+from patchpilot.models.patches import InstancePatch, InstancePatchSummary
+from patchpilot.models.records import CommandInfo, InstanceResult, InvocationInfo, ManagedInstance, TrackedCommand
+from patchpilot.models.rollout import RunContext, StagePlan
 
 
 class RecordOutcome(StrEnum):
@@ -69,6 +70,10 @@ class CommandDirectory(ABC):
     def count_managed_instances(self, tag_key: str, tag_value: str) -> int:
         """How many SSM managed instances carry the tag."""
 
+    @abstractmethod
+    def managed_instances(self, tag_key: str, tag_value: str) -> list[ManagedInstance]:
+        """The SSM managed instances that carry the tag, with ping status and platform."""
+
 
 class ExecutionCallbacks(ABC):
     """Step Functions task-token callbacks."""
@@ -123,6 +128,54 @@ class FirstScanLedger(ABC):
     @abstractmethod
     def release(self, instance_id: str, event_id: str) -> None:
         """Give up a claim made by `event_id` (the scan could not be sent), so a retry can claim again."""
+
+
+class PatchSetStore(ABC):
+    """The patch lists a run hands to AWS-RunPatchBaseline (S3) and the frozen patch set of a run (DynamoDB)."""
+
+    @abstractmethod
+    def freeze(self, run_id: str, stage_name: str, patches: list[InstancePatch]) -> int:
+        """Record the patches a test stage installed as the run's frozen set (replacing an earlier one)."""
+
+    @abstractmethod
+    def install_list_for(self, run_id: str, stage: StagePlan) -> str | None:
+        """S3 URL of the InstallOverrideList for a production stage (frozen set filtered for it), None if unfrozen."""
+
+    @abstractmethod
+    def emergency_baseline_override(self, run: RunContext) -> str:
+        """S3 URL of a BaselineOverride that approves exactly the emergency run's patches and CVEs."""
+
+    @abstractmethod
+    def excluded_patches(self, run_id: str) -> set[str]:
+        """Patch ids the run excluded (they never enter the frozen set)."""
+
+
+class AlarmMonitor(ABC):
+    """CloudWatch alarms that speak for a stage's health."""
+
+    @abstractmethod
+    def alarms_in_alarm(self, name_prefix: str) -> list[str]:
+        """Names of the alarms whose name starts with `name_prefix` and whose state is ALARM."""
+
+
+class PatchComplianceReader(ABC):
+    """Per-instance patch results of the last scan or install."""
+
+    @abstractmethod
+    def summaries(self, instance_ids: list[str]) -> list[InstancePatchSummary]:
+        """Patch state counts per instance (DescribeInstancePatchStates, 50 instances a call)."""
+
+    @abstractmethod
+    def installed_since(self, instance_id: str, since: datetime) -> list[InstancePatch]:
+        """Patches installed (or installed pending reboot) on the instance at or after `since`."""
+
+
+class RolloutStarter(ABC):
+    """Starts rollout executions under idempotent names."""
+
+    @abstractmethod
+    def start(self, execution_name: str, request: BaseModel) -> tuple[str, bool]:
+        """Start an execution; returns (execution ARN, whether this call started it)."""
 
 
 # Approval gate and alerts. Imported here, at the end, so the block can be appended without touching the header.

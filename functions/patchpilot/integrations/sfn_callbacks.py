@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
-from patchpilot.integrations.ports import ExecutionCallbacks
+from patchpilot.integrations.ports import ExecutionCallbacks, RolloutStarter
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
@@ -45,3 +45,29 @@ class StepFunctionsCallbacks(ExecutionCallbacks):
                 return False
             raise
         return True
+
+
+class StepFunctionsRolloutStarter(RolloutStarter):
+    """StartExecution; an existing execution of the same name means the rollout is already under way."""
+
+    def __init__(self, client: "SFNClient", state_machine_arn: str) -> None:
+        self._client = client
+        self._state_machine_arn = state_machine_arn
+
+    def start(self, execution_name: str, request: BaseModel) -> tuple[str, bool]:
+        arn = f"{self._state_machine_arn.replace(':stateMachine:', ':execution:')}:{execution_name}"
+        try:
+            self._client.describe_execution(executionArn=arn)
+            return arn, False  # StartExecution would answer a running twin with its ARN, not an error: ask first
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ExecutionDoesNotExist":
+                raise
+        try:
+            response = self._client.start_execution(
+                stateMachineArn=self._state_machine_arn, name=execution_name, input=request.model_dump_json()
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ExecutionAlreadyExists":
+                raise
+            return arn, False
+        return response["executionArn"], True

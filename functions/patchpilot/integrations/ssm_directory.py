@@ -1,11 +1,13 @@
 """SSM adapter of the CommandDirectory port."""
 
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from patchpilot.integrations.ports import CommandDirectory
-from patchpilot.models.records import CommandInfo, InvocationInfo
+from patchpilot.integrations.ports import CommandDirectory, PatchComplianceReader
+from patchpilot.models.patches import InstancePatch, InstancePatchSummary, PatchState
+from patchpilot.models.records import CommandInfo, InvocationInfo, ManagedInstance
 
 if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
@@ -43,6 +45,71 @@ class SsmCommandDirectory(CommandDirectory):
         ]
 
     def count_managed_instances(self, tag_key: str, tag_value: str) -> int:
+        return len(self.managed_instances(tag_key, tag_value))
+
+    def managed_instances(self, tag_key: str, tag_value: str) -> list[ManagedInstance]:
         paginator = self._client.get_paginator("describe_instance_information")
         pages = paginator.paginate(Filters=[{"Key": f"tag:{tag_key}", "Values": [tag_value]}])
-        return sum(len(page.get("InstanceInformationList", [])) for page in pages)
+        return [
+            ManagedInstance(
+                instance_id=info["InstanceId"],
+                ping_status=info.get("PingStatus", "Unknown"),
+                platform_type=info.get("PlatformType", ""),
+                platform_name=info.get("PlatformName", ""),
+                platform_version=info.get("PlatformVersion", ""),
+            )
+            for page in pages
+            for info in page.get("InstanceInformationList", [])
+        ]
+
+
+class SsmPatchComplianceReader(PatchComplianceReader):
+    """DescribeInstancePatchStates, in batches of 50 instances."""
+
+    def __init__(self, client: "SSMClient") -> None:
+        self._client = client
+
+    def summaries(self, instance_ids: list[str]) -> list[InstancePatchSummary]:
+        rows: list[InstancePatchSummary] = []
+        for start in range(0, len(instance_ids), 50):
+            paginator = self._client.get_paginator("describe_instance_patch_states")
+            for page in paginator.paginate(InstanceIds=instance_ids[start : start + 50]):
+                rows.extend(
+                    InstancePatchSummary(
+                        instance_id=state["InstanceId"],
+                        patch_group=state.get("PatchGroup", ""),
+                        baseline_id=state.get("BaselineId", ""),
+                        operation=state.get("Operation", ""),
+                        operation_end_time=state["OperationEndTime"],
+                        installed=state.get("InstalledCount", 0),
+                        installed_other=state.get("InstalledOtherCount", 0),
+                        installed_pending_reboot=state.get("InstalledPendingRebootCount", 0),
+                        installed_rejected=state.get("InstalledRejectedCount", 0),
+                        missing=state.get("MissingCount", 0),
+                        failed=state.get("FailedCount", 0),
+                        not_applicable=state.get("NotApplicableCount", 0),
+                    )
+                    for state in page.get("InstancePatchStates", [])
+                )
+        return rows
+
+    def installed_since(self, instance_id: str, since: datetime) -> list[InstancePatch]:
+        paginator = self._client.get_paginator("describe_instance_patches")
+        pages = paginator.paginate(
+            InstanceId=instance_id, Filters=[{"Key": "State", "Values": ["Installed", "InstalledPendingReboot"]}]
+        )
+        return [
+            InstancePatch(
+                instance_id=instance_id,
+                patch_id=patch["KBId"] or patch["Title"],
+                title=patch["Title"],
+                classification=patch.get("Classification", ""),
+                severity=patch.get("Severity", ""),
+                state=PatchState(patch["State"]),
+                installed_time=patch.get("InstalledTime"),
+                cve_ids=tuple(cve for cve in patch.get("CVEIds", "").split(",") if cve),
+            )
+            for page in pages
+            for patch in page.get("Patches", [])
+            if patch.get("InstalledTime") is None or patch["InstalledTime"] >= since
+        ]

@@ -71,14 +71,16 @@ def during_run(patch: InstancePatch, since: datetime) -> bool:
 
 def _collect(
     unhealthy: Mapping[str, str], healthy: Mapping[str, str], patches: Mapping[str, Sequence[InstancePatch]]
-) -> dict[str, _Seen]:
-    seen: dict[str, _Seen] = {}
+) -> dict[tuple[str, str], _Seen]:
+    """Who received what, per (patch id, operating system): Linux package names repeat across distributions."""
+    seen: dict[tuple[str, str], _Seen] = {}
     for instance_id, rows in patches.items():
         is_unhealthy = instance_id in unhealthy
         if not is_unhealthy and instance_id not in healthy:
             continue
+        system = unhealthy[instance_id] if is_unhealthy else healthy[instance_id]
         for row in rows:
-            entry = seen.setdefault(row.patch_id, _Seen(title=row.title))
+            entry = seen.setdefault((row.patch_id, system), _Seen(title=row.title))
             (entry.unhealthy if is_unhealthy else entry.healthy).add(instance_id)
             if is_unhealthy and row.state is PatchState.FAILED:
                 entry.failed.add(instance_id)
@@ -99,9 +101,19 @@ def _evidence(patch_id: str, entry: _Seen, unhealthy: Mapping[str, str], healthy
     )
 
 
+def _key(evidence: PatchEvidence) -> tuple[str, str]:
+    return evidence.patch_id, evidence.operating_systems[0]
+
+
 def _rank_key(evidence: PatchEvidence) -> tuple[float, int, int, str]:
     margin = round(evidence.failing_share - evidence.healthy_share, 9)
     return (-margin, -evidence.failed_installs, -evidence.failing_with, evidence.patch_id)
+
+
+def _whole_installs_failed(unhealthy: Mapping[str, str], recent: Mapping[str, Sequence[InstancePatch]]) -> bool:
+    """Each unhealthy instance's run patches all FAILED (and it tried more than one): an instance-level failure."""
+    tried = [recent.get(instance_id, []) for instance_id in unhealthy]
+    return all(len(rows) > 1 and all(row.state == PatchState.FAILED for row in rows) for rows in tried)
 
 
 def correlate_patches(
@@ -152,7 +164,16 @@ def correlate_patches(
     seen = _collect(unhealthy, healthy, recent)
     if not unhealthy:
         return Correlation("nothing_to_exclude", "no unhealthy instance to correlate patches with", [])
-    evidence = [_evidence(patch_id, entry, unhealthy, healthy) for patch_id, entry in seen.items() if entry.unhealthy]
+    if _whole_installs_failed(unhealthy, recent):
+        return Correlation(
+            "nothing_to_exclude",
+            "every patch this run tried on the unhealthy instance(s) failed: the install failed as a whole (agent, "
+            "disk, repository access), which no single patch explains",
+            [],
+        )
+    evidence = [
+        _evidence(patch_id, entry, unhealthy, healthy) for (patch_id, _), entry in seen.items() if entry.unhealthy
+    ]
     suspects = sorted(
         (
             e
@@ -169,15 +190,18 @@ def correlate_patches(
             f"{thresholds.max_healthy_share:.0%} of the healthy ones",
             [],
         )
-    top = seen[suspects[0].patch_id]
-    group = [
-        s for s in suspects if seen[s.patch_id].unhealthy == top.unhealthy and seen[s.patch_id].healthy == top.healthy
-    ]
+    top = seen[_key(suspects[0])]
+    group = [s for s in suspects if seen[_key(s)].unhealthy == top.unhealthy and seen[_key(s)].healthy == top.healthy]
     if any(s.failed_installs for s in group):
         group = [s for s in group if s.failed_installs]
-    failing = {s.patch_id: sorted(seen[s.patch_id].unhealthy) for s in group}
-    healthy_with = {s.patch_id: sorted(seen[s.patch_id].healthy) for s in group}
-    if len(group) > thresholds.max_patches_per_decision:
+    ids = {s.patch_id for s in group}
+    group += [s for s in suspects if s.patch_id in ids and s not in group]  # the same package on another OS
+    failing: dict[str, list[str]] = {}
+    healthy_with: dict[str, list[str]] = {}
+    for s in group:
+        failing[s.patch_id] = sorted({*failing.get(s.patch_id, []), *seen[_key(s)].unhealthy})
+        healthy_with[s.patch_id] = sorted({*healthy_with.get(s.patch_id, []), *seen[_key(s)].healthy})
+    if len({s.patch_id for s in group}) > thresholds.max_patches_per_decision:
         return Correlation(
             "inconclusive",
             f"{len(group)} patches arrived on exactly the same instances; more than "
@@ -209,6 +233,7 @@ def plan_rejections(
     unhealthy: Mapping[str, str],
     patch_group: str,
     baseline_for: Callable[[str, str], str],
+    later_groups: Sequence[str] = (),
 ) -> tuple[list[BaselineRejection], str | None]:
     """Which baseline rejects which patch: the baselines of the OSes whose unhealthy instances got the patch.
 
@@ -222,6 +247,9 @@ def plan_rejections(
         The stage's patch group.
     baseline_for : Callable[[str, str], str]
         Resolves (patch group, OS) to a baseline id.
+    later_groups : Sequence[str]
+        The patch groups of the stages after this one: their baselines reject the patches too, so that no
+        maintenance window or daily install ever brings a known-bad patch to them.
 
     Returns
     -------
@@ -245,7 +273,15 @@ def plan_rejections(
                 f"patch group {patch_group} uses the AWS-managed baseline {baseline_id} for {system}, which cannot "
                 f"be changed: register an own baseline to let PatchPilot reject {', '.join(patch_ids)}"
             )
-        rejections.append(BaselineRejection(baseline_id=baseline_id, operating_system=system, patch_ids=patch_ids))
+        baseline_ids = [baseline_id]
+        for group in later_groups:
+            later = baseline_for(group, system)
+            if _is_updatable(later) and later not in baseline_ids:
+                baseline_ids.append(later)
+        rejections.extend(
+            BaselineRejection(baseline_id=baseline, operating_system=system, patch_ids=patch_ids)
+            for baseline in baseline_ids
+        )
     return rejections, None
 
 
@@ -322,7 +358,9 @@ def exclude_failing_patches(
 
     if correlation.outcome != "exclude":
         return decision(correlation.outcome, correlation.reason)
-    rejections, refusal = plan_rejections(correlation, unhealthy, request.patch_group, baselines.baseline_for)
+    rejections, refusal = plan_rejections(
+        correlation, unhealthy, request.patch_group, baselines.baseline_for, request.later_patch_groups
+    )
     if refusal is not None:
         return decision("inconclusive", refusal)
     for rejection in rejections:

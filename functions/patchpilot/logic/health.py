@@ -1,13 +1,12 @@
-"""Judging a stage's health from its install results."""
+"""Judging a stage's health: per-instance signals against the stage's error budget, and its alarms."""
 
-from patchpilot.integrations.ports import InstallTracker
-from patchpilot.logic.install_tracking import tally_of
-from patchpilot.models.exceptions import CommandNotTracked, StageHealthCheckFailed
-from patchpilot.models.state import InstallTally, StageVerdict, VerifyStageRequest
+from patchpilot.integrations.ports import AlarmMonitor, CommandDirectory, InstallTracker, PatchComplianceReader
+from patchpilot.logic.platforms import operating_system_of
+from patchpilot.models.rollout import MAX_SAMPLE, InstanceRef, StageVerdict, VerifyStageRequest
 
 
 def allowed_failures(max_errors: str, targeted: int) -> int:
-    """How many failed instances a stage tolerates, with SendCommand's `MaxErrors` semantics.
+    """How many unhealthy instances a stage tolerates, with SendCommand's `MaxErrors` semantics.
 
     Parameters
     ----------
@@ -26,55 +25,84 @@ def allowed_failures(max_errors: str, targeted: int) -> int:
     return int(max_errors)
 
 
-def judge_stage_health(request: VerifyStageRequest, tally: InstallTally) -> StageVerdict:
-    """Pass or fail a stage: failed plus never-reported instances must stay within the error budget.
+def _command_reasons(
+    request: VerifyStageRequest, tracker: InstallTracker, instance_ids: set[str]
+) -> dict[str, list[str]]:
+    reasons: dict[str, list[str]] = {instance_id: [] for instance_id in instance_ids}
+    for result in request.results:
+        recorded = {row.instance_id: row for row in tracker.list_results(result.command_id)}
+        for instance_id in instance_ids:
+            row = recorded.get(instance_id)
+            if row is None:
+                reasons[instance_id].append(f"{result.phase}_not_reported")
+            elif not row.succeeded:
+                reasons[instance_id].append(f"{result.phase}_{row.status.lower()}")
+    return reasons
+
+
+def verify_stage_health(
+    request: VerifyStageRequest,
+    tracker: InstallTracker,
+    directory: CommandDirectory,
+    alarms: AlarmMonitor,
+    compliance: PatchComplianceReader,
+    patch_group_tag_key: str,
+) -> StageVerdict:
+    """Judge a stage step from every signal PatchPilot has about its instances.
+
+    An instance is unhealthy when any command of the step (install, post-patch scan, health command) failed or
+    never reported on it, when SSM no longer reaches it (ping status not Online), or, after a patch step, when its
+    post-patch scan reports a failed patch. The stage is healthy when unhealthy instances stay within the stage's
+    error budget (``max_errors``) and none of the stage's CloudWatch alarms is in ALARM.
 
     Parameters
     ----------
     request : VerifyStageRequest
-        The stage, its error budget and the verification phase.
-    tally : InstallTally
-        The install command's counts.
+        The run, the stage, the step and the commands it ran.
+    tracker, directory, alarms, compliance
+        Ports to the recorded command results, SSM's fleet view, CloudWatch and the patch states.
+    patch_group_tag_key : str
+        The patch group tag.
 
     Returns
     -------
     StageVerdict
-        The verdict of a healthy stage.
-
-    Raises
-    ------
-    StageHealthCheckFailed
-        Failures exceed the budget, or the install never completed.
+        Healthy or not, counts by reason, and bounded samples of unhealthy and healthy instances (the exclusion
+        step correlates their patches).
     """
-    failed = tally.failed + tally.not_reported
-    budget = allowed_failures(request.max_errors, tally.expected)
-    if not tally.complete or failed > budget:
-        raise StageHealthCheckFailed(
-            f"stage {request.stage_name} ({request.phase}): {failed} of {tally.expected} instances failed "
-            f"({tally.failed} install failures, {tally.not_reported} never reported); error budget {budget}"
-        )
+    stage = request.stage
+    instances = {i.instance_id: i for i in directory.managed_instances(patch_group_tag_key, stage.patch_group)}
+    reasons = _command_reasons(request, tracker, set(instances))
+    for instance_id, instance in instances.items():
+        if instance.ping_status != "Online":
+            reasons[instance_id].append("unreachable")
+    if request.phase_set == "patch" and instances:
+        for summary in compliance.summaries(sorted(instances)):
+            if summary.failed > 0 and summary.instance_id in reasons:
+                reasons[summary.instance_id].append("patch_failed")
+    in_alarm = alarms.alarms_in_alarm(stage.alarm_name_prefix) if stage.alarm_name_prefix else []
+    unhealthy = sorted(instance_id for instance_id, why in reasons.items() if why)
+    budget = allowed_failures(stage.max_errors, len(instances))
+    counts: dict[str, int] = {}
+    for why in reasons.values():
+        for reason in set(why):
+            counts[reason] = counts.get(reason, 0) + 1
+
+    def ref(instance_id: str) -> InstanceRef:
+        info = instances[instance_id]
+        platform = operating_system_of(info.platform_type, info.platform_name, info.platform_version)
+        return InstanceRef(instance_id=instance_id, platform=platform, reasons=reasons[instance_id])
+
+    healthy_ids = [instance_id for instance_id in sorted(instances) if not reasons[instance_id]]
     return StageVerdict(
-        stage_name=request.stage_name,
-        phase=request.phase,
-        healthy=True,
-        targeted=tally.expected,
-        succeeded=tally.succeeded,
-        failed=failed,
+        stage_name=stage.name,
+        phase_set=request.phase_set,
+        healthy=len(unhealthy) <= budget and not in_alarm,
+        targeted=len(instances),
+        unhealthy=len(unhealthy),
         allowed_failures=budget,
+        reasons=dict(sorted(counts.items())),
+        alarms_in_alarm=in_alarm,
+        unhealthy_sample=[ref(i) for i in unhealthy[:MAX_SAMPLE]],
+        healthy_sample=[ref(i) for i in healthy_ids[:MAX_SAMPLE]],
     )
-
-
-def verify_stage_health(request: VerifyStageRequest, tracker: InstallTracker) -> StageVerdict:
-    """Judge a stage from its tracked install command (see `judge_stage_health`).
-
-    Raises
-    ------
-    CommandNotTracked
-        The command has no tracking row.
-    StageHealthCheckFailed
-        The stage is unhealthy.
-    """
-    command = tracker.get_command(request.command_id)
-    if command is None:
-        raise CommandNotTracked(f"command {request.command_id} has no tracking row")
-    return judge_stage_health(request, tally_of(command, command_finished=True))

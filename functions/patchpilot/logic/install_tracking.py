@@ -105,6 +105,7 @@ def record_invocation_result(
         ``recorded`` (first terminal report), ``duplicate`` (already recorded: no second effect), ``progress``
         (a non-terminal status: heartbeat only) or ``ignored_foreign_command`` (a command PatchPilot did not start).
     """
+
     def handled(action: Action, resumed: bool = False, tally: InstallTally | None = None) -> InvocationHandled:
         return InvocationHandled(
             action=action,

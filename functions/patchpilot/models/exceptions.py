@@ -25,6 +25,14 @@ class InstanceNotManaged(PatchPilotError):
     """SSM does not manage the instance (yet): its first scan cannot be sent; the invocation is retried."""
 
 
+class InvalidRolloutRequest(PatchPilotError):
+    """A start request names unknown stages, stages out of order, or production without a tested patch set."""
+
+
+class NoTestedPatchSet(PatchPilotError):
+    """A production stage has no frozen patch set from a test stage of the same run to install."""
+
+
 class ApprovalRejected(PatchPilotError):
     """On-call rejected the promotion: the error name the decision API sends with SendTaskFailure."""
 

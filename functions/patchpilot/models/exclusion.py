@@ -51,6 +51,7 @@ class ExclusionRequest(_Model):
     run_started_at: datetime
     unhealthy: list[SampledInstance] = Field(max_length=MAX_SAMPLED_INSTANCES)
     healthy: list[SampledInstance] = Field(default_factory=list, max_length=MAX_SAMPLED_INSTANCES)
+    later_patch_groups: list[PatchGroupName] = Field(default_factory=list, max_length=20)
     thresholds: ExclusionThresholds = ExclusionThresholds()
 
 

@@ -15,6 +15,8 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from patchpilot.models.rollout import HealthCheck
+
 OperatingSystem = Literal[
     "WINDOWS",
     "AMAZON_LINUX_2",
@@ -162,12 +164,15 @@ class MaintenanceWindowSpec(_PolicyModel):
 
 
 class Stage(_PolicyModel):
-    """One rollout stage: its window and the rollout limits its RolloutRequest carries."""
+    """One rollout stage: its window, its rate control and error budget, its bake, its gate and health checks."""
 
     window: MaintenanceWindowSpec
     max_concurrency: RateValue = "50%"
     max_errors: ErrorBudget = "0"
     bake_seconds: int = Field(default=86_400, ge=1, le=14 * 24 * 3600)
+    requires_approval: bool = False
+    health_check: HealthCheck | None = None
+    alarm_name_prefix: str | None = Field(default=None, min_length=1, max_length=200)
 
 
 class PatchGroup(_PolicyModel):
@@ -186,10 +191,9 @@ class DailyScan(_PolicyModel):
 
 
 class RolloutSchedule(_PolicyModel):
-    """When the monthly rollout starts (EventBridge Scheduler, UTC) and with which stage."""
+    """When the monthly rollout cycle starts (EventBridge Scheduler, UTC): every stage, in order."""
 
     schedule: Cron = "cron(0 20 ? * TUE#2 *)"
-    first_stage: Name
 
 
 class PatchPolicy(_PolicyModel):
@@ -225,11 +229,6 @@ class PatchPolicy(_PolicyModel):
             problems.append(
                 f"default_patch_group: {self.default_patch_group!r} is not a patch group; "
                 f"allowed values: {', '.join(self.patch_groups)}"
-            )
-        if self.rollout.first_stage not in self.stages:
-            problems.append(
-                f"rollout.first_stage: {self.rollout.first_stage!r} is not a stage; "
-                f"allowed values: {', '.join(stage_names)}"
             )
         if problems:
             raise ValueError("; ".join(problems))

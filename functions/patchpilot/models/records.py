@@ -44,3 +44,13 @@ class InstanceResult(_Record):
     instance_id: str
     status: str
     succeeded: bool
+
+
+class ManagedInstance(_Record):
+    """An SSM managed instance (DescribeInstanceInformation)."""
+
+    instance_id: str
+    ping_status: str
+    platform_type: str
+    platform_name: str
+    platform_version: str

@@ -3,7 +3,9 @@
 import os
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Json
+
+from patchpilot.models.rollout import StageCatalog
 
 
 class _EnvSettings(BaseModel):
@@ -33,6 +35,24 @@ class RegistrationSettings(_EnvSettings):
 
     patch_group_tag_key: str = Field(default="PatchGroup", alias="PATCH_GROUP_TAG_KEY", min_length=1)
     default_patch_group: str = Field(alias="DEFAULT_PATCH_GROUP", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/=+@-]{0,255}$")
+
+
+class RolloutSettings(_EnvSettings):
+    """Settings of the rollout planner: the stage catalog rendered from the policy."""
+
+    stage_catalog: Json[StageCatalog] = Field(alias="STAGE_CATALOG")
+
+
+class ArtifactSettings(_EnvSettings):
+    """Where patch lists for AWS-RunPatchBaseline are written."""
+
+    artifacts_bucket_name: str = Field(alias="ARTIFACTS_BUCKET_NAME", min_length=3)
+
+
+class StarterSettings(_EnvSettings):
+    """Settings of the rollout starter."""
+
+    state_machine_arn: str = Field(alias="STATE_MACHINE_ARN", pattern=r"^arn:aws[a-z-]*:states:")
 
 
 class AlertSettings(_EnvSettings):

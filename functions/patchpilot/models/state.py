@@ -1,6 +1,6 @@
-"""State input/output models of the rollout state machine. Payloads carry keys and counts, never instance lists."""
+"""Command-level state models (send, wait, reconcile) and the shared field types. Keys and counts only."""
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -17,47 +17,12 @@ class _StateModel(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class StageSpec(_StateModel):
-    """One rollout stage: which patch group, how fast, how many failures it tolerates, how long it bakes."""
-
-    name: StageName
-    patch_group: PatchGroupName
-    max_concurrency: RateValue = "50%"
-    max_errors: ErrorBudget = "0"
-    bake_seconds: int = Field(default=86_400, ge=1, le=MAX_BAKE_SECONDS)
-    reboot_option: Literal["RebootIfNeeded", "NoReboot"] = "RebootIfNeeded"
-
-
 class WaitLimits(_StateModel):
     """How long the install wait may last, how long without progress before reconciling, and how often."""
 
     install_timeout_seconds: int = Field(default=4 * 3600, ge=1, le=7 * 24 * 3600)
     heartbeat_seconds: int = Field(default=900, ge=1, le=24 * 3600)
     max_reconcile_attempts: int = Field(default=3, ge=1, le=10)
-
-
-class RolloutRequest(_StateModel):
-    """The execution input of the rollout state machine."""
-
-    run_id: RunId
-    stage: StageSpec
-    limits: WaitLimits = WaitLimits()
-
-
-class PlannedStage(_StateModel):
-    """What the planner decided for a stage; the state machine sends the install command from it."""
-
-    run_id: RunId
-    stage_name: StageName
-    patch_group: PatchGroupName
-    patch_group_tag_key: str
-    targeted_instances: int = Field(ge=1)
-    max_concurrency: RateValue
-    max_errors: ErrorBudget
-    reboot_option: Literal["RebootIfNeeded", "NoReboot"]
-    command_comment: str = Field(max_length=100)
-    bake_seconds: int = Field(ge=1, le=MAX_BAKE_SECONDS)
-    limits: WaitLimits
 
 
 class AwaitInstallRequest(_StateModel):
@@ -97,25 +62,3 @@ class ReconcileOutcome(_StateModel):
     tally: InstallTally
     attempts: int
     recovered_results: int
-
-
-class VerifyStageRequest(_StateModel):
-    """Input of the health verification task."""
-
-    run_id: RunId
-    stage_name: StageName
-    command_id: str = Field(min_length=1)
-    max_errors: ErrorBudget
-    phase: Literal["after_install", "after_bake"]
-
-
-class StageVerdict(_StateModel):
-    """A healthy stage's verdict (an unhealthy one raises StageHealthCheckFailed)."""
-
-    stage_name: StageName
-    phase: Literal["after_install", "after_bake"]
-    healthy: bool
-    targeted: int
-    succeeded: int
-    failed: int
-    allowed_failures: int

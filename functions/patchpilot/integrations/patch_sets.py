@@ -1,0 +1,119 @@
+"""S3 + DynamoDB adapter of the PatchSetStore port."""
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from patchpilot.integrations.ports import PatchSetStore
+from patchpilot.models.patches import InstancePatch
+from patchpilot.models.rollout import RunContext, StagePlan
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+
+EMERGENCY_OPERATING_SYSTEMS = (
+    "WINDOWS",
+    "AMAZON_LINUX_2",
+    "AMAZON_LINUX_2023",
+    "UBUNTU",
+    "REDHAT_ENTERPRISE_LINUX",
+    "CENTOS",
+)
+
+
+def run_key(run_id: str) -> str:
+    """Partition key of everything recorded about one run."""
+    return f"RUN#{run_id}"
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def install_override_yaml(patches: list[dict[str, str]]) -> str:
+    """The InstallOverrideList document AWS-RunPatchBaseline reads (YAML: `patches: - id: ... title: ...`)."""
+    lines = ["patches:"] if patches else ["patches: []"]
+    for patch in patches:
+        lines.append(f"  - id: {_quoted(patch['id'])}")
+        lines.append(f"    title: {_quoted(patch['title'])}")
+    return "\n".join(lines) + "\n"
+
+
+def _eligible(patch: dict[str, str], stage: StagePlan) -> bool:
+    classes, severities = stage.eligible_classifications, stage.eligible_severities
+    return (not classes or patch["classification"] in classes) and (not severities or patch["severity"] in severities)
+
+
+class S3PatchSetStore(PatchSetStore):
+    """Frozen sets in the runs table (`pk=RUN#id, sk=FROZEN`), patch lists as S3 objects under `runs/<id>/`."""
+
+    def __init__(self, table_name: str, bucket: str, dynamodb: "DynamoDBClient", s3: "S3Client") -> None:
+        self._table = table_name
+        self._bucket = bucket
+        self._dynamodb = dynamodb
+        self._s3 = s3
+
+    def _put(self, key: str, body: str, content_type: str) -> str:
+        self._s3.put_object(Bucket=self._bucket, Key=key, Body=body.encode(), ContentType=content_type)
+        return f"s3://{self._bucket}/{key}"
+
+    def freeze(self, run_id: str, stage_name: str, patches: list[InstancePatch]) -> int:
+        rows = [
+            {"id": p.patch_id, "title": p.title, "classification": p.classification, "severity": p.severity}
+            for p in patches
+        ]
+        self._dynamodb.put_item(
+            TableName=self._table,
+            Item={
+                "pk": {"S": run_key(run_id)},
+                "sk": {"S": "FROZEN"},
+                "stage_name": {"S": stage_name},
+                "patches": {"S": json.dumps(rows)},
+                "patch_count": {"N": str(len(rows))},
+            },
+        )
+        return len(rows)
+
+    def _frozen(self, run_id: str) -> list[dict[str, str]] | None:
+        item = self._dynamodb.get_item(
+            TableName=self._table, Key={"pk": {"S": run_key(run_id)}, "sk": {"S": "FROZEN"}}, ConsistentRead=True
+        ).get("Item")
+        if item is None:
+            return None
+        rows: list[dict[str, str]] = json.loads(item["patches"]["S"])
+        return rows
+
+    def install_list_for(self, run_id: str, stage: StagePlan) -> str | None:
+        frozen = self._frozen(run_id)
+        if frozen is None:
+            return None
+        chosen = [patch for patch in frozen if _eligible(patch, stage)]
+        return self._put(f"runs/{run_id}/install-{stage.name}.yaml", install_override_yaml(chosen), "application/yaml")
+
+    def emergency_baseline_override(self, run: RunContext) -> str:
+        approved = [*run.patch_ids, *run.cve_ids]
+        baselines: list[dict[str, Any]] = [
+            {
+                "OperatingSystem": operating_system,
+                "ApprovalRules": {"PatchRules": []},
+                "ApprovedPatches": approved,
+                "ApprovedPatchesComplianceLevel": "CRITICAL",
+                "ApprovedPatchesEnableNonSecurity": operating_system != "WINDOWS",
+                "RejectedPatches": [],
+                "RejectedPatchesAction": "BLOCK",
+            }
+            for operating_system in EMERGENCY_OPERATING_SYSTEMS
+        ]
+        return self._put(
+            f"runs/{run.run_id}/emergency-baseline-override.json", json.dumps(baselines), "application/json"
+        )
+
+    def excluded_patches(self, run_id: str) -> set[str]:
+        paginator = self._dynamodb.get_paginator("query")
+        pages = paginator.paginate(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues={":pk": {"S": run_key(run_id)}, ":prefix": {"S": "EXCLUSION#"}},
+            ConsistentRead=True,
+        )
+        return {str(item["sk"]["S"]).split("#", 2)[2] for page in pages for item in page.get("Items", [])}

@@ -1,0 +1,53 @@
+"""Recording a passed stage, and freezing the patch set that production stages will install."""
+
+from patchpilot.integrations.ports import InstallTracker, PatchComplianceReader, PatchSetStore
+from patchpilot.models.patches import InstancePatch
+from patchpilot.models.rollout import RecordStageRequest, StageOutcome
+
+
+def record_stage_passed(
+    request: RecordStageRequest, tracker: InstallTracker, compliance: PatchComplianceReader, patch_sets: PatchSetStore
+) -> StageOutcome:
+    """Record a stage that passed; after a test stage, freeze the patches it installed and verified.
+
+    The frozen set is the union of the patches that the stage's successfully patched instances report as
+    installed since the run started, minus every patch the run excluded. Each test stage replaces the set of
+    the one before it, so production installs exactly what the last test stage ran with (production stages
+    then keep only what their own baseline rules allow, see ``PatchSetStore.install_list_for``).
+
+    Parameters
+    ----------
+    request : RecordStageRequest
+        The run, the stage, its commands and its verdict.
+    tracker, compliance, patch_sets
+        Ports to the recorded results, the per-instance patch lists, and the frozen set store.
+
+    Returns
+    -------
+    StageOutcome
+        The stage's counts and, after a test stage, the size of the frozen set.
+    """
+    run, stage = request.run, request.stage
+    frozen: int | None = None
+    if stage.role == "test" and run.mode != "emergency":
+        excluded = patch_sets.excluded_patches(run.run_id)
+        patched = [
+            row.instance_id
+            for result in request.results
+            if result.phase == "install"
+            for row in tracker.list_results(result.command_id)
+            if row.succeeded
+        ]
+        patches: dict[str, InstancePatch] = {}
+        for instance_id in sorted(set(patched)):
+            for patch in compliance.installed_since(instance_id, run.started_at):
+                if patch.patch_id not in excluded:
+                    patches.setdefault(patch.patch_id, patch)
+        frozen = patch_sets.freeze(run.run_id, stage.name, sorted(patches.values(), key=lambda p: p.patch_id))
+    return StageOutcome(
+        stage_name=stage.name,
+        status="passed",
+        targeted=request.verdict.targeted,
+        unhealthy=request.verdict.unhealthy,
+        frozen_patch_count=frozen,
+    )

@@ -1,0 +1,221 @@
+"""Models of the staged rollout: the stage catalog, the start request, the plan and what each stage step passes on.
+
+Payloads carry names, keys and counts; instance lists stay in DynamoDB (bounded samples only on a failure path).
+"""
+
+from datetime import datetime
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from patchpilot.models.state import (
+    MAX_BAKE_SECONDS,
+    ErrorBudget,
+    PatchGroupName,
+    RateValue,
+    RunId,
+    StageName,
+    WaitLimits,
+)
+
+PatchId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:+~-]{0,99}$")]
+CveId = Annotated[str, StringConstraints(pattern=r"^CVE-\d{4}-\d{4,7}$")]
+StageRole = Literal["test", "production"]
+Phase = Literal["install", "scan", "health"]
+PhaseSet = Literal["patch", "verify"]
+MAX_SAMPLE = 50
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class HealthCheck(_Model):
+    """A custom health command run on every instance of the stage through SSM (e.g. an HTTP check)."""
+
+    document_name: Literal["AWS-RunShellScript", "AWS-RunPowerShellScript"] = "AWS-RunShellScript"
+    commands: list[str] = Field(min_length=1, max_length=20)
+    timeout_seconds: int = Field(default=120, ge=30, le=3600)
+
+
+class StageDefinition(_Model):
+    """A stage of the catalog (rendered from policy/patch-policy.yaml into the STAGE_CATALOG env var)."""
+
+    name: StageName
+    patch_group: PatchGroupName
+    role: StageRole
+    max_concurrency: RateValue = "50%"
+    max_errors: ErrorBudget = "0"
+    bake_seconds: int = Field(default=86_400, ge=1, le=MAX_BAKE_SECONDS)
+    reboot_option: Literal["RebootIfNeeded", "NoReboot"] = "RebootIfNeeded"
+    requires_approval: bool = False
+    health_check: HealthCheck | None = None
+    alarm_name_prefix: str | None = Field(default=None, min_length=1, max_length=200)
+    eligible_classifications: list[str] = Field(default_factory=list)
+    eligible_severities: list[str] = Field(default_factory=list)
+
+
+class StageCatalog(_Model):
+    """Every stage in rollout order: test stages first, then production stages."""
+
+    stages: list[StageDefinition] = Field(min_length=1, max_length=20)
+
+    @model_validator(mode="after")
+    def _ordered_and_unique(self) -> Self:
+        names = [stage.name for stage in self.stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"stage names must be unique, got {names}")
+        roles = [stage.role for stage in self.stages]
+        if "production" in roles and "test" in roles[roles.index("production") :]:
+            raise ValueError("every test stage must come before the first production stage")
+        return self
+
+    def by_name(self) -> dict[str, StageDefinition]:
+        """The stages by name."""
+        return {stage.name: stage for stage in self.stages}
+
+
+class RolloutRequest(_Model):
+    """The execution input: which cycle, which stages (default: all), and for emergencies which patches."""
+
+    run_id: RunId
+    mode: Literal["scheduled", "manual", "emergency"] = "scheduled"
+    stages: list[StageName] | None = Field(default=None, min_length=1)
+    bake_seconds: dict[StageName, Annotated[int, Field(ge=1, le=MAX_BAKE_SECONDS)]] = Field(default_factory=dict)
+    patch_ids: list[PatchId] = Field(default_factory=list, max_length=50)
+    cve_ids: list[CveId] = Field(default_factory=list, max_length=50)
+    on_bad_patch: Literal["halt", "exclude_and_retry"] = "exclude_and_retry"
+    approval_timeout_seconds: int = Field(default=24 * 3600, ge=1, le=7 * 24 * 3600)
+    limits: WaitLimits = WaitLimits()
+
+    @model_validator(mode="after")
+    def _emergency_needs_patches(self) -> Self:
+        if self.mode == "emergency" and not (self.patch_ids or self.cve_ids):
+            raise ValueError("an emergency run needs patch_ids or cve_ids (got an empty patch list)")
+        if self.mode != "emergency" and (self.patch_ids or self.cve_ids):
+            raise ValueError("patch_ids and cve_ids are only for mode=emergency")
+        if self.stages is not None and len(set(self.stages)) != len(self.stages):
+            raise ValueError(f"stages must not repeat, got {self.stages}")
+        return self
+
+
+class RunContext(_Model):
+    """What every stage step needs to know about the run (small, carried into each Map iteration)."""
+
+    run_id: RunId
+    mode: Literal["scheduled", "manual", "emergency"]
+    started_at: datetime
+    on_bad_patch: Literal["halt", "exclude_and_retry"]
+    approval_timeout_seconds: int
+    limits: WaitLimits
+    patch_ids: list[PatchId] = Field(default_factory=list)
+    cve_ids: list[CveId] = Field(default_factory=list)
+
+
+class StagePlan(StageDefinition):
+    """A catalog stage as this run executes it."""
+
+    index: int = Field(ge=0)
+    is_last: bool
+    later_patch_groups: list[PatchGroupName] = Field(default_factory=list)
+
+
+class RolloutPlan(_Model):
+    """Output of the rollout planner: the run context and the ordered stages."""
+
+    run: RunContext
+    stages: list[StagePlan]
+
+
+class CommandTarget(_Model):
+    """A SendCommand target."""
+
+    Key: str
+    Values: list[str]
+
+
+class CommandSpec(_Model):
+    """One SSM command of a stage step, ready for the state machine's `aws-sdk:ssm:sendCommand` task."""
+
+    phase: Phase
+    document_name: str
+    parameters: dict[str, list[str]]
+    targets: list[CommandTarget]
+    max_concurrency: RateValue
+    max_errors: ErrorBudget
+    comment: str = Field(max_length=100)
+    timeout_seconds: int = Field(ge=30, le=2_592_000)
+
+
+class StageStepRequest(_Model):
+    """Input of the stage-step planner: patch (install, scan, health) or verify after the bake (health)."""
+
+    run: RunContext
+    stage: StagePlan
+    phase_set: PhaseSet
+    attempt: int = Field(default=1, ge=1, le=5)
+
+
+class StageCommands(_Model):
+    """The commands of a stage step and how many instances they target."""
+
+    targeted_instances: int = Field(ge=1)
+    commands: list[CommandSpec]
+
+
+class CommandResultRef(_Model):
+    """A finished command of the step (the Map over commands outputs one per command)."""
+
+    phase: Phase
+    command_id: str = Field(min_length=1)
+
+
+class VerifyStageRequest(_Model):
+    """Input of the health verification of a stage step."""
+
+    run: RunContext
+    stage: StagePlan
+    phase_set: PhaseSet
+    results: list[CommandResultRef]
+
+
+class InstanceRef(_Model):
+    """An instance and its platform, as the exclusion step needs them."""
+
+    instance_id: str
+    platform: str
+    reasons: list[str] = Field(default_factory=list)
+
+
+class StageVerdict(_Model):
+    """A stage step's health: counts by reason, and bounded samples of unhealthy and healthy instances."""
+
+    stage_name: StageName
+    phase_set: PhaseSet
+    healthy: bool
+    targeted: int
+    unhealthy: int
+    allowed_failures: int
+    reasons: dict[str, int]
+    alarms_in_alarm: list[str] = Field(default_factory=list)
+    unhealthy_sample: list[InstanceRef] = Field(default_factory=list, max_length=MAX_SAMPLE)
+    healthy_sample: list[InstanceRef] = Field(default_factory=list, max_length=MAX_SAMPLE)
+
+
+class RecordStageRequest(_Model):
+    """Input of the step that records a passed stage (and freezes the patch set after the last test stage)."""
+
+    run: RunContext
+    stage: StagePlan
+    results: list[CommandResultRef]
+    verdict: StageVerdict
+
+
+class StageOutcome(_Model):
+    """What the rollout keeps about a passed stage."""
+
+    stage_name: StageName
+    status: Literal["passed"]
+    targeted: int
+    unhealthy: int
+    frozen_patch_count: int | None = None
