@@ -62,5 +62,11 @@ build: $(SAM_VENV)/.installed ## sam build (no Docker)
 baselines: $(VENV)/.installed ## validate policy/patch-policy.yaml and render its baselines/windows/schedules into template.yaml
 	$(BIN)/python tools/render_baselines.py
 
+bench: $(VENV)/.installed ## cycle cost and state payload for 10/100/1000-instance fleets (out/bench/results.json)
+	$(BIN)/python bench/bench_cycle.py --sizes $(or $(SIZES),10,100,1000)
+
+events: ## list the sample events (events/), used by tests, the local runtime and sam local invoke
+	@find events -name '*.json' | sort
+
 clean: ## remove venvs and build output
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam out

@@ -6,26 +6,37 @@ from typing import Any
 from patchpilot_local.fleet import SimulatedInstance
 from patchpilot_local.runtime import LocalRuntime
 from patchpilot_local.scenarios import build_fleet
-from patchpilot_local.simulate import compress_request
+from patchpilot_local.simulate import APPROVAL_TIMEOUT_REAL_SECONDS, LOCAL_LIMITS
 
-REAL_TIMEOUT = 90.0
-
-
-def dev_fleet(runtime: LocalRuntime, instances: int = 10, seed: int = 3) -> list[SimulatedInstance]:
-    return [i for i in runtime.add_instances(build_fleet(instances, seed)) if i.patch_group == "dev"]
+REAL_TIMEOUT = 120.0
 
 
-def rollout_request(run_id: str = "test-run", **stage: Any) -> dict[str, Any]:
-    return {
-        "run_id": run_id,
-        "stage": {"name": "dev", "patch_group": "dev", "bake_seconds": 3600, **stage},
-        "limits": {"heartbeat_seconds": 900, "install_timeout_seconds": 14_400},
+def launch_fleet(
+    runtime: LocalRuntime, instances: int = 10, seed: int = 3, groups: set[str] | None = None
+) -> dict[str, list[SimulatedInstance]]:
+    fleet = [i for i in build_fleet(instances, seed) if groups is None or i.patch_group in groups]
+    by_group: dict[str, list[SimulatedInstance]] = {}
+    for instance in runtime.add_instances(fleet):
+        by_group.setdefault(instance.patch_group, []).append(instance)
+    runtime.clock.restart()
+    return by_group
+
+
+def start(runtime: LocalRuntime, stages: list[str] | None = None, **fields: Any) -> dict[str, Any]:
+    """Start a rollout through the real StartRolloutFunction (compressed bakes and waits) and wait for its end."""
+    request: dict[str, Any] = {
+        "mode": "manual",
+        "cycle": "2026-12",
+        "limits": LOCAL_LIMITS,
+        "approval_timeout_seconds": APPROVAL_TIMEOUT_REAL_SECONDS,
+        **fields,
     }
-
-
-def run_rollout(runtime: LocalRuntime, request: dict[str, Any], name: str = "test-run") -> dict[str, Any]:
-    arn = runtime.start_rollout(compress_request(request, runtime.clock) if "stage" in request else request, name=name)
-    description = runtime.wait_for_execution(arn, timeout=REAL_TIMEOUT)
+    if stages is not None:
+        request["stages"] = stages
+        request.setdefault("bake_seconds", {stage: 1 for stage in stages})
+    result = runtime.lambdas.invoke("StartRolloutFunction", request)
+    assert not result.failed, result.error_message
+    description = runtime.wait_for_execution(result.payload["execution_arn"], timeout=REAL_TIMEOUT)
     runtime.settle(timeout=10)
     return description
 
@@ -36,10 +47,18 @@ def entered_states(runtime: LocalRuntime, execution_arn: str) -> list[str]:
     ]
 
 
-def send_command_parameters(runtime: LocalRuntime, execution_arn: str) -> dict[str, Any]:
+def sent_commands(runtime: LocalRuntime, execution_arn: str) -> list[dict[str, Any]]:
+    commands = []
     for event in runtime.history(execution_arn):
         details = event.get("taskScheduledEventDetails")
         if details and details["resource"] == "sendCommand":
-            parameters: dict[str, Any] = json.loads(details["parameters"])
-            return parameters
-    raise AssertionError("no sendCommand task in the history")
+            commands.append(json.loads(details["parameters"]))
+    return commands
+
+
+def task_outputs(runtime: LocalRuntime, execution_arn: str, state: str) -> list[dict[str, Any]]:
+    return [
+        json.loads(e["stateExitedEventDetails"]["output"])
+        for e in runtime.history(execution_arn)
+        if (e.get("stateExitedEventDetails") or {}).get("name") == state
+    ]

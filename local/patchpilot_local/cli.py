@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -49,21 +49,31 @@ def simulate(
     raise typer.Exit(0 if summary["outcome_as_expected"] else 1)
 
 
-def _print_summary(summary: dict[str, object], out: Path) -> None:
+def _print_summary(summary: dict[str, Any], out: Path) -> None:
     console.print()
-    for stage in summary["stages"]:  # type: ignore[attr-defined]
+    for stage in summary["stages"]:
+        frozen = stage.get("frozen_patch_count")
         console.print(
-            f"stage {stage['name']}: {stage['status']} - {stage['succeeded']}/{stage['targeted']} instances patched, "
-            f"{stage['failed']} failed"
+            f"stage {stage['name']:8} {stage['status']:9} {stage['succeeded']}/{stage['targeted']} instances healthy"
+            + (f", froze {frozen} patches for production" if frozen is not None else ""),
+            markup=False,
         )
-    console.print(f"execution: {summary['status']}" + (f" ({summary['error']})" if summary["error"] else ""))
+    for patch in summary["excluded_patches"]:
+        console.print(
+            f"excluded {patch['patch_id']} at {patch['stage']}: on {patch['failing_with']}/{patch['failing_total']} "
+            f"unhealthy and {patch['healthy_with']}/{patch['healthy_total']} healthy instances",
+            markup=False,
+        )
+    error = f" ({summary['error']})" if summary["error"] else ""
+    console.print(f"execution: {summary['status']}{error}", markup=False)
     console.print(
         f"state transitions {summary['state_transitions']}, largest state payload "
         f"{summary['max_state_payload_bytes']} bytes, alerts {summary['notifications']}, "
-        f"lost events {summary['lost_events']}, dead letters {summary['dead_letters']}"
+        f"lost events {summary['lost_events']}, dead letters {summary['dead_letters']}",
+        markup=False,
     )
     verdict = "as the scenario expects" if summary["outcome_as_expected"] else "NOT as the scenario expects"
-    console.print(f"scenario {summary['scenario']}: ended {verdict}; summary in {out / 'summary.json'}")
+    console.print(f"scenario {summary['scenario']}: ended {verdict}; summary in {out / 'summary.json'}", markup=False)
 
 
 def main() -> None:

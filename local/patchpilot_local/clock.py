@@ -17,7 +17,9 @@ class SimClock:
         if time_scale <= 0:
             raise ValueError("time_scale must be positive")
         self.time_scale = time_scale
-        self.start = start or datetime(2026, 12, 8, 18, 0, tzinfo=UTC)
+        # Simulated time starts at the real time: handlers stamp records with the real clock (datetime.now), and
+        # the simulation runs ahead of it, never behind.
+        self.start = start or datetime.now(UTC).replace(microsecond=0)
         self._t0 = time.monotonic()
         self._jumped = 0.0
 
@@ -29,7 +31,8 @@ class SimClock:
         return (time.monotonic() - self._t0) * self.time_scale + self._jumped
 
     def restart(self) -> None:
-        """Start counting again from `start` (setting up the fleet is not part of the cycle)."""
+        """Start counting again from now (setting up the fleet is not part of the cycle)."""
+        self.start = max(self.start, datetime.now(UTC).replace(microsecond=0))
         self._t0 = time.monotonic()
         self._jumped = 0.0
 

@@ -12,6 +12,7 @@ Each instance carries a patch level (patches.py): Install installs its missing p
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import random
 import threading
@@ -97,6 +98,15 @@ class SimulatedInstance:
     last_operation: PatchOperation | None = None  # the last Scan/Install that reported compliance
     last_no_reboot_install: datetime | None = None
 
+    @property
+    def reachable(self) -> bool:
+        """Whether SSM reaches the agent.
+
+        A patch that breaks the instance's health leaves it unable to come back after the reboot (ping
+        ConnectionLost, later commands DeliveryTimedOut).
+        """
+        return self.online and self.healthy
+
 
 @dataclass(frozen=True)
 class PatchOperation:
@@ -134,6 +144,7 @@ class Command:
     delivery_timeout_seconds: int
     override: list[pm.OverrideEntry] | None = None  # the InstallOverrideList of an Install, read at SendCommand
     override_error: str | None = None  # why that list could not be read (every Install invocation then fails)
+    baseline_override: dict[str, list[str]] | None = None  # BaselineOverride: approved patches/CVEs per OS
     invocations: dict[str, Invocation] = field(default_factory=dict)
     queue: list[str] = field(default_factory=list)
     status: str = "Pending"
@@ -241,6 +252,10 @@ class SsmAgentSimulator:
         with self._lock:
             if not instance.patches:
                 instance.patches = pm.initial_patch_states(instance.platform)
+            before_cycle = self.clock.start - timedelta(hours=12)
+            for record in instance.patches.values():  # what is on disk already was installed before the cycle
+                if record.installed_time is not None and record.installed_time > before_cycle:
+                    record.installed_time = before_cycle
             if instance.last_operation is None:  # the daily scan before the cycle (the clock may restart later)
                 scanned = self.clock.start - timedelta(hours=6)
                 rejected = frozenset(self.rejected_patches(instance))
@@ -252,6 +267,18 @@ class SsmAgentSimulator:
         with self._lock:
             records = self.instances[instance_id].patches
             return {patch_id for patch_id, record in records.items() if record.state in pm.ON_DISK}
+
+    def installed_during_cycle(self, instance_id: str) -> set[str]:
+        """Ground truth for tests: the patches installed since the simulated clock (re)started."""
+        with self._lock:
+            records = self.instances[instance_id].patches
+            return {
+                patch_id
+                for patch_id, record in records.items()
+                if record.state in pm.ON_DISK
+                and record.installed_time is not None
+                and record.installed_time >= self.clock.start
+            }
 
     def _instances_with_tag(self, key: str, values: list[str]) -> list[SimulatedInstance]:
         return [i for i in self.instances.values() if i.tags.get(key) in values]
@@ -323,6 +350,8 @@ class SsmAgentSimulator:
         )
         if command.operation == "Install" and command.parameter("InstallOverrideList"):
             self._read_override_list(command)
+        if command.operation == "Install" and command.parameter("BaselineOverride"):
+            self._read_baseline_override(command)
         command.invocations = {i.instance_id: Invocation(instance=i) for i in instances}
         command.queue = [i.instance_id for i in instances]
         self.commands[command.command_id] = command
@@ -352,6 +381,24 @@ class SsmAgentSimulator:
         except Exception as error:  # any read/parse failure ends every invocation Failed, like the real document
             command.override_error = f"{type(error).__name__}: {error}"
 
+    def _read_baseline_override(self, command: Command) -> None:
+        """Read a BaselineOverride (a JSON list of baselines): only its explicitly approved patches/CVEs install."""
+        try:
+            baselines = json.loads(self.fetch_object(command.parameter("BaselineOverride")))
+            command.baseline_override = {b["OperatingSystem"]: list(b.get("ApprovedPatches", [])) for b in baselines}
+        except Exception as error:  # any read/parse failure ends every invocation Failed, like the real document
+            command.override_error = f"{type(error).__name__}: {error}"
+
+    def _override_for(self, command: Command, instance: SimulatedInstance) -> list[pm.OverrideEntry] | None:
+        if command.baseline_override is None:
+            return command.override
+        approved = command.baseline_override.get(instance.platform, [])
+        return [
+            pm.OverrideEntry(patch_id=patch_id)
+            for patch_id, record in instance.patches.items()
+            if any(record.patch.matches_name(name) for name in approved)
+        ]
+
     def _dispatch(self, command_id: str) -> None:
         with self._lock:
             command = self.commands[command_id]
@@ -372,7 +419,7 @@ class SsmAgentSimulator:
     def _start(self, command: Command, instance_id: str) -> None:
         invocation = command.invocations[instance_id]
         instance = invocation.instance
-        if not instance.online:
+        if not instance.reachable:
             command.running += 1
             delay = command.delivery_timeout_seconds
             self.scheduler.after(delay, lambda: self._complete(command.command_id, instance_id, "DeliveryTimedOut"))
@@ -404,7 +451,10 @@ class SsmAgentSimulator:
             return outcome  # timed out / cancelled by the agent: nothing reported
         invocation.rejected = frozenset(self.rejected_patches(instance))
         invocation.plan = pm.plan_install(
-            instance.patches, set(invocation.rejected), command.override, fail_all=outcome == "Failed"
+            instance.patches,
+            set(invocation.rejected),
+            self._override_for(command, instance),
+            fail_all=outcome == "Failed",
         )
         return "Failed" if invocation.plan.failed or outcome == "Failed" else "Success"
 
@@ -576,7 +626,7 @@ class SsmAgentSimulator:
             if key.startswith("tag:"):
                 instances = [i for i in instances if i.tags.get(key[4:]) in values]
             elif key == "PingStatus":
-                instances = [i for i in instances if ("Online" if i.online else "ConnectionLost") in values]
+                instances = [i for i in instances if ("Online" if i.reachable else "ConnectionLost") in values]
             elif key == "InstanceIds":
                 instances = [i for i in instances if i.instance_id in values]
             else:
@@ -584,7 +634,7 @@ class SsmAgentSimulator:
         views = [
             {
                 "InstanceId": i.instance_id,
-                "PingStatus": "Online" if i.online else "ConnectionLost",
+                "PingStatus": "Online" if i.reachable else "ConnectionLost",
                 "PlatformType": PLATFORMS[i.platform][0],
                 "PlatformName": PLATFORMS[i.platform][1],
                 "PlatformVersion": PLATFORMS[i.platform][2],

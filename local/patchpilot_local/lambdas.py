@@ -18,6 +18,10 @@ from typing import IO, Any
 
 from patchpilot_local.template import FunctionSpec
 
+# One lock for the whole process: handlers read os.environ, and a runtime that is shutting down (a test's) may still
+# finish an invocation while the next runtime starts one.
+ENVIRONMENT_LOCK = threading.RLock()
+
 
 class ThreadRoutedStream(io.TextIOBase):
     """A sys.stdout/sys.stderr stand-in that sends what a handler writes to the Lambda log, on that thread only.
@@ -113,7 +117,7 @@ class InProcessLambda:
         self._resolve_env = resolve_env
         self._arn_of = arn_of
         self._log = log_stream
-        self._lock = threading.RLock()
+        self._lock = ENVIRONMENT_LOCK
         self._handlers: dict[str, Callable[[Any, Any], Any]] = {}
         self.records: list[InvocationRecord] = []
         self.on_invoke: list[Callable[[str, Any, InvocationResult], None]] = []
@@ -127,7 +131,7 @@ class InProcessLambda:
     def preload(self) -> None:
         """Import every handler now (fails fast on a wrong Handler path; no cold start inside a timed cycle)."""
         for spec in self.functions.values():
-            with self._environment(spec), ThreadRoutedStream.routed_to(self._log):
+            with self._lock, self._environment(spec), ThreadRoutedStream.routed_to(self._log):
                 self._handler(spec)
 
     def _handler(self, spec: FunctionSpec) -> Callable[[Any, Any], Any]:

@@ -22,7 +22,7 @@ from patchpilot.models.policy import (
     OperatingSystem,
     PatchPolicy,
 )
-from patchpilot.models.state import RolloutRequest
+from patchpilot.models.rollout import StageCatalog, StageDefinition
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 POLICY_PATH = REPO_ROOT / "policy" / "patch-policy.yaml"
@@ -31,10 +31,9 @@ TEMPLATE_PATH = REPO_ROOT / "template.yaml"
 BEGIN_MARKER = "  # BEGIN generated from policy/patch-policy.yaml by tools/render_baselines.py (do not edit by hand)"
 END_MARKER = "  # END generated"
 
-STATE_MACHINE = "RolloutStateMachine"
+START_CYCLE_FUNCTION = "StartRolloutFunction"
 DEAD_LETTER_QUEUE = "EventsDeadLetterQueue"
 TAG_KEY_PARAMETER = "PatchGroupTagKey"
-RUN_ID_PLACEHOLDER = "monthly-<aws.scheduler.execution-id>"
 
 _UBUNTU_COMMENT = (
     "Ubuntu: Patch Manager does not support ApproveAfterDays/ApproveUntilDate (no reliable release dates in APT "
@@ -217,24 +216,44 @@ def _window_resources(policy: PatchPolicy, group: str) -> dict[str, Any]:
     }
 
 
-def rollout_input(policy: PatchPolicy) -> str:
-    """The monthly schedule's execution input: a RolloutRequest for the first stage (validated here)."""
-    name = policy.rollout.first_stage
-    stage = policy.stages[name]
-    group = next(group for group in policy.patch_groups if policy.stage_of(group) == name)
-    request = {
-        "run_id": RUN_ID_PLACEHOLDER,
-        "stage": {
-            "name": name,
-            "patch_group": group,
-            "max_concurrency": stage.max_concurrency,
-            "max_errors": stage.max_errors,
-            "bake_seconds": stage.bake_seconds,
-            "reboot_option": "RebootIfNeeded",
-        },
-    }
-    RolloutRequest.model_validate(request | {"run_id": "monthly-0123456789abcdef0123456789abcdef"})
-    return json.dumps(request, separators=(",", ":"))
+def _eligibility(env: Environment) -> tuple[list[str], list[str]]:
+    """Classifications and severities a production stage may receive (the union of its environment's rules)."""
+    classes: set[str] = set()
+    severities: set[str] = set()
+    for rules in env.rules.values():
+        for rule in rules:
+            classes.update(rule.classifications or ())
+            classes.update(rule.sections or ())
+            severities.update(rule.severities or ())
+            severities.update(rule.priorities or ())
+    classes.discard("*")
+    return sorted(classes), sorted(severities)
+
+
+def stage_catalog(policy: PatchPolicy) -> StageCatalog:
+    """The stage catalog the rollout planner reads: stages in policy order, prod-environment groups = production."""
+    stages = []
+    for name, stage in policy.stages.items():
+        group = next(group for group in policy.patch_groups if policy.stage_of(group) == name)
+        environment = policy.patch_groups[group].environment
+        production = environment == "prod"
+        classes, severities = _eligibility(policy.environments[environment]) if production else ([], [])
+        stages.append(
+            StageDefinition(
+                name=name,
+                patch_group=group,
+                role="production" if production else "test",
+                max_concurrency=stage.max_concurrency,
+                max_errors=stage.max_errors,
+                bake_seconds=stage.bake_seconds,
+                requires_approval=stage.requires_approval,
+                health_check=stage.health_check,
+                alarm_name_prefix=stage.alarm_name_prefix,
+                eligible_classifications=classes,
+                eligible_severities=severities,
+            )
+        )
+    return StageCatalog(stages=stages)
 
 
 def _scheduling_resources(policy: PatchPolicy) -> dict[str, Any]:
@@ -257,10 +276,10 @@ def _scheduling_resources(policy: PatchPolicy) -> dict[str, Any]:
                     "Version": "2012-10-17",
                     "Statement": [
                         {
-                            "Sid": "StartRollout",
+                            "Sid": "StartCycle",
                             "Effect": "Allow",
-                            "Action": "states:StartExecution",
-                            "Resource": ref(STATE_MACHINE),
+                            "Action": "lambda:InvokeFunction",
+                            "Resource": get_att(f"{START_CYCLE_FUNCTION}.Arn"),
                         },
                         {
                             "Sid": "DeadLetter",
@@ -275,15 +294,15 @@ def _scheduling_resources(policy: PatchPolicy) -> dict[str, Any]:
     }
     schedule = {
         "Name": sub("${AWS::StackName}-monthly-rollout"),
-        "Description": f"Start the monthly rollout with stage {policy.rollout.first_stage} (Patch Tuesday, UTC).",
+        "Description": "Start the monthly patch cycle (every stage, in order); a second start of a month is a no-op.",
         "ScheduleExpression": policy.rollout.schedule,
         "ScheduleExpressionTimezone": "UTC",
         "FlexibleTimeWindow": {"Mode": "OFF"},
         "State": "ENABLED",
         "Target": {
-            "Arn": ref(STATE_MACHINE),
+            "Arn": get_att(f"{START_CYCLE_FUNCTION}.Arn"),
             "RoleArn": get_att("MonthlyRolloutScheduleRole.Arn"),
-            "Input": rollout_input(policy),
+            "Input": json.dumps({"mode": "scheduled"}, separators=(",", ":")),
             "RetryPolicy": {"MaximumEventAgeInSeconds": 86400, "MaximumRetryAttempts": 185},
             "DeadLetterConfig": {"Arn": get_att(f"{DEAD_LETTER_QUEUE}.Arn")},
         },
@@ -297,7 +316,14 @@ def _scheduling_resources(policy: PatchPolicy) -> dict[str, Any]:
         "MaxConcurrency": policy.daily_scan.max_concurrency,
         "MaxErrors": policy.daily_scan.max_errors,
     }
+    catalog = {
+        "Name": sub("/${AWS::StackName}/stage-catalog"),
+        "Type": "String",
+        "Description": "Rollout stages rendered from policy/patch-policy.yaml (read by the rollout planner).",
+        "Value": stage_catalog(policy).model_dump_json(exclude_defaults=True),
+    }
     return {
+        "StageCatalogParameter": {"Type": "AWS::SSM::Parameter", "Properties": catalog},
         "DailyPatchScanAssociation": {"Type": "AWS::SSM::Association", "Properties": association},
         "MonthlyRolloutScheduleRole": {"Type": "AWS::IAM::Role", "Properties": role},
         "MonthlyRolloutSchedule": {"Type": "AWS::Scheduler::Schedule", "Properties": schedule},

@@ -21,10 +21,12 @@ from botocore.response import StreamingBody
 from moto import mock_aws
 
 from patchpilot.integrations import aws_clients
+from patchpilot_local.baselines import PatchBaselineStandIn
 from patchpilot_local.clock import Scheduler, SimClock
 from patchpilot_local.eventbus import EventRouter
 from patchpilot_local.fleet import ACCOUNT_ID, SimulatedApiError, SimulatedInstance, SsmAgentSimulator
-from patchpilot_local.lambdas import InProcessLambda, ThreadRoutedStream
+from patchpilot_local.lambdas import ENVIRONMENT_LOCK, InProcessLambda, ThreadRoutedStream
+from patchpilot_local.patches import rejected_ids
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2.type_defs import TagSpecificationTypeDef, TagTypeDef
@@ -96,8 +98,9 @@ class LocalRuntime:
         for name in ("moto", "moto.stepfunctions", "botocore.credentials"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
         env = {**LOCAL_ENV, "AWS_DEFAULT_REGION": self.region, "AWS_REGION": self.region}
-        self._saved_env = {key: os.environ.get(key) for key in env}
-        os.environ.update(env)
+        with ENVIRONMENT_LOCK:
+            self._saved_env = {key: os.environ.get(key) for key in env}
+            os.environ.update(env)
         self._streams = (sys.stdout, sys.stderr)
         sys.stdout = ThreadRoutedStream(sys.stdout)
         sys.stderr = ThreadRoutedStream(sys.stderr)
@@ -108,6 +111,11 @@ class LocalRuntime:
         self.admin = boto3.session.Session(region_name=self.region)
         self.scheduler = Scheduler(self.clock)
         self.fleet = SsmAgentSimulator(self.clock, self.scheduler, self._emit_event, self.region, self.seed)
+        self.baselines = PatchBaselineStandIn(
+            self.template, stack_name=STACK_NAME, region=self.region, now=self.clock.now
+        )
+        self.fleet.rejected_patches = self._rejected_patches
+        self.fleet.baseline_id = self._baseline_id
         self.resources = self._create_resources()
         self.lambdas = InProcessLambda(
             self.template.functions(), self._function_env, self._function_arn, self.lambda_log
@@ -126,11 +134,12 @@ class LocalRuntime:
         boto3.DEFAULT_SESSION = None
         aws_clients.reset_clients()
         sys.stdout, sys.stderr = self._streams
-        for key, value in self._saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        with ENVIRONMENT_LOCK:
+            for key, value in self._saved_env.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
     # -- resources -----------------------------------------------------------------------------------------------
     def _physical_name(self, logical_id: str) -> str:
@@ -141,9 +150,11 @@ class LocalRuntime:
 
     def _create_resources(self) -> LocalResources:
         dynamodb, sqs, sns = self.admin.client("dynamodb"), self.admin.client("sqs"), self.admin.client("sns")
+        s3 = self.admin.client("s3")
         refs: dict[str, str] = {name: str(value) for name, value in self.template.parameters.items()}
         attributes: dict[tuple[str, str], str] = {}
         tables, queues, topics = {}, {}, {}
+        self.bucket_names: dict[str, str] = {}
         for logical_id, resource in self.template.resources.items():
             kind, props = resource["Type"], resource.get("Properties", {})
             name = self._physical_name(logical_id)
@@ -164,6 +175,13 @@ class LocalRuntime:
                 arn = sns.create_topic(Name=name)["TopicArn"]
                 topics[logical_id] = refs[logical_id] = arn
                 attributes[(logical_id, "TopicName")] = name
+            elif kind == "AWS::S3::Bucket":
+                s3.create_bucket(Bucket=name.lower())
+                self.bucket_names[logical_id] = refs[logical_id] = name.lower()
+                attributes[(logical_id, "Arn")] = f"arn:aws:s3:::{name.lower()}"
+            elif kind == "AWS::SSM::Parameter":
+                # Its value is plain text (no intrinsics): the rendered stage catalog.
+                attributes[(logical_id, "Value")] = str(props["Value"])
             elif kind == "AWS::Serverless::Function":
                 refs[logical_id] = logical_id
                 attributes[(logical_id, "Arn")] = self._function_arn(logical_id)
@@ -243,15 +261,34 @@ class LocalRuntime:
         params = context.get(_PARAMS_KEY, {})
         if service == "lambda" and operation == "Invoke":
             return self._invoke_lambda(params)
-        if service == "ssm" and operation in self.fleet.operations:
+        stand_in = self._ssm_stand_in(operation) if service == "ssm" else None
+        if stand_in is not None:
             try:
-                return _http(200), self.fleet.handle(operation, params)
+                return _http(200), stand_in.handle(operation, params)
             except SimulatedApiError as error:
                 body = {
                     "Error": {"Code": error.code, "Message": error.message},
                     "ResponseMetadata": {"HTTPStatusCode": 400},
                 }
                 return _http(400), body
+        return None
+
+    def _baseline_id(self, instance: SimulatedInstance) -> str:
+        answer = self.baselines.handle(
+            "GetPatchBaselineForPatchGroup", {"PatchGroup": instance.patch_group, "OperatingSystem": instance.platform}
+        )
+        return str(answer["BaselineId"])
+
+    def _rejected_patches(self, instance: SimulatedInstance) -> set[str]:
+        """What the instance's baseline rejects (BLOCK), as catalog patch ids: the agent never installs those."""
+        baseline = self.baselines.handle("GetPatchBaseline", {"BaselineId": self._baseline_id(instance)})
+        return rejected_ids(instance.platform, baseline.get("RejectedPatches", []))
+
+    def _ssm_stand_in(self, operation: str) -> SsmAgentSimulator | PatchBaselineStandIn | None:
+        if operation in self.fleet.operations:
+            return self.fleet
+        if operation in self.baselines.operations:
+            return self.baselines
         return None
 
     def _invoke_lambda(self, params: dict[str, Any]) -> tuple[AWSResponse, dict[str, Any]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import overload
 
 from patchpilot_local.fleet import SimulatedInstance
 from patchpilot_local.patches import MISSING, CatalogPatch, catalog_for, initial_patch_states
@@ -16,40 +15,73 @@ PREINSTALLED_SHARE = 0.1  # of the month's early Linux advisories, already insta
 
 @dataclass(frozen=True)
 class Scenario:
+    """A fleet behaviour, how the cycle is started, and what PatchPilot must do about it."""
+
     name: str
     description: str
     expected_status: str
     expected_error: str | None = None
-    stage_group: str = "dev"  # the patch group the scenario acts on (unless the caller names one)
+    stage_group: str = "dev"  # the patch group the scenario acts on
+    mode: str = "scheduled"
+    stages: tuple[str, ...] | None = None
+    patch_ids: tuple[str, ...] = ()
+    approves: bool = True  # the simulated on-call answers approval requests
+    must_enter: tuple[str, ...] = ()  # states the execution must pass through
 
+
+EMERGENCY_PATCHES = ("KB5071546", "openssh-server.x86_64")
 
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
-        Scenario("healthy", "every instance installs its patches and stays healthy", "SUCCEEDED"),
+        Scenario("healthy", "every instance installs its patches and stays healthy: all stages pass", "SUCCEEDED"),
         Scenario(
             "failing-instance",
-            "one instance of the stage fails the install: the stage must fail its health check and stop",
+            "one dev instance fails every install: dev fails its health check, nothing is excluded, the cycle stops",
             "FAILED",
             "StageHealthCheckFailed",
         ),
         Scenario(
             "lost-events",
-            "EventBridge loses the final status event of some instances: reconciliation must recover them",
+            "EventBridge loses the final status event of some dev instances: reconciliation recovers them",
             "SUCCEEDED",
+            must_enter=("Reconcile Command Results",),
         ),
         Scenario(
             "bad-patch",
-            "one non-kernel patch of the month breaks the health of every instance of its OS in staging and prod "
-            "(dev installs it fine): staging must catch it, the patch must be excluded and prod must never get it",
+            "one patch of the month fails on every instance of its OS in staging and prod (dev does not run it): "
+            "staging must catch it, exclude it (RejectedPatches, BLOCK, staging and prod baselines), patch again "
+            "without it and go on; prod must never get it",
             "SUCCEEDED",
             stage_group="staging",
+            must_enter=("Find Failing Patches", "Start Retry Without Excluded Patches"),
         ),
         Scenario(
             "flaky-instance",
-            "one instance of the stage fails its first install invocation, then succeeds when retried: "
-            "a retry must recover it and the stage must pass",
+            "one dev instance fails its first install, then succeeds: the stage is retried once and passes",
             "SUCCEEDED",
+            must_enter=("Start Retry Without Excluded Patches",),
+        ),
+        Scenario(
+            "duplicate-start",
+            "the monthly schedule fires twice for the same cycle: the second start is a no-op",
+            "SUCCEEDED",
+        ),
+        Scenario(
+            "emergency",
+            f"an emergency run installs only {', '.join(EMERGENCY_PATCHES)} on dev then prod-1 (approval, short bakes)",
+            "SUCCEEDED",
+            mode="emergency",
+            stages=("dev", "prod-1"),
+            patch_ids=EMERGENCY_PATCHES,
+        ),
+        Scenario(
+            "approval-timeout",
+            "nobody answers the approval request before prod-1: the timeout rejects the promotion",
+            "FAILED",
+            "ApprovalTimedOut",
+            approves=False,
+            must_enter=("Notify Approval Timed Out",),
         ),
     )
 }
@@ -99,36 +131,24 @@ def _break_patch(fleet: list[SimulatedInstance], stage_group: str, rng: random.R
     victims = [i for i in fleet if i.platform == platform and i.patch_group in groups]
     for victim in victims:
         record = victim.patches[patch.patch_id]
-        record.breaks_health = True
+        record.fails_install = True
         record.state, record.installed_time = MISSING, None  # nobody installed it early
     return [
-        f"{patch.patch_id} ({platform}, {patch.classification}/{patch.severity}) breaks the health of "
-        f"{len(victims)} instance{'s' if len(victims) != 1 else ''} in {', '.join(groups)} once installed"
+        f"{patch.patch_id} ({platform}, {patch.classification}/{patch.severity}) fails to install on "
+        f"{len(victims)} instance{'s' if len(victims) != 1 else ''} in {', '.join(groups)}"
     ]
 
 
-@overload
-def apply_scenario(scenario: Scenario, fleet: list[SimulatedInstance], seed: int, /) -> list[str]: ...
-
-
-@overload
-def apply_scenario(scenario: Scenario, fleet: list[SimulatedInstance], stage_group: str, seed: int, /) -> list[str]: ...
-
-
-def apply_scenario(scenario: Scenario, fleet: list[SimulatedInstance], *where: str | int) -> list[str]:
-    """Give the scenario's behaviour to the fleet; returns a line per change, for the operator.
-
-    Call it as `(scenario, fleet, seed)` (the scenario's own stage_group) or `(scenario, fleet, stage_group, seed)`.
-    """
-    stage_group, seed = (scenario.stage_group, where[0]) if len(where) == 1 else (where[0], where[1])
-    if not isinstance(stage_group, str) or not isinstance(seed, int):
-        raise TypeError("apply_scenario takes (scenario, fleet, seed) or (scenario, fleet, stage_group, seed)")
+def apply_scenario(scenario: Scenario, fleet: list[SimulatedInstance], seed: int) -> list[str]:
+    """Give the scenario's behaviour to the fleet; returns a line per change, for the operator."""
+    stage_group = scenario.stage_group
     rng = random.Random(seed)
     in_stage = [instance for instance in fleet if instance.patch_group == stage_group]
     changes: list[str] = []
     if scenario.name == "failing-instance":
         victim = rng.choice(in_stage)
         victim.install_outcome = "Failed"
+        victim.flaky_failures_left = 0
         changes.append(f"{victim.tags['Name']} ({victim.platform}) will fail the install")
     elif scenario.name == "lost-events":
         for victim in rng.sample(in_stage, k=max(1, len(in_stage) // 3)):

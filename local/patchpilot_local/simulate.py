@@ -1,26 +1,34 @@
-"""One local patch cycle: fleet + scenario -> the real state machine -> summary.json."""
+"""One local patch cycle: fleet + scenario -> the real start function and state machine -> summary.json."""
 
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from patchpilot.integrations.dynamodb_tracker import DynamoDBInstallTracker
-from patchpilot_local.clock import SimClock
+from patchpilot.models.rollout import StageCatalog
 from patchpilot_local.runtime import LocalRuntime
-from patchpilot_local.scenarios import SCENARIOS, apply_scenario, build_fleet
+from patchpilot_local.scenarios import SCENARIOS, Scenario, apply_scenario, build_fleet
 
-# Waits that guard against lost events are floored in *real* seconds: in-process handler latency is not
-# compressed by the clock, so a heartbeat of a few simulated minutes would otherwise fire on every event.
-MIN_REAL_HEARTBEAT_SECONDS = 3
-MIN_REAL_INSTALL_TIMEOUT_SECONDS = 60
 # Bakes are pure waiting: one real second per simulated day, and the simulated clock jumps over the rest.
 BAKE_SECONDS_PER_REAL_SECOND = 86_400
+# Waits that guard against lost events are floored in *real* seconds: in-process handler latency is not
+# compressed by the clock, so a heartbeat of a few simulated minutes would otherwise fire on every event.
+LOCAL_LIMITS = {"heartbeat_seconds": 3, "install_timeout_seconds": 60, "max_reconcile_attempts": 3}
+APPROVAL_TIMEOUT_REAL_SECONDS = 4
+ON_CALL_ANSWER_SIMULATED_SECONDS = 1_800
+SHOWN_STATES = {
+    "Request Approval": "waiting for approval",
+    "Plan Stage Step": "planning",
+    "Verify Stage Health": "verifying health",
+    "Find Failing Patches": "correlating patches of unhealthy instances",
+    "Bake": "baking",
+    "Record Stage Passed": "passed",
+    "Reconcile Command Results": "reconciling lost results",
+}
 
 
 @dataclass(frozen=True)
@@ -29,56 +37,208 @@ class SimulationOptions:
     scenario: str = "healthy"
     seed: int = 7
     time_scale: float = 3_600.0
-    stage: str = "dev"
-    bake_hours: float = 24.0
+    cycle: str = "2026-12"
     out_dir: Path | None = Path("out/demo")
-    real_timeout_seconds: float = 300.0
+    real_timeout_seconds: float = 600.0
 
 
-def compress_request(request: dict[str, Any], clock: SimClock) -> dict[str, Any]:
-    """The execution input with every simulated duration turned into compressed real seconds."""
-    stage = dict(request["stage"])
-    stage["bake_seconds"] = max(1, round(stage["bake_seconds"] / BAKE_SECONDS_PER_REAL_SECOND))
-    limits = dict(request.get("limits", {}))
-    limits["heartbeat_seconds"] = max(
-        MIN_REAL_HEARTBEAT_SECONDS, math.ceil(clock.to_real(limits.get("heartbeat_seconds", 900)))
-    )
-    limits["install_timeout_seconds"] = max(
-        MIN_REAL_INSTALL_TIMEOUT_SECONDS, math.ceil(clock.to_real(limits.get("install_timeout_seconds", 14_400)))
-    )
-    return {**request, "stage": stage, "limits": limits}
+def stage_catalog(runtime: LocalRuntime) -> StageCatalog:
+    """The stage catalog the template gives the planner (rendered from the policy)."""
+    raw = runtime.resolver.get_att("StageCatalogParameter", "Value")
+    return StageCatalog.model_validate_json(raw)
 
 
-def _stage_rows(runtime: LocalRuntime, history: list[dict[str, Any]], status: str) -> list[dict[str, Any]]:
-    tracker = DynamoDBInstallTracker(runtime.resources.table_names["RunsTable"], runtime.admin.client("dynamodb"))
-    stages, current = [], None
-    for event in history:
-        details = event.get("stateExitedEventDetails") or {}
-        if details.get("name") == "Install Patches":
-            current = json.loads(details["output"])
-            stages.append(current)
-    rows = []
-    verified = any(
-        (e.get("stateExitedEventDetails") or {}).get("name") == "Verify Stage Health"
-        and "verdict" in json.loads(e["stateExitedEventDetails"]["output"])
+def start_request(catalog: StageCatalog, scenario: Scenario, cycle: str) -> dict[str, Any]:
+    """The StartRolloutFunction payload of the scenario, with bakes and waits compressed."""
+    request: dict[str, Any] = {
+        "mode": scenario.mode,
+        "cycle": cycle,
+        "bake_seconds": {
+            stage.name: max(1, round(stage.bake_seconds / BAKE_SECONDS_PER_REAL_SECOND)) for stage in catalog.stages
+        },
+        "approval_timeout_seconds": APPROVAL_TIMEOUT_REAL_SECONDS,
+        "limits": LOCAL_LIMITS,
+    }
+    if scenario.stages is not None:
+        request["stages"] = list(scenario.stages)
+        request["bake_seconds"] = {name: request["bake_seconds"][name] for name in scenario.stages}
+    if scenario.patch_ids:
+        request["patch_ids"] = list(scenario.patch_ids)
+    return request
+
+
+class OnCall:
+    """Plays the on-call engineer: reads every alert, answers approval requests through the decide function."""
+
+    def __init__(self, runtime: LocalRuntime, scenario: Scenario, say: Callable[[str], None]) -> None:
+        self.runtime = runtime
+        self.scenario = scenario
+        self.say = say
+        self.seen = 0
+        self.decisions: list[dict[str, Any]] = []
+
+    def read_alerts(self) -> None:
+        alerts = self.runtime.notifications()
+        for alert in alerts[self.seen :]:
+            self.say(f"  alert [{alert.get('kind')}] {alert.get('summary') or alert.get('stage_name') or ''}".rstrip())
+            if alert.get("kind") == "approval_requested" and self.scenario.approves:
+                self._approve_later(str(alert["approval_id"]))
+        self.seen = len(alerts)
+
+    def _approve_later(self, approval_id: str) -> None:
+        def approve() -> None:
+            result = self.runtime.lambdas.invoke(
+                "DecideApprovalFunction",
+                {"approval_id": approval_id, "decision": "approve", "approver": "on-call (simulated)"},
+            )
+            self.decisions.append({"approval_id": approval_id, "failed": result.failed})
+
+        self.runtime.scheduler.after(ON_CALL_ANSWER_SIMULATED_SECONDS, approve)
+
+
+def _stage_name(details: dict[str, Any]) -> str | None:
+    try:
+        stage = json.loads(details.get("input") or "{}").get("stage")
+    except json.JSONDecodeError:
+        return None
+    return stage.get("name") if isinstance(stage, dict) else None
+
+
+def _follow(runtime: LocalRuntime, execution_arn: str, timeout: float, on_call: OnCall) -> dict[str, Any]:
+    """Wait for the execution, telling the operator what happens (in simulated time)."""
+    sfn = runtime.admin.client("stepfunctions")
+    seen = 0
+    deadline = time.monotonic() + timeout
+    while True:
+        history = runtime.history(execution_arn)
+        for event in history[seen:]:
+            entered = event.get("stateEnteredEventDetails")
+            if not entered or entered["name"] not in SHOWN_STATES:
+                continue
+            stage = _stage_name(entered) or ""
+            on_call.say(f"[sim {runtime.clock.now():%a %d %H:%M}] {stage:8} {SHOWN_STATES[entered['name']]}")
+            if event["type"] == "WaitStateEntered":
+                real_bake = json.loads(entered["input"])["stage"]["bake_seconds"]
+                runtime.clock.jump(real_bake * (BAKE_SECONDS_PER_REAL_SECOND - runtime.clock.time_scale))
+        seen = len(history)
+        on_call.read_alerts()
+        description = sfn.describe_execution(executionArn=execution_arn)
+        if description["status"] != "RUNNING":
+            return dict(description)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{execution_arn} still running after {timeout:.0f} s of real time")
+        time.sleep(0.1)
+
+
+def _exited(history: list[dict[str, Any]], state: str) -> list[dict[str, Any]]:
+    return [
+        json.loads(e["stateExitedEventDetails"]["output"])
         for e in history
-    )
-    for state in stages:
-        command = tracker.get_command(state["install_command"]["command_id"])
-        reported = command.reported if command else 0
-        failed = command.failed if command else 0
+        if (e.get("stateExitedEventDetails") or {}).get("name") == state
+    ]
+
+
+def stage_rows(catalog: StageCatalog, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per catalog stage: passed / failed / not run, with the last verdict's counts."""
+    passed: dict[str, dict[str, Any]] = {}
+    for state in history:
+        details = state.get("lambdaFunctionSucceededEventDetails") or {}
+        outcome = json.loads(details.get("output") or "null")
+        if isinstance(outcome, dict) and outcome.get("status") == "passed" and "stage_name" in outcome:
+            passed[outcome["stage_name"]] = outcome
+    verdicts: dict[str, dict[str, Any]] = {}
+    for state in _exited(history, "Verify Stage Health"):
+        verdicts[state["stage"]["name"]] = state["verdict"]
+    rows = []
+    for stage in catalog.stages:
+        verdict = verdicts.get(stage.name)
+        if stage.name in passed:
+            status = "succeeded"
+        elif verdict is not None and not verdict["healthy"]:
+            status = "failed"
+        else:
+            status = "not_run"
+        targeted = verdict["targeted"] if verdict else 0
+        unhealthy = verdict["unhealthy"] if verdict else 0
         rows.append(
             {
-                "name": state["plan"]["stage_name"],
-                "patch_group": state["plan"]["patch_group"],
-                "status": "succeeded" if status == "SUCCEEDED" and verified else "failed",
-                "targeted": state["plan"]["targeted_instances"],
-                "succeeded": reported - failed,
-                "failed": failed + max(state["plan"]["targeted_instances"] - reported, 0),
-                "command_id": state["install_command"]["command_id"],
+                "name": stage.name,
+                "patch_group": stage.patch_group,
+                "role": stage.role,
+                "status": status,
+                "targeted": targeted,
+                "succeeded": targeted - unhealthy,
+                "failed": unhealthy,
+                "frozen_patch_count": passed.get(stage.name, {}).get("frozen_patch_count"),
             }
         )
     return rows
+
+
+def excluded_patches(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The exclusions the run decided, with their evidence."""
+    excluded = []
+    for state in _exited(history, "Find Failing Patches"):
+        exclusion = state.get("exclusion") or {}
+        if exclusion.get("outcome") == "exclude":
+            for patch in exclusion.get("patches", []):
+                excluded.append({"stage": state["stage"]["name"], **patch})
+    return excluded
+
+
+def judge(
+    scenario: Scenario,
+    description: dict[str, Any],
+    runtime: LocalRuntime,
+    history: list[dict[str, Any]],
+    excluded: list[dict[str, Any]],
+    duplicate_starts: int,
+) -> list[str]:
+    """Everything about the run that contradicts the scenario's expectation (empty: it ended as expected)."""
+    problems = []
+    if (description["status"], description.get("error")) != (scenario.expected_status, scenario.expected_error):
+        problems.append(
+            f"ended {description['status']} {description.get('error') or ''}, expected "
+            f"{scenario.expected_status} {scenario.expected_error or ''}".strip()
+        )
+    entered = {e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e}
+    problems += [f"never entered {state!r}" for state in scenario.must_enter if state not in entered]
+    if scenario.name == "bad-patch":
+        problems += _bad_patch_problems(runtime, excluded)
+    if scenario.name == "duplicate-start" and duplicate_starts != 1:
+        problems.append("the second start of the cycle was not a no-op")
+    if scenario.name == "emergency":
+        allowed = set(scenario.patch_ids)
+        for instance in runtime.fleet.instances.values():
+            extra = runtime.fleet.installed_during_cycle(instance.instance_id) - allowed
+            if extra:
+                problems.append(f"{instance.instance_id} installed {sorted(extra)} outside the emergency list")
+                break
+    return problems
+
+
+def _bad_patch_problems(runtime: LocalRuntime, excluded: list[dict[str, Any]]) -> list[str]:
+    bad = {
+        patch_id
+        for instance in runtime.fleet.instances.values()
+        for patch_id, record in instance.patches.items()
+        if record.fails_install or record.breaks_health
+    }
+    problems = []
+    if not bad & {patch["patch_id"] for patch in excluded}:
+        problems.append(f"the bad patch {sorted(bad)} was not excluded (excluded: {excluded})")
+    for instance in runtime.fleet.instances.values():
+        if instance.patch_group.startswith("prod") and bad & runtime.fleet.installed_patches(instance.instance_id):
+            problems.append(f"prod instance {instance.instance_id} received the bad patch")
+    rejected = {
+        patch
+        for instance in runtime.fleet.instances.values()
+        if instance.patch_group != "dev"
+        for patch in runtime.fleet.rejected_patches(instance)
+    }
+    if not bad <= rejected:
+        problems.append("the bad patch is not in the staging/prod baselines' RejectedPatches")
+    return problems
 
 
 def _payload_sizes(history: list[dict[str, Any]]) -> int:
@@ -101,50 +261,8 @@ def run_simulation(options: SimulationOptions, say: Callable[[str], None] = lamb
     log = (out / "lambda.log").open("w") if out is not None else None
     try:
         with LocalRuntime(time_scale=options.time_scale, seed=options.seed, lambda_log=log) as runtime:
-            fleet = runtime.add_instances(build_fleet(options.instances, options.seed))
-            groups: dict[str, int] = {}
-            for instance in fleet:
-                groups[instance.patch_group] = groups.get(instance.patch_group, 0) + 1
-            say(f"fleet: {len(fleet)} simulated instances " + ", ".join(f"{g}={n}" for g, n in groups.items()))
-            for change in apply_scenario(scenario, fleet, options.stage, options.seed):
-                say(f"scenario {scenario.name}: {change}")
-            request: dict[str, Any] = {
-                "run_id": f"local-{options.scenario}-{options.seed}",
-                "stage": {
-                    "name": options.stage,
-                    "patch_group": options.stage,
-                    "bake_seconds": int(options.bake_hours * 3600),
-                },
-                "limits": {"heartbeat_seconds": 900, "install_timeout_seconds": 14_400},
-            }
-            runtime.clock.restart()
-            execution_arn = runtime.start_rollout(compress_request(request, runtime.clock), name=request["run_id"])
-            say(f"execution started: {execution_arn}")
-            description = _follow(runtime, execution_arn, options.real_timeout_seconds, say)
-            runtime.settle(timeout=10)
-            history = runtime.history(execution_arn)
-            status = description["status"]
-            summary: dict[str, Any] = {
-                "status": status,
-                "execution_arn": execution_arn,
-                "stages": _stage_rows(runtime, history, status),
-                "excluded_patches": [],
-                "state_transitions": sum(e["type"].endswith("StateEntered") for e in history),
-                "max_state_payload_bytes": _payload_sizes(history),
-                "notifications": len(runtime.notifications()),
-                "aws_calls": dict(sorted(runtime.aws_calls.items())),
-                "scenario": scenario.name,
-                "error": description.get("error"),
-                "cause": description.get("cause"),
-                "outcome_as_expected": status == scenario.expected_status
-                and description.get("error") == scenario.expected_error,
-                "fleet_instances": len(fleet),
-                "lost_events": len(runtime.fleet.dropped_events),
-                "dead_letters": len(runtime.router.dead_letters),
-                "lambda_invocations": len(runtime.lambdas.records),
-                "simulated_hours": round(runtime.clock.elapsed_seconds() / 3600, 1),
-                "real_seconds": round(time.monotonic() - started, 2),
-            }
+            summary = _run(runtime, scenario, options, say)
+            summary["real_seconds"] = round(time.monotonic() - started, 2)
     finally:
         if log is not None:
             log.close()
@@ -153,24 +271,63 @@ def run_simulation(options: SimulationOptions, say: Callable[[str], None] = lamb
     return summary
 
 
-def _follow(runtime: LocalRuntime, execution_arn: str, timeout: float, say: Callable[[str], None]) -> dict[str, Any]:
-    """Wait for the execution, telling each state as it is entered (in simulated time)."""
-    sfn = runtime.admin.client("stepfunctions")
-    seen = 0
-    deadline = time.monotonic() + timeout
-    while True:
-        history = runtime.history(execution_arn)
-        for event in history[seen:]:
-            entered = event.get("stateEnteredEventDetails")
-            if entered:
-                say(f"[sim {runtime.clock.now():%a %H:%M}] {entered['name']}")
-            if entered and event["type"] == "WaitStateEntered":
-                real_bake = json.loads(entered["input"])["plan"]["bake_seconds"]
-                runtime.clock.jump(real_bake * (BAKE_SECONDS_PER_REAL_SECOND - runtime.clock.time_scale))
-        seen = len(history)
-        description = sfn.describe_execution(executionArn=execution_arn)
-        if description["status"] != "RUNNING":
-            return dict(description)
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{execution_arn} still running after {timeout:.0f} s of real time")
-        time.sleep(0.1)
+def _run(
+    runtime: LocalRuntime, scenario: Scenario, options: SimulationOptions, say: Callable[[str], None]
+) -> dict[str, Any]:
+    fleet = runtime.add_instances(build_fleet(options.instances, options.seed))
+    groups: dict[str, int] = {}
+    for instance in fleet:
+        groups[instance.patch_group] = groups.get(instance.patch_group, 0) + 1
+    say(f"fleet: {len(fleet)} simulated instances " + ", ".join(f"{g}={n}" for g, n in groups.items()))
+    for group, baselines in runtime.baselines.baselines_by_group().items():
+        say(f"  {group:8} baselines: " + ", ".join(sorted(set(baselines.values()))))
+    for change in apply_scenario(scenario, fleet, options.seed):
+        say(f"scenario {scenario.name}: {change}")
+    catalog = stage_catalog(runtime)
+    runtime.clock.restart()
+    request = start_request(catalog, scenario, options.cycle)
+    first = runtime.lambdas.invoke("StartRolloutFunction", request)
+    if first.failed:
+        raise RuntimeError(f"StartRolloutFunction failed: {first.error_type}: {first.error_message}")
+    execution_arn = first.payload["execution_arn"]
+    say(f"execution started: {execution_arn}")
+    duplicate_starts = 0
+    if scenario.name == "duplicate-start":
+        again = runtime.lambdas.invoke("StartRolloutFunction", request)
+        duplicate_starts = int(not again.failed and not again.payload["started"])
+        say(f"second start of cycle {options.cycle}: {'no-op' if duplicate_starts else 'STARTED AGAIN'}")
+    on_call = OnCall(runtime, scenario, say)
+    description = _follow(runtime, execution_arn, options.real_timeout_seconds, on_call)
+    runtime.settle(timeout=10)
+    on_call.read_alerts()
+    history = runtime.history(execution_arn)
+    status = description["status"]
+    excluded = excluded_patches(history)
+    problems = judge(scenario, description, runtime, history, excluded, duplicate_starts)
+    executions = runtime.admin.client("stepfunctions").list_executions(stateMachineArn=runtime.state_machine_arn())[
+        "executions"
+    ]
+    return {
+        "status": status,
+        "execution_arn": execution_arn,
+        "stages": stage_rows(catalog, history),
+        "excluded_patches": excluded,
+        "state_transitions": sum(e["type"].endswith("StateEntered") for e in history),
+        "max_state_payload_bytes": _payload_sizes(history),
+        "notifications": len(runtime.notifications()),
+        "aws_calls": dict(sorted(runtime.aws_calls.items())),
+        "scenario": scenario.name,
+        "expected": {"status": scenario.expected_status, "error": scenario.expected_error},
+        "error": description.get("error"),
+        "cause": description.get("cause"),
+        "outcome_as_expected": not problems,
+        "problems": problems,
+        "alerts": [alert.get("kind") for alert in runtime.notifications()],
+        "executions_started": len(executions),
+        "duplicate_starts_ignored": duplicate_starts,
+        "fleet_instances": len(fleet),
+        "lost_events": len(runtime.fleet.dropped_events),
+        "dead_letters": len(runtime.router.dead_letters),
+        "lambda_invocations": len(runtime.lambdas.records),
+        "simulated_hours": round(runtime.clock.elapsed_seconds() / 3600, 1),
+    }

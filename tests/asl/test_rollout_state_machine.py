@@ -5,98 +5,128 @@ import json
 import pytest
 
 from patchpilot_local.runtime import LocalRuntime
-from tests.runtime_helpers import dev_fleet, entered_states, rollout_request, run_rollout, send_command_parameters
+from tests.runtime_helpers import entered_states, launch_fleet, sent_commands, start, task_outputs
 
 pytestmark = pytest.mark.runtime
 
 
-def test_rollout_healthy_stage_installs_waits_verifies_and_bakes() -> None:
+def test_rollout_test_stages_install_scan_verify_bake_and_freeze_the_patch_set() -> None:
     with LocalRuntime(seed=11) as runtime:
-        fleet = dev_fleet(runtime)
-        description = run_rollout(runtime, rollout_request(max_concurrency="50%"))
+        fleet = launch_fleet(runtime, groups={"dev", "staging"})
+        description = start(runtime, ["dev", "staging"])
         arn = description["executionArn"]
         assert description["status"] == "SUCCEEDED"
-        assert entered_states(runtime, arn) == [
-            "Plan Stage",
-            "Start Install Tracking",
-            "Install Patches",
-            "Wait For Install Results",
-            "Verify Stage Health",
-            "Bake",
-            "Rollout Succeeded",
+        states = entered_states(runtime, arn)
+        assert states[:3] == ["Plan Rollout", "Roll Out Stages", "Approval Required?"]
+        assert states.count("Bake") == 2
+        assert states[-2:] == ["Notify Cycle Finished", "Rollout Succeeded"]
+        commands = sent_commands(runtime, arn)
+        phases = [(c["DocumentName"], c["Parameters"].get("Operation", [""])[0]) for c in commands]
+        assert phases == [("AWS-RunPatchBaseline", "Install"), ("AWS-RunPatchBaseline", "Scan")] * 2
+        assert {c["Targets"][0]["Values"][0] for c in commands} == {"dev", "staging"}
+        assert all(
+            c["Targets"][0]["Key"] == "tag:PatchGroup" and c["Comment"].startswith("PatchPilot ") for c in commands
+        )
+        outcomes = json.loads(description["output"])["stages_passed"]
+        assert [(o["stage_name"], o["targeted"], o["unhealthy"]) for o in outcomes] == [
+            ("dev", len(fleet["dev"]), 0),
+            ("staging", len(fleet["staging"]), 0),
         ]
-        parameters = send_command_parameters(runtime, arn)
-        assert parameters["DocumentName"] == "AWS-RunPatchBaseline"
-        assert parameters["Targets"] == [{"Key": "tag:PatchGroup", "Values": ["dev"]}]
-        assert parameters["Parameters"]["Operation"] == ["Install"]
-        assert (parameters["MaxConcurrency"], parameters["MaxErrors"]) == ("50%", "0")
-        assert parameters["Comment"] == "PatchPilot test-run/dev"
-        verdict = json.loads(description["output"])["verdict"]
-        assert (verdict["targeted"], verdict["succeeded"], verdict["failed"]) == (len(fleet), len(fleet), 0)
-        assert runtime.notifications() == []
+        frozen = outcomes[-1]["frozen_patch_count"]
+        assert frozen > 0
+        installed = set().union(*(runtime.fleet.installed_during_cycle(i.instance_id) for i in fleet["staging"]))
+        assert frozen == len(installed)
+        assert [a["kind"] for a in runtime.notifications()] == ["cycle_finished"]
 
 
-def test_rollout_failed_install_fails_the_stage_with_the_named_error_and_alerts() -> None:
+def test_rollout_production_installs_exactly_the_frozen_set_after_approval() -> None:
     with LocalRuntime(seed=12) as runtime:
-        fleet = dev_fleet(runtime)
-        fleet[0].install_outcome = "Failed"
-        description = run_rollout(runtime, rollout_request())
-        assert description["status"] == "FAILED"
-        assert description["error"] == "StageHealthCheckFailed"
-        assert f"1 of {len(fleet)} instances failed" in description["cause"]
-        assert "Bake" not in entered_states(runtime, description["executionArn"])
-        alerts = runtime.notifications()
-        assert [(a["kind"], a["stage_name"], a["error"]) for a in alerts] == [
-            ("stage_failed", "dev", "StageHealthCheckFailed")
-        ]
+        fleet = launch_fleet(runtime, instances=20, groups={"staging", "prod-1"})
+        approvals: list[str] = []
 
+        def approve_when_asked() -> None:
+            for alert in runtime.notifications():
+                if alert["kind"] == "approval_requested" and alert["approval_id"] not in approvals:
+                    approvals.append(alert["approval_id"])
+                    runtime.lambdas.invoke(
+                        "DecideApprovalFunction",
+                        {"approval_id": alert["approval_id"], "decision": "approve", "approver": "test"},
+                    )
+            if not approvals:
+                runtime.scheduler.after(600, approve_when_asked)
 
-def test_rollout_error_budget_tolerates_failures_within_max_errors() -> None:
-    with LocalRuntime(seed=13) as runtime:
-        fleet = dev_fleet(runtime, instances=30)
-        fleet[0].install_outcome = "Failed"
-        description = run_rollout(runtime, rollout_request(max_errors="1", max_concurrency="1"))
+        runtime.scheduler.after(600, approve_when_asked)
+        description = start(runtime, ["staging", "prod-1"])
         assert description["status"] == "SUCCEEDED"
-        verdict = json.loads(description["output"])["verdict"]
-        assert (verdict["failed"], verdict["allowed_failures"]) == (1, 1)
+        install = next(
+            c for c in sent_commands(runtime, description["executionArn"]) if c["Targets"][0]["Values"] == ["prod-1"]
+        )
+        [override] = install["Parameters"]["InstallOverrideList"]
+        assert override.startswith("s3://")
+        assert override.endswith("/install-prod-1.yaml")
+        staged = set().union(*(runtime.fleet.installed_during_cycle(i.instance_id) for i in fleet["staging"]))
+        for instance in fleet["prod-1"]:
+            assert runtime.fleet.installed_during_cycle(instance.instance_id) <= staged
+        assert len(approvals) == 1
+
+
+def test_rollout_failed_instance_fails_the_stage_after_one_retry_and_alerts() -> None:
+    with LocalRuntime(seed=13) as runtime:
+        fleet = launch_fleet(runtime, groups={"dev", "staging"})
+        fleet["dev"][0].install_outcome = "Failed"
+        description = start(runtime, ["dev", "staging"])
+        arn = description["executionArn"]
+        assert (description["status"], description["error"]) == ("FAILED", "StageHealthCheckFailed")
+        assert "stage dev (patch step, attempt 2)" in description["cause"]
+        assert entered_states(runtime, arn).count("Find Failing Patches") == 2
+        assert not [c for c in sent_commands(runtime, arn) if c["Targets"][0]["Values"] == ["staging"]]
+        assert [a["kind"] for a in runtime.notifications()] == ["stage_failed", "stage_failed", "rollout_failed"]
 
 
 def test_rollout_lost_events_are_recovered_by_bounded_reconciliation() -> None:
     with LocalRuntime(seed=14) as runtime:
-        fleet = dev_fleet(runtime)
-        fleet[-1].drop_terminal_event = True
-        description = run_rollout(runtime, rollout_request())
+        fleet = launch_fleet(runtime, groups={"dev"})
+        fleet["dev"][-1].drop_terminal_event = True
+        description = start(runtime, ["dev"])
         assert description["status"] == "SUCCEEDED"
-        states = entered_states(runtime, description["executionArn"])
-        assert "Reconcile Install Results" in states
-        assert runtime.fleet.dropped_events, "the scenario must really lose an event"
+        assert "Reconcile Command Results" in entered_states(runtime, description["executionArn"])
+        assert runtime.fleet.dropped_events
         assert runtime.aws_calls["ssm.ListCommandInvocations"] >= 1
 
 
-def test_rollout_offline_instance_delivery_timeout_fails_the_stage() -> None:
+def test_rollout_unreachable_instance_counts_against_the_error_budget() -> None:
     with LocalRuntime(seed=15) as runtime:
-        fleet = dev_fleet(runtime)
-        fleet[0].online = False
-        description = run_rollout(runtime, rollout_request())
+        fleet = launch_fleet(runtime, groups={"dev"})
+        fleet["dev"][0].online = False
+        description = start(runtime, ["dev"])
         assert (description["status"], description["error"]) == ("FAILED", "StageHealthCheckFailed")
-        assert "1 install failures" in description["cause"]
+        verdict = task_outputs(runtime, description["executionArn"], "Verify Stage Health")[0]["verdict"]
+        assert verdict["reasons"]["unreachable"] == 1
 
 
-def test_rollout_rejects_invalid_request_before_any_command_is_sent() -> None:
+@pytest.mark.parametrize(
+    ("request_fields", "error", "cause"),
+    [
+        ({"stages": ["prod-1"]}, "InvalidRolloutRequest", "need a test stage before them"),
+        ({"stages": ["dev", "qa"]}, "InvalidRolloutRequest", "unknown stage"),
+    ],
+)
+def test_rollout_rejects_bad_requests_before_any_command(
+    request_fields: dict[str, object], error: str, cause: str
+) -> None:
     with LocalRuntime(seed=16) as runtime:
-        dev_fleet(runtime)
-        request = {"run_id": "bad run!", "stage": {"name": "dev", "patch_group": "dev", "bake_seconds": 1}}
-        description = run_rollout(runtime, request, name="invalid")
-        assert description["status"] == "FAILED"
-        assert description["error"] == "ValidationError"
-        assert "run_id" in description["cause"]
+        launch_fleet(runtime, groups={"dev"})
+        stages = request_fields.pop("stages")
+        description = start(runtime, stages, **request_fields)  # type: ignore[arg-type]
+        assert (description["status"], description["error"]) == ("FAILED", error)
+        assert cause in description["cause"]
         assert runtime.aws_calls["ssm.SendCommand"] == 0
         assert [a["kind"] for a in runtime.notifications()] == ["rollout_failed"]
 
 
 def test_rollout_empty_patch_group_fails_with_no_instances_error() -> None:
     with LocalRuntime(seed=17) as runtime:
-        dev_fleet(runtime)
-        description = run_rollout(runtime, rollout_request(patch_group="prod-9"))
+        launch_fleet(runtime, groups={"staging"})
+        description = start(runtime, ["dev"])
         assert (description["status"], description["error"]) == ("FAILED", "NoInstancesInPatchGroup")
         assert runtime.aws_calls["ssm.SendCommand"] == 0

@@ -1,4 +1,4 @@
-"""`make demo`'s cycle (patchpilot simulate) end to end, and summary.json's contract."""
+"""Whole patch cycles (`make demo`, `patchpilot simulate`) end to end, and summary.json's contract."""
 
 import json
 from pathlib import Path
@@ -7,6 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from patchpilot_local.cli import app
+from patchpilot_local.scenarios import SCENARIOS
 from patchpilot_local.simulate import SimulationOptions, run_simulation
 
 pytestmark = pytest.mark.runtime
@@ -22,35 +23,59 @@ SUMMARY_KEYS = {
 }
 
 
-def test_simulation_healthy_cycle_writes_summary(tmp_path: Path) -> None:
+def test_simulation_healthy_cycle_passes_every_stage_in_order(tmp_path: Path) -> None:
     summary = run_simulation(SimulationOptions(instances=20, out_dir=tmp_path))
-    written = json.loads((tmp_path / "summary.json").read_text())
-    assert written == summary
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
     assert set(summary) >= SUMMARY_KEYS
-    assert summary["status"] == "SUCCEEDED"
-    [stage] = summary["stages"]
-    assert stage["status"] == "succeeded"
-    assert stage["targeted"] == stage["succeeded"] > 0
-    assert stage["failed"] == 0
-    assert summary["state_transitions"] >= 7
-    assert summary["aws_calls"]["ssm.SendCommand"] == 1
-    assert summary["aws_calls"]["sfn.SendTaskSuccess"] == 1
+    assert (summary["status"], summary["problems"]) == ("SUCCEEDED", [])
+    assert [(s["name"], s["status"]) for s in summary["stages"]] == [
+        ("dev", "succeeded"),
+        ("staging", "succeeded"),
+        ("prod-1", "succeeded"),
+        ("prod-2", "succeeded"),
+        ("prod-3", "succeeded"),
+    ]
+    assert all(s["targeted"] == s["succeeded"] > 0 for s in summary["stages"])
+    assert summary["stages"][1]["frozen_patch_count"] > 0
+    assert summary["alerts"] == ["approval_requested", "approval_decided", "cycle_finished"]
+    assert summary["notifications"] == 3
+    assert summary["aws_calls"]["ssm.SendCommand"] == 10  # install + scan per stage
+    assert summary["simulated_hours"] >= 24 * 6  # bakes: 24 + 48 + 24 + 24 + 24 hours
+    assert '"service":"patchpilot"' in (tmp_path / "lambda.log").read_text()
+
+
+@pytest.mark.parametrize("scenario", [name for name in SCENARIOS if name != "healthy"])
+def test_simulation_scenario_ends_as_documented(scenario: str) -> None:
+    summary = run_simulation(SimulationOptions(instances=20, scenario=scenario, out_dir=None))
+    assert summary["problems"] == []
     assert summary["outcome_as_expected"] is True
-    assert (tmp_path / "lambda.log").read_text().count('"service":"patchpilot"') > 0
+    assert (summary["status"], summary["error"]) == (
+        SCENARIOS[scenario].expected_status,
+        SCENARIOS[scenario].expected_error,
+    )
+    if scenario == "bad-patch":
+        [excluded] = summary["excluded_patches"]
+        assert excluded["stage"] == "staging"
+        assert "stage_failed" in summary["alerts"]
+    if scenario == "duplicate-start":
+        assert (summary["executions_started"], summary["duplicate_starts_ignored"]) == (1, 1)
+    if scenario == "emergency":
+        assert [s["status"] for s in summary["stages"]] == ["succeeded", "not_run", "succeeded", "not_run", "not_run"]
 
 
-def test_simulation_state_payload_does_not_grow_with_the_fleet(tmp_path: Path) -> None:
-    small = run_simulation(SimulationOptions(instances=10, out_dir=None))
-    large = run_simulation(SimulationOptions(instances=200, out_dir=None))
-    assert large["stages"][0]["targeted"] > 5 * small["stages"][0]["targeted"]
-    assert abs(large["max_state_payload_bytes"] - small["max_state_payload_bytes"]) <= 8
+def test_simulation_state_payload_does_not_grow_with_the_fleet() -> None:
+    small = run_simulation(SimulationOptions(instances=10, scenario="lost-events", out_dir=None))
+    large = run_simulation(SimulationOptions(instances=120, scenario="lost-events", out_dir=None))
+    assert large["fleet_instances"] > 5 * small["fleet_instances"]
+    assert abs(large["max_state_payload_bytes"] - small["max_state_payload_bytes"]) <= 16
 
 
-def test_cli_simulate_failing_instance_exits_zero_when_the_stage_is_stopped(tmp_path: Path) -> None:
+def test_cli_simulate_failing_instance_exits_zero_when_the_cycle_is_stopped(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["simulate", "--scenario", "failing-instance", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
+    assert "scenario failing-instance: ended as the scenario expects" in result.output
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert (summary["status"], summary["error"], summary["notifications"]) == ("FAILED", "StageHealthCheckFailed", 1)
+    assert (summary["status"], summary["error"]) == ("FAILED", "StageHealthCheckFailed")
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 from pydantic import BaseModel
 
 from patchpilot.integrations.ports import CommandDirectory, ExecutionCallbacks, InstallTracker, RecordOutcome
-from patchpilot.models.records import CommandInfo, InstanceResult, InvocationInfo, TrackedCommand
+from patchpilot.models.records import CommandInfo, InstanceResult, InvocationInfo, ManagedInstance, TrackedCommand
 
 
 class InMemoryInstallTracker(InstallTracker):
@@ -72,6 +72,7 @@ class FakeCommandDirectory(CommandDirectory):
         self.commands: dict[str, CommandInfo] = {}
         self.invocations: dict[str, list[InvocationInfo]] = {}
         self.managed: dict[tuple[str, str], int] = {}
+        self.fleet: dict[tuple[str, str], list[ManagedInstance]] = {}
         self.describe_calls = 0
 
     def add_command(self, command_id: str, comment: str, status: str = "InProgress") -> None:
@@ -87,7 +88,10 @@ class FakeCommandDirectory(CommandDirectory):
         return list(self.invocations.get(command_id, []))
 
     def count_managed_instances(self, tag_key: str, tag_value: str) -> int:
-        return self.managed.get((tag_key, tag_value), 0)
+        return len(self.managed_instances(tag_key, tag_value)) or self.managed.get((tag_key, tag_value), 0)
+
+    def managed_instances(self, tag_key: str, tag_value: str) -> list[ManagedInstance]:
+        return list(self.fleet.get((tag_key, tag_value), []))
 
 
 class RecordingCallbacks(ExecutionCallbacks):

@@ -5,12 +5,12 @@ from typing import Any
 
 import pytest
 
+from patchpilot.models.cycle import StartRolloutRequest
 from patchpilot.models.policy import CLASSIFICATIONS, UBUNTU_PRIORITIES
-from patchpilot.models.state import RolloutRequest
+from patchpilot.models.rollout import StageCatalog
 from patchpilot_local.policy_render import (
     BEGIN_MARKER,
     END_MARKER,
-    RUN_ID_PLACEHOLDER,
     TEMPLATE_PATH,
     PolicyError,
     baseline_logical_id,
@@ -151,17 +151,34 @@ def test_baselines_daily_scan_association_covers_every_managed_instance() -> Non
     )
 
 
-def test_baselines_monthly_schedule_starts_the_state_machine_with_a_valid_request() -> None:
+def test_baselines_monthly_schedule_starts_the_cycle_through_the_idempotent_starter() -> None:
     (schedule,) = TEMPLATE.of_type("AWS::Scheduler::Schedule").values()
     target = schedule["Properties"]["Target"]
-    assert target["Arn"] == {"Ref": "RolloutStateMachine"}
+    assert target["Arn"] == {"Fn::GetAtt": ["StartRolloutFunction", "Arn"]}
     assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["EventsDeadLetterQueue", "Arn"]}
-    payload = json.loads(target["Input"].replace(RUN_ID_PLACEHOLDER, "monthly-4f1c2b7e9a0d"))
-    request = RolloutRequest.model_validate(payload)
-    assert (request.stage.name, request.stage.patch_group) == ("dev", "dev")
+    assert StartRolloutRequest.model_validate(json.loads(target["Input"])).mode == "scheduled"
     role = TEMPLATE.resources["MonthlyRolloutScheduleRole"]["Properties"]
     actions = {s["Action"] for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]}
-    assert actions == {"states:StartExecution", "sqs:SendMessage"}
+    assert actions == {"lambda:InvokeFunction", "sqs:SendMessage"}
+
+
+def test_baselines_stage_catalog_follows_the_policy_stages_and_environments() -> None:
+    value = TEMPLATE.resources["StageCatalogParameter"]["Properties"]["Value"]
+    catalog = StageCatalog.model_validate_json(value)
+    assert [s.name for s in catalog.stages] == list(POLICY.stages)
+    roles = {s.name: s.role for s in catalog.stages}
+    assert roles == {
+        "dev": "test",
+        "staging": "test",
+        "prod-1": "production",
+        "prod-2": "production",
+        "prod-3": "production",
+    }
+    prod = catalog.by_name()["prod-1"]
+    assert prod.requires_approval
+    assert set(prod.eligible_severities) >= {"Critical", "Important"}
+    assert "Bugfix" not in prod.eligible_classifications
+    assert catalog.by_name()["dev"].eligible_classifications == []
 
 
 def test_baselines_default_patch_group_parameter_matches_the_policy() -> None:

@@ -4,8 +4,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from patchpilot.models.cycle import StartRolloutRequest
 from patchpilot.models.events import CommandInvocationEvent
-from patchpilot.models.state import RolloutRequest
+from patchpilot.models.rollout import RolloutRequest
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 
@@ -40,8 +41,10 @@ def test_command_invocation_event_rejects_other_event_types() -> None:
         CommandInvocationEvent.model_validate(_load("ssm/command-status-success.json"))
 
 
-def test_rollout_request_sample_start_is_valid_and_invalid_one_is_not() -> None:
-    assert RolloutRequest.model_validate(_load("rollout/start-dev.json")).stage.bake_seconds == 86_400
+def test_rollout_start_samples_are_valid_and_the_invalid_one_names_its_fields() -> None:
+    for name in ("start-cycle", "start-manual-dev-staging", "start-emergency"):
+        StartRolloutRequest.model_validate(_load(f"rollout/{name}.json"))
+    assert RolloutRequest.model_validate(_load("rollout/execution-input.json")).limits.heartbeat_seconds == 900
     with pytest.raises(ValidationError) as error:
-        RolloutRequest.model_validate(_load("rollout/start-invalid.json"))
-    assert {e["loc"][-1] for e in error.value.errors()} == {"run_id", "name", "max_concurrency", "bake_seconds"}
+        StartRolloutRequest.model_validate(_load("rollout/start-invalid.json"))
+    assert {e["loc"][0] for e in error.value.errors()} == {"cycle", "cve_ids"}

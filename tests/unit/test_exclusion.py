@@ -351,3 +351,52 @@ def test_naive_times_are_utc() -> None:
     patches = {i: [_patch(i, "bad.x86_64", when=DURING.replace(tzinfo=None))] for i in unhealthy}
     decision, _, _ = _decide(_request(unhealthy, healthy), patches)
     assert decision.outcome == "exclude"
+
+
+def test_exclude_keeps_same_package_name_on_other_distributions_apart() -> None:
+    # Given glibc failing on the RHEL instance while AL2023 instances installed their own glibc and stay healthy
+    rhel = "REDHAT_ENTERPRISE_LINUX"
+    unhealthy, healthy = _fleet(1, 3)
+    systems = {unhealthy[0]: rhel}
+    patches = {
+        unhealthy[0]: [
+            _patch(unhealthy[0], "glibc.x86_64", PatchState.FAILED, when=None),
+            _patch(unhealthy[0], "tuned.noarch"),
+        ],
+        **{i: [_patch(i, "glibc.x86_64")] for i in healthy},
+    }
+    baselines = InMemoryPatchBaselines({(GROUP, rhel): "pb-0aaaaaaaaaaaaaaaa"}, None, None)
+    # When the exclusion step decides
+    decision, baselines, _ = _decide(_request(unhealthy, healthy, systems), patches, baselines)
+    # Then the RHEL glibc is the culprit (healthy AL2023 glibc says nothing about it)
+    assert decision.outcome == "exclude"
+    assert [(p.patch_id, p.failed_installs, p.operating_systems) for p in decision.patches] == [
+        ("glibc.x86_64", 1, [rhel])
+    ]
+    assert baselines.rejected["pb-0aaaaaaaaaaaaaaaa"] == ["glibc.x86_64"]
+
+
+def test_exclude_whole_install_failure_blames_no_patch() -> None:
+    unhealthy, healthy = _fleet(1, 3)
+    patches = {
+        unhealthy[0]: [_patch(unhealthy[0], p, PatchState.FAILED, when=None) for p in COMMON[:4]],
+        **_common(healthy),
+    }
+    decision, baselines, ledger = _decide(_request(unhealthy, healthy), patches)
+    assert decision.outcome == "nothing_to_exclude"
+    assert "failed as a whole" in decision.reason
+    assert baselines.writes == []
+    assert not ledger.records
+
+
+def test_exclude_rejects_in_the_later_stages_baselines_too() -> None:
+    unhealthy, healthy = _fleet(3, 3)
+    patches = _common(unhealthy + healthy)
+    for instance_id in unhealthy:
+        patches[instance_id].append(_patch(instance_id, "bad-lib.x86_64"))
+    groups = {(GROUP, AL2023): BASELINE_AL, ("prod-1", AL2023): "pb-0bbbbbbbbbbbbbbbb"}
+    baselines = InMemoryPatchBaselines(groups, None, None)
+    request = _request(unhealthy, healthy).model_copy(update={"later_patch_groups": ["prod-1"]})
+    decision, baselines, _ = _decide(request, patches, baselines)
+    assert sorted(b.baseline_id for b in decision.baselines) == [BASELINE_AL, "pb-0bbbbbbbbbbbbbbbb"]
+    assert baselines.rejected["pb-0bbbbbbbbbbbbbbbb"] == ["bad-lib.x86_64"]

@@ -231,7 +231,7 @@ def test_scan_changes_nothing_but_the_operation(fleet: Fleet) -> None:
 
 
 # -- health command --------------------------------------------------------------------------------------------------
-def test_health_command_fails_after_a_patch_that_breaks_health(fleet: Fleet) -> None:
+def test_patch_that_breaks_health_leaves_the_instance_unreachable(fleet: Fleet) -> None:
     broken = fleet.add("i-0000000000000000a")
     fleet.add("i-0000000000000000b")
     broken.patches["openssl-libs.x86_64"].breaks_health = True
@@ -239,8 +239,13 @@ def test_health_command_fails_after_a_patch_that_breaks_health(fleet: Fleet) -> 
     assert fleet.status(install, "i-0000000000000000a") == "Success"  # it installs fine
     assert broken.healthy is False
     health = fleet.run(["i-0000000000000000a", "i-0000000000000000b"], "AWS-RunShellScript", commands="curl -f :8080")
-    assert fleet.status(health, "i-0000000000000000a") == "Failed"
+    assert fleet.status(health, "i-0000000000000000a") == "DeliveryTimedOut"
     assert fleet.status(health, "i-0000000000000000b") == "Success"
+    pings = {
+        i["InstanceId"]: i["PingStatus"]
+        for i in fleet.sim.handle("DescribeInstanceInformation", {})["InstanceInformationList"]
+    }
+    assert pings == {"i-0000000000000000a": "ConnectionLost", "i-0000000000000000b": "Online"}
 
 
 def test_health_command_powershell_succeeds_on_healthy_instance(fleet: Fleet) -> None:
@@ -444,35 +449,33 @@ def test_scenarios_build_fleet_patch_level_is_deterministic_by_seed() -> None:
     assert set(states) == {"Missing", "Installed", "NotApplicable"}
 
 
-def test_scenarios_bad_patch_breaks_one_non_kernel_patch_from_staging_on() -> None:
+def test_scenarios_bad_patch_fails_one_non_kernel_patch_from_staging_on() -> None:
     fleet = build_fleet(40, 7)
     changes = apply_scenario(SCENARIOS["bad-patch"], fleet, 7)
-    flagged = {(i.platform, p) for i in fleet for p, r in i.patches.items() if r.breaks_health}
+    flagged = {(i.platform, p) for i in fleet for p, r in i.patches.items() if r.fails_install}
     assert len(flagged) == 1
     ((platform, patch_id),) = flagged
     assert not pm.find_patch(platform, patch_id).kernel
     assert patch_id in changes[0]
-    victims = [i for i in fleet if i.platform == platform and i.patches[patch_id].breaks_health]
+    victims = [i for i in fleet if i.platform == platform and i.patches[patch_id].fails_install]
     assert {i.patch_group for i in victims} == set(groups_from("staging"))
     assert all(i.patches[patch_id].state == "Missing" for i in victims)
     assert SCENARIOS["bad-patch"].expected_status == "SUCCEEDED"
 
 
-def test_scenarios_flaky_instance_and_the_older_call_form() -> None:
+def test_scenarios_flaky_and_failing_instance_act_on_dev() -> None:
     fleet = build_fleet(20, 7)
     apply_scenario(SCENARIOS["flaky-instance"], fleet, 7)
     assert [i.patch_group for i in fleet if i.flaky_failures_left == 1] == ["dev"]
     fleet = build_fleet(20, 7)
-    changes = apply_scenario(SCENARIOS["failing-instance"], fleet, "staging", 7)
-    assert [i.patch_group for i in fleet if i.install_outcome == "Failed"] == ["staging"]
+    changes = apply_scenario(SCENARIOS["failing-instance"], fleet, 7)
+    assert [i.patch_group for i in fleet if i.install_outcome == "Failed"] == ["dev"]
     assert changes
-    with pytest.raises(TypeError):
-        apply_scenario(SCENARIOS["healthy"], fleet, "7")  # type: ignore[call-overload]
 
 
 def test_scenarios_existing_behaviour_unchanged() -> None:
     fleet = build_fleet(20, 7)
     assert apply_scenario(SCENARIOS["healthy"], fleet, 7) == []
-    lost = apply_scenario(SCENARIOS["lost-events"], fleet, "dev", 7)
+    lost = apply_scenario(SCENARIOS["lost-events"], fleet, 7)
     assert len(lost) == sum(i.drop_terminal_event for i in fleet) >= 1
     assert random.Random(7).uniform(8, 40) == pytest.approx(build_fleet(20, 7)[0].install_minutes)

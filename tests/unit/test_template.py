@@ -3,6 +3,7 @@
 import importlib
 import json
 import re
+from typing import Any
 
 from patchpilot_local.template import SamTemplate
 
@@ -10,10 +11,20 @@ TEMPLATE = SamTemplate()
 LAMBDA_ERRORS = {"Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException"}
 
 
-def _asl() -> tuple[str, dict[str, object]]:
+def _asl() -> tuple[str, dict[str, Any]]:
     spec = TEMPLATE.state_machines()["RolloutStateMachine"]
     text = spec.definition_path.read_text()
     return text, json.loads(text)
+
+
+def _all_states(machine: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every state, the ones inside Map item processors included."""
+    states: dict[str, dict[str, Any]] = {}
+    for name, state in machine["States"].items():
+        states[name] = state
+        if "ItemProcessor" in state:
+            states.update(_all_states(state["ItemProcessor"]))
+    return states
 
 
 def test_template_substitutions_cover_every_asl_placeholder() -> None:
@@ -24,7 +35,7 @@ def test_template_substitutions_cover_every_asl_placeholder() -> None:
 
 def test_template_every_task_has_retry_and_catch() -> None:
     _, asl = _asl()
-    tasks = {name: state for name, state in asl["States"].items() if state["Type"] == "Task"}  # type: ignore[attr-defined]
+    tasks = {name: state for name, state in _all_states(asl).items() if state["Type"] == "Task"}
     assert tasks
     for name, state in tasks.items():
         assert state.get("Retry"), name
@@ -36,9 +47,19 @@ def test_template_every_task_has_retry_and_catch() -> None:
 
 def test_template_callback_wait_has_timeout_and_heartbeat() -> None:
     _, asl = _asl()
-    wait = asl["States"]["Wait For Install Results"]  # type: ignore[index]
-    assert wait["Resource"].endswith(".waitForTaskToken")
-    assert {"TimeoutSecondsPath", "HeartbeatSecondsPath"} <= set(wait)
+    states = _all_states(asl)
+    callbacks = {name: s for name, s in states.items() if s.get("Resource", "").endswith(".waitForTaskToken")}
+    assert set(callbacks) == {"Wait For Command Results", "Request Approval"}
+    for state in callbacks.values():
+        assert "TimeoutSecondsPath" in state
+    assert "HeartbeatSecondsPath" in callbacks["Wait For Command Results"]
+
+
+def test_template_state_names_are_unique_across_nested_maps() -> None:
+    _, asl = _asl()
+    text = json.dumps(asl)
+    for name in _all_states(asl):
+        assert text.count(f'"{name}": {{') == 1, name
 
 
 def test_template_state_machine_is_standard_with_logging_and_tracing() -> None:

@@ -1,0 +1,78 @@
+"""In-memory fakes of the rollout ports (alarms, patch compliance, patch sets, starter)."""
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from patchpilot.integrations.ports import AlarmMonitor, PatchComplianceReader, PatchSetStore, RolloutStarter
+from patchpilot.models.patches import InstancePatch, InstancePatchSummary
+from patchpilot.models.rollout import RunContext, StagePlan
+
+
+class FakeAlarms(AlarmMonitor):
+    def __init__(self, in_alarm: dict[str, list[str]] | None = None) -> None:
+        self.in_alarm = in_alarm or {}
+
+    def alarms_in_alarm(self, name_prefix: str) -> list[str]:
+        return list(self.in_alarm.get(name_prefix, []))
+
+
+class FakeCompliance(PatchComplianceReader):
+    def __init__(self) -> None:
+        self.failed: dict[str, int] = {}
+        self.installed: dict[str, list[InstancePatch]] = {}
+
+    def summaries(self, instance_ids: list[str]) -> list[InstancePatchSummary]:
+        return [
+            InstancePatchSummary(
+                instance_id=i,
+                patch_group="g",
+                baseline_id="pb-1",
+                operation="Scan",
+                operation_end_time=datetime(2026, 12, 8),
+                installed=1,
+                installed_other=0,
+                installed_pending_reboot=0,
+                installed_rejected=0,
+                missing=0,
+                failed=self.failed.get(i, 0),
+                not_applicable=0,
+            )
+            for i in instance_ids
+        ]
+
+    def installed_since(self, instance_id: str, since: datetime) -> list[InstancePatch]:
+        return [p for p in self.installed.get(instance_id, []) if p.installed_time is None or p.installed_time >= since]
+
+
+class FakePatchSets(PatchSetStore):
+    def __init__(self) -> None:
+        self.frozen: dict[str, list[InstancePatch]] = {}
+        self.excluded: set[str] = set()
+        self.emergency_runs: list[str] = []
+
+    def freeze(self, run_id: str, stage_name: str, patches: list[InstancePatch]) -> int:
+        self.frozen[run_id] = patches
+        return len(patches)
+
+    def install_list_for(self, run_id: str, stage: StagePlan) -> str | None:
+        return f"s3://artifacts/runs/{run_id}/install-{stage.name}.yaml" if run_id in self.frozen else None
+
+    def emergency_baseline_override(self, run: RunContext) -> str:
+        self.emergency_runs.append(run.run_id)
+        return f"s3://artifacts/runs/{run.run_id}/emergency-baseline-override.json"
+
+    def excluded_patches(self, run_id: str) -> set[str]:
+        return set(self.excluded)
+
+
+class FakeStarter(RolloutStarter):
+    def __init__(self) -> None:
+        self.executions: dict[str, str] = {}
+
+    def start(self, execution_name: str, request: BaseModel) -> tuple[str, bool]:
+        arn = f"arn:aws:states:us-east-1:123456789012:execution:rollout:{execution_name}"
+        if execution_name in self.executions:
+            return arn, False
+        self.executions[execution_name] = request.model_dump_json()
+        return arn, True

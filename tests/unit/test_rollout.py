@@ -1,0 +1,317 @@
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import ValidationError
+
+from patchpilot.logic.cycle import start_rollout
+from patchpilot.logic.frozen_set import record_stage_passed
+from patchpilot.logic.health import allowed_failures, verify_stage_health
+from patchpilot.logic.platforms import operating_system_of
+from patchpilot.logic.rollout_plan import plan_rollout
+from patchpilot.logic.stage_plan import plan_stage_commands
+from patchpilot.models.cycle import StartRolloutRequest
+from patchpilot.models.exceptions import InvalidRolloutRequest, NoInstancesInPatchGroup, NoTestedPatchSet
+from patchpilot.models.patches import InstancePatch, PatchState
+from patchpilot.models.records import ManagedInstance
+from patchpilot.models.rollout import (
+    CommandResultRef,
+    RecordStageRequest,
+    RolloutPlan,
+    RolloutRequest,
+    StageCatalog,
+    StageStepRequest,
+    StageVerdict,
+    VerifyStageRequest,
+)
+from tests.unit.fakes import FakeCommandDirectory, InMemoryInstallTracker
+from tests.unit.fakes_rollout import FakeAlarms, FakeCompliance, FakePatchSets, FakeStarter
+
+NOW = datetime(2026, 12, 8, 20, 0, tzinfo=UTC)
+CATALOG = StageCatalog.model_validate(
+    {
+        "stages": [
+            {
+                "name": "dev",
+                "patch_group": "dev",
+                "role": "test",
+                "max_errors": "10%",
+                "health_check": {"commands": ["curl -fsS localhost/health"]},
+            },
+            {"name": "staging", "patch_group": "staging", "role": "test", "bake_seconds": 172_800},
+            {
+                "name": "prod-1",
+                "patch_group": "prod-1",
+                "role": "production",
+                "requires_approval": True,
+                "alarm_name_prefix": "patchpilot-prod-1",
+                "max_errors": "1",
+            },
+            {"name": "prod-2", "patch_group": "prod-2", "role": "production"},
+        ]
+    }
+)
+
+
+def _plan(**request: object) -> RolloutPlan:
+    return plan_rollout(RolloutRequest.model_validate({"run_id": "2026-12", **request}), CATALOG, NOW)
+
+
+def test_plan_rollout_runs_every_catalog_stage_in_order_with_bake_overrides() -> None:
+    plan = _plan(bake_seconds={"staging": 2})
+    assert [s.name for s in plan.stages] == ["dev", "staging", "prod-1", "prod-2"]
+    assert [s.bake_seconds for s in plan.stages] == [86_400, 2, 86_400, 86_400]
+    assert [s.is_last for s in plan.stages] == [False, False, False, True]
+    assert plan.run.started_at == NOW
+
+
+@pytest.mark.parametrize(
+    ("request_fields", "message"),
+    [
+        ({"stages": ["dev", "qa"]}, "unknown stage"),
+        ({"stages": ["dev"], "bake_seconds": {"prod-1": 1}}, "does not include"),
+        ({"stages": ["prod-1", "prod-2"]}, "need a test stage before them"),
+    ],
+)
+def test_plan_rollout_rejects_bad_requests_before_any_command(request_fields: dict[str, object], message: str) -> None:
+    with pytest.raises(InvalidRolloutRequest, match=message):
+        _plan(**request_fields)
+
+
+def test_plan_rollout_allows_emergency_straight_to_production() -> None:
+    plan = _plan(mode="emergency", stages=["prod-1"], cve_ids=["CVE-2024-6387"])
+    assert [s.name for s in plan.stages] == ["prod-1"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"mode": "emergency"}, "empty patch list"),
+        ({"mode": "emergency", "cve_ids": ["CVE-24-1"]}, "cve_ids"),
+        ({"patch_ids": ["KB5001"]}, "only for mode=emergency"),
+        ({"stages": ["dev", "dev"]}, "must not repeat"),
+        ({"bake_seconds": {"dev": 0}}, "bake_seconds"),
+    ],
+)
+def test_rollout_request_validation_names_the_problem(fields: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        RolloutRequest.model_validate({"run_id": "2026-12", **fields})
+
+
+def test_stage_catalog_rejects_a_test_stage_after_production() -> None:
+    with pytest.raises(ValidationError, match="before the first production stage"):
+        StageCatalog.model_validate(
+            {
+                "stages": [
+                    {"name": "prod-1", "patch_group": "p", "role": "production"},
+                    {"name": "dev", "patch_group": "d", "role": "test"},
+                ]
+            }
+        )
+
+
+def _directory(group: str, count: int, offline: int = 0) -> FakeCommandDirectory:
+    directory = FakeCommandDirectory()
+    directory.fleet[("PatchGroup", group)] = [
+        ManagedInstance(
+            instance_id=f"i-{n:017x}",
+            ping_status="ConnectionLost" if n < offline else "Online",
+            platform_type="Linux",
+            platform_name="Amazon Linux",
+            platform_version="2023",
+        )
+        for n in range(count)
+    ]
+    return directory
+
+
+def test_plan_stage_commands_patch_step_installs_scans_and_checks_health() -> None:
+    plan = _plan()
+    step = StageStepRequest(run=plan.run, stage=plan.stages[0], phase_set="patch")
+    commands = plan_stage_commands(step, _directory("dev", 3), FakePatchSets(), "PatchGroup")
+    assert commands.targeted_instances == 3
+    assert [c.phase for c in commands.commands] == ["install", "scan", "health"]
+    install = commands.commands[0]
+    assert install.parameters == {"Operation": ["Install"], "RebootOption": ["RebootIfNeeded"]}
+    assert install.targets[0].model_dump() == {"Key": "tag:PatchGroup", "Values": ["dev"]}
+    assert commands.commands[2].parameters == {"commands": ["curl -fsS localhost/health"]}
+
+
+def test_plan_stage_commands_production_installs_exactly_the_frozen_set() -> None:
+    plan = _plan()
+    patch_sets = FakePatchSets()
+    step = StageStepRequest(run=plan.run, stage=plan.stages[2], phase_set="patch")
+    with pytest.raises(NoTestedPatchSet):
+        plan_stage_commands(step, _directory("prod-1", 2), patch_sets, "PatchGroup")
+    patch_sets.freeze("2026-12", "staging", [])
+    install = plan_stage_commands(step, _directory("prod-1", 2), patch_sets, "PatchGroup").commands[0]
+    assert install.parameters["InstallOverrideList"] == ["s3://artifacts/runs/2026-12/install-prod-1.yaml"]
+
+
+def test_plan_stage_commands_emergency_uses_a_baseline_override_and_verify_step_only_checks() -> None:
+    plan = _plan(mode="emergency", stages=["dev"], patch_ids=["KB5034441"])
+    patch_sets = FakePatchSets()
+    patch = plan_stage_commands(
+        StageStepRequest(run=plan.run, stage=plan.stages[0], phase_set="patch"),
+        _directory("dev", 1),
+        patch_sets,
+        "PatchGroup",
+    )
+    assert "BaselineOverride" in patch.commands[0].parameters
+    verify = plan_stage_commands(
+        StageStepRequest(run=plan.run, stage=plan.stages[0], phase_set="verify"),
+        _directory("dev", 1),
+        patch_sets,
+        "PatchGroup",
+    )
+    assert [c.phase for c in verify.commands] == ["health"]
+
+
+def test_plan_stage_commands_rejects_an_empty_group() -> None:
+    plan = _plan()
+    with pytest.raises(NoInstancesInPatchGroup):
+        plan_stage_commands(
+            StageStepRequest(run=plan.run, stage=plan.stages[1], phase_set="patch"),
+            FakeCommandDirectory(),
+            FakePatchSets(),
+            "PatchGroup",
+        )
+
+
+def _verify(
+    stage_index: int,
+    directory: FakeCommandDirectory,
+    tracker: InMemoryInstallTracker,
+    alarms: FakeAlarms | None = None,
+    compliance: FakeCompliance | None = None,
+) -> StageVerdict:
+    plan = _plan()
+    request = VerifyStageRequest(
+        run=plan.run,
+        stage=plan.stages[stage_index],
+        phase_set="patch",
+        results=[
+            CommandResultRef(phase="install", command_id="install-1"),
+            CommandResultRef(phase="scan", command_id="scan-1"),
+        ],
+    )
+    return verify_stage_health(
+        request, tracker, directory, alarms or FakeAlarms(), compliance or FakeCompliance(), "PatchGroup"
+    )
+
+
+def _tracked(instance_ids: list[str], failed: set[str]) -> InMemoryInstallTracker:
+    tracker = InMemoryInstallTracker()
+    for command in ("install-1", "scan-1"):
+        tracker.register_wait(command, "2026-12", "dev", len(instance_ids), "t")
+        for instance_id in instance_ids:
+            ok = not (command == "install-1" and instance_id in failed)
+            tracker.record_result(command, instance_id, "Success" if ok else "Failed", ok)
+    return tracker
+
+
+def test_verify_stage_health_counts_every_signal_per_instance() -> None:
+    directory = _directory("dev", 10, offline=1)
+    ids = [i.instance_id for i in directory.fleet[("PatchGroup", "dev")]]
+    tracker = _tracked(ids[:9], failed={ids[2]})
+    compliance = FakeCompliance()
+    compliance.failed[ids[3]] = 1
+    verdict = _verify(0, directory, tracker, compliance=compliance)
+    assert verdict.reasons == {
+        "install_failed": 1,
+        "install_not_reported": 1,
+        "patch_failed": 1,
+        "scan_not_reported": 1,
+        "unreachable": 1,
+    }
+    assert (verdict.unhealthy, verdict.allowed_failures, verdict.healthy) == (4, 1, False)
+    assert {r.instance_id for r in verdict.unhealthy_sample} == {ids[0], ids[2], ids[3], ids[9]}
+    assert len(verdict.healthy_sample) == 6
+    assert all(r.platform == "AMAZON_LINUX_2023" for r in verdict.healthy_sample)
+
+
+def test_verify_stage_health_fails_on_a_stage_alarm_even_with_healthy_instances() -> None:
+    directory = _directory("prod-1", 4)
+    ids = [i.instance_id for i in directory.fleet[("PatchGroup", "prod-1")]]
+    alarms = FakeAlarms({"patchpilot-prod-1": ["patchpilot-prod-1-5xx"]})
+    verdict = _verify(2, directory, _tracked(ids, failed=set()), alarms=alarms)
+    assert (verdict.unhealthy, verdict.healthy, verdict.alarms_in_alarm) == (0, False, ["patchpilot-prod-1-5xx"])
+
+
+def test_allowed_failures_follows_send_command_max_errors() -> None:
+    assert [allowed_failures(v, 10) for v in ("0", "2", "10%", "15%")] == [0, 2, 1, 1]
+
+
+def test_record_stage_passed_freezes_what_the_test_stage_installed_minus_exclusions() -> None:
+    plan = _plan()
+    tracker = _tracked(["i-a", "i-b"], failed={"i-b"})
+    compliance = FakeCompliance()
+
+    def patch(pid: str, when: datetime) -> InstancePatch:
+        return InstancePatch(
+            instance_id="i-a",
+            patch_id=pid,
+            title=pid,
+            classification="Security",
+            severity="Critical",
+            state=PatchState.INSTALLED,
+            installed_time=when,
+        )
+
+    compliance.installed["i-a"] = [
+        patch("KB1", NOW),
+        patch("KB-old", datetime(2026, 11, 1, tzinfo=UTC)),
+        patch("KB-bad", NOW),
+    ]
+    compliance.installed["i-b"] = [patch("KB-failed-instance", NOW)]
+    patch_sets = FakePatchSets()
+    patch_sets.excluded = {"KB-bad"}
+    verdict = StageVerdict(
+        stage_name="staging", phase_set="verify", healthy=True, targeted=2, unhealthy=0, allowed_failures=0, reasons={}
+    )
+    outcome = record_stage_passed(
+        RecordStageRequest(
+            run=plan.run,
+            stage=plan.stages[1],
+            verdict=verdict,
+            results=[CommandResultRef(phase="install", command_id="install-1")],
+        ),
+        tracker,
+        compliance,
+        patch_sets,
+    )
+    assert outcome.frozen_patch_count == 1
+    assert [p.patch_id for p in patch_sets.frozen["2026-12"]] == ["KB1"]
+
+
+def test_start_rollout_same_cycle_twice_starts_one_execution() -> None:
+    starter = FakeStarter()
+    first = start_rollout(StartRolloutRequest(), starter, NOW)
+    second = start_rollout(StartRolloutRequest(), starter, NOW)
+    assert (first.execution_name, first.run_id, first.started) == ("cycle-2026-12", "2026-12", True)
+    assert (second.execution_name, second.started) == ("cycle-2026-12", False)
+    assert len(starter.executions) == 1
+
+
+def test_start_rollout_emergency_names_follow_the_request() -> None:
+    starter = FakeStarter()
+    a = start_rollout(StartRolloutRequest(mode="emergency", patch_ids=["KB1"]), starter, NOW)
+    b = start_rollout(StartRolloutRequest(mode="emergency", patch_ids=["KB1"]), starter, NOW)
+    c = start_rollout(StartRolloutRequest(mode="emergency", patch_ids=["KB2"]), starter, NOW)
+    assert a.execution_name == b.execution_name != c.execution_name
+    assert (a.started, b.started, c.started) == (True, False, True)
+
+
+@pytest.mark.parametrize(
+    ("platform", "expected"),
+    [
+        (("Windows", "Microsoft Windows Server 2022 Datacenter", "10.0"), "WINDOWS"),
+        (("Linux", "Amazon Linux", "2023"), "AMAZON_LINUX_2023"),
+        (("Linux", "Amazon Linux", "2"), "AMAZON_LINUX_2"),
+        (("Linux", "Ubuntu", "22.04"), "UBUNTU"),
+        (("Linux", "Red Hat Enterprise Linux", "9.4"), "REDHAT_ENTERPRISE_LINUX"),
+        (("Linux", "CentOS Stream", "9"), "CENTOS"),
+        (("MacOS", "macOS", "14"), "UNKNOWN"),
+    ],
+)
+def test_operating_system_of_maps_ssm_platforms(platform: tuple[str, str, str], expected: str) -> None:
+    assert operating_system_of(*platform) == expected
