@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 
+from patchpilot_local.invoke import (
+    InputError,
+    InvokeReport,
+    error_lines,
+    function_names,
+    invoke_event,
+    is_eventbridge_event,
+    load_event,
+    resolve_function,
+)
 from patchpilot_local.scenarios import SCENARIOS
 from patchpilot_local.simulate import SimulationOptions, run_simulation
 
@@ -74,6 +84,60 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
     )
     verdict = "as the scenario expects" if summary["outcome_as_expected"] else "NOT as the scenario expects"
     console.print(f"scenario {summary['scenario']}: ended {verdict}; summary in {out / 'summary.json'}", markup=False)
+
+
+def fail(message: str) -> NoReturn:
+    """Bad input: one line on stderr, exit code 2, no traceback."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def invoke(
+    event: Annotated[Path, typer.Option("--event", "-e", help="JSON file: an EventBridge event or a direct payload")],
+    function: Annotated[
+        str | None, typer.Option("--function", "-f", help="invoke this function directly (template logical id)")
+    ] = None,
+) -> None:
+    """Run one event through the template's rules (or one payload through --function) in the local runtime."""
+    try:
+        payload = load_event(event)
+        target = resolve_function(function, function_names()) if function is not None else None
+    except InputError as error:
+        fail(str(error))
+    report = invoke_event(payload, target)
+    if not report.outcomes:
+        _print_unmatched(payload)
+        raise typer.Exit(0)
+    _print_report(report)
+    raise typer.Exit(2 if report.failed else 0)
+
+
+def _print_unmatched(payload: dict[str, Any]) -> None:
+    if is_eventbridge_event(payload):
+        typer.echo(
+            f"no rule in template.yaml matches this event (source {payload['source']!r}, detail-type "
+            f"{payload['detail-type']!r}): nothing was invoked"
+        )
+    else:
+        typer.echo(
+            "no rule matches: this is not an EventBridge event (no source/detail-type); to send it to a function "
+            f"directly pass --function, one of: {', '.join(function_names())}"
+        )
+
+
+def _print_report(report: InvokeReport) -> None:
+    for outcome in report.outcomes:
+        via = f" (rule {outcome.rule})" if outcome.rule else ""
+        if outcome.result.failed:
+            typer.echo(f"{outcome.function}{via}: rejected the event")
+            for line in error_lines(outcome.result.error_type, outcome.result.error_message):
+                typer.echo(f"  {line}")
+        else:
+            typer.echo(f"{outcome.function}{via}: ok")
+            typer.echo(json.dumps(outcome.result.payload, indent=2))
+    for arn in report.stopped_executions:
+        typer.echo(f"stopped execution {arn} (the local runtime ends here; `patchpilot simulate` runs a whole cycle)")
 
 
 def main() -> None:

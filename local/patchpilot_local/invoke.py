@@ -1,0 +1,166 @@
+"""`patchpilot invoke`: one event through the template's rules (or one payload to one function), in the local runtime.
+
+Like `sam local invoke`, without Docker: the handlers run in-process on moto with the template's environment.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from patchpilot_local.lambdas import InvocationResult
+from patchpilot_local.runtime import LocalRuntime
+from patchpilot_local.template import SamTemplate
+
+if TYPE_CHECKING:
+    from mypy_boto3_stepfunctions import SFNClient
+
+MAX_MESSAGE_LINES = 4
+_VALIDATION_HEADER = re.compile(r"^\d+ validation errors? for (\S+)$")
+
+
+class InputError(Exception):
+    """Bad operator input (a file, a name, an option): reported in one line, exit code 2."""
+
+
+@dataclass(frozen=True)
+class HandlerOutcome:
+    """What one function did with the event."""
+
+    function: str
+    rule: str | None
+    result: InvocationResult
+
+
+@dataclass
+class InvokeReport:
+    """Every handler the event reached (none when no rule matched), and executions stopped afterwards."""
+
+    outcomes: list[HandlerOutcome] = field(default_factory=list)
+    stopped_executions: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return any(outcome.result.failed for outcome in self.outcomes)
+
+
+def function_names(template: SamTemplate | None = None) -> list[str]:
+    """The template's function logical ids, sorted."""
+    return sorted((template or SamTemplate()).functions())
+
+
+def resolve_function(name: str, names: list[str]) -> str:
+    """The logical id a name means: exact, case-insensitive, or without the `Function` suffix."""
+    wanted = name.strip().lower()
+    for candidate in names:
+        if wanted in (candidate.lower(), candidate.lower().removesuffix("function")):
+            return candidate
+    raise InputError(f"unknown function {name!r}; choose one of: {', '.join(names)}")
+
+
+def load_event(path: Path) -> dict[str, Any]:
+    """The JSON object in an event file, or an InputError naming what is wrong with it."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"event file {str(path)!r} does not exist; pass a JSON file, e.g. events/ssm/*.json") from None
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else type(error).__name__
+        raise InputError(f"cannot read event file {str(path)!r}: {reason}") from None
+    try:
+        event = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InputError(
+            f"event file {str(path)!r} is not JSON (line {error.lineno}, column {error.colno}: {error.msg}); "
+            "expected a JSON object"
+        ) from None
+    if not isinstance(event, dict):
+        raise InputError(f"event file {str(path)!r} holds a JSON {type(event).__name__}; expected a JSON object")
+    return event
+
+
+def is_eventbridge_event(event: dict[str, Any]) -> bool:
+    """Whether the object has the envelope of an EventBridge event (a rule can only match those)."""
+    return isinstance(event.get("source"), str) and isinstance(event.get("detail-type"), str)
+
+
+def _validation_lines(lines: list[str]) -> list[str]:
+    """`loc: message` per field of a pydantic ValidationError's text."""
+    fields: list[str] = []
+    location: str | None = None
+    for line in lines[1:]:
+        if not line.startswith(" "):
+            location = line.strip()
+        elif location is not None and not line.strip().startswith("For further information"):
+            message = line.strip().split(" [type=", 1)[0]
+            fields.append(f"{location}: {message}")
+            location = None
+    return fields
+
+
+def error_lines(error_type: str | None, message: str | None, limit: int = MAX_MESSAGE_LINES) -> list[str]:
+    """A handler error in a few readable lines: one per invalid field for a validation error."""
+    lines = [line for line in (message or "").splitlines() if line.strip()]
+    header = _VALIDATION_HEADER.match(lines[0]) if lines else None
+    if error_type == "ValidationError" and header:
+        fields = _validation_lines(lines)
+        shown = fields[:limit] + ([f"... and {len(fields) - limit} more"] if len(fields) > limit else [])
+        return [f"ValidationError: {header.group(1)} has {len(fields)} invalid field(s)", *shown]
+    head = f"{error_type}: {lines[0] if lines else ''}".rstrip(": ")
+    return [head, *lines[1:limit]]
+
+
+def _stop(sfn: SFNClient, execution_arn: str, attempts: int = 40) -> None:
+    """Stop one execution; moto refuses until its worker has started, so try again for a moment."""
+    for _ in range(attempts):
+        try:
+            sfn.stop_execution(executionArn=execution_arn, error="LocalRuntimeEnded", cause="patchpilot invoke ended")
+        except Exception:
+            time.sleep(0.05)
+            continue
+        return
+
+
+def _stop_running_executions(runtime: LocalRuntime) -> list[str]:
+    """Stop what a handler started: the runtime ends with the command (a whole cycle is `patchpilot simulate`)."""
+    sfn = runtime.admin.client("stepfunctions")
+    stopped = []
+    for arn in runtime.resources.state_machine_arns.values():
+        for execution in sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING")["executions"]:
+            _stop(sfn, execution["executionArn"])
+            stopped.append(execution["executionArn"])
+    if stopped:
+        _quiesce(runtime, sfn, stopped)
+    return stopped
+
+
+def _quiesce(runtime: LocalRuntime, sfn: SFNClient, executions: list[str], timeout: float = 5.0) -> None:
+    """Wait until the stopped executions say so and no handler has run for a moment (a task may be in flight)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(
+        sfn.describe_execution(executionArn=arn)["status"] == "RUNNING" for arn in executions
+    ):
+        time.sleep(0.05)
+    invocations = -1
+    while time.monotonic() < deadline and invocations != len(runtime.lambdas.records):
+        invocations = len(runtime.lambdas.records)
+        time.sleep(0.3)
+    runtime.settle(timeout=max(0.0, deadline - time.monotonic()))
+
+
+def invoke_event(event: dict[str, Any], function: str | None = None, region: str = "us-east-1") -> InvokeReport:
+    """Deliver the event once (no retries) to the functions whose rules match it, or to `function` directly."""
+    report = InvokeReport()
+    with LocalRuntime(region=region) as runtime:
+        if function is not None:
+            report.outcomes.append(HandlerOutcome(function, None, runtime.lambdas.invoke(function, event)))
+        else:
+            rules = {spec.logical_id: rule.name for spec, rule in runtime.router.matching(event)}
+            for spec, result in runtime.router.deliver_now(event):
+                report.outcomes.append(HandlerOutcome(spec.logical_id, rules.get(spec.logical_id), result))
+        report.stopped_executions = _stop_running_executions(runtime)
+    return report
