@@ -120,6 +120,8 @@ class InProcessLambda:
         self._lock = ENVIRONMENT_LOCK
         self._handlers: dict[str, Callable[[Any, Any], Any]] = {}
         self.records: list[InvocationRecord] = []
+        self._declared_keys: list[str] = []
+        self._saved_environment: dict[str, str | None] = {}
         self.on_invoke: list[Callable[[str, Any, InvocationResult], None]] = []
 
     def function_for(self, name_or_arn: str) -> FunctionSpec:
@@ -130,6 +132,7 @@ class InProcessLambda:
 
     def preload(self) -> None:
         """Import every handler now (fails fast on a wrong Handler path; no cold start inside a timed cycle)."""
+        self.declare_environment()
         for spec in self.functions.values():
             with self._lock, self._environment(spec), ThreadRoutedStream.routed_to(self._log):
                 self._handler(spec)
@@ -145,13 +148,32 @@ class InProcessLambda:
 
     @contextlib.contextmanager
     def _environment(self, spec: FunctionSpec) -> Iterator[None]:
+        """Give the process the function's environment by changing values only, never adding or removing keys.
+
+        Other threads (boto3 creating a client reads every variable) iterate os.environ while a handler runs: a key
+        removed under them is a KeyError. So every variable any function declares is set once (to "" when the
+        function does not declare it: a settings model then rejects it, as a missing variable would fail in Lambda).
+        """
         env = self._resolve_env(spec)
-        saved = {key: os.environ.get(key) for key in env}
-        os.environ.update(env)
-        try:
-            yield
-        finally:
-            for key, value in saved.items():
+        for key in self._declared_keys:
+            os.environ[key] = env.get(key, "")
+        yield
+
+    def declare_environment(self) -> None:
+        """Set every variable any function declares (empty), once, before handlers run."""
+        keys: set[str] = set()
+        for spec in self.functions.values():
+            keys.update(self._resolve_env(spec))
+        with self._lock:
+            self._saved_environment = {key: os.environ.get(key) for key in keys}
+            for key in keys:
+                os.environ.setdefault(key, "")
+        self._declared_keys = sorted(keys)
+
+    def restore_environment(self) -> None:
+        """Put the process environment back as it was before `declare_environment`."""
+        with self._lock:
+            for key, value in self._saved_environment.items():
                 if value is None:
                     os.environ.pop(key, None)
                 else:

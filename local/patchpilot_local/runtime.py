@@ -130,6 +130,7 @@ class LocalRuntime:
     def stop(self) -> None:
         self.router.stop()
         self.scheduler.stop()
+        self.lambdas.restore_environment()
         self._mock.stop()
         boto3.DEFAULT_SESSION = None
         aws_clients.reset_clients()

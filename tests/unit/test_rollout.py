@@ -315,3 +315,11 @@ def test_start_rollout_emergency_names_follow_the_request() -> None:
 )
 def test_operating_system_of_maps_ssm_platforms(platform: tuple[str, str, str], expected: str) -> None:
     assert operating_system_of(*platform) == expected
+
+
+def test_verify_stage_health_healthy_verdict_carries_no_instance_samples() -> None:
+    directory = _directory("dev", 30)
+    ids = [i.instance_id for i in directory.fleet[("PatchGroup", "dev")]]
+    verdict = _verify(0, directory, _tracked(ids, failed={ids[0]}))
+    assert (verdict.healthy, verdict.unhealthy, verdict.allowed_failures) == (True, 1, 3)
+    assert (verdict.unhealthy_sample, verdict.healthy_sample) == ([], [])

@@ -67,8 +67,8 @@ def verify_stage_health(
     Returns
     -------
     StageVerdict
-        Healthy or not, counts by reason, and bounded samples of unhealthy and healthy instances (the exclusion
-        step correlates their patches).
+        Healthy or not, counts by reason, and, for an unhealthy stage, bounded samples of unhealthy and healthy
+        instances (the exclusion step correlates their patches).
     """
     stage = request.stage
     instances = {i.instance_id: i for i in directory.managed_instances(patch_group_tag_key, stage.patch_group)}
@@ -94,15 +94,19 @@ def verify_stage_health(
         return InstanceRef(instance_id=instance_id, platform=platform, reasons=reasons[instance_id])
 
     healthy_ids = [instance_id for instance_id in sorted(instances) if not reasons[instance_id]]
+    healthy = len(unhealthy) <= budget and not in_alarm
+    # Samples feed the exclusion step only: a healthy verdict keeps the same size for any fleet.
+    sampled_unhealthy = [] if healthy else unhealthy[:MAX_SAMPLE]
+    sampled_healthy = [] if healthy else healthy_ids[:MAX_SAMPLE]
     return StageVerdict(
         stage_name=stage.name,
         phase_set=request.phase_set,
-        healthy=len(unhealthy) <= budget and not in_alarm,
+        healthy=healthy,
         targeted=len(instances),
         unhealthy=len(unhealthy),
         allowed_failures=budget,
         reasons=dict(sorted(counts.items())),
         alarms_in_alarm=in_alarm,
-        unhealthy_sample=[ref(i) for i in unhealthy[:MAX_SAMPLE]],
-        healthy_sample=[ref(i) for i in healthy_ids[:MAX_SAMPLE]],
+        unhealthy_sample=[ref(i) for i in sampled_unhealthy],
+        healthy_sample=[ref(i) for i in sampled_healthy],
     )

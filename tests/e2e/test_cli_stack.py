@@ -1,0 +1,236 @@
+"""The deployed-stack commands, run against the local runtime acting as the AWS endpoint."""
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from patchpilot.integrations.dynamodb_exclusions import DynamoDBExclusionLedger
+from patchpilot.models.exclusion import ExclusionRecord, PatchEvidence
+from patchpilot_local.cli import app
+from patchpilot_local.runtime import LocalRuntime
+from patchpilot_local.scenarios import build_fleet
+from patchpilot_local.stack import register_stack_outputs
+
+pytestmark = pytest.mark.runtime
+STACK = "patchpilot-test"
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+REQUEST = json.loads((EVENTS / "approval/request-approval.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def runtime() -> Iterator[LocalRuntime]:
+    with LocalRuntime(time_scale=3_600.0) as rt:
+        rt.add_instances([i for i in build_fleet(10, 3) if i.patch_group == "dev"])
+        rt.clock.restart()
+        register_stack_outputs(rt, STACK)
+        yield rt
+
+
+def _cli(*args: str, user_input: str | None = None) -> tuple[int, str]:
+    result = CliRunner().invoke(app, [*args, "--stack-name", STACK], input=user_input)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.output
+
+
+def _request_approval(runtime: LocalRuntime, stage: str) -> str:
+    result = runtime.lambdas.invoke("RequestApprovalFunction", {**REQUEST, "stage_name": stage})
+    assert not result.failed, result.error_message
+    return str(result.payload["approval_id"])
+
+
+def test_cli_start_runs_a_cycle_that_status_watch_follows_to_the_end(runtime: LocalRuntime) -> None:
+    exit_code, output = _cli("start", "--cycle", "2026-10", "--stages", "dev", "--bake-seconds", "dev=1")
+    assert exit_code == 0, output
+    assert output.startswith("started execution ")
+    assert ":execution:patchpilot-local-RolloutStateMachine:" in output
+    again_code, again = _cli("start", "--cycle", "2026-10", "--stages", "dev", "--bake-seconds", "dev=1")
+    assert again_code == 0, again
+    assert again.startswith("already running: execution ")
+    code, watched = _cli("status", "--watch", "--interval", "0.2")
+    assert code == 0, watched
+    assert "RUNNING" in watched
+    assert "stage dev: " in watched
+    final = watched.split(f"stack {STACK}:")[-1]
+    assert "SUCCEEDED" in final
+    assert "RUNNING" not in final
+
+
+def test_cli_emergency_validates_ids_before_calling_the_stack(runtime: LocalRuntime) -> None:
+    before = len(runtime.lambdas.records)
+    exit_code, output = _cli("emergency", "--cve", "CVE-24-1", "--patch", "KB5034441")
+    assert exit_code == 2
+    assert output.startswith("error: invalid --cve 'CVE-24-1': String should match pattern")
+    assert "(expected CVE-YYYY-NNNN" in output
+    assert len(output.strip().splitlines()) == 1
+    assert len(runtime.lambdas.records) == before
+
+
+def test_cli_emergency_without_ids_names_the_accepted_options(runtime: LocalRuntime) -> None:
+    exit_code, output = _cli("emergency", "--stages", "dev")
+    assert (exit_code, output.strip()) == (
+        2,
+        "error: emergency needs at least one --patch ID (e.g. KB5034441) or --cve CVE-YYYY-NNNN",
+    )
+
+
+def test_cli_emergency_starts_an_emergency_run(runtime: LocalRuntime) -> None:
+    exit_code, output = _cli("emergency", "--cve", "CVE-2024-6387", "--stages", "dev", "--bake-seconds", "dev=1")
+    assert exit_code == 0, output
+    assert output.startswith("started execution emergency-")
+    arn = output.strip().splitlines()[1].strip()
+    sfn = runtime.admin.client("stepfunctions")
+    assert json.loads(sfn.describe_execution(executionArn=arn)["input"])["mode"] == "emergency"
+    runtime.wait_for_execution(arn, timeout=120)
+    runtime.settle(timeout=10)
+
+
+def test_cli_start_rejects_a_bad_cycle_in_one_line(runtime: LocalRuntime) -> None:
+    exit_code, output = _cli("start", "--cycle", "2026-13")
+    assert exit_code == 2
+    assert output.startswith("error: invalid --cycle '2026-13'")
+    assert "(expected YYYY-MM, e.g. 2026-12)" in output
+
+
+def test_cli_start_rejects_a_bad_bake_option(runtime: LocalRuntime) -> None:
+    exit_code, output = _cli("start", "--bake-seconds", "dev")
+    assert (exit_code, output.strip()) == (
+        2,
+        "error: invalid --bake-seconds 'dev' (expected STAGE=SECONDS, e.g. prod-1=3600)",
+    )
+
+
+def test_cli_status_shows_a_pending_approval(runtime: LocalRuntime) -> None:
+    approval_id = _request_approval(runtime, "prod-2")
+    exit_code, output = _cli("status")
+    assert exit_code == 0, output
+    assert f"waiting for approval {approval_id}: run 2026-12 -> prod-2" in output
+
+
+def test_cli_approve_decides_the_pending_approval_once(runtime: LocalRuntime) -> None:
+    approval_id = _request_approval(runtime, "prod-1")
+    exit_code, output = _cli("approve", approval_id.upper(), "--reason", "staging clean", "--approver", "alice")
+    assert exit_code == 0, output
+    assert output.startswith(f"approval {approval_id} approved by alice: run 2026-12 -> prod-1")
+    table = runtime.resources.table_names["RunsTable"]
+    item = runtime.admin.client("dynamodb").get_item(
+        TableName=table, Key={"pk": {"S": f"APPROVAL#{approval_id}"}, "sk": {"S": "APPROVAL"}}
+    )["Item"]
+    assert (item["status"]["S"], item["approver"]["S"], item["reason"]["S"]) == ("approved", "alice", "staging clean")
+    assert any(a.get("kind") == "approval_decided" for a in runtime.notifications())
+    again_code, again = _cli("reject", approval_id, "--approver", "bob")
+    assert again_code == 0, again
+    assert again.strip() == f"approval {approval_id} was already approved by alice; nothing changed"
+
+
+def test_cli_reject_uses_user_as_default_approver(runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("USER", "carol")
+    approval_id = _request_approval(runtime, "prod-3")
+    exit_code, output = _cli("reject", approval_id, "--reason", "freeze")
+    assert exit_code == 0, output
+    assert output.startswith(f"approval {approval_id} rejected by carol")
+
+
+def test_cli_approve_unknown_id_is_a_clean_error(runtime: LocalRuntime) -> None:
+    exit_code, output = _cli("approve", "abcdefgh", "--approver", "alice")
+    assert (exit_code, output.strip()) == (2, "error: ApprovalNotFound: no approval has the id abcdefgh")
+
+
+def test_cli_approve_malformed_id_names_the_format(runtime: LocalRuntime) -> None:
+    exit_code, output = _cli("approve", "not-an-id", "--approver", "alice")
+    assert exit_code == 2
+    assert output.startswith("error: invalid APPROVAL_ID 'not-an-id'")
+    assert "8 letters/digits from the approval alert" in output
+
+
+def _seed_exclusion(runtime: LocalRuntime, run_id: str, patch_id: str) -> str:
+    baseline_id = str(
+        runtime.baselines.handle(
+            "GetPatchBaselineForPatchGroup", {"PatchGroup": "prod-1", "OperatingSystem": "AMAZON_LINUX_2023"}
+        )["BaselineId"]
+    )
+    ssm = runtime.admin.client("ssm")
+    rejected = ssm.get_patch_baseline(BaselineId=baseline_id).get("RejectedPatches", [])
+    ssm.update_patch_baseline(
+        BaselineId=baseline_id, RejectedPatches=[*rejected, patch_id], RejectedPatchesAction="BLOCK"
+    )
+    evidence = PatchEvidence(
+        patch_id=patch_id,
+        title="openssl security update",
+        failing_with=3,
+        failing_total=3,
+        healthy_with=0,
+        healthy_total=4,
+        failed_installs=3,
+        operating_systems=["AMAZON_LINUX_2023"],
+    )
+    record = ExclusionRecord(
+        run_id=run_id,
+        stage_name="staging",
+        evidence=evidence,
+        baseline_ids=[baseline_id],
+        failing_instances=["i-0123456789abcdef0"],
+        decided_at=runtime.clock.now(),
+    )
+    ledger = DynamoDBExclusionLedger(runtime.resources.table_names["RunsTable"], runtime.admin.client("dynamodb"))
+    assert ledger.record(record)
+    return baseline_id
+
+
+def test_cli_exclusions_list_shows_the_evidence(runtime: LocalRuntime) -> None:
+    baseline_id = _seed_exclusion(runtime, "2026-08", "openssl-3.0.8-1.amzn2023")
+    exit_code, output = _cli("exclusions", "list", "--run", "2026-08")
+    assert exit_code == 0, output
+    assert output.startswith("openssl-3.0.8-1.amzn2023 excluded at staging on ")
+    assert "on 3/3 unhealthy and 0/4 healthy instances, 3 failed install(s); openssl security update" in output
+    assert f"rejected in baselines: {baseline_id}" in output
+    empty_code, empty = _cli("exclusions", "list", "--run", "2026-01")
+    assert (empty_code, empty.strip()) == (0, "run 2026-01: no patch was excluded")
+
+
+def test_cli_exclusions_remove_unrejects_the_patch_and_retires_the_row(runtime: LocalRuntime) -> None:
+    patch = "curl-8.5.0-1.amzn2023"
+    baseline_id = _seed_exclusion(runtime, "2026-09", patch)
+    declined_code, declined = _cli("exclusions", "remove", "--run", "2026-09", "--patch", patch, user_input="n\n")
+    assert declined_code == 1
+    assert "nothing changed" in declined
+    ssm = runtime.admin.client("ssm")
+    assert patch in ssm.get_patch_baseline(BaselineId=baseline_id)["RejectedPatches"]
+    exit_code, output = _cli("exclusions", "remove", "--run", "2026-09", "--patch", patch, "--yes")
+    assert exit_code == 0, output
+    assert f"removed the exclusion of {patch} at staging: baselines changed: {baseline_id}" in output
+    assert patch not in ssm.get_patch_baseline(BaselineId=baseline_id)["RejectedPatches"]
+    ledger = DynamoDBExclusionLedger(runtime.resources.table_names["RunsTable"], runtime.admin.client("dynamodb"))
+    assert ledger.exclusions_of("2026-09") == []
+    _, listed = _cli("exclusions", "list", "--run", "2026-09")
+    assert " - REMOVED by " in listed
+    again_code, again = _cli("exclusions", "remove", "--run", "2026-09", "--patch", patch, "--yes")
+    assert (again_code, again.strip()) == (
+        2,
+        f"error: patch '{patch}' is not excluded in run '2026-09' (run 2026-09 excluded nothing)",
+    )
+
+
+def test_cli_missing_stack_is_one_line_exit_2(runtime: LocalRuntime) -> None:
+    result = CliRunner().invoke(app, ["status", "--stack-name", "no-such-stack"])
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        "error: stack 'no-such-stack' not found in the default region; deploy it (sam deploy) or pass "
+        "--stack-name/--region (default stack: $PATCHPILOT_STACK or 'patchpilot')"
+    )
+
+
+def test_cli_stack_name_defaults_to_the_environment(runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATCHPILOT_STACK", STACK)
+    result = CliRunner().invoke(app, ["status", "--limit", "1"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"stack {STACK}: 1 recent execution(s)")
+
+
+def test_cli_simulate_scenario_list_describes_every_scenario() -> None:
+    result = CliRunner().invoke(app, ["simulate", "--scenario", "list"])
+    assert result.exit_code == 0
+    assert [line.split()[0] for line in result.output.strip().splitlines()][:2] == ["healthy", "failing-instance"]
+    assert "reconciliation recovers them" in result.output
