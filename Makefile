@@ -12,6 +12,7 @@ SAM_VENV := .venv-sam
 BIN := $(VENV)/bin
 SAM_BIN := $(SAM_VENV)/bin
 PIP_FLAGS := --disable-pip-version-check --no-input --quiet
+BENCH_SIZES ?= 10,100,1000
 export SAM_CLI_TELEMETRY := 0
 
 .PHONY: help setup demo test lint typecheck unit runtime-tests cfn-lint validate build bench events clean baselines
@@ -63,7 +64,7 @@ baselines: $(VENV)/.installed ## validate policy/patch-policy.yaml and render it
 	$(BIN)/python tools/render_baselines.py
 
 bench: $(VENV)/.installed ## cycle cost and state payload for 10/100/1000-instance fleets (out/bench/results.json)
-	$(BIN)/python bench/bench_cycle.py --sizes $(or $(SIZES),10,100,1000)
+	$(BIN)/python bench/bench_cycle.py --sizes $(BENCH_SIZES)
 
 events: ## list the sample events (events/), used by tests, the local runtime and sam local invoke
 	@find events -name '*.json' | sort

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
+import subprocess
+import sys
 import time
-import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +22,10 @@ from patchpilot_local.simulate import SimulationOptions, run_simulation
 
 
 def bench_cycle(instances: int, seed: int) -> dict[str, Any]:
-    tracemalloc.start()
+    """One cycle in this process; its peak RSS is this process's (run it in a fresh one per size)."""
     started = time.perf_counter()
     summary = run_simulation(SimulationOptions(instances=instances, seed=seed, out_dir=None))
     elapsed = time.perf_counter() - started
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
     return {
         "instances": summary["fleet_instances"],
         "status": summary["status"],
@@ -35,8 +35,20 @@ def bench_cycle(instances: int, seed: int) -> dict[str, Any]:
         "aws_calls": sum(summary["aws_calls"].values()),
         "state_transitions": summary["state_transitions"],
         "max_state_payload_bytes": summary["max_state_payload_bytes"],
-        "python_peak_mib": round(peak / 2**20, 1),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "command_result_ms_per_event": summary["command_result_ms_per_event"],
     }
+
+
+def _in_fresh_process(instances: int, seed: int) -> dict[str, Any]:
+    output = subprocess.run(
+        [sys.executable, __file__, "--one", str(instances), "--seed", str(seed)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    row: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+    return row
 
 
 def main() -> None:
@@ -44,8 +56,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="10,100,1000", help="fleet sizes, comma separated")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=Path("out/bench"))
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    rows = [bench_cycle(int(size), args.seed) for size in args.sizes.split(",")]
+    if args.one is not None:
+        print(json.dumps(bench_cycle(args.one, args.seed)))
+        return
+    rows = [_in_fresh_process(int(size), args.seed) for size in args.sizes.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
     payloads = [row["max_state_payload_bytes"] for row in rows]
     result = {

@@ -241,6 +241,11 @@ def _bad_patch_problems(runtime: LocalRuntime, excluded: list[dict[str, Any]]) -
     return problems
 
 
+def _mean_ms(runtime: LocalRuntime, function: str) -> float:
+    durations = [record.duration_ms for record in runtime.lambdas.records if record.function == function]
+    return round(sum(durations) / len(durations), 2) if durations else 0.0
+
+
 def _payload_sizes(history: list[dict[str, Any]]) -> int:
     sizes = [0]
     for event in history:
@@ -329,5 +334,6 @@ def _run(
         "lost_events": len(runtime.fleet.dropped_events),
         "dead_letters": len(runtime.router.dead_letters),
         "lambda_invocations": len(runtime.lambdas.records),
+        "command_result_ms_per_event": _mean_ms(runtime, "CommandResultFunction"),
         "simulated_hours": round(runtime.clock.elapsed_seconds() / 3600, 1),
     }
