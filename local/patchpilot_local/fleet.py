@@ -24,6 +24,7 @@ from typing import Any
 
 import boto3
 
+from patchpilot.models.events import TERMINAL_INVOCATION_STATUSES
 from patchpilot_local import patches as pm
 from patchpilot_local.clock import Scheduler, SimClock
 
@@ -44,20 +45,7 @@ COUNT_FILTER_KEYS = {
     "FailedCount": pm.FAILED,
     "NotApplicableCount": pm.NOT_APPLICABLE,
 }
-TERMINAL = frozenset(
-    {
-        "Success",
-        "Failed",
-        "Cancelled",
-        "TimedOut",
-        "DeliveryTimedOut",
-        "ExecutionTimedOut",
-        "Undeliverable",
-        "Terminated",
-        "InvalidPlatform",
-        "AccessDenied",
-    }
-)
+TERMINAL = TERMINAL_INVOCATION_STATUSES  # the product's own list: the simulator must agree with it
 PLATFORMS: dict[str, tuple[str, str, str]] = {
     # PatchPilot OS name -> (PlatformType, PlatformName, PlatformVersion)
     "WINDOWS": ("Windows", "Microsoft Windows Server 2022 Datacenter", "10.0.20348"),

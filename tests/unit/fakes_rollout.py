@@ -20,7 +20,6 @@ class FakeAlarms(AlarmMonitor):
 class FakeCompliance(PatchComplianceReader):
     def __init__(self) -> None:
         self.failed: dict[str, int] = {}
-        self.installed: dict[str, list[InstancePatch]] = {}
 
     def summaries(self, instance_ids: list[str]) -> list[InstancePatchSummary]:
         return [
@@ -40,9 +39,6 @@ class FakeCompliance(PatchComplianceReader):
             )
             for i in instance_ids
         ]
-
-    def installed_since(self, instance_id: str, since: datetime) -> list[InstancePatch]:
-        return [p for p in self.installed.get(instance_id, []) if p.installed_time is None or p.installed_time >= since]
 
 
 class FakePatchSets(PatchSetStore):

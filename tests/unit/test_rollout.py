@@ -24,6 +24,7 @@ from patchpilot.models.rollout import (
     VerifyStageRequest,
 )
 from tests.unit.fakes import FakeCommandDirectory, InMemoryInstallTracker
+from tests.unit.fakes_exclusion import FakePatchInventory
 from tests.unit.fakes_rollout import FakeAlarms, FakeCompliance, FakePatchSets, FakeStarter
 
 NOW = datetime(2026, 12, 8, 20, 0, tzinfo=UTC)
@@ -244,25 +245,29 @@ def test_allowed_failures_follows_send_command_max_errors() -> None:
 def test_record_stage_passed_freezes_what_the_test_stage_installed_minus_exclusions() -> None:
     plan = _plan()
     tracker = _tracked(["i-a", "i-b"], failed={"i-b"})
-    compliance = FakeCompliance()
 
-    def patch(pid: str, when: datetime) -> InstancePatch:
+    def patch(pid: str, when: datetime | None, state: PatchState = PatchState.INSTALLED) -> InstancePatch:
         return InstancePatch(
             instance_id="i-a",
             patch_id=pid,
             title=pid,
             classification="Security",
             severity="Critical",
-            state=PatchState.INSTALLED,
+            state=state,
             installed_time=when,
         )
 
-    compliance.installed["i-a"] = [
-        patch("KB1", NOW),
-        patch("KB-old", datetime(2026, 11, 1, tzinfo=UTC)),
-        patch("KB-bad", NOW),
-    ]
-    compliance.installed["i-b"] = [patch("KB-failed-instance", NOW)]
+    inventory = FakePatchInventory(
+        {
+            "i-a": [
+                patch("KB1", NOW),
+                patch("KB-old", datetime(2026, 11, 1, tzinfo=UTC)),
+                patch("KB-bad", NOW),
+                patch("KB-failed", None, PatchState.FAILED),
+            ],
+            "i-b": [patch("KB-failed-instance", NOW)],
+        }
+    )
     patch_sets = FakePatchSets()
     patch_sets.excluded = {"KB-bad"}
     verdict = StageVerdict(
@@ -276,7 +281,7 @@ def test_record_stage_passed_freezes_what_the_test_stage_installed_minus_exclusi
             results=[CommandResultRef(phase="install", command_id="install-1")],
         ),
         tracker,
-        compliance,
+        inventory,
         patch_sets,
     )
     assert outcome.frozen_patch_count == 1

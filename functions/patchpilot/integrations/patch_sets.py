@@ -1,24 +1,18 @@
 """S3 + DynamoDB adapter of the PatchSetStore port."""
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from patchpilot.integrations.ports import PatchSetStore
 from patchpilot.models.patches import InstancePatch
+from patchpilot.models.policy import OperatingSystem
 from patchpilot.models.rollout import RunContext, StagePlan
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
 
-EMERGENCY_OPERATING_SYSTEMS = (
-    "WINDOWS",
-    "AMAZON_LINUX_2",
-    "AMAZON_LINUX_2023",
-    "UBUNTU",
-    "REDHAT_ENTERPRISE_LINUX",
-    "CENTOS",
-)
+EMERGENCY_OPERATING_SYSTEMS: tuple[str, ...] = get_args(OperatingSystem)
 
 
 def run_key(run_id: str) -> str:

@@ -165,10 +165,6 @@ class PatchComplianceReader(ABC):
     def summaries(self, instance_ids: list[str]) -> list[InstancePatchSummary]:
         """Patch state counts per instance (DescribeInstancePatchStates, 50 instances a call)."""
 
-    @abstractmethod
-    def installed_since(self, instance_id: str, since: datetime) -> list[InstancePatch]:
-        """Patches installed (or installed pending reboot) on the instance at or after `since`."""
-
 
 class RolloutStarter(ABC):
     """Starts rollout executions under idempotent names."""

@@ -1,12 +1,11 @@
 """SSM adapter of the CommandDirectory port."""
 
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
 from patchpilot.integrations.ports import CommandDirectory, PatchComplianceReader
-from patchpilot.models.patches import InstancePatch, InstancePatchSummary, PatchState
+from patchpilot.models.patches import InstancePatchSummary
 from patchpilot.models.records import CommandInfo, InvocationInfo, ManagedInstance
 
 if TYPE_CHECKING:
@@ -92,24 +91,3 @@ class SsmPatchComplianceReader(PatchComplianceReader):
                     for state in page.get("InstancePatchStates", [])
                 )
         return rows
-
-    def installed_since(self, instance_id: str, since: datetime) -> list[InstancePatch]:
-        paginator = self._client.get_paginator("describe_instance_patches")
-        pages = paginator.paginate(
-            InstanceId=instance_id, Filters=[{"Key": "State", "Values": ["Installed", "InstalledPendingReboot"]}]
-        )
-        return [
-            InstancePatch(
-                instance_id=instance_id,
-                patch_id=patch["KBId"] or patch["Title"],
-                title=patch["Title"],
-                classification=patch.get("Classification", ""),
-                severity=patch.get("Severity", ""),
-                state=PatchState(patch["State"]),
-                installed_time=patch.get("InstalledTime"),
-                cve_ids=tuple(cve for cve in patch.get("CVEIds", "").split(",") if cve),
-            )
-            for page in pages
-            for patch in page.get("Patches", [])
-            if patch.get("InstalledTime") is None or patch["InstalledTime"] >= since
-        ]

@@ -1,12 +1,19 @@
 """Recording a passed stage, and freezing the patch set that production stages will install."""
 
-from patchpilot.integrations.ports import InstallTracker, PatchComplianceReader, PatchSetStore
-from patchpilot.models.patches import InstancePatch
+from datetime import datetime
+
+from patchpilot.integrations.ports import InstallTracker, PatchInventory, PatchSetStore
+from patchpilot.models.patches import InstancePatch, PatchState
 from patchpilot.models.rollout import RecordStageRequest, StageOutcome
 
 
+def _installed_in_run(patch: InstancePatch, since: datetime) -> bool:
+    installed = patch.state in (PatchState.INSTALLED, PatchState.INSTALLED_PENDING_REBOOT)
+    return installed and patch.installed_time is not None and patch.installed_time >= since
+
+
 def record_stage_passed(
-    request: RecordStageRequest, tracker: InstallTracker, compliance: PatchComplianceReader, patch_sets: PatchSetStore
+    request: RecordStageRequest, tracker: InstallTracker, inventory: PatchInventory, patch_sets: PatchSetStore
 ) -> StageOutcome:
     """Record a stage that passed; after a test stage, freeze the patches it installed and verified.
 
@@ -19,7 +26,7 @@ def record_stage_passed(
     ----------
     request : RecordStageRequest
         The run, the stage, its commands and its verdict.
-    tracker, compliance, patch_sets
+    tracker, inventory, patch_sets
         Ports to the recorded results, the per-instance patch lists, and the frozen set store.
 
     Returns
@@ -40,8 +47,8 @@ def record_stage_passed(
         ]
         patches: dict[str, InstancePatch] = {}
         for instance_id in sorted(set(patched)):
-            for patch in compliance.installed_since(instance_id, run.started_at):
-                if patch.patch_id not in excluded:
+            for patch in inventory.installed_during(instance_id, run.started_at):
+                if _installed_in_run(patch, run.started_at) and patch.patch_id not in excluded:
                     patches.setdefault(patch.patch_id, patch)
         frozen = patch_sets.freeze(run.run_id, stage.name, sorted(patches.values(), key=lambda p: p.patch_id))
     return StageOutcome(
