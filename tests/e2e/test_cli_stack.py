@@ -1,18 +1,22 @@
 """The deployed-stack commands, run against the local runtime acting as the AWS endpoint."""
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import pytest
 from typer.testing import CliRunner
 
 from patchpilot.integrations.dynamodb_exclusions import DynamoDBExclusionLedger
 from patchpilot.models.exclusion import ExclusionRecord, PatchEvidence
 from patchpilot_local.cli import app
+from patchpilot_local.operator import pending_approvals
 from patchpilot_local.runtime import LocalRuntime
 from patchpilot_local.scenarios import build_fleet
-from patchpilot_local.stack import register_stack_outputs
+from patchpilot_local.simulate import LOCAL_LIMITS
+from patchpilot_local.stack import register_stack_outputs, resolve_outputs
 
 pytestmark = pytest.mark.runtime
 STACK = "patchpilot-test"
@@ -23,7 +27,7 @@ REQUEST = json.loads((EVENTS / "approval/request-approval.json").read_text())
 @pytest.fixture(scope="module")
 def runtime() -> Iterator[LocalRuntime]:
     with LocalRuntime(time_scale=3_600.0) as rt:
-        rt.add_instances([i for i in build_fleet(10, 3) if i.patch_group == "dev"])
+        rt.add_instances([i for i in build_fleet(10, 3) if i.patch_group in {"dev", "prod-1"}])
         rt.clock.restart()
         register_stack_outputs(rt, STACK)
         yield rt
@@ -32,13 +36,42 @@ def runtime() -> Iterator[LocalRuntime]:
 def _cli(*args: str, user_input: str | None = None) -> tuple[int, str]:
     result = CliRunner().invoke(app, [*args, "--stack-name", STACK], input=user_input)
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result.exit_code, result.output
+    return result.exit_code, _without_lambda_logs(result.output)
+
+
+def _without_lambda_logs(output: str) -> str:
+    """The CLI's own output: the runtime started before CliRunner swapped sys.stdout, so the in-process handlers'
+    JSON log and metric lines (CloudWatch's, in a deployment) land in the captured output too."""
+    return "".join(line for line in output.splitlines(keepends=True) if not line.startswith('{"'))
 
 
 def _request_approval(runtime: LocalRuntime, stage: str) -> str:
     result = runtime.lambdas.invoke("RequestApprovalFunction", {**REQUEST, "stage_name": stage})
     assert not result.failed, result.error_message
     return str(result.payload["approval_id"])
+
+
+def _waiting_approval(runtime: LocalRuntime, cycle: str) -> tuple[str, str]:
+    """Start dev then prod-1 (approval gate before prod-1) and wait until the execution asks for approval."""
+    request = {
+        "mode": "manual",
+        "cycle": cycle,
+        "stages": ["dev", "prod-1"],
+        "bake_seconds": {"dev": 1, "prod-1": 1},
+        "limits": LOCAL_LIMITS,
+        "approval_timeout_seconds": 120,
+    }
+    started = runtime.lambdas.invoke("StartRolloutFunction", request)
+    assert not started.failed, started.error_message
+    arn = str(started.payload["execution_arn"])
+    outputs = resolve_outputs(STACK, None)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        waiting = [a for a in pending_approvals(outputs) if a.get("execution_id") == arn]
+        if waiting:
+            return waiting[0]["approval_id"], arn
+        time.sleep(0.2)
+    raise AssertionError(f"{arn} never asked for approval")
 
 
 def test_cli_start_runs_a_cycle_that_status_watch_follows_to_the_end(runtime: LocalRuntime) -> None:
@@ -83,7 +116,18 @@ def test_cli_emergency_starts_an_emergency_run(runtime: LocalRuntime) -> None:
     arn = output.strip().splitlines()[1].strip()
     sfn = runtime.admin.client("stepfunctions")
     assert json.loads(sfn.describe_execution(executionArn=arn)["input"])["mode"] == "emergency"
-    runtime.wait_for_execution(arn, timeout=120)
+    _stop(runtime, arn)
+
+
+def _stop(runtime: LocalRuntime, arn: str) -> None:
+    """Stop an execution this test does not follow to its end (moto refuses until its worker has started)."""
+    sfn = runtime.admin.client("stepfunctions")
+    for _ in range(100):
+        try:
+            sfn.stop_execution(executionArn=arn)
+            break
+        except Exception:
+            time.sleep(0.05)
     runtime.settle(timeout=10)
 
 
@@ -109,28 +153,47 @@ def test_cli_status_shows_a_pending_approval(runtime: LocalRuntime) -> None:
     assert f"waiting for approval {approval_id}: run 2026-12 -> prod-2" in output
 
 
-def test_cli_approve_decides_the_pending_approval_once(runtime: LocalRuntime) -> None:
-    approval_id = _request_approval(runtime, "prod-1")
+def test_cli_approve_resumes_the_waiting_execution_once(runtime: LocalRuntime) -> None:
+    approval_id, arn = _waiting_approval(runtime, "2026-07")
+    _, shown = _cli("status")
+    assert f"waiting for approval {approval_id}: run manual-2026-07 -> prod-1" in shown
     exit_code, output = _cli("approve", approval_id.upper(), "--reason", "staging clean", "--approver", "alice")
     assert exit_code == 0, output
-    assert output.startswith(f"approval {approval_id} approved by alice: run 2026-12 -> prod-1")
+    assert (
+        output.strip()
+        == f"approval {approval_id} approved by alice: run manual-2026-07 -> prod-1 (the execution was told)"
+    )
     table = runtime.resources.table_names["RunsTable"]
     item = runtime.admin.client("dynamodb").get_item(
         TableName=table, Key={"pk": {"S": f"APPROVAL#{approval_id}"}, "sk": {"S": "APPROVAL"}}
     )["Item"]
     assert (item["status"]["S"], item["approver"]["S"], item["reason"]["S"]) == ("approved", "alice", "staging clean")
-    assert any(a.get("kind") == "approval_decided" for a in runtime.notifications())
+    assert runtime.wait_for_execution(arn, timeout=120)["status"] == "SUCCEEDED"
+    runtime.settle(timeout=10)
     again_code, again = _cli("reject", approval_id, "--approver", "bob")
     assert again_code == 0, again
     assert again.strip() == f"approval {approval_id} was already approved by alice; nothing changed"
 
 
-def test_cli_reject_uses_user_as_default_approver(runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_reject_stops_the_rollout_and_defaults_the_approver_to_user(
+    runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("USER", "carol")
-    approval_id = _request_approval(runtime, "prod-3")
+    approval_id, arn = _waiting_approval(runtime, "2026-06")
     exit_code, output = _cli("reject", approval_id, "--reason", "freeze")
     assert exit_code == 0, output
-    assert output.startswith(f"approval {approval_id} rejected by carol")
+    assert output.startswith(f"approval {approval_id} rejected by carol: run manual-2026-06 -> prod-1")
+    description = runtime.wait_for_execution(arn, timeout=60)
+    runtime.settle(timeout=10)
+    assert description["status"] == "FAILED"
+    assert any(a.get("kind") == "approval_decided" for a in runtime.notifications())
+
+
+def test_cli_approve_of_an_execution_that_no_longer_waits_says_so(runtime: LocalRuntime) -> None:
+    approval_id = _request_approval(runtime, "prod-3")
+    exit_code, output = _cli("approve", approval_id, "--approver", "alice")
+    assert exit_code == 2
+    assert output.startswith(f"error: ApprovalExpired: approval {approval_id} (promote run 2026-12 to prod-3)")
 
 
 def test_cli_approve_unknown_id_is_a_clean_error(runtime: LocalRuntime) -> None:
@@ -151,7 +214,7 @@ def _seed_exclusion(runtime: LocalRuntime, run_id: str, patch_id: str) -> str:
             "GetPatchBaselineForPatchGroup", {"PatchGroup": "prod-1", "OperatingSystem": "AMAZON_LINUX_2023"}
         )["BaselineId"]
     )
-    ssm = runtime.admin.client("ssm")
+    ssm = boto3.client("ssm")
     rejected = ssm.get_patch_baseline(BaselineId=baseline_id).get("RejectedPatches", [])
     ssm.update_patch_baseline(
         BaselineId=baseline_id, RejectedPatches=[*rejected, patch_id], RejectedPatchesAction="BLOCK"
@@ -196,7 +259,7 @@ def test_cli_exclusions_remove_unrejects_the_patch_and_retires_the_row(runtime: 
     declined_code, declined = _cli("exclusions", "remove", "--run", "2026-09", "--patch", patch, user_input="n\n")
     assert declined_code == 1
     assert "nothing changed" in declined
-    ssm = runtime.admin.client("ssm")
+    ssm = boto3.client("ssm")
     assert patch in ssm.get_patch_baseline(BaselineId=baseline_id)["RejectedPatches"]
     exit_code, output = _cli("exclusions", "remove", "--run", "2026-09", "--patch", patch, "--yes")
     assert exit_code == 0, output
@@ -216,7 +279,7 @@ def test_cli_exclusions_remove_unrejects_the_patch_and_retires_the_row(runtime: 
 def test_cli_missing_stack_is_one_line_exit_2(runtime: LocalRuntime) -> None:
     result = CliRunner().invoke(app, ["status", "--stack-name", "no-such-stack"])
     assert result.exit_code == 2
-    assert result.output.strip() == (
+    assert _without_lambda_logs(result.output).strip() == (
         "error: stack 'no-such-stack' not found in the default region; deploy it (sam deploy) or pass "
         "--stack-name/--region (default stack: $PATCHPILOT_STACK or 'patchpilot')"
     )
@@ -226,7 +289,7 @@ def test_cli_stack_name_defaults_to_the_environment(runtime: LocalRuntime, monke
     monkeypatch.setenv("PATCHPILOT_STACK", STACK)
     result = CliRunner().invoke(app, ["status", "--limit", "1"])
     assert result.exit_code == 0, result.output
-    assert result.output.startswith(f"stack {STACK}: 1 recent execution(s)")
+    assert _without_lambda_logs(result.output).startswith(f"stack {STACK}: 1 recent execution(s)")
 
 
 def test_cli_simulate_scenario_list_describes_every_scenario() -> None:
