@@ -49,7 +49,7 @@ unit: $(VENV)/.installed ## unit tests (fakes, no network)
 	$(BIN)/pytest -q tests/unit
 
 runtime-tests: $(VENV)/.installed ## the real ASL and handlers on the local runtime
-	$(BIN)/pytest -q tests/asl tests/e2e
+	$(BIN)/pytest -q -n 2 tests/asl tests/e2e
 
 cfn-lint: $(SAM_VENV)/.installed ## cfn-lint with the serverless rules
 	$(SAM_BIN)/cfn-lint template.yaml -a cfn_lint_serverless.rules
