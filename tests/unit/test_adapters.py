@@ -13,7 +13,7 @@ from patchpilot.integrations.dynamodb_tracker import DynamoDBInstallTracker
 from patchpilot.integrations.ports import RecordOutcome
 from patchpilot.integrations.sfn_callbacks import StepFunctionsCallbacks
 from patchpilot.integrations.ssm_directory import SsmCommandDirectory
-from patchpilot_local.template import SamTemplate
+from tests.unit.aws_fixtures import create_runs_table
 
 REGION = "us-east-1"
 CMD = "4f0b2a6e-7c1d-4a3b-9e2f-5d6c7b8a9e01"
@@ -24,15 +24,9 @@ OTHER = "51c0891d-0e34-45f1-a2f2-2b5f5a2b1c8e"
 def tracker(monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoDBInstallTracker]:
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(key, "testing")
-    props = SamTemplate().resources["RunsTable"]["Properties"]
     with mock_aws():
         client = boto3.client("dynamodb", region_name=REGION)
-        client.create_table(
-            TableName="runs",
-            AttributeDefinitions=props["AttributeDefinitions"],
-            KeySchema=props["KeySchema"],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_runs_table(client)
         yield DynamoDBInstallTracker("runs", client)
 
 

@@ -16,23 +16,13 @@ from patchpilot.integrations.dynamodb_approvals import DynamoDBApprovalStore
 from patchpilot.integrations.sfn_callbacks import StepFunctionsCallbacks
 from patchpilot.models.approval import ApprovalRecord
 from patchpilot.models.exceptions import ApprovalExpired, ApprovalIdConflict, ApprovalNotFound
-from patchpilot_local.template import SamTemplate
+from tests.unit.aws_fixtures import create_runs_table
 from tests.unit.fakes import RecordingCallbacks
 
 REGION = "us-east-1"
 NOW = datetime(2026, 12, 10, 9, 0, 0, 123456, tzinfo=UTC)
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:patchpilot-rollout:2026-12"
 TOKEN = "AQCEAAAAKgAAAAMAAAAAAAAAAdIvQm9ndXMtdGFzay10b2tlbi1mb3ItdGVzdHM="
-
-
-def _create_runs_table(client: Any) -> None:
-    props = SamTemplate().resources["RunsTable"]["Properties"]
-    client.create_table(
-        TableName="runs",
-        AttributeDefinitions=props["AttributeDefinitions"],
-        KeySchema=props["KeySchema"],
-        BillingMode="PAY_PER_REQUEST",
-    )
 
 
 @pytest.fixture
@@ -42,7 +32,7 @@ def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     with mock_aws():
         client = boto3.client("dynamodb", region_name=REGION)
-        _create_runs_table(client)
+        create_runs_table(client)
         yield client
 
 

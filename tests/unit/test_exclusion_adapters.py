@@ -17,7 +17,7 @@ from patchpilot.integrations.ssm_patches import SsmPatchBaselines, SsmPatchInven
 from patchpilot.models.exceptions import BaselineUpdateConflict
 from patchpilot.models.exclusion import ExclusionRecord, PatchEvidence
 from patchpilot.models.patches import PatchState
-from patchpilot_local.template import SamTemplate
+from tests.unit.aws_fixtures import create_runs_table
 
 REGION = "us-east-1"
 BASELINE = "pb-0123456789abcdef0"
@@ -159,14 +159,8 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(key, "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    props = SamTemplate().resources["RunsTable"]["Properties"]
     with mock_aws():
-        boto3.client("dynamodb", region_name=REGION).create_table(
-            TableName="runs",
-            AttributeDefinitions=props["AttributeDefinitions"],
-            KeySchema=props["KeySchema"],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_runs_table(boto3.client("dynamodb", region_name=REGION))
         yield
 
 

@@ -15,7 +15,7 @@ from patchpilot.integrations.dynamodb_first_scan import DynamoDBFirstScanLedger
 from patchpilot.integrations.ec2_inventory import Ec2InstanceInventory
 from patchpilot.integrations.ssm_scanner import SsmPatchScanner
 from patchpilot.models.exceptions import InstanceNotManaged
-from patchpilot_local.template import SamTemplate
+from tests.unit.aws_fixtures import create_runs_table
 
 REGION = "us-east-1"
 COMMAND_ID = "4f0b2a6e-7c1d-4a3b-9e2f-5d6c7b8a9e01"
@@ -28,13 +28,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.setenv(key, "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     with mock_aws():
-        props = SamTemplate().resources["RunsTable"]["Properties"]
-        boto3.client("dynamodb", region_name=REGION).create_table(
-            TableName="runs",
-            AttributeDefinitions=props["AttributeDefinitions"],
-            KeySchema=props["KeySchema"],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_runs_table(boto3.client("dynamodb", region_name=REGION))
         yield
 
 

@@ -1,6 +1,6 @@
 """Models of the events PatchPilot consumes (EventBridge envelopes from SSM)."""
 
-from typing import Literal
+from typing import Literal, get_args
 
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,20 +22,13 @@ InvocationStatus = Literal[
     "AccessDenied",
 ]
 
-TERMINAL_INVOCATION_STATUSES: frozenset[str] = frozenset(
-    {
-        "Success",
-        "Failed",
-        "Cancelled",
-        "TimedOut",
-        "DeliveryTimedOut",
-        "ExecutionTimedOut",
-        "Undeliverable",
-        "Terminated",
-        "InvalidPlatform",
-        "AccessDenied",
-    }
-)
+# Every status but these four is final (Pending, InProgress, Delayed, Cancelling can still change).
+TERMINAL_INVOCATION_STATUSES: frozenset[str] = frozenset(get_args(InvocationStatus)) - {
+    "Pending",
+    "InProgress",
+    "Delayed",
+    "Cancelling",
+}
 
 
 class CommandInvocationDetail(BaseModel):
