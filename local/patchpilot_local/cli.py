@@ -28,7 +28,7 @@ from patchpilot_local.simulate import SimulationOptions, run_simulation
 from patchpilot_local.stack import DEFAULT_STACK_NAME, STACK_ENV, StackOutputs, default_stack_name, resolve_outputs
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="PatchPilot: staged, self-healing OS patching.")
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)
 
 
 @app.callback()
@@ -70,11 +70,16 @@ def simulate(
 
 def _print_summary(summary: dict[str, Any], out: Path) -> None:
     console.print()
+    frozen_by = [s["name"] for s in summary["stages"] if s.get("frozen_patch_count") is not None]
     for stage in summary["stages"]:
         frozen = stage.get("frozen_patch_count")
+        note = ""
+        if frozen is not None:
+            last = stage["name"] == frozen_by[-1]
+            note = f", froze {frozen} patches" + (" (the set production installs)" if last else "")
         console.print(
             f"stage {stage['name']:8} {stage['status']:9} {stage['succeeded']}/{stage['targeted']} instances healthy"
-            + (f", froze {frozen} patches for production" if frozen is not None else ""),
+            + note,
             markup=False,
         )
     for patch in summary["excluded_patches"]:
