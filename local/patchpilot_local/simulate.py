@@ -17,8 +17,8 @@ from patchpilot_local.scenarios import SCENARIOS, Scenario, apply_scenario, buil
 BAKE_SECONDS_PER_REAL_SECOND = 86_400
 # Waits that guard against lost events are floored in *real* seconds: in-process handler latency is not
 # compressed by the clock, so a heartbeat of a few simulated minutes would otherwise fire on every event.
-LOCAL_LIMITS = {"heartbeat_seconds": 3, "install_timeout_seconds": 60, "max_reconcile_attempts": 3}
-APPROVAL_TIMEOUT_REAL_SECONDS = 4
+LOCAL_LIMITS = {"heartbeat_seconds": 5, "install_timeout_seconds": 60, "max_reconcile_attempts": 5}
+APPROVAL_TIMEOUT_REAL_SECONDS = 15
 ON_CALL_ANSWER_SIMULATED_SECONDS = 1_800
 SHOWN_STATES = {
     "Request Approval": "waiting for approval",
