@@ -45,8 +45,8 @@ lint: $(VENV)/.installed ## ruff lint + format check
 typecheck: $(VENV)/.installed ## mypy (strict, pydantic plugin)
 	$(BIN)/mypy
 
-unit: $(VENV)/.installed ## unit tests (fakes, no network)
-	$(BIN)/pytest -q tests/unit
+unit: $(VENV)/.installed ## unit tests (fakes, no network) and functional tests (adapters on moto/Stubber)
+	$(BIN)/pytest -q tests/unit tests/functional
 
 runtime-tests: $(VENV)/.installed ## the real ASL and handlers on the local runtime
 	$(BIN)/pytest -q -n 2 tests/asl tests/e2e

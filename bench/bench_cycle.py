@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from patchpilot_local.simulate import SimulationOptions, run_simulation
+from patchpilot_sim.simulate import SimulationOptions, run_simulation
 
 
 def bench_cycle(instances: int, seed: int) -> dict[str, Any]:

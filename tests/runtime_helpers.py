@@ -3,10 +3,10 @@
 import json
 from typing import Any
 
-from patchpilot_local.fleet import SimulatedInstance
-from patchpilot_local.runtime import LocalRuntime
-from patchpilot_local.scenarios import build_fleet
-from patchpilot_local.simulate import APPROVAL_TIMEOUT_REAL_SECONDS, LOCAL_LIMITS
+from patchpilot_sim.fleet import SimulatedInstance
+from patchpilot_sim.runtime import LocalRuntime
+from patchpilot_sim.scenarios import build_fleet
+from patchpilot_sim.simulate import APPROVAL_TIMEOUT_REAL_SECONDS, LOCAL_LIMITS
 
 REAL_TIMEOUT = 120.0
 

@@ -7,7 +7,7 @@ Usage: ``.venv/bin/python tools/render_baselines.py [--check]`` or ``make baseli
 import argparse
 import sys
 
-from patchpilot_local.policy_render import (
+from patchpilot_cli.policy_render import (
     TEMPLATE_PATH,
     PolicyError,
     generated_section,

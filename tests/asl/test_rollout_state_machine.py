@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from patchpilot_local.runtime import LocalRuntime
+from patchpilot_sim.runtime import LocalRuntime
 from tests.runtime_helpers import entered_states, launch_fleet, sent_commands, start, task_outputs
 
 pytestmark = pytest.mark.runtime

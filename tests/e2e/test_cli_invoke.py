@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from patchpilot_local.cli import app
+from patchpilot_cli.main import app
 
 pytestmark = pytest.mark.runtime
 EVENTS = Path(__file__).resolve().parents[2] / "events"

@@ -11,12 +11,13 @@ from typer.testing import CliRunner
 
 from patchpilot.integrations.dynamodb_exclusions import DynamoDBExclusionLedger
 from patchpilot.models.exclusion import ExclusionRecord, PatchEvidence
-from patchpilot_local.cli import app
-from patchpilot_local.operator import pending_approvals
-from patchpilot_local.runtime import LocalRuntime
-from patchpilot_local.scenarios import build_fleet
-from patchpilot_local.simulate import LOCAL_LIMITS
-from patchpilot_local.stack import register_stack_outputs, resolve_outputs
+from patchpilot_cli.main import app
+from patchpilot_cli.operator import pending_approvals
+from patchpilot_cli.stack import resolve_outputs
+from patchpilot_sim.runtime import LocalRuntime
+from patchpilot_sim.scenarios import build_fleet
+from patchpilot_sim.simulate import LOCAL_LIMITS
+from patchpilot_sim.stack_standin import register_stack_outputs
 
 pytestmark = pytest.mark.runtime
 STACK = "patchpilot-test"

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from patchpilot_local.runtime import LocalRuntime
+from patchpilot_sim.runtime import LocalRuntime
 
 pytestmark = pytest.mark.runtime
 EVENTS = Path(__file__).resolve().parents[2] / "events"

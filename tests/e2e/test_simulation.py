@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from patchpilot_local.cli import app
-from patchpilot_local.scenarios import SCENARIOS
-from patchpilot_local.simulate import SimulationOptions, run_simulation
+from patchpilot_cli.main import app
+from patchpilot_sim.scenarios import SCENARIOS
+from patchpilot_sim.simulate import SimulationOptions, run_simulation
 
 pytestmark = pytest.mark.runtime
 SUMMARY_KEYS = {

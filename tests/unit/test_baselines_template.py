@@ -8,7 +8,7 @@ import pytest
 from patchpilot.models.cycle import StartRolloutRequest
 from patchpilot.models.policy import CLASSIFICATIONS, UBUNTU_PRIORITIES
 from patchpilot.models.rollout import StageCatalog
-from patchpilot_local.policy_render import (
+from patchpilot_cli.policy_render import (
     BEGIN_MARKER,
     END_MARKER,
     TEMPLATE_PATH,
@@ -20,7 +20,7 @@ from patchpilot_local.policy_render import (
     splice,
     window_schedule,
 )
-from patchpilot_local.template import SamTemplate
+from patchpilot_sim.template import SamTemplate
 
 POLICY = load_policy()
 TEMPLATE = SamTemplate()

@@ -9,7 +9,7 @@ import yaml
 from pydantic import ValidationError
 
 from patchpilot.models.policy import CLASSIFICATIONS, SEVERITIES, PatchPolicy
-from patchpilot_local.policy_render import POLICY_PATH, PolicyError, load_policy
+from patchpilot_cli.policy_render import POLICY_PATH, PolicyError, load_policy
 
 RAW: dict[str, Any] = yaml.safe_load(POLICY_PATH.read_text())
 

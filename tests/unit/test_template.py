@@ -5,7 +5,7 @@ import json
 import re
 from typing import Any
 
-from patchpilot_local.template import SamTemplate
+from patchpilot_sim.template import SamTemplate
 
 TEMPLATE = SamTemplate()
 LAMBDA_ERRORS = {"Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException"}

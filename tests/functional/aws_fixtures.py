@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from patchpilot_local.template import SamTemplate
+from patchpilot_sim.template import SamTemplate
 
 RUNS_TABLE = "runs"
 

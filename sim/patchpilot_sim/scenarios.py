@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from patchpilot_local.fleet import SimulatedInstance
-from patchpilot_local.patches import MISSING, CatalogPatch, catalog_for, initial_patch_states
+from patchpilot_sim.fleet import SimulatedInstance
+from patchpilot_sim.patches import MISSING, CatalogPatch, catalog_for, initial_patch_states
 
 GROUP_SHARES = {"dev": 0.1, "staging": 0.15, "prod-1": 0.25, "prod-2": 0.25, "prod-3": 0.25}
 OS_MIX = ["AMAZON_LINUX_2023", "WINDOWS", "UBUNTU", "REDHAT_ENTERPRISE_LINUX", "AMAZON_LINUX_2"]

@@ -17,7 +17,7 @@ from patchpilot.integrations.ssm_patches import SsmPatchBaselines, SsmPatchInven
 from patchpilot.models.exceptions import BaselineUpdateConflict
 from patchpilot.models.exclusion import ExclusionRecord, PatchEvidence
 from patchpilot.models.patches import PatchState
-from tests.unit.aws_fixtures import create_runs_table
+from tests.functional.aws_fixtures import create_runs_table
 
 REGION = "us-east-1"
 BASELINE = "pb-0123456789abcdef0"

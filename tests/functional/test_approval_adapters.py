@@ -16,7 +16,7 @@ from patchpilot.integrations.dynamodb_approvals import DynamoDBApprovalStore
 from patchpilot.integrations.sfn_callbacks import StepFunctionsCallbacks
 from patchpilot.models.approval import ApprovalRecord
 from patchpilot.models.exceptions import ApprovalExpired, ApprovalIdConflict, ApprovalNotFound
-from tests.unit.aws_fixtures import create_runs_table
+from tests.functional.aws_fixtures import create_runs_table
 from tests.unit.fakes import RecordingCallbacks
 
 REGION = "us-east-1"

@@ -21,17 +21,17 @@ from botocore.response import StreamingBody
 from moto import mock_aws
 
 from patchpilot.integrations import aws_clients
-from patchpilot_local.baselines import PatchBaselineStandIn
-from patchpilot_local.clock import Scheduler, SimClock
-from patchpilot_local.eventbus import EventRouter
-from patchpilot_local.fleet import ACCOUNT_ID, SimulatedApiError, SimulatedInstance, SsmAgentSimulator
-from patchpilot_local.lambdas import ENVIRONMENT_LOCK, InProcessLambda, ThreadRoutedStream
-from patchpilot_local.patches import rejected_ids
+from patchpilot_sim.baselines import PatchBaselineStandIn
+from patchpilot_sim.clock import Scheduler, SimClock
+from patchpilot_sim.eventbus import EventRouter
+from patchpilot_sim.fleet import ACCOUNT_ID, SimulatedApiError, SimulatedInstance, SsmAgentSimulator
+from patchpilot_sim.lambdas import ENVIRONMENT_LOCK, InProcessLambda, ThreadRoutedStream
+from patchpilot_sim.patches import rejected_ids
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2.type_defs import TagSpecificationTypeDef, TagTypeDef
 
-from patchpilot_local.template import TEMPLATE_PATH, FunctionSpec, IntrinsicResolver, SamTemplate
+from patchpilot_sim.template import TEMPLATE_PATH, FunctionSpec, IntrinsicResolver, SamTemplate
 
 STACK_NAME = "patchpilot-local"
 LOCAL_ENV = {
@@ -42,7 +42,7 @@ LOCAL_ENV = {
 }
 # What a handler sees beyond the template's variables: there is no X-Ray daemon here.
 HANDLER_ENV = {"POWERTOOLS_TRACE_DISABLED": "true"}
-_PARAMS_KEY = "patchpilot_local_api_params"
+_PARAMS_KEY = "patchpilot_sim_api_params"
 
 
 def _http(status: int) -> AWSResponse:
@@ -150,48 +150,14 @@ class LocalRuntime:
         return f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{logical_id}"
 
     def _create_resources(self) -> LocalResources:
-        dynamodb, sqs, sns = self.admin.client("dynamodb"), self.admin.client("sqs"), self.admin.client("sns")
-        s3 = self.admin.client("s3")
+        sqs, sns = self.admin.client("sqs"), self.admin.client("sns")
         refs: dict[str, str] = {name: str(value) for name, value in self.template.parameters.items()}
         attributes: dict[tuple[str, str], str] = {}
-        tables, queues, topics = {}, {}, {}
+        created: dict[str, dict[str, str]] = {"tables": {}, "queues": {}, "topics": {}}
         self.bucket_names: dict[str, str] = {}
         for logical_id, resource in self.template.resources.items():
-            kind, props = resource["Type"], resource.get("Properties", {})
-            name = self._physical_name(logical_id)
-            if kind == "AWS::DynamoDB::Table":
-                dynamodb.create_table(
-                    TableName=name,
-                    AttributeDefinitions=props["AttributeDefinitions"],
-                    KeySchema=props["KeySchema"],
-                    BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"),
-                )
-                tables[logical_id] = refs[logical_id] = name
-                attributes[(logical_id, "Arn")] = f"arn:aws:dynamodb:{self.region}:{ACCOUNT_ID}:table/{name}"
-            elif kind == "AWS::SQS::Queue":
-                url = sqs.create_queue(QueueName=name)["QueueUrl"]
-                queues[logical_id] = refs[logical_id] = url
-                attributes[(logical_id, "Arn")] = f"arn:aws:sqs:{self.region}:{ACCOUNT_ID}:{name}"
-            elif kind == "AWS::SNS::Topic":
-                arn = sns.create_topic(Name=name)["TopicArn"]
-                topics[logical_id] = refs[logical_id] = arn
-                attributes[(logical_id, "TopicName")] = name
-            elif kind == "AWS::S3::Bucket":
-                s3.create_bucket(Bucket=name.lower())
-                self.bucket_names[logical_id] = refs[logical_id] = name.lower()
-                attributes[(logical_id, "Arn")] = f"arn:aws:s3:::{name.lower()}"
-            elif kind == "AWS::SSM::Parameter":
-                # Its value is plain text (no intrinsics): the rendered stage catalog.
-                attributes[(logical_id, "Value")] = str(props["Value"])
-            elif kind == "AWS::Serverless::Function":
-                refs[logical_id] = logical_id
-                attributes[(logical_id, "Arn")] = self._function_arn(logical_id)
-            elif kind == "AWS::Logs::LogGroup":
-                refs[logical_id] = name
-                attributes[(logical_id, "Arn")] = f"arn:aws:logs:{self.region}:{ACCOUNT_ID}:log-group:{name}"
-            elif kind == "AWS::Serverless::StateMachine":
-                sm_name = self._physical_name(logical_id)
-                refs[logical_id] = f"arn:aws:states:{self.region}:{ACCOUNT_ID}:stateMachine:{sm_name}"
+            self._create_resource(logical_id, resource, refs, attributes, created)
+        tables, queues, topics = created["tables"], created["queues"], created["topics"]
         self.resolver = IntrinsicResolver(
             refs,
             attributes,
@@ -210,6 +176,53 @@ class LocalRuntime:
                 TopicArn=topic_arn, Protocol="sqs", Endpoint=inbox_arn, Attributes={"RawMessageDelivery": "true"}
             )
         return LocalResources({}, tables, queues, topics, inbox)
+
+    def _create_resource(
+        self,
+        logical_id: str,
+        resource: dict[str, Any],
+        refs: dict[str, str],
+        attributes: dict[tuple[str, str], str],
+        created: dict[str, dict[str, str]],
+    ) -> None:
+        """Create one template resource in moto (or name it, when moto has nothing to create) and record its refs."""
+        kind, props = resource["Type"], resource.get("Properties", {})
+        name = self._physical_name(logical_id)
+        arn_prefix = f"{self.region}:{ACCOUNT_ID}"
+        if kind == "AWS::DynamoDB::Table":
+            self.admin.client("dynamodb").create_table(
+                TableName=name,
+                AttributeDefinitions=props["AttributeDefinitions"],
+                KeySchema=props["KeySchema"],
+                BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"),
+            )
+            created["tables"][logical_id] = refs[logical_id] = name
+            attributes[(logical_id, "Arn")] = f"arn:aws:dynamodb:{arn_prefix}:table/{name}"
+        elif kind == "AWS::SQS::Queue":
+            created["queues"][logical_id] = refs[logical_id] = self.admin.client("sqs").create_queue(QueueName=name)[
+                "QueueUrl"
+            ]
+            attributes[(logical_id, "Arn")] = f"arn:aws:sqs:{arn_prefix}:{name}"
+        elif kind == "AWS::SNS::Topic":
+            created["topics"][logical_id] = refs[logical_id] = self.admin.client("sns").create_topic(Name=name)[
+                "TopicArn"
+            ]
+            attributes[(logical_id, "TopicName")] = name
+        elif kind == "AWS::S3::Bucket":
+            self.admin.client("s3").create_bucket(Bucket=name.lower())
+            self.bucket_names[logical_id] = refs[logical_id] = name.lower()
+            attributes[(logical_id, "Arn")] = f"arn:aws:s3:::{name.lower()}"
+        elif kind == "AWS::SSM::Parameter":
+            # Its value is plain text (no intrinsics): the rendered stage catalog.
+            attributes[(logical_id, "Value")] = str(props["Value"])
+        elif kind == "AWS::Serverless::Function":
+            refs[logical_id] = logical_id
+            attributes[(logical_id, "Arn")] = self._function_arn(logical_id)
+        elif kind == "AWS::Logs::LogGroup":
+            refs[logical_id] = name
+            attributes[(logical_id, "Arn")] = f"arn:aws:logs:{arn_prefix}:log-group:{name}"
+        elif kind == "AWS::Serverless::StateMachine":
+            refs[logical_id] = f"arn:aws:states:{arn_prefix}:stateMachine:{name}"
 
     def _create_state_machines(self) -> None:
         sfn = self.admin.client("stepfunctions")

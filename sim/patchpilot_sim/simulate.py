@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from patchpilot.models.rollout import StageCatalog
-from patchpilot_local.runtime import LocalRuntime
-from patchpilot_local.scenarios import SCENARIOS, Scenario, apply_scenario, build_fleet
+from patchpilot_sim.runtime import LocalRuntime
+from patchpilot_sim.scenarios import SCENARIOS, Scenario, apply_scenario, build_fleet
 
 # Bakes are pure waiting: one real second per simulated day, and the simulated clock jumps over the rest.
 BAKE_SECONDS_PER_REAL_SECOND = 86_400

@@ -6,25 +6,18 @@ Like `sam local invoke`, without Docker: the handlers run in-process on moto wit
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from patchpilot_local.lambdas import InvocationResult
-from patchpilot_local.runtime import LocalRuntime
-from patchpilot_local.template import SamTemplate
+from patchpilot_cli.errors import InputError
+from patchpilot_sim.lambdas import InvocationResult
+from patchpilot_sim.runtime import LocalRuntime
+from patchpilot_sim.template import SamTemplate
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
-
-MAX_MESSAGE_LINES = 4
-_VALIDATION_HEADER = re.compile(r"^\d+ validation errors? for (\S+)$")
-
-
-class InputError(Exception):
-    """Bad operator input (a file, a name, an option): reported in one line, exit code 2."""
 
 
 @dataclass(frozen=True)
@@ -86,32 +79,6 @@ def load_event(path: Path) -> dict[str, Any]:
 def is_eventbridge_event(event: dict[str, Any]) -> bool:
     """Whether the object has the envelope of an EventBridge event (a rule can only match those)."""
     return isinstance(event.get("source"), str) and isinstance(event.get("detail-type"), str)
-
-
-def _validation_lines(lines: list[str]) -> list[str]:
-    """`loc: message` per field of a pydantic ValidationError's text."""
-    fields: list[str] = []
-    location: str | None = None
-    for line in lines[1:]:
-        if not line.startswith(" "):
-            location = line.strip()
-        elif location is not None and not line.strip().startswith("For further information"):
-            message = line.strip().split(" [type=", 1)[0]
-            fields.append(f"{location}: {message}")
-            location = None
-    return fields
-
-
-def error_lines(error_type: str | None, message: str | None, limit: int = MAX_MESSAGE_LINES) -> list[str]:
-    """A handler error in a few readable lines: one per invalid field for a validation error."""
-    lines = [line for line in (message or "").splitlines() if line.strip()]
-    header = _VALIDATION_HEADER.match(lines[0]) if lines else None
-    if error_type == "ValidationError" and header:
-        fields = _validation_lines(lines)
-        shown = fields[:limit] + ([f"... and {len(fields) - limit} more"] if len(fields) > limit else [])
-        return [f"ValidationError: {header.group(1)} has {len(fields)} invalid field(s)", *shown]
-    head = f"{error_type}: {lines[0] if lines else ''}".rstrip(": ")
-    return [head, *lines[1:limit]]
 
 
 def _stop(sfn: SFNClient, execution_arn: str, attempts: int = 40) -> None:

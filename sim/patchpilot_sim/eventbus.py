@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from moto.events.models import EventPattern
 
-from patchpilot_local.lambdas import InProcessLambda, InvocationResult
-from patchpilot_local.template import EventRule, FunctionSpec
+from patchpilot_sim.lambdas import InProcessLambda, InvocationResult
+from patchpilot_sim.template import EventRule, FunctionSpec
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from patchpilot_local.template import FunctionSpec
+from patchpilot_sim.template import FunctionSpec
 
 # One lock for the whole process: handlers read os.environ, and a runtime that is shutting down (a test's) may still
 # finish an invocation while the next runtime starts one.

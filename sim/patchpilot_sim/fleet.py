@@ -25,8 +25,8 @@ from typing import Any
 import boto3
 
 from patchpilot.models.events import TERMINAL_INVOCATION_STATUSES
-from patchpilot_local import patches as pm
-from patchpilot_local.clock import Scheduler, SimClock
+from patchpilot_sim import patches as pm
+from patchpilot_sim.clock import Scheduler, SimClock
 
 ACCOUNT_ID = "123456789012"
 PATCH_DOCUMENT = "AWS-RunPatchBaseline"

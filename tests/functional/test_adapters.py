@@ -13,7 +13,7 @@ from patchpilot.integrations.dynamodb_tracker import DynamoDBInstallTracker
 from patchpilot.integrations.ports import RecordOutcome
 from patchpilot.integrations.sfn_callbacks import StepFunctionsCallbacks
 from patchpilot.integrations.ssm_directory import SsmCommandDirectory
-from tests.unit.aws_fixtures import create_runs_table
+from tests.functional.aws_fixtures import create_runs_table
 
 REGION = "us-east-1"
 CMD = "4f0b2a6e-7c1d-4a3b-9e2f-5d6c7b8a9e01"

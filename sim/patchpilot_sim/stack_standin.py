@@ -1,92 +1,19 @@
-"""A deployed PatchPilot stack, found by its CloudFormation outputs (and a stand-in of one for the local runtime)."""
+"""A stand-in for CloudFormation DescribeStacks: the local runtime's resources as a deployed stack's Outputs.
+
+The operator CLI resolves a stack by its outputs; registering the runtime here lets it run against the local runtime
+through the same boto3 call it makes against a real account.
+"""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.awsrequest import AWSResponse, HTTPHeaders
-from botocore.exceptions import BotoCoreError, ClientError
-
-from patchpilot_local.invoke import InputError
 
 if TYPE_CHECKING:
-    from patchpilot_local.runtime import LocalRuntime
-
-DEFAULT_STACK_NAME = "patchpilot"
-STACK_ENV = "PATCHPILOT_STACK"
-REQUIRED_OUTPUTS = (
-    "RolloutStateMachineArn",
-    "RunsTableName",
-    "AlertTopicArn",
-    "StartRolloutFunctionName",
-    "DecideApprovalFunctionName",
-)
-
-
-def default_stack_name() -> str:
-    """`$PATCHPILOT_STACK`, else `patchpilot`."""
-    return os.environ.get(STACK_ENV) or DEFAULT_STACK_NAME
-
-
-def aws_client(service: str, region: str | None) -> Any:
-    """A client of the default boto3 session (the local runtime's hooks apply to it)."""
-    return boto3.client(service, region_name=region)  # type: ignore[call-overload]
-
-
-@dataclass(frozen=True)
-class StackOutputs:
-    """The outputs of one deployed stack."""
-
-    stack_name: str
-    region: str | None
-    values: dict[str, str]
-
-    @property
-    def state_machine_arn(self) -> str:
-        return self.values["RolloutStateMachineArn"]
-
-    @property
-    def runs_table(self) -> str:
-        return self.values["RunsTableName"]
-
-    @property
-    def start_function(self) -> str:
-        return self.values["StartRolloutFunctionName"]
-
-    @property
-    def decide_function(self) -> str:
-        return self.values["DecideApprovalFunctionName"]
-
-    def client(self, service: str) -> Any:
-        return aws_client(service, self.region)
-
-
-def resolve_outputs(stack_name: str, region: str | None) -> StackOutputs:
-    """The stack's outputs, or an InputError in one line (missing stack, no credentials, not a PatchPilot stack)."""
-    where = f"region {region}" if region else "the default region"
-    try:
-        stacks = aws_client("cloudformation", region).describe_stacks(StackName=stack_name)["Stacks"]
-    except ClientError as error:
-        message = error.response.get("Error", {}).get("Message", str(error))
-        if "does not exist" in message:
-            raise InputError(
-                f"stack {stack_name!r} not found in {where}; deploy it (sam deploy) or pass --stack-name/--region "
-                f"(default stack: ${STACK_ENV} or {DEFAULT_STACK_NAME!r})"
-            ) from None
-        raise InputError(f"cannot read stack {stack_name!r} in {where}: {message}") from None
-    except BotoCoreError as error:
-        raise InputError(f"cannot reach CloudFormation for stack {stack_name!r}: {error}") from None
-    values = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])} if stacks else {}
-    missing = [key for key in REQUIRED_OUTPUTS if key not in values]
-    if missing:
-        raise InputError(
-            f"stack {stack_name!r} has no output(s) {', '.join(missing)}: is it a PatchPilot stack (template.yaml)?"
-        )
-    return StackOutputs(stack_name, region, values)
+    from patchpilot_sim.runtime import LocalRuntime
 
 
 def local_outputs(runtime: LocalRuntime) -> dict[str, str]:
@@ -109,7 +36,7 @@ class StackOutputsStandIn:
     outputs matter to the CLI: this answers the way the service does, a ValidationError for an unknown stack.
     """
 
-    _PARAMS = "patchpilot_local_stack_params"
+    _PARAMS = "patchpilot_sim_stack_params"
 
     def __init__(self) -> None:
         self.stacks: dict[str, dict[str, str]] = {}

@@ -4,8 +4,8 @@ from typing import Any
 
 import pytest
 
-from patchpilot_local.baselines import PatchBaselineStandIn, baseline_id_for
-from patchpilot_local.fleet import SimulatedApiError
+from patchpilot_sim.baselines import PatchBaselineStandIn, baseline_id_for
+from patchpilot_sim.fleet import SimulatedApiError
 
 PROD_AL2023 = baseline_id_for("patchpilot-prod-amazon-linux-2023")
 

@@ -11,10 +11,10 @@ import pytest
 from botocore.loaders import Loader
 from moto import mock_aws
 
-from patchpilot_local import patches as pm
-from patchpilot_local.clock import Scheduler, SimClock
-from patchpilot_local.fleet import SimulatedApiError, SimulatedInstance, SsmAgentSimulator
-from patchpilot_local.scenarios import SCENARIOS, apply_scenario, build_fleet, groups_from
+from patchpilot_sim import patches as pm
+from patchpilot_sim.clock import Scheduler, SimClock
+from patchpilot_sim.fleet import SimulatedApiError, SimulatedInstance, SsmAgentSimulator
+from patchpilot_sim.scenarios import SCENARIOS, apply_scenario, build_fleet, groups_from
 
 AL2023 = "AMAZON_LINUX_2023"
 AL2023_APPLICABLE = {p.patch_id for p in pm.catalog_for(AL2023) if p.applicability >= 0.5}
@@ -391,7 +391,7 @@ def test_patch_state_responses_use_only_botocore_model_members(fleet: Fleet) -> 
 
 # -- catalog, override lists, scenarios ------------------------------------------------------------------------------
 def test_catalog_covers_every_platform_with_realistic_patches() -> None:
-    from patchpilot_local.fleet import PLATFORMS
+    from patchpilot_sim.fleet import PLATFORMS
 
     assert set(pm.CATALOG) == set(PLATFORMS)
     for platform, catalog in pm.CATALOG.items():

@@ -22,8 +22,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from patchpilot_local.fleet import SimulatedApiError
-from patchpilot_local.template import SamTemplate
+from patchpilot_sim.fleet import SimulatedApiError
+from patchpilot_sim.template import SamTemplate
 
 MAX_PATCH_LIST = 50
 _PATCH_LIST_KEYS = ("ApprovedPatches", "RejectedPatches")

@@ -6,26 +6,19 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 
-from patchpilot_local import operator
-from patchpilot_local.invoke import (
-    InputError,
-    InvokeReport,
-    error_lines,
-    function_names,
-    invoke_event,
-    is_eventbridge_event,
-    load_event,
-    resolve_function,
-)
-from patchpilot_local.operator import build_decision, build_start_request, parse_bake_seconds
-from patchpilot_local.scenarios import SCENARIOS
-from patchpilot_local.simulate import SimulationOptions, run_simulation
-from patchpilot_local.stack import DEFAULT_STACK_NAME, STACK_ENV, StackOutputs, default_stack_name, resolve_outputs
+from patchpilot_cli import operator
+from patchpilot_cli.errors import InputError, error_lines
+from patchpilot_cli.operator import build_decision, build_start_request, parse_bake_seconds
+from patchpilot_cli.stack import DEFAULT_STACK_NAME, STACK_ENV, StackOutputs, default_stack_name, resolve_outputs
+
+if TYPE_CHECKING:
+    from patchpilot_sim.invoke import InvokeReport
+
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="PatchPilot: staged, self-healing OS patching.")
 console = Console(highlight=False, soft_wrap=True)
@@ -38,7 +31,7 @@ def _root() -> None:
 
 @app.command()
 def simulate(
-    scenario: Annotated[str, typer.Option(help=f"one of: {', '.join(SCENARIOS)} ('list' describes them)")] = "healthy",
+    scenario: Annotated[str, typer.Option(help="a scenario name ('list' names and describes them)")] = "healthy",
     instances: Annotated[int, typer.Option(help="size of the simulated fleet (all groups)")] = 40,
     seed: Annotated[int, typer.Option(help="seed of the fleet and its behaviour")] = 7,
     out: Annotated[Path, typer.Option(help="where summary.json and lambda.log go")] = Path("out/demo"),
@@ -48,6 +41,9 @@ def simulate(
     as_json: Annotated[bool, typer.Option("--json", help="print summary.json instead of progress")] = False,
 ) -> None:
     """Run one patch cycle locally: moto, the real state machine and handlers, a simulated fleet."""
+    from patchpilot_sim.scenarios import SCENARIOS
+    from patchpilot_sim.simulate import SimulationOptions, run_simulation
+
     if scenario == "list":
         for name, spec in SCENARIOS.items():
             typer.echo(f"{name:18} {spec.description}")
@@ -114,6 +110,8 @@ def invoke(
     ] = None,
 ) -> None:
     """Run one event through the template's rules (or one payload through --function) in the local runtime."""
+    from patchpilot_sim.invoke import function_names, invoke_event, load_event, resolve_function
+
     try:
         payload = load_event(event)
         target = resolve_function(function, function_names()) if function is not None else None
@@ -128,6 +126,8 @@ def invoke(
 
 
 def _print_unmatched(payload: dict[str, Any]) -> None:
+    from patchpilot_sim.invoke import function_names, is_eventbridge_event
+
     if is_eventbridge_event(payload):
         typer.echo(
             f"no rule in template.yaml matches this event (source {payload['source']!r}, detail-type "

@@ -15,7 +15,7 @@ from patchpilot.integrations.dynamodb_first_scan import DynamoDBFirstScanLedger
 from patchpilot.integrations.ec2_inventory import Ec2InstanceInventory
 from patchpilot.integrations.ssm_scanner import SsmPatchScanner
 from patchpilot.models.exceptions import InstanceNotManaged
-from tests.unit.aws_fixtures import create_runs_table
+from tests.functional.aws_fixtures import create_runs_table
 
 REGION = "us-east-1"
 COMMAND_ID = "4f0b2a6e-7c1d-4a3b-9e2f-5d6c7b8a9e01"

@@ -14,8 +14,8 @@ from patchpilot.integrations.dynamodb_exclusions import EXCLUSION_PREFIX, run_ke
 from patchpilot.models.approval import DecideApprovalRequest
 from patchpilot.models.cycle import StartRolloutRequest
 from patchpilot.models.exclusion import ExclusionRecord
-from patchpilot_local.invoke import InputError, error_lines
-from patchpilot_local.stack import StackOutputs
+from patchpilot_cli.errors import InputError, error_lines
+from patchpilot_cli.stack import StackOutputs
 
 REMOVED_PREFIX = "EXCLUSION_REMOVED#"
 HISTORY_PAGE = 100
