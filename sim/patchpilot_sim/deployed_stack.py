@@ -11,7 +11,9 @@ On top of the DescribeStacks stand-in (stack_standin.py) this adds, for the temp
   EventBridge rules in moto's EventBridge, and events.TestEventPattern evaluated with moto's pattern matcher (moto's
   own TestEventPattern is a no-op);
 - the AWS/Lambda `Invocations` and `Errors` metrics in moto's CloudWatch, published per invocation as Lambda does;
-- instance profiles per patch group (`attach_instance_profiles`), which the fleet's instances do not have otherwise.
+- instance profiles per patch group (`attach_instance_profiles`), which the fleet's instances do not have otherwise,
+  and shell commands that read an S3 object (`aws s3 cp s3://…` / `Read-S3Object -BucketName … -Key …`) do so with
+  the instance profile's credentials: the invocation fails when its role may not s3:GetObject it or it is missing.
 
 The runtime names its state machine after the logical id (runtime.py), the template after `${AWS::StackName}-rollout`:
 policy resources naming the template's state machine are mapped to the runtime's, so they point at the same resource
@@ -21,6 +23,7 @@ as in a deployment.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,8 +35,8 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 from moto.events.models import EventPattern
 
 from patchpilot_sim.baselines import baseline_id_for
-from patchpilot_sim.fleet import ACCOUNT_ID
-from patchpilot_sim.iam_standin import PolicySimulatorStandIn
+from patchpilot_sim.fleet import ACCOUNT_ID, Command, SimulatedInstance, healthy_outcome
+from patchpilot_sim.iam_standin import PolicySimulatorStandIn, evaluate, role_policies
 from patchpilot_sim.stack_standin import register_stack_outputs
 
 if TYPE_CHECKING:
@@ -54,6 +57,12 @@ AGENT_STATEMENT = {
     "Action": ["ssm:UpdateInstanceInformation", "ssmmessages:*", "ec2messages:*", "ssm:ListInstanceAssociations"],
     "Resource": "*",
 }
+
+
+_S3_READS = (
+    re.compile(r"aws s3 cp '?s3://(?P<bucket>[^/'\s]+)/(?P<key>[^'\s]+)"),
+    re.compile(r"Read-S3Object -BucketName '(?P<bucket>[^']+)' -Key '(?P<key>[^']+)'"),
+)
 
 
 def _response(status: int) -> AWSResponse:
@@ -106,6 +115,29 @@ class DeployedStack:
         params = context.get("patchpilot_sim_deployed_params", {})
         matched = EventPattern.load(params["EventPattern"]).matches_event(json.loads(params["Event"]))
         return _response(200), {"Result": bool(matched), "ResponseMetadata": {"HTTPStatusCode": 200}}
+
+    def shell_outcome(self, command: Command, instance: SimulatedInstance) -> str:
+        """A shell command that reads an S3 object succeeds only if the instance profile may get it and it exists."""
+        outcome = healthy_outcome(command, instance)
+        text = "\n".join(command.parameters.get("commands") or [])
+        reads = [match for pattern in _S3_READS for match in pattern.finditer(text)]
+        if outcome != "Success" or not reads:
+            return outcome
+        admin = self.runtime.admin
+        described = admin.client("ec2").describe_instances(InstanceIds=[instance.instance_id])
+        profile = (described["Reservations"][0]["Instances"][0].get("IamInstanceProfile") or {}).get("Arn")
+        if profile is None:
+            return "Failed"  # no credentials on the instance
+        iam = admin.client("iam")
+        roles = iam.get_instance_profile(InstanceProfileName=profile.rsplit("/", 1)[-1])["InstanceProfile"]["Roles"]
+        documents = [doc for role in roles for doc in role_policies(iam, role["RoleName"])]
+        for read in reads:
+            bucket, key = read.group("bucket"), read.group("key")
+            if evaluate(documents, "s3:GetObject", f"arn:aws:s3:::{bucket}/{key}")[0] != "allowed":
+                return "Failed"
+            if admin.client("s3").list_objects_v2(Bucket=bucket, Prefix=key).get("KeyCount", 0) == 0:
+                return "Failed"
+        return "Success"
 
     def publish_lambda_metrics(self, function: str, _event: Any, result: InvocationResult) -> None:
         """What Lambda publishes per invocation: AWS/Lambda Invocations and Errors by FunctionName."""
@@ -199,6 +231,7 @@ class _Deployer:
             "AWS::SSM::PatchBaseline": self._baseline,
             "AWS::SSM::Parameter": self._parameter,
             "AWS::Scheduler::Schedule": self._schedule,
+            "AWS::Events::Rule": self._rule,
         }
         if kind in handlers:
             handlers[kind](logical_id, props)
@@ -228,6 +261,12 @@ class _Deployer:
     def role(self, logical_id: str, props: dict[str, Any]) -> None:
         documents = [p["PolicyDocument"] for p in props.get("Policies", [])]
         self.create_role(logical_id, self.resolve(props["AssumeRolePolicyDocument"]), documents)
+
+    def _rule(self, logical_id: str, props: dict[str, Any]) -> None:
+        name = f"{self.prefix}-{logical_id}"[:64]
+        pattern = json.dumps(self.resolve(props.get("EventPattern", {})))
+        self.runtime.admin.client("events").put_rule(Name=name, EventPattern=pattern, State="ENABLED")
+        self.stack.add(logical_id, "AWS::Events::Rule", name)
 
     def _baseline(self, logical_id: str, props: dict[str, Any]) -> None:
         self.stack.add(logical_id, "AWS::SSM::PatchBaseline", baseline_id_for(str(self.resolve(props["Name"]))))
@@ -274,6 +313,7 @@ def deploy_stack(runtime: LocalRuntime, stack_name: str) -> DeployedStack:
     stack.simulator = PolicySimulatorStandIn(runtime.admin.client("iam"))
     stack.simulator.install(session.events)
     runtime.lambdas.on_invoke.append(stack.publish_lambda_metrics)
+    runtime.fleet.health_outcome = stack.shell_outcome
     return stack
 
 
