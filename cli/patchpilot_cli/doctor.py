@@ -79,11 +79,11 @@ def load(outputs: StackOutputs, now: datetime, group: str | None) -> Stack:
 def stack_checks(stack: Stack) -> list[Check]:
     found = [checks.check_outputs(stack.outputs.values, EXPECTED_OUTPUTS)]
     cloudwatch = stack.outputs.client("cloudwatch")
-    for function in sorted(stack.of_type("AWS::Lambda::Function"), key=lambda r: r.logical_id):
-        activity = read.function_activity(
-            cloudwatch, function.logical_id, function.physical_id, stack.now, ERROR_WINDOW
-        )
-        found.append(checks.check_function(activity, ERROR_WINDOW))
+    functions = sorted(stack.of_type("AWS::Lambda::Function"), key=lambda r: r.logical_id)
+    activities = [
+        read.function_activity(cloudwatch, f.logical_id, f.physical_id, stack.now, ERROR_WINDOW) for f in functions
+    ]
+    found += checks.check_functions(activities, ERROR_WINDOW)
     sqs = stack.outputs.client("sqs")
     for queue in sorted(stack.of_type("AWS::SQS::Queue"), key=lambda r: r.logical_id):
         if "DeadLetter" in queue.logical_id:
@@ -253,6 +253,23 @@ def as_json(outputs: StackOutputs, now: datetime, found: list[Check]) -> str:
     )
 
 
+def _probe(stack: Stack, timeout: float, say: Callable[[str], None]) -> list[Check]:
+    """Run the probe (it says what it does first), print its lines as they come."""
+    from patchpilot_cli.doctor_probe import run_probe
+
+    try:
+        found = run_probe(stack, timeout, say=say)
+    except (ClientError, BotoCoreError) as error:
+        found = [_unreadable("probe", error)]
+    for check in found:
+        say(render_line(check))
+    return found
+
+
+def _quiet(_: str) -> None:
+    """--json prints only the JSON document."""
+
+
 def _fail(message: str) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(2)
@@ -278,18 +295,14 @@ def doctor(
         stack, found = diagnose(outputs, now, group)
     except InputError as error:
         raise _fail(str(error)) from None
+    say: Callable[[str], None] = _quiet if json_output else typer.echo
+    say(f"stack {outputs.stack_name} ({outputs.region or 'default region'}), {now:%Y-%m-%d %H:%M} UTC")
+    for check in found:
+        say(render_line(check))
     if probe and stack is not None:
-        from patchpilot_cli.doctor_probe import run_probe
-
-        try:
-            found += run_probe(stack, probe_timeout, say=None if json_output else typer.echo)
-        except (ClientError, BotoCoreError) as error:
-            found.append(_unreadable("probe", error))
+        found += _probe(stack, probe_timeout, say)
     if json_output:
         typer.echo(as_json(outputs, now, found))
     else:
-        typer.echo(f"stack {outputs.stack_name} ({outputs.region or 'default region'}), {now:%Y-%m-%d %H:%M} UTC")
-        for check in found:
-            typer.echo(render_line(check))
         typer.echo(verdict(found))
     raise typer.Exit(1 if any(c.status == "fail" for c in found) else 0)

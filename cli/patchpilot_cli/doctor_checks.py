@@ -41,7 +41,7 @@ def _ids(ids: Iterable[str]) -> str:
 # -- stack --------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class FunctionActivity:
-    """A function's invocations and errors in the window (CloudWatch AWS/Lambda; None: no datapoints)."""
+    """A function's invocations and errors in the window (CloudWatch AWS/Lambda, no datapoints = 0)."""
 
     logical_id: str
     function_name: str
@@ -78,17 +78,37 @@ def check_outputs(present: Iterable[str], expected: Sequence[str]) -> Check:
     return Check("stack", "outputs", "ok", f"all {len(expected)} outputs present")
 
 
-def check_function(activity: FunctionActivity, window: timedelta) -> Check:
+def check_functions(activities: list[FunctionActivity], window: timedelta) -> list[Check]:
+    """One line per function whose recent invocations erred, one ok line for all the others."""
     hours = int(window.total_seconds() // 3600)
-    name = f"function {activity.logical_id}"
-    if activity.invocations == 0 and activity.errors == 0:
-        return Check("stack", name, "ok", f"no invocations in the last {hours} h")
-    found = f"{activity.errors} error(s) in {activity.invocations} invocation(s) in the last {hours} h"
-    if activity.errors == 0:
-        return Check("stack", name, "ok", found)
-    fix = f"read the errors: aws logs tail /aws/lambda/{activity.function_name} --since {hours}h --filter-pattern ERROR"
-    status: Status = "fail" if activity.errors >= activity.invocations else "warn"
-    return Check("stack", name, status, found, fix)
+    found = []
+    for activity in activities:
+        if activity.errors == 0:
+            continue
+        status: Status = "fail" if activity.errors >= activity.invocations else "warn"
+        found.append(
+            Check(
+                "stack",
+                f"function {activity.logical_id}",
+                status,
+                f"{activity.errors} error(s) in {activity.invocations} invocation(s) in the last {hours} h",
+                f"read the errors: aws logs tail /aws/lambda/{activity.function_name} --since {hours}h "
+                "--filter-pattern ERROR",
+            )
+        )
+    clean = [a for a in activities if a.errors == 0]
+    if clean:
+        invocations = sum(a.invocations for a in clean)
+        found.insert(
+            0,
+            Check(
+                "stack",
+                "functions",
+                "ok",
+                f"{len(clean)} function(s) without errors in the last {hours} h ({invocations} invocation(s))",
+            ),
+        )
+    return found
 
 
 def check_dead_letters(letters: DeadLetters) -> Check:
@@ -364,10 +384,10 @@ def check_exclusion_drift(exclusions: list[ExclusionRecord], ours: dict[str, Bas
             "a deploy reset RejectedPatches: re-add them (aws ssm update-patch-baseline --rejected-patches, merge "
             "with the current list) or, if they are meant to be allowed again, patchpilot exclusions remove",
         )
+    if not exclusions:
+        return Check("baselines", "exclusions", "ok", "no exclusion in the ledger of the recent runs")
     runs = sorted({record.run_id for record in exclusions})
-    found = f"{len(exclusions)} ledger exclusion(s) all rejected in their baselines" + (
-        f" (runs {', '.join(runs)})" if runs else ""
-    )
+    found = f"{len(exclusions)} ledger exclusion(s) all rejected in their baselines (runs {', '.join(runs)})"
     return Check("baselines", "exclusions", "ok", found)
 
 

@@ -169,8 +169,7 @@ def run_probe(
 ) -> list[Check]:
     """Say what the probe does, do it, and report one line per group plus one for the status events."""
     for line in plan(stack):
-        if say is not None:
-            say(line)
+        (say or (lambda _: None))(line)
     bucket = stack.outputs.values.get("ArtifactsBucketName")
     if not bucket:
         return [Check("probe", "artifacts bucket", "fail", "the stack has no ArtifactsBucketName output", "redeploy")]

@@ -26,7 +26,7 @@ from patchpilot_cli.doctor_checks import (
     Simulation,
     check_dead_letters,
     check_exclusion_drift,
-    check_function,
+    check_functions,
     check_group_agents,
     check_group_baselines,
     check_group_nodes,
@@ -64,16 +64,22 @@ def test_doctor_outputs_missing_fail_with_their_names() -> None:
     assert check_outputs({"A": "1"}, ("A",)).status == "ok"
 
 
-@pytest.mark.parametrize(
-    ("invocations", "errors", "status"), [(0, 0, "ok"), (10, 0, "ok"), (10, 2, "warn"), (3, 3, "fail")]
-)
-def test_doctor_function_errors_warn_then_fail_when_every_invocation_errs(
-    invocations: int, errors: int, status: str
-) -> None:
-    check = check_function(FunctionActivity("CommandResultFunction", "pp-CommandResult", invocations, errors), DAY)
-    assert check.status == status
-    if errors:
-        assert "aws logs tail /aws/lambda/pp-CommandResult" in check.fix
+def test_doctor_functions_one_ok_line_then_one_line_per_erring_function() -> None:
+    activities = [
+        FunctionActivity("PlanStageFunction", "pp-PlanStage", 12, 0),
+        FunctionActivity("AwaitInstallFunction", "pp-AwaitInstall", 0, 0),
+        FunctionActivity("VerifyStageFunction", "pp-VerifyStage", 10, 2),
+        FunctionActivity("CommandResultFunction", "pp-CommandResult", 3, 3),
+    ]
+    found = check_functions(activities, DAY)
+    assert [(c.name, c.status) for c in found] == [
+        ("functions", "ok"),
+        ("function VerifyStageFunction", "warn"),
+        ("function CommandResultFunction", "fail"),
+    ]
+    assert found[0].found == "2 function(s) without errors in the last 24 h (12 invocation(s))"
+    assert found[2].found == "3 error(s) in 3 invocation(s) in the last 24 h"
+    assert "aws logs tail /aws/lambda/pp-CommandResult --since 24h" in found[2].fix
 
 
 def test_doctor_dead_letters_say_how_many_and_the_oldest_reason() -> None:
