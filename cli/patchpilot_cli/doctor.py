@@ -120,7 +120,8 @@ def baseline_checks(stack: Stack) -> list[Check]:
     fleet = stack.fleet or FleetView([], {})
     found = []
     for group in stack.groups:
-        systems = stack.systems_of(group) | _fleet_systems(fleet, group)
+        # Every OS the stack has baselines for (not only those registered now: a lost registration is the finding).
+        systems = {b.operating_system for b in stack.ours.values()} | _fleet_systems(fleet, group)
         found.append(checks.check_group_baselines(group, stack.ours, read.resolved_baselines(ssm, group, systems)))
     if stack.group is None:
         found.append(checks.check_default_baselines(read.default_baselines(ssm, _fleet_systems(fleet)), stack.ours))

@@ -33,7 +33,8 @@ TERMINAL = {
 }
 INVOCATION_EVENT = "EC2 Command Invocation Status-change Notification"
 MAX_TARGETS = 50
-POLL_SECONDS = 1.0
+FIRST_POLL_SECONDS = 0.25
+MAX_POLL_SECONDS = 5.0
 
 
 def _command_lines(platform_type: str, bucket: str) -> tuple[str, list[str]]:
@@ -73,27 +74,42 @@ def plan(stack: Stack) -> list[str]:
     return lines
 
 
-def _wait(
-    ssm: Any, command_id: str, timeout: float, clock: Callable[[], float], sleep: Callable[[float], None]
-) -> dict[str, str]:
-    deadline = clock() + timeout
+def _statuses(ssm: Any, command_id: str) -> dict[str, str]:
     statuses: dict[str, str] = {}
+    for page in ssm.get_paginator("list_command_invocations").paginate(CommandId=command_id):
+        statuses.update({i["InstanceId"]: i["Status"] for i in page["CommandInvocations"]})
+    return statuses
+
+
+def wait_for_commands(
+    ssm: Any, command_ids: list[str], timeout: float, clock: Callable[[], float], sleep: Callable[[float], None]
+) -> dict[str, tuple[dict[str, str], float]]:
+    """Poll every command until all its invocations ended or the deadline: command id -> (statuses, seconds)."""
+    started = clock()
+    done: dict[str, tuple[dict[str, str], float]] = {}
+    pause = FIRST_POLL_SECONDS
     while True:
-        statuses = {}
-        for page in ssm.get_paginator("list_command_invocations").paginate(CommandId=command_id):
-            statuses.update({i["InstanceId"]: i["Status"] for i in page["CommandInvocations"]})
-        if (statuses and all(s in TERMINAL for s in statuses.values())) or clock() >= deadline:
-            return statuses
-        sleep(POLL_SECONDS)
+        for command_id in command_ids:
+            if command_id not in done:
+                statuses = _statuses(ssm, command_id)
+                if statuses and all(s in TERMINAL for s in statuses.values()):
+                    done[command_id] = (statuses, clock() - started)
+        if len(done) == len(command_ids) or clock() - started >= timeout:
+            break
+        sleep(pause)
+        pause = min(pause * 2, MAX_POLL_SECONDS)
+    for command_id in command_ids:
+        done.setdefault(command_id, (_statuses(ssm, command_id), clock() - started))
+    return done
 
 
-def _group_check(group: str, sent: list[tuple[str, dict[str, str]]], waited: float) -> Check:
+def group_check(group: str, sent: list[tuple[str, dict[str, str]]], waited: float) -> Check:
     statuses = {node: status for _, result in sent for node, status in result.items()}
     documents = ", ".join(document for document, _ in sent)
     if not sent:
         return Check("probe", f"group {group}", "warn", "no Online node to probe")
     bad = {node: status for node, status in statuses.items() if status != "Success"}
-    found = f"{documents}: {len(statuses) - len(bad)}/{len(statuses)} Success in {waited:.0f} s"
+    found = f"{documents}: {len(statuses) - len(bad)}/{len(statuses)} Success after {waited:.0f} s"
     if bad:
         shown = ", ".join(f"{node} {status}" for node, status in sorted(bad.items())[:5])
         return Check(
@@ -176,10 +192,10 @@ def run_probe(
     stack.outputs.client("s3").put_object(Bucket=bucket, Key=PROBE_KEY, Body=b"patchpilot doctor probe\n")
     ssm = stack.outputs.client("ssm")
     fleet = stack.fleet or FleetView([], {})
-    found, samples = [], []
+    sent: dict[str, list[tuple[str, str]]] = {}  # group -> (document, command id)
+    samples: list[tuple[str, str, str]] = []
     for group in stack.groups:
-        started = clock()
-        sent = []
+        sent[group] = []
         for platform, ids in sorted(probe_targets(fleet, group).items()):
             document, commands = _command_lines(platform, bucket)
             command = ssm.send_command(
@@ -190,8 +206,13 @@ def run_probe(
                 TimeoutSeconds=60,
                 MaxErrors=str(len(ids)),
             )["Command"]
-            sent.append((document, _wait(ssm, command["CommandId"], timeout, clock, sleep)))
+            sent[group].append((document, command["CommandId"]))
             samples.append((document, command["CommandId"], ids[0]))
-        found.append(_group_check(group, sent, clock() - started))
+    results = wait_for_commands(ssm, [sample[1] for sample in samples], timeout, clock, sleep)
+    found = []
+    for group, group_commands in sent.items():
+        outcomes = [(document, results[command_id][0]) for document, command_id in group_commands]
+        waited = max((results[command_id][1] for _, command_id in group_commands), default=0.0)
+        found.append(group_check(group, outcomes, waited))
     found.append(event_check(stack, samples))
     return found

@@ -21,6 +21,7 @@ pytestmark = pytest.mark.runtime
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 GROUPS = ("dev", "staging", "prod-1", "prod-2", "prod-3")
 EXCLUDED = "openssl-3.0.8-1.amzn2023"
+ROLE = f"arn:aws:iam::123456789012:role/{STACK_NAME}-MonthlyRolloutScheduleRole"
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +110,7 @@ def test_doctor_reports_a_healthy_stack_then_each_injected_misconfiguration(runt
     assert schedule.startswith("ok    ")
     assert f"ENABLED, cron(0 20 ? * TUE#2 *) UTC, next {_second_tuesday_8pm_after(datetime.now(UTC))} UTC" in schedule
 
-    # Given the five misconfigurations the doctor exists for
+    # Given the five misconfigurations the doctor exists for, and three more a deploy or a hand can cause
     iam = runtime.admin.client("iam")  # the prod-2 instance profile loses s3:GetObject on runs/
     iam.put_role_policy(
         RoleName=f"{STACK_NAME}-prod-2-instance",
@@ -128,6 +129,19 @@ def test_doctor_reports_a_healthy_stack_then_each_injected_misconfiguration(runt
     scanned = datetime.now(UTC) - timedelta(hours=30)  # the doctor runs on the wall clock, as in a deployment
     stale.last_operation = PatchOperation("Scan", scanned, scanned, "RebootIfNeeded", frozenset())
 
+    runtime.admin.client("scheduler").update_schedule(  # the monthly schedule switched off
+        Name=f"{STACK_NAME}-monthly-rollout",
+        ScheduleExpression="cron(0 20 ? * TUE#2 *)",
+        FlexibleTimeWindow={"Mode": "OFF"},
+        State="DISABLED",
+        Target={"Arn": "arn:aws:lambda:us-east-1:123456789012:function:StartRolloutFunction", "RoleArn": ROLE},
+    )
+    windows_baseline = _baseline_of("prod-3", "WINDOWS")  # prod-3's Windows instances fall back to AWS's default
+    ssm.deregister_patch_baseline_for_patch_group(BaselineId=windows_baseline, PatchGroup="prod-3")
+    role = f"{STACK_NAME}-InstanceRegistrationFunctionRole"  # least privilege gone too far: no first scan
+    for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+        iam.delete_role_policy(RoleName=role, PolicyName=name)
+
     # When the doctor checks again
     code, output = _doctor()
     # Then each is reported on its own line, with a fix, and the answer is no-go
@@ -142,6 +156,12 @@ def test_doctor_reports_a_healthy_stack_then_each_injected_misconfiguration(runt
     assert ": ValidationError" in failed
     attempts = sum(r.function == "CommandResultFunction" for r in runtime.lambdas.records)
     assert f"function CommandResultFunction: {attempts} error(s) in {attempts} invocation(s) in the last 24 h" in failed
+    assert f"stack: schedule {STACK_NAME}-monthly-rollout: DISABLED, cron(0 20 ? * TUE#2 *) UTC, next " in failed
+    assert (
+        "baselines: group prod-3: baselines: not PatchPilot's: WINDOWS -> arn:aws:ssm:us-east-1:aws:patchbaseline/"
+        in failed
+    )
+    assert "InstanceRegistrationFunctionRole: first scan of new instances: ssm:SendCommand on arn:aws:ssm:" in failed
     warned = "\n".join(_lines(output, "warn"))
     assert f"without a PatchGroup tag ({untagged.instance_id})" in warned
     assert f"fleet: group prod-3: last scan: 1 older than 26 h ({stale.instance_id})" in warned

@@ -39,6 +39,7 @@ from patchpilot_cli.doctor_checks import (
     check_schedule,
     check_untagged,
 )
+from patchpilot_cli.doctor_probe import group_check, wait_for_commands
 from patchpilot_cli.main import app
 from patchpilot_sim.template import SamTemplate
 
@@ -332,3 +333,44 @@ def test_doctor_without_credentials_is_one_line_exit_2(tmp_path: Path, monkeypat
     assert result.output.strip() == (
         "error: cannot reach CloudFormation for stack 'patchpilot': Unable to locate credentials"
     )
+
+
+class _FakeSsm:
+    """ListCommandInvocations answering from a script of statuses per call."""
+
+    def __init__(self, script: dict[str, list[dict[str, str]]]) -> None:
+        self.script = script
+        self.calls = 0
+
+    def get_paginator(self, _: str) -> "_FakeSsm":
+        return self
+
+    def paginate(self, CommandId: str) -> list[dict[str, Any]]:  # noqa: N803
+        self.calls += 1
+        steps = self.script[CommandId]
+        statuses = steps[min(self.calls - 1, len(steps) - 1)]
+        return [{"CommandInvocations": [{"InstanceId": i, "Status": s} for i, s in statuses.items()]}]
+
+
+def test_doctor_probe_waits_with_backoff_and_reports_what_never_ended() -> None:
+    clock = [0.0]
+    ssm = _FakeSsm({"c-1": [{"i-1": "InProgress"}]})
+    results = wait_for_commands(ssm, ["c-1"], 60, lambda: clock[0], lambda s: clock.__setitem__(0, clock[0] + s))
+    statuses, waited = results["c-1"]
+    assert statuses == {"i-1": "InProgress"}
+    assert waited >= 60
+    assert ssm.calls < 20  # backoff: not one call per quarter second for a minute
+    check = group_check("dev", [("AWS-RunShellScript", statuses)], waited)
+    assert check.status == "fail"
+    assert check.found.startswith("AWS-RunShellScript: 0/1 Success after ")
+    assert check.found.endswith("; i-1 InProgress")
+
+
+def test_doctor_probe_group_passes_when_every_invocation_succeeds() -> None:
+    clock = [0.0]
+    ssm = _FakeSsm({"c-1": [{"i-1": "Pending"}, {"i-1": "Success", "i-2": "Success"}]})
+    results = wait_for_commands(ssm, ["c-1"], 60, lambda: clock[0], lambda s: clock.__setitem__(0, clock[0] + s))
+    assert results["c-1"][0] == {"i-1": "Success", "i-2": "Success"}
+    check = group_check("dev", [("AWS-RunShellScript", results["c-1"][0])], results["c-1"][1])
+    assert (check.status, check.found) == ("ok", "AWS-RunShellScript: 2/2 Success after 0 s")
+    assert group_check("qa", [], 0).status == "warn"
