@@ -79,6 +79,13 @@ class DeployedStack:
     simulator: PolicySimulatorStandIn | None = None
     _params: dict[str, dict[str, Any]] = field(default_factory=dict)
     _metrics_lock: threading.Lock = field(default_factory=threading.Lock)
+    _clients: dict[str, Any] = field(default_factory=dict)
+
+    def client(self, service: str) -> Any:
+        """One admin client per service (creating clients is slow; their calls are thread-safe)."""
+        if service not in self._clients:
+            self._clients[service] = self.runtime.admin.client(service)  # type: ignore[call-overload]
+        return self._clients[service]
 
     # -- resources ------------------------------------------------------------------------------------------------
     def add(self, logical_id: str, resource_type: str, physical_id: str) -> None:
@@ -123,19 +130,18 @@ class DeployedStack:
         reads = [match for pattern in _S3_READS for match in pattern.finditer(text)]
         if outcome != "Success" or not reads:
             return outcome
-        admin = self.runtime.admin
-        described = admin.client("ec2").describe_instances(InstanceIds=[instance.instance_id])
+        described = self.client("ec2").describe_instances(InstanceIds=[instance.instance_id])
         profile = (described["Reservations"][0]["Instances"][0].get("IamInstanceProfile") or {}).get("Arn")
         if profile is None:
             return "Failed"  # no credentials on the instance
-        iam = admin.client("iam")
+        iam = self.client("iam")
         roles = iam.get_instance_profile(InstanceProfileName=profile.rsplit("/", 1)[-1])["InstanceProfile"]["Roles"]
         documents = [doc for role in roles for doc in role_policies(iam, role["RoleName"])]
         for read in reads:
             bucket, key = read.group("bucket"), read.group("key")
             if evaluate(documents, "s3:GetObject", f"arn:aws:s3:::{bucket}/{key}")[0] != "allowed":
                 return "Failed"
-            if admin.client("s3").list_objects_v2(Bucket=bucket, Prefix=key).get("KeyCount", 0) == 0:
+            if self.client("s3").list_objects_v2(Bucket=bucket, Prefix=key).get("KeyCount", 0) == 0:
                 return "Failed"
         return "Success"
 
@@ -154,7 +160,7 @@ class DeployedStack:
             },
         ]
         with self._metrics_lock:
-            self.runtime.admin.client("cloudwatch").put_metric_data(Namespace="AWS/Lambda", MetricData=data)
+            self.client("cloudwatch").put_metric_data(Namespace="AWS/Lambda", MetricData=data)
 
 
 class _Deployer:
