@@ -254,17 +254,21 @@ def as_json(outputs: StackOutputs, now: datetime, found: list[Check]) -> str:
     )
 
 
-def _probe(stack: Stack, timeout: float, say: Callable[[str], None]) -> list[Check]:
-    """Run the probe (it says what it does first), print its lines as they come."""
+def _probe(stack: Stack, timeout: float, say: Callable[[str], None], json_output: bool) -> list[Check]:
+    """Run the probe, print its lines as they come; it says what it does first (on stderr with --json)."""
     from patchpilot_cli.doctor_probe import run_probe
 
     try:
-        found = run_probe(stack, timeout, say=say)
+        found = run_probe(stack, timeout, say=_to_stderr if json_output else say)
     except (ClientError, BotoCoreError) as error:
         found = [_unreadable("probe", error)]
     for check in found:
         say(render_line(check))
     return found
+
+
+def _to_stderr(line: str) -> None:
+    typer.echo(line, err=True)
 
 
 def _quiet(_: str) -> None:
@@ -301,7 +305,7 @@ def doctor(
     for check in found:
         say(render_line(check))
     if probe and stack is not None:
-        found += _probe(stack, probe_timeout, say)
+        found += _probe(stack, probe_timeout, say, json_output)
     if json_output:
         typer.echo(as_json(outputs, now, found))
     else:
