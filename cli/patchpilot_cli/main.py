@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from patchpilot_cli import operator
+from patchpilot_cli.doctor import doctor
 from patchpilot_cli.errors import InputError, error_lines
 from patchpilot_cli.operator import build_decision, build_start_request, parse_bake_seconds
 from patchpilot_cli.stack import DEFAULT_STACK_NAME, STACK_ENV, StackOutputs, default_stack_name, resolve_outputs
@@ -386,6 +387,9 @@ def exclusions_remove(
             f"removed the exclusion of {patch} at {row.record.stage_name}: baselines changed: "
             f"{', '.join(changed) or 'none (already allowed)'}; the ledger row is kept as removed"
         )
+
+
+app.command("doctor")(doctor)
 
 
 def main() -> None:

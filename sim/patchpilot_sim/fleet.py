@@ -181,6 +181,11 @@ def no_rejections(_: SimulatedInstance) -> set[str]:
     return set()
 
 
+def healthy_outcome(_: Command, instance: SimulatedInstance) -> str:
+    """What a shell/PowerShell command ends with: Success on a healthy instance."""
+    return "Success" if instance.healthy else "Failed"
+
+
 def stable_baseline_id(instance: SimulatedInstance) -> str:
     """A stable, well-formed baseline id per patch group and OS (`pb-` + 17 hex digits)."""
     digest = hashlib.sha256(f"{_patch_group(instance)}/{instance.platform}".encode()).hexdigest()
@@ -231,6 +236,7 @@ class SsmAgentSimulator:
         self.rejected_patches: Callable[[SimulatedInstance], set[str]] = no_rejections
         self.fetch_object: Callable[[str], str] = fetch_object or s3_object_reader(region)
         self.baseline_id: Callable[[SimulatedInstance], str] = stable_baseline_id
+        self.health_outcome: Callable[[Command, SimulatedInstance], str] = healthy_outcome
         self._rng = random.Random(seed)
         self._lock = threading.RLock()
 
@@ -419,7 +425,7 @@ class SsmAgentSimulator:
         if command.operation == "Install":
             minutes, outcome = instance.install_minutes, self._begin_install(command, invocation)
         elif command.operation == "Health":
-            minutes, outcome = HEALTH_COMMAND_MINUTES, "Success" if instance.healthy else "Failed"
+            minutes, outcome = HEALTH_COMMAND_MINUTES, self.health_outcome(command, instance)
         else:
             minutes, outcome = SCAN_MINUTES, "Success"
             invocation.rejected = frozenset(self.rejected_patches(instance))

@@ -1,0 +1,218 @@
+"""`patchpilot doctor --probe`: one harmless command per patch group, and whether its status event reaches PatchPilot.
+
+What it does (and says first): puts one small object under `runs/patchpilot-doctor/` in the artifacts bucket, then per
+patch group and platform sends AWS-RunShellScript (Linux) or AWS-RunPowerShellScript (Windows) to the group's Online
+nodes (at most 50) that reads that object with the instance's own credentials, the way AWS-RunPatchBaseline reads an
+install list. It waits for every invocation to end (default 60 s) and tests the event each invocation emits against the
+stack's command-invocation rule (EventBridge TestEventPattern) to tell whether results reach PatchPilot by event or
+only by reconciliation. It never changes a baseline, a tag or an instance's patches.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from patchpilot_cli.doctor import PROBE_KEY, Stack
+from patchpilot_cli.doctor_checks import Check, FleetView
+
+TERMINAL = {
+    "Success",
+    "Failed",
+    "Cancelled",
+    "TimedOut",
+    "DeliveryTimedOut",
+    "ExecutionTimedOut",
+    "Undeliverable",
+    "Terminated",
+    "InvalidPlatform",
+    "AccessDenied",
+}
+INVOCATION_EVENT = "EC2 Command Invocation Status-change Notification"
+MAX_TARGETS = 50
+FIRST_POLL_SECONDS = 0.25
+MAX_POLL_SECONDS = 5.0
+
+
+def _command_lines(platform_type: str, bucket: str) -> tuple[str, list[str]]:
+    url = f"s3://{bucket}/{PROBE_KEY}"
+    if platform_type == "Windows":
+        return "AWS-RunPowerShellScript", [
+            f"Read-S3Object -BucketName '{bucket}' -Key '{PROBE_KEY}' "
+            '-File "$env:TEMP\\patchpilot-probe.txt" | Out-Null',
+            "Write-Output 'patchpilot probe: read the artifacts bucket'",
+        ]
+    return "AWS-RunShellScript", [
+        f"aws s3 cp '{url}' - > /dev/null",
+        "echo 'patchpilot probe: read the artifacts bucket'",
+    ]
+
+
+def probe_targets(fleet: FleetView, group: str) -> dict[str, list[str]]:
+    """Platform type -> the group's Online node ids (at most 50 each)."""
+    targets: dict[str, list[str]] = {}
+    for instance in fleet.in_group(group):
+        node = fleet.nodes.get(instance.instance_id)
+        if node is not None and node.ping_status == "Online":
+            targets.setdefault(node.platform_type or "Linux", []).append(node.node_id)
+    return {platform: sorted(ids)[:MAX_TARGETS] for platform, ids in targets.items()}
+
+
+def plan(stack: Stack) -> list[str]:
+    """What the probe will do, in lines to show before it does it."""
+    bucket = stack.outputs.values.get("ArtifactsBucketName", "?")
+    fleet = stack.fleet or FleetView([], {})
+    lines = [f"probe: put s3://{bucket}/{PROBE_KEY} (a few bytes), then send, per patch group:"]
+    for group in stack.groups:
+        targets = probe_targets(fleet, group)
+        sends = [f"{_command_lines(p, bucket)[0]} to {len(ids)} node(s)" for p, ids in sorted(targets.items())]
+        lines.append(f"  {group}: {'; '.join(sends) or 'nothing (no Online node)'}")
+    lines.append("probe: the commands only read that object; no baseline, tag or patch changes")
+    return lines
+
+
+def _statuses(ssm: Any, command_id: str) -> dict[str, str]:
+    statuses: dict[str, str] = {}
+    for page in ssm.get_paginator("list_command_invocations").paginate(CommandId=command_id):
+        statuses.update({i["InstanceId"]: i["Status"] for i in page["CommandInvocations"]})
+    return statuses
+
+
+def wait_for_commands(
+    ssm: Any, command_ids: list[str], timeout: float, clock: Callable[[], float], sleep: Callable[[float], None]
+) -> dict[str, tuple[dict[str, str], float]]:
+    """Poll every command until all its invocations ended or the deadline: command id -> (statuses, seconds)."""
+    started = clock()
+    done: dict[str, tuple[dict[str, str], float]] = {}
+    pause = FIRST_POLL_SECONDS
+    while True:
+        for command_id in command_ids:
+            if command_id not in done:
+                statuses = _statuses(ssm, command_id)
+                if statuses and all(s in TERMINAL for s in statuses.values()):
+                    done[command_id] = (statuses, clock() - started)
+        if len(done) == len(command_ids) or clock() - started >= timeout:
+            break
+        sleep(pause)
+        pause = min(pause * 2, MAX_POLL_SECONDS)
+    for command_id in command_ids:
+        done.setdefault(command_id, (_statuses(ssm, command_id), clock() - started))
+    return done
+
+
+def group_check(group: str, sent: list[tuple[str, dict[str, str]]], waited: float) -> Check:
+    statuses = {node: status for _, result in sent for node, status in result.items()}
+    documents = ", ".join(document for document, _ in sent)
+    if not sent:
+        return Check("probe", f"group {group}", "warn", "no Online node to probe")
+    bad = {node: status for node, status in statuses.items() if status != "Success"}
+    found = f"{documents}: {len(statuses) - len(bad)}/{len(statuses)} Success after {waited:.0f} s"
+    if bad:
+        shown = ", ".join(f"{node} {status}" for node, status in sorted(bad.items())[:5])
+        return Check(
+            "probe",
+            f"group {group}",
+            "fail",
+            f"{found}; {shown}",
+            "read the output: aws ssm get-command-invocation --command-id <id> --instance-id <node>; a Failed read "
+            "means the instance profile cannot get runs/ objects (then AWS-RunPatchBaseline cannot read install lists)",
+        )
+    return Check("probe", f"group {group}", "ok", found)
+
+
+def _status_event(stack: Stack, document: str, command_id: str, node: str) -> dict[str, Any]:
+    _, region, account = stack.arn_parts
+    now = datetime.now(UTC)
+    return {
+        "version": "0",
+        "id": "00000000-0000-0000-0000-000000000000",
+        "detail-type": INVOCATION_EVENT,
+        "source": "aws.ssm",
+        "account": account,
+        "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [f"arn:aws:ec2:{region}:{account}:instance/{node}"],
+        "detail": {
+            "command-id": command_id,
+            "document-name": document,
+            "instance-id": node,
+            "requested-date-time": now.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+            "status": "Success",
+        },
+    }
+
+
+def event_check(stack: Stack, samples: list[tuple[str, str, str]]) -> Check:
+    """Whether a rule of the stack matches the probe commands' status events (TestEventPattern per document)."""
+    events = stack.outputs.client("events")
+    rules = {}
+    for rule in stack.of_type("AWS::Events::Rule"):
+        pattern = events.describe_rule(Name=rule.physical_id).get("EventPattern")
+        if pattern and INVOCATION_EVENT in pattern:
+            rules[rule.logical_id] = pattern
+    if not samples:
+        return Check("probe", "status events", "warn", "no probe command was sent")
+    if not rules:
+        return Check("probe", "status events", "fail", "no rule of the stack takes command status events", "redeploy")
+    missed = []
+    for document, command_id, node in samples:
+        event = json.dumps(_status_event(stack, document, command_id, node))
+        if not any(events.test_event_pattern(EventPattern=p, Event=event)["Result"] for p in rules.values()):
+            missed.append(document)
+    names = ", ".join(sorted(rules))
+    if missed:
+        return Check(
+            "probe",
+            "status events",
+            "warn",
+            f"rule {names} does not match {', '.join(sorted(set(missed)))} status events: health-check results reach "
+            "PatchPilot only by reconciliation (slower, more API calls)",
+            "add the shell documents to the rule's document-name pattern (template.yaml) and redeploy",
+        )
+    documents = ", ".join(sorted({d for d, _, _ in samples}))
+    return Check("probe", "status events", "ok", f"rule {names} matches the {documents} status events")
+
+
+def run_probe(
+    stack: Stack,
+    timeout: float,
+    say: Callable[[str], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[Check]:
+    """Say what the probe does, do it, and report one line per group plus one for the status events."""
+    for line in plan(stack):
+        (say or (lambda _: None))(line)
+    bucket = stack.outputs.values.get("ArtifactsBucketName")
+    if not bucket:
+        return [Check("probe", "artifacts bucket", "fail", "the stack has no ArtifactsBucketName output", "redeploy")]
+    stack.outputs.client("s3").put_object(Bucket=bucket, Key=PROBE_KEY, Body=b"patchpilot doctor probe\n")
+    ssm = stack.outputs.client("ssm")
+    fleet = stack.fleet or FleetView([], {})
+    sent: dict[str, list[tuple[str, str]]] = {}  # group -> (document, command id)
+    samples: list[tuple[str, str, str]] = []
+    for group in stack.groups:
+        sent[group] = []
+        for platform, ids in sorted(probe_targets(fleet, group).items()):
+            document, commands = _command_lines(platform, bucket)
+            command = ssm.send_command(
+                InstanceIds=ids,
+                DocumentName=document,
+                Parameters={"commands": commands},
+                Comment=f"patchpilot doctor probe ({group})",
+                TimeoutSeconds=60,
+                MaxErrors=str(len(ids)),
+            )["Command"]
+            sent[group].append((document, command["CommandId"]))
+            samples.append((document, command["CommandId"], ids[0]))
+    results = wait_for_commands(ssm, [sample[1] for sample in samples], timeout, clock, sleep)
+    found = []
+    for group, group_commands in sent.items():
+        outcomes = [(document, results[command_id][0]) for document, command_id in group_commands]
+        waited = max((results[command_id][1] for _, command_id in group_commands), default=0.0)
+        found.append(group_check(group, outcomes, waited))
+    found.append(event_check(stack, samples))
+    return found

@@ -1,0 +1,75 @@
+"""`patchpilot doctor --probe` on the local runtime: one harmless command per group, read with the instance profile."""
+
+from collections.abc import Iterator
+
+import pytest
+from typer.testing import CliRunner
+
+from patchpilot_cli.doctor_probe import INVOCATION_EVENT
+from patchpilot_cli.main import app
+from patchpilot_sim.deployed_stack import attach_instance_profiles, deploy_stack
+from patchpilot_sim.runtime import STACK_NAME, LocalRuntime
+from patchpilot_sim.scenarios import build_fleet
+
+pytestmark = pytest.mark.runtime
+GROUPS = ("dev", "staging", "prod-1", "prod-2", "prod-3")
+
+
+@pytest.fixture(scope="module")
+def runtime() -> Iterator[LocalRuntime]:
+    with LocalRuntime(time_scale=3_600.0) as rt:
+        rt.add_instances(build_fleet(5, 3))  # one instance per patch group
+        rt.clock.restart()
+        deploy_stack(rt, STACK_NAME)
+        readers = {group: group != "prod-2" for group in GROUPS}  # prod-2's instance role may not read runs/
+        attach_instance_profiles(rt, rt.bucket_names["ArtifactsBucket"], readers)
+        yield rt
+
+
+def _rule_takes(runtime: LocalRuntime, document: str) -> bool:
+    """Whether the template's rules deliver a status event of the document to PatchPilot in the local runtime."""
+    event = {
+        "source": "aws.ssm",
+        "detail-type": INVOCATION_EVENT,
+        "detail": {"document-name": document, "status": "Success", "command-id": "c", "instance-id": "i-1"},
+    }
+    return bool(runtime.router.matching(event))
+
+
+def test_doctor_probe_says_what_it_does_then_reports_each_group_and_changes_nothing(runtime: LocalRuntime) -> None:
+    # Given a fleet whose prod-2 instance profile cannot read the artifacts bucket
+    patches_before = {i: runtime.fleet.installed_patches(i) for i in runtime.fleet.instances}
+    tags_before = {i.instance_id: dict(i.tags) for i in runtime.fleet.instances.values()}
+    # When the operator runs the probe
+    result = CliRunner().invoke(app, ["doctor", "--stack-name", STACK_NAME, "--probe"])
+    output = "".join(line for line in result.output.splitlines(keepends=True) if not line.startswith('{"'))
+    lines = output.splitlines()
+    # Then it first says what it will send, per group
+    plan = lines.index(next(line for line in lines if line.startswith("probe: put s3://")))
+    first_probe_result = lines.index(next(line for line in lines if "  probe: group " in line))
+    assert plan < first_probe_result
+    assert (
+        "  prod-2: AWS-RunShellScript to 1 node(s)" in lines
+        or "  prod-2: AWS-RunPowerShellScript to 1 node(s)" in lines
+    )
+    # And every group whose instance profile reads runs/ passes, prod-2 fails with the reason
+    probes = {line.split("probe: group ")[1].split(":")[0]: line for line in lines if "  probe: group " in line}
+    assert set(probes) == set(GROUPS)
+    assert all(probes[g].startswith("ok    ") and "1/1 Success" in probes[g] for g in GROUPS if g != "prod-2")
+    assert probes["prod-2"].startswith("fail  ")
+    assert "0/1 Success" in probes["prod-2"]
+    assert "instance profile cannot get runs/ objects" in probes["prod-2"]
+    assert result.exit_code == 1
+    # And the status-event line says what the stack's rule does with the probe's documents
+    events = next(line for line in lines if "probe: status events:" in line)
+    if _rule_takes(runtime, "AWS-RunShellScript") and _rule_takes(runtime, "AWS-RunPowerShellScript"):
+        assert events.startswith("ok    ")
+    else:
+        assert events.startswith("warn  ")
+        assert "reach PatchPilot only by reconciliation" in events
+    # And nothing changed: no baseline update, no tag, no patch, no patching command
+    assert runtime.baselines.update_calls == []
+    assert {i.instance_id: i.tags for i in runtime.fleet.instances.values()} == tags_before
+    assert {i: runtime.fleet.installed_patches(i) for i in runtime.fleet.instances} == patches_before
+    documents = {c.document_name for c in runtime.fleet.commands.values()}
+    assert documents <= {"AWS-RunShellScript", "AWS-RunPowerShellScript"}
