@@ -245,7 +245,11 @@ def remove_exclusion(outputs: StackOutputs, row: LedgerRow, removed_by: str) -> 
     the evidence is kept next to who removed it and when. Returns the baselines that changed.
     """
     ssm = outputs.client("ssm")
-    changed = [baseline for baseline in row.record.baseline_ids if _unreject(ssm, baseline, row.record.patch_id)]
+    changed = [
+        baseline
+        for baseline in row.record.baseline_ids
+        if [entry for entry in row.record.rejection_entries if _unreject(ssm, baseline, entry)]
+    ]
     pk = {"S": run_key(row.record.run_id)}
     removed_key = REMOVED_PREFIX + row.sort_key.removeprefix(EXCLUSION_PREFIX)
     outputs.client("dynamodb").transact_write_items(

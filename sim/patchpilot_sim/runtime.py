@@ -296,7 +296,7 @@ class LocalRuntime:
     def _rejected_patches(self, instance: SimulatedInstance) -> set[str]:
         """What the instance's baseline rejects (BLOCK), as catalog patch ids: the agent never installs those."""
         baseline = self.baselines.handle("GetPatchBaseline", {"BaselineId": self._baseline_id(instance)})
-        return rejected_ids(instance.platform, baseline.get("RejectedPatches", []))
+        return rejected_ids(instance.platform, baseline.get("RejectedPatches", []), instance.patches)
 
     def _ssm_stand_in(self, operation: str) -> SsmAgentSimulator | PatchBaselineStandIn | None:
         if operation in self.fleet.operations:

@@ -4,6 +4,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import boto3
@@ -434,8 +435,39 @@ def test_patches_rejected_names_match_like_baseline_lists() -> None:
     assert pm.rejected_ids(AL2023, ["openssl-libs.x86_64"]) == {"openssl-libs.x86_64"}
     assert pm.rejected_ids(AL2023, ["openssl-libs-3.0.8*"]) == {"openssl-libs.x86_64"}
     assert pm.rejected_ids(AL2023, ["kernel"]) == {"kernel.x86_64"}
-    assert pm.rejected_ids(AL2023, ["CVE-2026-35117"]) == {"curl.x86_64"}
+    assert pm.rejected_ids(AL2023, ["CVE-2026-35117"]) == set()  # CVE ids are for approved lists only
     assert pm.rejected_ids("WINDOWS", ["KB5071546", "kernel"]) == {"KB5071546"}
+
+
+def test_patches_rejected_full_package_name_rejects_only_that_version() -> None:
+    # SSM user guide, approved-rejected-package-name-formats: YUM/DNF full names are name-version-release.arch
+    exact = "glibc-2.34-117.amzn2023.0.1.x86_64"
+    assert pm.rejected_ids(AL2023, [exact]) == {"glibc.x86_64"}
+    assert pm.rejected_ids(AL2023, ["glibc-0:2.34-117.amzn2023.0.1.x86_64"]) == {"glibc.x86_64"}
+    assert pm.rejected_ids(AL2023, ["glibc-2.34-117.amzn2023.0.2.x86_64"]) == set()
+    assert pm.rejected_ids(AL2023, ["glibc-*.amzn2023.0.1.x86_64"]) == {"glibc.x86_64"}
+    records = pm.initial_patch_states(AL2023)
+    fixed = pm.release_fixed_version(records, "glibc.x86_64", "0:2.34-117.amzn2023.0.2", date(2027, 1, 5))
+    assert fixed is not None
+    assert fixed.title == "glibc.x86_64:0:2.34-117.amzn2023.0.2"
+    assert pm.rejected_ids(AL2023, [exact], records) == set()  # next month's fix is not rejected
+    assert pm.rejected_ids(AL2023, ["glibc.x86_64"], records) == {"glibc.x86_64"}  # a bare name.arch: every version
+    assert records["glibc.x86_64"].state == pm.MISSING
+
+
+def test_patches_apt_rejections_take_the_bare_package_name_only() -> None:
+    assert pm.rejected_ids("UBUNTU", ["libc6"]) == {"libc6.amd64"}
+    assert pm.rejected_ids("UBUNTU", ["libc6.amd64"]) == set()
+    assert pm.rejected_ids("UBUNTU", ["libc6-2.35-0ubuntu3.8.amd64"]) == set()
+
+
+def test_install_override_list_installs_a_rejected_patch_it_names(fleet: Fleet) -> None:
+    # Whether BLOCK outranks InstallOverrideList is undocumented: the agent takes the pessimistic reading
+    fleet.add("i-0000000000000000a")
+    fleet.sim.rejected_patches = lambda _: {"glibc.x86_64"}
+    fleet.objects[OVERRIDE_URL] = "patches:\n  - id: 'glibc.x86_64'\n    title: 'glibc.x86_64:*'\n"
+    fleet.run(["i-0000000000000000a"], Operation="Install", InstallOverrideList=OVERRIDE_URL)
+    assert fleet.sim.installed_patches("i-0000000000000000a") == {"glibc.x86_64"}
 
 
 def test_scenarios_build_fleet_patch_level_is_deterministic_by_seed() -> None:
