@@ -278,3 +278,21 @@ def remove_exclusion(outputs: StackOutputs, row: LedgerRow, removed_by: str) -> 
         ]
     )
     return changed
+
+
+def all_exclusions(outputs: StackOutputs) -> tuple[list[ExclusionRecord], list[ExclusionRecord]]:
+    """Every run's exclusions in the runs table: (active, removed by an operator). One Scan, every page."""
+    paginator = outputs.client("dynamodb").get_paginator("scan")
+    pages = paginator.paginate(
+        TableName=outputs.runs_table,
+        FilterExpression="begins_with(sk, :active) OR begins_with(sk, :removed)",
+        ExpressionAttributeValues={":active": {"S": EXCLUSION_PREFIX}, ":removed": {"S": REMOVED_PREFIX}},
+        ConsistentRead=True,
+    )
+    active: list[ExclusionRecord] = []
+    removed: list[ExclusionRecord] = []
+    for page in pages:
+        for item in page.get("Items", []):
+            record = ExclusionRecord.model_validate_json(str(item["record"]["S"]))
+            (removed if str(item["sk"]["S"]).startswith(REMOVED_PREFIX) else active).append(record)
+    return active, removed
