@@ -132,7 +132,7 @@ def _patch_rule(os_name: str, rule: ApprovalRule, approve_after_days: int) -> di
     if os_name not in APPROVE_AFTER_DAYS_UNSUPPORTED:
         patch_rule["ApproveAfterDays"] = approve_after_days
     patch_rule["ComplianceLevel"] = rule.compliance_level
-    if os_name not in ("WINDOWS", "UBUNTU"):
+    if os_name != "WINDOWS":  # Linux only; on Ubuntu it lifts the implicit `*-security`-pocket-only rule
         patch_rule["EnableNonSecurity"] = rule.enable_non_security
     return patch_rule
 

@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
+from typing import Any
 from urllib.parse import urlparse
 
 import yaml
@@ -458,6 +459,7 @@ def plan_install(
     rejected: set[str],
     override: list[OverrideEntry] | None = None,
     fail_all: bool = False,
+    unapproved: frozenset[str] = frozenset(),
 ) -> InstallPlan:
     """Missing/Failed patches the baseline does not reject or, with an override list, exactly those it selects.
 
@@ -471,7 +473,7 @@ def plan_install(
         for patch_id, record in records.items()
         if record.state in INSTALLABLE
         and (
-            patch_id not in rejected
+            patch_id not in rejected and patch_id not in unapproved
             if override is None
             else any(record.patch.matches_override(entry) for entry in override)
         )
@@ -499,8 +501,14 @@ def apply_install(records: Mapping[str, InstancePatchRecord], plan: InstallPlan,
     return any(records[patch_id].breaks_health for patch_id in plan.install)
 
 
-def reported_state(record: InstancePatchRecord, rejected: Iterable[str]) -> str | None:
-    """The state Patch Manager reports for a record under a baseline's rejections (None: not reported at all)."""
+def reported_state(record: InstancePatchRecord, rejected: Iterable[str], unapproved: Iterable[str] = ()) -> str | None:
+    """The state Patch Manager reports for a record under a baseline's rejections and approvals (None: not reported).
+
+    A patch the baseline does not approve is reported only when it is on disk anyway (InstalledOther); one it rejects
+    is InstalledRejected on disk and not reported otherwise.
+    """
+    if record.patch.patch_id in unapproved and record.patch.patch_id not in rejected:
+        return INSTALLED_OTHER if record.state in ON_DISK else None
     if record.patch.patch_id not in rejected:
         return record.state
     if record.state in ON_DISK:
@@ -521,12 +529,14 @@ class PatchCounts:
 NON_COMPLIANT = frozenset({MISSING, FAILED, INSTALLED_PENDING_REBOOT, INSTALLED_REJECTED})
 
 
-def count_states(records: Mapping[str, InstancePatchRecord], rejected: Iterable[str]) -> PatchCounts:
+def count_states(
+    records: Mapping[str, InstancePatchRecord], rejected: Iterable[str], unapproved: Iterable[str] = ()
+) -> PatchCounts:
     """Count the reported states of an instance's records."""
-    rejected = set(rejected)
+    rejected, unapproved = set(rejected), set(unapproved)
     counts = PatchCounts()
     for record in records.values():
-        state = reported_state(record, rejected)
+        state = reported_state(record, rejected, unapproved)
         if state is None:
             continue
         counts.by_state[state] += 1
@@ -569,3 +579,43 @@ def release_fixed_version(
     record.state, record.installed_time = MISSING, None
     record.fails_install = record.breaks_health = False
     return record.patch
+
+
+# -- approval: the documented cases where a baseline silently approves nothing ---------------------------------------
+YUM_WITHOUT_UPDATEINFO_APPROVES_NOTHING = frozenset({"REDHAT_ENTERPRISE_LINUX", "ROCKY_LINUX", "ALMA_LINUX"})
+
+
+def _enables_non_security(baseline: Mapping[str, Any]) -> bool:
+    rules = (baseline.get("ApprovalRules") or {}).get("PatchRules") or []
+    return any(bool(rule.get("EnableNonSecurity")) for rule in rules)
+
+
+def unapproved_ids(
+    platform: str, baseline: Mapping[str, Any], records: Mapping[str, InstancePatchRecord], updateinfo: bool = True
+) -> set[str]:
+    """The ids of the patches a baseline's approval rules do NOT approve on an instance, in the documented silent cases.
+
+    SSM user guide, "How security patches are selected" / "How patch baseline rules work on Linux-based systems":
+
+    - Ubuntu: unless a rule sets EnableNonSecurity, an implicit rule keeps only packages whose candidate version is in
+      the `*-security` pocket: non-security updates are never approved.
+    - Repositories without `updateinfo.xml` carry no classification or severity: on RHEL (and Rocky/Alma, which use
+      the same selection) no patch is applied; on Amazon Linux and CentOS patches are approved only when the
+      baseline permits non-security updates, so a Security-only baseline approves nothing.
+
+    Patches named in ApprovedPatches stay approved. Classification/severity filters and approval delays are not
+    modelled otherwise (every other catalog patch counts as approved).
+    """
+    explicit = list(baseline.get("ApprovedPatches") or [])
+    non_security = _enables_non_security(baseline)
+    unapproved = set()
+    for patch_id, record in records.items():
+        patch = record.patch
+        if any(patch.matches_name(name) for name in explicit):
+            continue
+        if not updateinfo and platform != "WINDOWS" and platform not in APT_OPERATING_SYSTEMS:
+            if platform in YUM_WITHOUT_UPDATEINFO_APPROVES_NOTHING or not non_security:
+                unapproved.add(patch_id)
+        elif platform in APT_OPERATING_SYSTEMS and not non_security and patch.classification != "Security":
+            unapproved.add(patch_id)
+    return unapproved

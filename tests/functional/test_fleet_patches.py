@@ -511,3 +511,45 @@ def test_scenarios_existing_behaviour_unchanged() -> None:
     lost = apply_scenario(SCENARIOS["lost-events"], fleet, 7)
     assert len(lost) == sum(i.drop_terminal_event for i in fleet) >= 1
     assert random.Random(7).uniform(8, 40) == pytest.approx(build_fleet(20, 7)[0].install_minutes)
+
+
+def _baseline(non_security: bool, approved: tuple[str, ...] = ()) -> dict[str, object]:
+    rule = {"PatchFilterGroup": {"PatchFilters": []}, "EnableNonSecurity": non_security}
+    return {"ApprovalRules": {"PatchRules": [rule]}, "ApprovedPatches": list(approved)}
+
+
+def test_patches_ubuntu_without_enable_non_security_approves_only_security_pocket_updates() -> None:
+    records = pm.initial_patch_states("UBUNTU")
+    assert pm.unapproved_ids("UBUNTU", _baseline(False), records) == {"snapd.amd64"}
+    assert pm.unapproved_ids("UBUNTU", _baseline(True), records) == set()
+
+
+def test_patches_repositories_without_updateinfo_approve_nothing_with_a_security_only_baseline() -> None:
+    rhel, centos = pm.initial_patch_states("REDHAT_ENTERPRISE_LINUX"), pm.initial_patch_states("CENTOS")
+    assert pm.unapproved_ids("REDHAT_ENTERPRISE_LINUX", _baseline(True), rhel, updateinfo=False) == set(rhel)
+    assert pm.unapproved_ids("CENTOS", _baseline(False), centos, updateinfo=False) == set(centos)
+    assert pm.unapproved_ids("CENTOS", _baseline(True), centos, updateinfo=False) == set()
+    assert pm.unapproved_ids("CENTOS", _baseline(False, ("bash.x86_64",)), centos, updateinfo=False) == set(centos) - {
+        "bash.x86_64"
+    }
+    assert pm.unapproved_ids("CENTOS", _baseline(False), centos) == set()
+
+
+def test_install_skips_unapproved_patches_and_reports_none_missing(fleet: Fleet) -> None:
+    # A baseline that approves nothing: the install succeeds, installs nothing, and compliance looks clean
+    instance = fleet.add("i-0000000000000000a")
+    fleet.sim.unapproved_patches = lambda _: set(instance.patches)
+    command_id = fleet.run(["i-0000000000000000a"], Operation="Install")
+    assert fleet.status(command_id, "i-0000000000000000a") == "Success"
+    assert fleet.sim.installed_patches("i-0000000000000000a") == set()
+    state = fleet.state("i-0000000000000000a")
+    assert (state["MissingCount"], state["InstalledCount"], state["FailedCount"]) == (0, 0, 0)
+
+
+def test_scan_rows_carry_no_installed_time_on_an_os_that_does_not_report_it(fleet: Fleet) -> None:
+    instance = fleet.add("i-0000000000000000a")
+    instance.reports_installed_time = False
+    fleet.run(["i-0000000000000000a"], Operation="Install")
+    rows = fleet.sim.handle("DescribeInstancePatches", {"InstanceId": "i-0000000000000000a"})["Patches"]
+    assert rows
+    assert all("InstalledTime" not in row for row in rows)

@@ -91,6 +91,23 @@ def _allowed(values: tuple[str, ...]) -> str:
     return ", ".join(values) if values else "(none: this key does not apply to this OS)"
 
 
+def _ubuntu_non_security_problems(where: str, env: "Environment") -> list[str]:
+    """An environment that wants non-security updates elsewhere must let its Ubuntu rules approve them too.
+
+    Without EnableNonSecurity an implicit rule limits Ubuntu to packages whose candidate version is in a
+    `*-security` pocket (SSM user guide, "How patch baseline rules work on Linux-based systems"): the environment
+    would silently install no Ubuntu bug fix.
+    """
+    ubuntu = env.rules.get("UBUNTU", [])
+    others = [rule for os_name, rules in env.rules.items() if os_name != "UBUNTU" for rule in rules]
+    if ubuntu and any(rule.enable_non_security for rule in others) and not any(r.enable_non_security for r in ubuntu):
+        return [
+            f"{where}.rules.UBUNTU: other OSes enable non-security updates but no UBUNTU rule sets "
+            "enable_non_security: Ubuntu would get only *-security pocket updates"
+        ]
+    return []
+
+
 class _PolicyModel(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -240,6 +257,7 @@ class PatchPolicy(_PolicyModel):
         for os_name in self.operating_systems:
             if not env.rules.get(os_name) and not env.approved_patches.get(os_name):
                 problems.append(f"{where}: no rules and no approved_patches for {os_name}")
+        problems.extend(_ubuntu_non_security_problems(where, env))
         for os_name, rules in env.rules.items():
             if os_name not in self.operating_systems:
                 problems.append(
