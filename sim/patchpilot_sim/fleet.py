@@ -86,7 +86,7 @@ class SimulatedInstance:
     last_operation: PatchOperation | None = None  # the last Scan/Install that reported compliance
     last_no_reboot_install: datetime | None = None
     updateinfo: bool = True  # False: its repositories publish no updateinfo.xml (no classification, no severity)
-    reports_installed_time: bool = True  # False: DescribeInstancePatches rows carry no InstalledTime
+    reports_installed_time: bool = True  # False: DescribeInstancePatches gives every row the epoch as InstalledTime
 
     @property
     def reachable(self) -> bool:
@@ -669,11 +669,11 @@ class SsmAgentSimulator:
                 "Classification": patch.classification,
                 "Severity": patch.severity,
                 "State": state,
+                "InstalledTime": (
+                    record.installed_time if state in INSTALLED_STATES and instance.reports_installed_time else None
+                )
+                or pm.NOT_INSTALLED_TIME,  # the field is required; an OS that does not report it gives the epoch
             }
-            if instance.reports_installed_time:  # not every OS reports it (DescribeInstancePatches: optional)
-                row["InstalledTime"] = (
-                    record.installed_time if state in INSTALLED_STATES else None
-                ) or pm.NOT_INSTALLED_TIME
             if patch.cve_ids:
                 row["CVEIds"] = ",".join(patch.cve_ids)
             rows.append(row)

@@ -64,6 +64,7 @@ def test_ssm_inventory_pages_through_patches_and_keeps_this_runs_rows() -> None:
             "Patches": [
                 _row("Security update", "Failed", datetime(1970, 1, 1, tzinfo=UTC), kb="KB5031234"),
                 _row("kernel.x86_64", "INSTALLED_PENDING_REBOOT", datetime(2026, 12, 8, 18, 0, tzinfo=UTC)),
+                _row("libc6.amd64:2.35", "Installed", datetime(1970, 1, 1, tzinfo=UTC), kb="libc6.amd64"),
             ]
         },
         {"InstanceId": INSTANCE, "Filters": STATE_FILTER, "NextToken": "page-2"},
@@ -75,7 +76,9 @@ def test_ssm_inventory_pages_through_patches_and_keeps_this_runs_rows() -> None:
         ("bad-lib.x86_64", PatchState.INSTALLED),
         ("KB5031234", PatchState.FAILED),
         ("kernel.x86_64", PatchState.INSTALLED_PENDING_REBOOT),
+        ("libc6.amd64", PatchState.INSTALLED),
     ]
+    assert [r.installed_time for r in rows[1:2] + rows[3:]] == [None, None]  # the epoch means untimed
     assert {r.instance_id for r in rows} == {INSTANCE}
 
 

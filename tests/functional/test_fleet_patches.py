@@ -552,4 +552,4 @@ def test_scan_rows_carry_no_installed_time_on_an_os_that_does_not_report_it(flee
     fleet.run(["i-0000000000000000a"], Operation="Install")
     rows = fleet.sim.handle("DescribeInstancePatches", {"InstanceId": "i-0000000000000000a"})["Patches"]
     assert rows
-    assert all("InstalledTime" not in row for row in rows)
+    assert {row["InstalledTime"] for row in rows} == {pm.NOT_INSTALLED_TIME}

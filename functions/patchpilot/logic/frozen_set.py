@@ -8,8 +8,14 @@ from patchpilot.models.rollout import RecordStageRequest, StageOutcome
 
 
 def _installed_in_run(patch: InstancePatch, since: datetime) -> bool:
-    installed = patch.state in (PatchState.INSTALLED, PatchState.INSTALLED_PENDING_REBOOT)
-    return installed and patch.installed_time is not None and patch.installed_time >= since
+    """Installed since the run started; on an OS that reports no InstalledTime, every approved installed patch.
+
+    Without InstalledTime this run's installs cannot be told from earlier ones: the set then holds everything the
+    verified instance runs with (installing a patch production already has is a no-op), never nothing.
+    """
+    if patch.state not in (PatchState.INSTALLED, PatchState.INSTALLED_PENDING_REBOOT):
+        return False
+    return patch.installed_time is None or patch.installed_time >= since
 
 
 def record_stage_passed(
@@ -18,7 +24,8 @@ def record_stage_passed(
     """Record a stage that passed; after a test stage, freeze the patches it installed and verified.
 
     The frozen set is the union of the patches that the stage's successfully patched instances report as
-    installed since the run started, minus every patch the run excluded. Each test stage replaces the set of
+    installed since the run started (on an OS that reports no InstalledTime: every approved patch they have
+    installed), minus every patch the run excluded. Each test stage replaces the set of
     the one before it, so production installs exactly what the last test stage ran with (production stages
     then keep only what their own baseline rules allow, see ``PatchSetStore.install_list_for``).
 
