@@ -2,7 +2,7 @@
 
 from patchpilot.integrations.ports import AlarmMonitor, CommandDirectory, InstallTracker, PatchComplianceReader
 from patchpilot.logic.platforms import operating_system_of
-from patchpilot.logic.silent_patching import silent_patching_reasons
+from patchpilot.logic.silent_patching import APPROVES_NOTHING, silent_patching_reasons
 from patchpilot.models.rollout import MAX_SAMPLE, InstanceRef, StageVerdict, VerifyStageRequest
 
 
@@ -55,8 +55,8 @@ def verify_stage_health(
     never reported on it, when SSM no longer reaches it (ping status not Online), or, after a patch step, when its
     post-patch scan reports a failed patch, or when its patching silently did nothing (its OS's baseline approves
     nothing, or its install left approved patches missing: see ``silent_patching_reasons``). The stage is healthy
-    when unhealthy instances stay within the stage's error budget (``max_errors``) and none of the stage's
-    CloudWatch alarms is in ALARM.
+    when unhealthy instances stay within the stage's error budget (``max_errors``), no OS approves nothing (a
+    configuration fault no budget covers) and none of the stage's CloudWatch alarms is in ALARM.
 
     Parameters
     ----------
@@ -89,7 +89,8 @@ def verify_stage_health(
             for instance_id, info in instances.items()
         }
         installed = [i for i in instances if not any(why.startswith("install_") for why in reasons[i])]
-        for instance_id, why in silent_patching_reasons(systems, summaries, stage.role, installed).items():
+        follows_baseline = stage.role != "production" and request.run.mode != "emergency"
+        for instance_id, why in silent_patching_reasons(systems, summaries, follows_baseline, installed).items():
             reasons[instance_id].extend(why)
     in_alarm = alarms.alarms_in_alarm(stage.alarm_name_prefix) if stage.alarm_name_prefix else []
     unhealthy = sorted(instance_id for instance_id, why in reasons.items() if why)
@@ -105,7 +106,8 @@ def verify_stage_health(
         return InstanceRef(instance_id=instance_id, platform=platform, reasons=reasons[instance_id])
 
     healthy_ids = [instance_id for instance_id in sorted(instances) if not reasons[instance_id]]
-    healthy = len(unhealthy) <= budget and not in_alarm
+    # An OS whose baseline approves nothing is a configuration fault of the whole OS: no error budget covers it.
+    healthy = len(unhealthy) <= budget and not in_alarm and APPROVES_NOTHING not in counts
     # Samples feed the exclusion step only: a healthy verdict keeps the same size for any fleet.
     sampled_unhealthy = [] if healthy else unhealthy[:MAX_SAMPLE]
     sampled_healthy = [] if healthy else healthy_ids[:MAX_SAMPLE]

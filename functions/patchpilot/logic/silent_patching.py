@@ -14,7 +14,6 @@ Failed; an OS whose instances report none of those approves nothing.
 from collections.abc import Iterable, Mapping
 
 from patchpilot.models.patches import InstancePatchSummary
-from patchpilot.models.rollout import StageRole
 
 APPROVES_NOTHING = "approves_nothing"
 APPROVED_MISSING = "approved_patches_missing"
@@ -34,7 +33,7 @@ def approved_count(summary: InstancePatchSummary) -> int:
 def silent_patching_reasons(
     operating_systems: Mapping[str, str],
     summaries: Iterable[InstancePatchSummary],
-    role: StageRole,
+    install_follows_baseline: bool,
     install_succeeded: Iterable[str],
 ) -> dict[str, list[str]]:
     """Per instance, the reasons its patching silently did nothing (after a patch step's post-patch scan).
@@ -45,9 +44,10 @@ def silent_patching_reasons(
         The stage's instances and their Patch Manager operating systems.
     summaries : Iterable[InstancePatchSummary]
         The post-patch scan's counts per instance.
-    role : StageRole
-        The stage's role. A production stage installs its InstallOverrideList (the frozen set), so patches its
-        baseline approves beyond that list stay Missing by design: only the approves-nothing check applies there.
+    install_follows_baseline : bool
+        Whether the install installed what the baseline approves. A production stage installs its
+        InstallOverrideList (the frozen set) and an emergency run its BaselineOverride, so patches the baseline
+        approves beyond those lists stay Missing by design: only the approves-nothing check applies there.
     install_succeeded : Iterable[str]
         Instances whose install ended Success.
 
@@ -55,7 +55,7 @@ def silent_patching_reasons(
     -------
     dict[str, list[str]]
         ``approves_nothing`` for every instance of an OS none of whose scanned instances has an approved patch;
-        ``approved_patches_missing`` (test and other non-production stages) for an instance whose successful install
+        ``approved_patches_missing`` (installs that follow the baseline) for an instance whose successful install
         left approved patches Missing.
     """
     scanned = {summary.instance_id: summary for summary in summaries if summary.instance_id in operating_systems}
@@ -67,7 +67,7 @@ def silent_patching_reasons(
         if all(approved_count(row) == 0 for row in rows):
             for row in rows:
                 reasons.setdefault(row.instance_id, []).append(APPROVES_NOTHING)
-    if role != "production":
+    if install_follows_baseline:
         for instance_id in install_succeeded:
             found = scanned.get(instance_id)
             if found is not None and found.missing > 0 and APPROVES_NOTHING not in reasons.get(instance_id, []):
