@@ -54,6 +54,8 @@ PLATFORMS: dict[str, tuple[str, str, str]] = {
     "UBUNTU": ("Linux", "Ubuntu", "22.04"),
     "REDHAT_ENTERPRISE_LINUX": ("Linux", "Red Hat Enterprise Linux", "9.4"),
     "CENTOS": ("Linux", "CentOS Stream", "9"),
+    "ROCKY_LINUX": ("Linux", "Rocky Linux", "9.4"),
+    "ALMA_LINUX": ("Linux", "AlmaLinux", "9.4"),
 }
 
 

@@ -346,6 +346,12 @@ CATALOG: dict[str, tuple[CatalogPatch, ...]] = {
 }
 
 
+# Rocky Linux and AlmaLinux rebuild RHEL 9: the same packages, the same el9 versions (Patch Manager: ROCKY_LINUX,
+# ALMA_LINUX, the usual successors of end-of-life CentOS 7).
+CATALOG["ROCKY_LINUX"] = CATALOG["REDHAT_ENTERPRISE_LINUX"]
+CATALOG["ALMA_LINUX"] = CATALOG["REDHAT_ENTERPRISE_LINUX"]
+
+
 def catalog_for(platform: str) -> tuple[CatalogPatch, ...]:
     """The patches of the month for one PatchPilot OS name (a key of fleet.PLATFORMS)."""
     try:

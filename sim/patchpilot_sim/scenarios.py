@@ -156,7 +156,14 @@ def _break_patch(fleet: list[SimulatedInstance], stage_group: str, rng: random.R
     ]
 
 
-YUM_PLATFORMS = ("AMAZON_LINUX_2023", "AMAZON_LINUX_2", "REDHAT_ENTERPRISE_LINUX", "CENTOS")
+YUM_PLATFORMS = (
+    "AMAZON_LINUX_2023",
+    "AMAZON_LINUX_2",
+    "REDHAT_ENTERPRISE_LINUX",
+    "CENTOS",
+    "ROCKY_LINUX",
+    "ALMA_LINUX",
+)
 SILENT_PLATFORM = "REDHAT_ENTERPRISE_LINUX"
 
 

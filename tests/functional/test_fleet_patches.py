@@ -553,3 +553,19 @@ def test_scan_rows_carry_no_installed_time_on_an_os_that_does_not_report_it(flee
     rows = fleet.sim.handle("DescribeInstancePatches", {"InstanceId": "i-0000000000000000a"})["Patches"]
     assert rows
     assert {row["InstalledTime"] for row in rows} == {pm.NOT_INSTALLED_TIME}
+
+
+@pytest.mark.parametrize("platform", ["ROCKY_LINUX", "ALMA_LINUX"])
+def test_fleet_rocky_and_alma_instances_patch_and_reject_like_rhel(fleet: Fleet, platform: str) -> None:
+    instance = fleet.add("i-0000000000000000a", platform=platform)
+    info = fleet.sim.handle("DescribeInstanceInformation", {})["InstanceInformationList"][0]
+    assert (info["PlatformType"], info["PlatformName"]) == (
+        "Linux",
+        "Rocky Linux" if platform == "ROCKY_LINUX" else "AlmaLinux",
+    )
+    assert pm.rejected_ids(platform, ["sudo-1.9.5p2-10.el9_4.1.x86_64"], instance.patches) == {"sudo.x86_64"}
+    fleet.sim.rejected_patches = lambda i: pm.rejected_ids(i.platform, ["sudo-1.9.5p2-10.el9_4.1.x86_64"], i.patches)
+    fleet.run(["i-0000000000000000a"], Operation="Install")
+    installed = fleet.sim.installed_patches("i-0000000000000000a")
+    assert "sudo.x86_64" not in installed
+    assert "glibc.x86_64" in installed

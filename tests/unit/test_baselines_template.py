@@ -42,7 +42,7 @@ def test_baselines_template_is_in_sync_with_the_policy() -> None:
 
 
 def test_baselines_one_per_environment_and_os() -> None:
-    assert len(BASELINES) == len(POLICY.environments) * len(POLICY.operating_systems) == 30
+    assert len(BASELINES) == len(POLICY.environments) * len(POLICY.operating_systems) == 40
     assert {props["Properties"]["OperatingSystem"] for props in BASELINES.values()} == set(POLICY.operating_systems)
 
 

@@ -66,9 +66,11 @@ def test_policy_unknown_os_lists_allowed_operating_systems() -> None:
     raw = _raw()
     raw["operating_systems"].append("SOLARIS")
     message = _error(raw)
-    assert "operating_systems.6" in message
+    assert "operating_systems.8" in message
     assert "'WINDOWS'" in message
     assert "'CENTOS'" in message
+    assert "'ROCKY_LINUX'" in message
+    assert "'ALMA_LINUX'" in message
 
 
 def test_policy_unknown_os_in_rules_is_rejected() -> None:

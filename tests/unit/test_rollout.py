@@ -315,6 +315,8 @@ def test_start_rollout_emergency_names_follow_the_request() -> None:
         (("Linux", "Ubuntu", "22.04"), "UBUNTU"),
         (("Linux", "Red Hat Enterprise Linux", "9.4"), "REDHAT_ENTERPRISE_LINUX"),
         (("Linux", "CentOS Stream", "9"), "CENTOS"),
+        (("Linux", "Rocky Linux", "9.4"), "ROCKY_LINUX"),
+        (("Linux", "AlmaLinux", "9.4"), "ALMA_LINUX"),
         (("MacOS", "macOS", "14"), "UNKNOWN"),
     ],
 )

@@ -24,6 +24,8 @@ OperatingSystem = Literal[
     "UBUNTU",
     "REDHAT_ENTERPRISE_LINUX",
     "CENTOS",
+    "ROCKY_LINUX",
+    "ALMA_LINUX",
 ]
 EnvironmentName = Literal["dev", "test", "staging", "prod", "emergency"]
 ComplianceLevel = Literal["CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", "UNSPECIFIED"]
@@ -48,6 +50,8 @@ CLASSIFICATIONS: dict[str, tuple[str, ...]] = {
     "AMAZON_LINUX_2023": _RPM_CLASSIFICATIONS,
     "REDHAT_ENTERPRISE_LINUX": _RPM_CLASSIFICATIONS,
     "CENTOS": _RPM_CLASSIFICATIONS,
+    "ROCKY_LINUX": _RPM_CLASSIFICATIONS,
+    "ALMA_LINUX": _RPM_CLASSIFICATIONS,
     "UBUNTU": (),
 }
 """CLASSIFICATION filter values per OS (Ubuntu has no classification: use priorities/sections)."""
@@ -59,6 +63,8 @@ SEVERITIES: dict[str, tuple[str, ...]] = {
     # Red Hat rates advisories Critical/Important/Moderate/Low; the PatchFilter reference also lists Medium.
     "REDHAT_ENTERPRISE_LINUX": ("Critical", "Important", "Moderate", "Medium", "Low"),
     "CENTOS": ("Critical", "Important", "Moderate", "Medium", "Low"),
+    "ROCKY_LINUX": ("Critical", "Important", "Moderate", "Medium", "Low"),
+    "ALMA_LINUX": ("Critical", "Important", "Moderate", "Medium", "Low"),
     "UBUNTU": (),
 }
 """Severity filter values per OS (MSRC_SEVERITY on Windows, SEVERITY on Linux, none on Ubuntu)."""
@@ -72,6 +78,8 @@ KERNEL_PACKAGES: dict[str, tuple[str, ...]] = {
     "AMAZON_LINUX_2023": ("kernel*",),
     "REDHAT_ENTERPRISE_LINUX": ("kernel*",),
     "CENTOS": ("kernel*",),
+    "ROCKY_LINUX": ("kernel*",),
+    "ALMA_LINUX": ("kernel*",),
     # APT lists take bare package names, no wildcard, no version or architecture.
     "UBUNTU": ("linux-aws", "linux-image-aws", "linux-headers-aws", "linux-modules-extra-aws"),
 }
