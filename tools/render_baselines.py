@@ -1,5 +1,8 @@
 """Render policy/patch-policy.yaml into template.yaml (only between the generated-block markers).
 
+The committed exclusion ledger (policy/exclusions.yaml, written by `patchpilot exclusions export`) is part of the
+input: its entries join the baselines' RejectedPatches, so run-time exclusions survive the next deploy.
+
 Usage: ``.venv/bin/python tools/render_baselines.py [--check]`` or ``make baselines``.
 ``--check`` changes nothing and exits 1 when the template is out of sync with the policy.
 """
@@ -29,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 "template.yaml is in sync with the policy"
                 if in_sync
-                else "template.yaml is OUT OF SYNC: make baselines"
+                else "template.yaml is OUT OF SYNC with the policy or the exclusion ledger: make baselines"
             )
             return 0 if in_sync else 1
         changed = write_template(policy)

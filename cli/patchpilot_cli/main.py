@@ -389,6 +389,44 @@ def exclusions_remove(
         )
 
 
+@exclusions_app.command("export")
+def exclusions_export(
+    output: Annotated[Path, typer.Option(help="the ledger file to update (commit it with template.yaml)")] = Path(
+        "policy/exclusions.yaml"
+    ),
+    stack_name: StackName = None,
+    region: Region = None,
+) -> None:
+    """Write every active exclusion into the committed ledger, so that the next deploy keeps it (then: make baselines).
+
+    Run-time rejections are drift on CloudFormation-owned baselines: a stack update that touches a baseline resets
+    its RejectedPatches to the template's. The ledger is rendered into the template by `make baselines`.
+    """
+    from patchpilot_cli.exclusion_ledger import LedgerError, dump_ledger, load_ledger, merge_ledger
+    from patchpilot_cli.policy_render import PolicyError, load_policy
+
+    try:
+        policy = load_policy(ledger_path=None)
+        existing = load_ledger(output)
+    except (PolicyError, LedgerError) as error:
+        fail(str(error))
+    active, removed = operator.all_exclusions(_stack(stack_name, region))
+    ledger = merge_ledger(existing, active, removed, policy)
+    output.write_text(dump_ledger(ledger))
+    added = len({e.key for e in ledger.exclusions} - {e.key for e in existing.exclusions})
+    dropped = len({e.key for e in existing.exclusions} - {e.key for e in ledger.exclusions})
+    typer.echo(
+        f"{output}: {len(ledger.exclusions)} exclusion(s), {added} added, {dropped} removed; "
+        "now run `make baselines` and commit both files"
+    )
+    for entry in ledger.exclusions:
+        if entry.blocks_every_version:
+            typer.echo(
+                f"  note: {entry.reject} ({entry.operating_system}) blocks every version of the package: "
+                "remove the exclusion once a fixed version ships"
+            )
+
+
 app.command("doctor")(doctor)
 
 

@@ -245,7 +245,11 @@ def remove_exclusion(outputs: StackOutputs, row: LedgerRow, removed_by: str) -> 
     the evidence is kept next to who removed it and when. Returns the baselines that changed.
     """
     ssm = outputs.client("ssm")
-    changed = [baseline for baseline in row.record.baseline_ids if _unreject(ssm, baseline, row.record.patch_id)]
+    changed = [
+        baseline
+        for baseline in row.record.baseline_ids
+        if [entry for entry in row.record.rejection_entries if _unreject(ssm, baseline, entry)]
+    ]
     pk = {"S": run_key(row.record.run_id)}
     removed_key = REMOVED_PREFIX + row.sort_key.removeprefix(EXCLUSION_PREFIX)
     outputs.client("dynamodb").transact_write_items(
@@ -274,3 +278,21 @@ def remove_exclusion(outputs: StackOutputs, row: LedgerRow, removed_by: str) -> 
         ]
     )
     return changed
+
+
+def all_exclusions(outputs: StackOutputs) -> tuple[list[ExclusionRecord], list[ExclusionRecord]]:
+    """Every run's exclusions in the runs table: (active, removed by an operator). One Scan, every page."""
+    paginator = outputs.client("dynamodb").get_paginator("scan")
+    pages = paginator.paginate(
+        TableName=outputs.runs_table,
+        FilterExpression="begins_with(sk, :active) OR begins_with(sk, :removed)",
+        ExpressionAttributeValues={":active": {"S": EXCLUSION_PREFIX}, ":removed": {"S": REMOVED_PREFIX}},
+        ConsistentRead=True,
+    )
+    active: list[ExclusionRecord] = []
+    removed: list[ExclusionRecord] = []
+    for page in pages:
+        for item in page.get("Items", []):
+            record = ExclusionRecord.model_validate_json(str(item["record"]["S"]))
+            (removed if str(item["sk"]["S"]).startswith(REMOVED_PREFIX) else active).append(record)
+    return active, removed

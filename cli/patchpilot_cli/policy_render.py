@@ -23,6 +23,7 @@ from patchpilot.models.policy import (
     PatchPolicy,
 )
 from patchpilot.models.rollout import StageCatalog, StageDefinition
+from patchpilot_cli.exclusion_ledger import EXCLUSIONS_PATH, LedgerError, apply_ledger, load_ledger
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 POLICY_PATH = REPO_ROOT / "policy" / "patch-policy.yaml"
@@ -76,16 +77,26 @@ def sub(text: str) -> Intrinsic:
     return Intrinsic("Sub", text)
 
 
-def load_policy(path: Path = POLICY_PATH) -> PatchPolicy:
-    """Read and validate the policy file (a PolicyError names every invalid field and its allowed values)."""
+def load_policy(path: Path = POLICY_PATH, ledger_path: Path | None = EXCLUSIONS_PATH) -> PatchPolicy:
+    """Read and validate the policy file (a PolicyError names every invalid field and its allowed values).
+
+    With a ledger (policy/exclusions.yaml, see exclusion_ledger.py), its exclusions join the environments'
+    rejected_patches, so the rendered baselines keep them across deploys.
+    """
     try:
         raw = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as error:
         raise PolicyError(f"cannot read {path}: {error}") from error
     try:
-        return PatchPolicy.model_validate(raw)
+        policy = PatchPolicy.model_validate(raw)
     except ValueError as error:
         raise PolicyError(f"{path} is not a valid patch policy:\n{error}") from error
+    if ledger_path is None:
+        return policy
+    try:
+        return apply_ledger(policy, load_ledger(ledger_path))
+    except LedgerError as error:
+        raise PolicyError(str(error)) from error
 
 
 def camel(name: str) -> str:
@@ -121,7 +132,7 @@ def _patch_rule(os_name: str, rule: ApprovalRule, approve_after_days: int) -> di
     if os_name not in APPROVE_AFTER_DAYS_UNSUPPORTED:
         patch_rule["ApproveAfterDays"] = approve_after_days
     patch_rule["ComplianceLevel"] = rule.compliance_level
-    if os_name not in ("WINDOWS", "UBUNTU"):
+    if os_name != "WINDOWS":  # Linux only; on Ubuntu it lifts the implicit `*-security`-pocket-only rule
         patch_rule["EnableNonSecurity"] = rule.enable_non_security
     return patch_rule
 

@@ -120,14 +120,42 @@ class PatchBaselineStandIn:
         # (patch group, operating system) -> baseline id; one baseline per group per OS, as in Patch Manager.
         self.registrations: dict[tuple[str, str], str] = {}
         self.update_calls: list[dict[str, Any]] = []
+        self.stack_name = stack_name
+        self._deployed: dict[str, dict[str, Any]] = {}  # baseline id -> the template properties last deployed
         template = template or SamTemplate()
         for resource in template.of_type("AWS::SSM::PatchBaseline").values():
             self._add(resource.get("Properties", {}), stack_name)
+
+    def apply_stack_update(self, template: SamTemplate) -> list[str]:
+        """Deploy a new template version the way CloudFormation updates AWS::SSM::PatchBaseline resources.
+
+        A baseline whose template properties changed is updated to exactly the template's properties: whatever was
+        changed outside CloudFormation (an UpdatePatchBaseline at run time: drift) is overwritten, RejectedPatches
+        included. A baseline whose properties did not change is not touched (its drift stays). New baselines are
+        created. Returns the names of the baselines the update reset.
+        """
+        reset = []
+        with self._lock:
+            for resource in template.of_type("AWS::SSM::PatchBaseline").values():
+                props = resource.get("Properties", {})
+                baseline_id = baseline_id_for(_resolve_name(props["Name"], self.stack_name))
+                if baseline_id not in self.baselines:
+                    self._add(props, self.stack_name)
+                elif props != self._deployed[baseline_id]:
+                    created = self.baselines[baseline_id]["CreatedDate"]
+                    for key, registered in list(self.registrations.items()):
+                        if registered == baseline_id:
+                            del self.registrations[key]
+                    self._add(props, self.stack_name)
+                    self.baselines[baseline_id]["CreatedDate"] = created
+                    reset.append(self.baselines[baseline_id]["Name"])
+        return reset
 
     def _add(self, props: dict[str, Any], stack_name: str) -> None:
         name = _resolve_name(props["Name"], stack_name)
         baseline_id = baseline_id_for(name)
         created = self._now()
+        self._deployed[baseline_id] = copy.deepcopy(props)
         self.baselines[baseline_id] = {
             "BaselineId": baseline_id,
             "Name": name,

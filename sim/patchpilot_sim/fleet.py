@@ -54,6 +54,8 @@ PLATFORMS: dict[str, tuple[str, str, str]] = {
     "UBUNTU": ("Linux", "Ubuntu", "22.04"),
     "REDHAT_ENTERPRISE_LINUX": ("Linux", "Red Hat Enterprise Linux", "9.4"),
     "CENTOS": ("Linux", "CentOS Stream", "9"),
+    "ROCKY_LINUX": ("Linux", "Rocky Linux", "9.4"),
+    "ALMA_LINUX": ("Linux", "AlmaLinux", "9.4"),
 }
 
 
@@ -85,6 +87,8 @@ class SimulatedInstance:
     flaky_outcome: str = "Failed"
     last_operation: PatchOperation | None = None  # the last Scan/Install that reported compliance
     last_no_reboot_install: datetime | None = None
+    updateinfo: bool = True  # False: its repositories publish no updateinfo.xml (no classification, no severity)
+    reports_installed_time: bool = True  # False: DescribeInstancePatches gives every row the epoch as InstalledTime
 
     @property
     def reachable(self) -> bool:
@@ -106,6 +110,7 @@ class PatchOperation:
     reboot_option: str
     rejected: frozenset[str]
     install_override_list: str | None = None
+    unapproved: frozenset[str] = frozenset()
     snapshot_id: str | None = None
 
 
@@ -117,6 +122,7 @@ class Invocation:
     ended: datetime | None = None
     plan: pm.InstallPlan | None = None  # an Install's patches, decided when it starts
     rejected: frozenset[str] = frozenset()  # the rejections the invocation ran under
+    unapproved: frozenset[str] = frozenset()  # what the baseline's rules did not approve when it ran
 
 
 @dataclass
@@ -186,6 +192,10 @@ def healthy_outcome(_: Command, instance: SimulatedInstance) -> str:
     return "Success" if instance.healthy else "Failed"
 
 
+def everything_approved(_: SimulatedInstance) -> set[str]:
+    return set()
+
+
 def stable_baseline_id(instance: SimulatedInstance) -> str:
     """A stable, well-formed baseline id per patch group and OS (`pb-` + 17 hex digits)."""
     digest = hashlib.sha256(f"{_patch_group(instance)}/{instance.platform}".encode()).hexdigest()
@@ -234,6 +244,7 @@ class SsmAgentSimulator:
         # Wiring points: the patches the baseline rejects for an instance (ids as DescribeInstancePatches' KBId),
         # how an InstallOverrideList URL is read, and the baseline id reported per instance.
         self.rejected_patches: Callable[[SimulatedInstance], set[str]] = no_rejections
+        self.unapproved_patches: Callable[[SimulatedInstance], set[str]] = everything_approved
         self.fetch_object: Callable[[str], str] = fetch_object or s3_object_reader(region)
         self.baseline_id: Callable[[SimulatedInstance], str] = stable_baseline_id
         self.health_outcome: Callable[[Command, SimulatedInstance], str] = healthy_outcome
@@ -253,7 +264,10 @@ class SsmAgentSimulator:
             if instance.last_operation is None:  # the daily scan before the cycle (the clock may restart later)
                 scanned = self.clock.start - timedelta(hours=6)
                 rejected = frozenset(self.rejected_patches(instance))
-                instance.last_operation = PatchOperation("Scan", scanned, scanned, "RebootIfNeeded", rejected)
+                unapproved = frozenset(self.unapproved_patches(instance))
+                instance.last_operation = PatchOperation(
+                    "Scan", scanned, scanned, "RebootIfNeeded", rejected, unapproved=unapproved
+                )
             self.instances[instance.instance_id] = instance
 
     def installed_patches(self, instance_id: str) -> set[str]:
@@ -429,6 +443,7 @@ class SsmAgentSimulator:
         else:
             minutes, outcome = SCAN_MINUTES, "Success"
             invocation.rejected = frozenset(self.rejected_patches(instance))
+            invocation.unapproved = frozenset(self.unapproved_patches(instance))
         minutes *= self._rng.uniform(0.8, 1.25)
         self.scheduler.after(minutes * 60, lambda: self._complete(command.command_id, instance_id, outcome))
 
@@ -444,11 +459,13 @@ class SsmAgentSimulator:
         if outcome not in ("Success", "Failed"):
             return outcome  # timed out / cancelled by the agent: nothing reported
         invocation.rejected = frozenset(self.rejected_patches(instance))
+        invocation.unapproved = frozenset(self.unapproved_patches(instance))
         invocation.plan = pm.plan_install(
             instance.patches,
             set(invocation.rejected),
             self._override_for(command, instance),
             fail_all=outcome == "Failed",
+            unapproved=invocation.unapproved,
         )
         return "Failed" if invocation.plan.failed or outcome == "Failed" else "Success"
 
@@ -483,6 +500,7 @@ class SsmAgentSimulator:
             ended=now,
             reboot_option=reboot_option,
             rejected=invocation.rejected,
+            unapproved=invocation.unapproved,
             install_override_list=override_url,
             snapshot_id=snapshot_id if len(snapshot_id) == 36 else None,
         )
@@ -644,10 +662,12 @@ class SsmAgentSimulator:
 
     # -- patch compliance ----------------------------------------------------------------------------------------
     def _patch_rows(self, instance: SimulatedInstance) -> list[dict[str, Any]]:
-        rejected = instance.last_operation.rejected if instance.last_operation else frozenset()
+        operation = instance.last_operation
+        rejected = operation.rejected if operation else frozenset()
+        unapproved = operation.unapproved if operation else frozenset()
         rows = []
         for record in instance.patches.values():
-            state = pm.reported_state(record, rejected)
+            state = pm.reported_state(record, rejected, unapproved)
             if state is None:
                 continue
             patch = record.patch
@@ -657,8 +677,10 @@ class SsmAgentSimulator:
                 "Classification": patch.classification,
                 "Severity": patch.severity,
                 "State": state,
-                "InstalledTime": (record.installed_time if state in INSTALLED_STATES else None)
-                or pm.NOT_INSTALLED_TIME,
+                "InstalledTime": (
+                    record.installed_time if state in INSTALLED_STATES and instance.reports_installed_time else None
+                )
+                or pm.NOT_INSTALLED_TIME,  # the field is required; an OS that does not report it gives the epoch
             }
             if patch.cve_ids:
                 row["CVEIds"] = ",".join(patch.cve_ids)
@@ -685,7 +707,7 @@ class SsmAgentSimulator:
         operation = instance.last_operation
         if operation is None:
             return None
-        counts = pm.count_states(instance.patches, operation.rejected)
+        counts = pm.count_states(instance.patches, operation.rejected, operation.unapproved)
         row: dict[str, Any] = {
             "InstanceId": instance.instance_id,
             "PatchGroup": _patch_group(instance),

@@ -13,8 +13,9 @@ import fnmatch
 import random
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
+from typing import Any
 from urllib.parse import urlparse
 
 import yaml
@@ -77,12 +78,52 @@ class CatalogPatch:
         return fnmatch.fnmatchcase(self.title, entry.title) or fnmatch.fnmatchcase(self.version, entry.title)
 
     def matches_name(self, pattern: str) -> bool:
-        """Whether an approved/rejected-patch list entry names this patch (KB id, `name`, `name.arch`, CVE, glob)."""
+        """Whether an ApprovedPatches entry (a BaselineOverride's) names this patch: KB id, CVE, name or full name."""
         if pattern in self.cve_ids:
             return True
-        release = self.version.split(":", 1)[-1]  # version-release without the epoch
-        candidates = (self.patch_id, self.package_name, self.title, f"{self.package_name}-{release}")
-        return any(fnmatch.fnmatchcase(candidate, pattern) for candidate in candidates)
+        return any(fnmatch.fnmatchcase(candidate, pattern) for candidate in self.package_names())
+
+    def package_names(self) -> tuple[str, ...]:
+        """The names a patch list entry can match: the id, the package name, and on YUM/DNF the full package name.
+
+        Full package names are `name-version-release.arch` (and yum's `name-epoch:version-release.arch`); a bare
+        `name` or `name.arch` names every version of the package.
+        """
+        if self.patch_id.startswith("KB") or self.package_name == self.patch_id:
+            return (self.patch_id,)
+        arch = self.patch_id.rpartition(".")[2]
+        epoch, colon, version_release = self.version.partition(":")
+        if not colon:  # APT titles carry no epoch; APT lists take the bare package name only
+            return (self.patch_id, self.package_name)
+        return (
+            self.patch_id,
+            self.package_name,
+            f"{self.package_name}-{version_release}.{arch}",
+            f"{self.package_name}-{epoch}:{version_release}.{arch}",
+        )
+
+    def rejected_by(self, pattern: str, operating_system: str) -> bool:
+        """Whether a RejectedPatches entry rejects this version of the patch, in the formats AWS documents.
+
+        SSM user guide, "About package name formats for approved and rejected patch lists": Windows takes KB ids;
+        YUM/DNF systems (Amazon Linux, RHEL, CentOS, Oracle, Rocky, Alma) full package names
+        (`name-version-release.arch`) or names with a wildcard, so `glibc-2.34-117.amzn2023.0.1.x86_64` rejects that
+        version only while `glibc.x86_64` (or `glibc*`) rejects every version; APT systems (Ubuntu, Debian) take the
+        bare package name only, without architecture or version, which covers every version. CVE ids are not
+        accepted in rejected lists.
+        """
+        if self.patch_id.startswith("KB"):
+            return fnmatch.fnmatchcase(self.patch_id, pattern)
+        if operating_system in APT_OPERATING_SYSTEMS:
+            return fnmatch.fnmatchcase(self.package_name, pattern)
+        return any(fnmatch.fnmatchcase(candidate, pattern) for candidate in self.package_names())
+
+    def fixed_as(self, version: str, released: date) -> CatalogPatch:
+        """The same package in a later, fixed version (next month's catalog): same id, a new title/version."""
+        return replace(self, title=f"{self.patch_id}:{version}", released=released)
+
+
+APT_OPERATING_SYSTEMS = frozenset({"UBUNTU", "DEBIAN", "RASPBIAN"})
 
 
 def _released(day: int, month: int = 12) -> date:
@@ -305,6 +346,12 @@ CATALOG: dict[str, tuple[CatalogPatch, ...]] = {
 }
 
 
+# Rocky Linux and AlmaLinux rebuild RHEL 9: the same packages, the same el9 versions (Patch Manager: ROCKY_LINUX,
+# ALMA_LINUX, the usual successors of end-of-life CentOS 7).
+CATALOG["ROCKY_LINUX"] = CATALOG["REDHAT_ENTERPRISE_LINUX"]
+CATALOG["ALMA_LINUX"] = CATALOG["REDHAT_ENTERPRISE_LINUX"]
+
+
 def catalog_for(platform: str) -> tuple[CatalogPatch, ...]:
     """The patches of the month for one PatchPilot OS name (a key of fleet.PLATFORMS)."""
     try:
@@ -418,14 +465,24 @@ def plan_install(
     rejected: set[str],
     override: list[OverrideEntry] | None = None,
     fail_all: bool = False,
+    unapproved: frozenset[str] = frozenset(),
 ) -> InstallPlan:
-    """Missing/Failed patches that are not rejected (and, with an override list, only those it selects)."""
+    """Missing/Failed patches the baseline does not reject or, with an override list, exactly those it selects.
+
+    An InstallOverrideList "overrides the patches specified by the current default patch baseline" (SSM user guide,
+    AWS-RunPatchBaseline parameters). Whether RejectedPatches with BLOCK still wins over the list is not documented,
+    so the simulated agent takes the pessimistic reading: it installs what the list names even when the baseline
+    rejects it. Whoever writes the list must leave excluded patches out.
+    """
     chosen = [
         record
         for patch_id, record in records.items()
         if record.state in INSTALLABLE
-        and patch_id not in rejected
-        and (override is None or any(record.patch.matches_override(entry) for entry in override))
+        and (
+            patch_id not in rejected and patch_id not in unapproved
+            if override is None
+            else any(record.patch.matches_override(entry) for entry in override)
+        )
     ]
     if fail_all:
         return InstallPlan(fail=tuple(r.patch.patch_id for r in chosen))
@@ -450,8 +507,14 @@ def apply_install(records: Mapping[str, InstancePatchRecord], plan: InstallPlan,
     return any(records[patch_id].breaks_health for patch_id in plan.install)
 
 
-def reported_state(record: InstancePatchRecord, rejected: Iterable[str]) -> str | None:
-    """The state Patch Manager reports for a record under a baseline's rejections (None: not reported at all)."""
+def reported_state(record: InstancePatchRecord, rejected: Iterable[str], unapproved: Iterable[str] = ()) -> str | None:
+    """The state Patch Manager reports for a record under a baseline's rejections and approvals (None: not reported).
+
+    A patch the baseline does not approve is reported only when it is on disk anyway (InstalledOther); one it rejects
+    is InstalledRejected on disk and not reported otherwise.
+    """
+    if record.patch.patch_id in unapproved and record.patch.patch_id not in rejected:
+        return INSTALLED_OTHER if record.state in ON_DISK else None
     if record.patch.patch_id not in rejected:
         return record.state
     if record.state in ON_DISK:
@@ -472,12 +535,14 @@ class PatchCounts:
 NON_COMPLIANT = frozenset({MISSING, FAILED, INSTALLED_PENDING_REBOOT, INSTALLED_REJECTED})
 
 
-def count_states(records: Mapping[str, InstancePatchRecord], rejected: Iterable[str]) -> PatchCounts:
+def count_states(
+    records: Mapping[str, InstancePatchRecord], rejected: Iterable[str], unapproved: Iterable[str] = ()
+) -> PatchCounts:
     """Count the reported states of an instance's records."""
-    rejected = set(rejected)
+    rejected, unapproved = set(rejected), set(unapproved)
     counts = PatchCounts()
     for record in records.values():
-        state = reported_state(record, rejected)
+        state = reported_state(record, rejected, unapproved)
         if state is None:
             continue
         counts.by_state[state] += 1
@@ -492,7 +557,71 @@ def count_states(records: Mapping[str, InstancePatchRecord], rejected: Iterable[
     return counts
 
 
-def rejected_ids(platform: str, rejected_names: Iterable[str]) -> set[str]:
-    """The catalog ids a baseline's RejectedPatches list names (for wiring SsmAgentSimulator.rejected_patches)."""
+def rejected_ids(
+    platform: str, rejected_names: Iterable[str], records: Mapping[str, InstancePatchRecord] | None = None
+) -> set[str]:
+    """The ids of the patches whose current version a baseline's RejectedPatches rejects (for the fleet's wiring).
+
+    With an instance's records, each record's own version is judged (next month's fixed version is not rejected by
+    an entry naming this month's); without, the month's catalog.
+    """
     names = list(rejected_names)
-    return {patch.patch_id for patch in catalog_for(platform) if any(patch.matches_name(n) for n in names)}
+    patches = [record.patch for record in records.values()] if records is not None else catalog_for(platform)
+    return {patch.patch_id for patch in patches if any(patch.rejected_by(name, platform) for name in names)}
+
+
+def release_fixed_version(
+    records: Mapping[str, InstancePatchRecord], patch_id: str, version: str, released: date
+) -> CatalogPatch | None:
+    """Next month: the package ships a fixed version; the instance now misses it (None if the patch is not there).
+
+    The broken version's behaviour (failing install, broken health) stays with that version: the fix installs
+    cleanly.
+    """
+    record = records.get(patch_id)
+    if record is None or record.state == NOT_APPLICABLE:
+        return None
+    record.patch = record.patch.fixed_as(version, released)
+    record.state, record.installed_time = MISSING, None
+    record.fails_install = record.breaks_health = False
+    return record.patch
+
+
+# -- approval: the documented cases where a baseline silently approves nothing ---------------------------------------
+YUM_WITHOUT_UPDATEINFO_APPROVES_NOTHING = frozenset({"REDHAT_ENTERPRISE_LINUX", "ROCKY_LINUX", "ALMA_LINUX"})
+
+
+def _enables_non_security(baseline: Mapping[str, Any]) -> bool:
+    rules = (baseline.get("ApprovalRules") or {}).get("PatchRules") or []
+    return any(bool(rule.get("EnableNonSecurity")) for rule in rules)
+
+
+def unapproved_ids(
+    platform: str, baseline: Mapping[str, Any], records: Mapping[str, InstancePatchRecord], updateinfo: bool = True
+) -> set[str]:
+    """The ids of the patches a baseline's approval rules do NOT approve on an instance, in the documented silent cases.
+
+    SSM user guide, "How security patches are selected" / "How patch baseline rules work on Linux-based systems":
+
+    - Ubuntu: unless a rule sets EnableNonSecurity, an implicit rule keeps only packages whose candidate version is in
+      the `*-security` pocket: non-security updates are never approved.
+    - Repositories without `updateinfo.xml` carry no classification or severity: on RHEL (and Rocky/Alma, which use
+      the same selection) no patch is applied; on Amazon Linux and CentOS patches are approved only when the
+      baseline permits non-security updates, so a Security-only baseline approves nothing.
+
+    Patches named in ApprovedPatches stay approved. Classification/severity filters and approval delays are not
+    modelled otherwise (every other catalog patch counts as approved).
+    """
+    explicit = list(baseline.get("ApprovedPatches") or [])
+    non_security = _enables_non_security(baseline)
+    unapproved = set()
+    for patch_id, record in records.items():
+        patch = record.patch
+        if any(patch.matches_name(name) for name in explicit):
+            continue
+        if not updateinfo and platform != "WINDOWS" and platform not in APT_OPERATING_SYSTEMS:
+            if platform in YUM_WITHOUT_UPDATEINFO_APPROVES_NOTHING or not non_security:
+                unapproved.add(patch_id)
+        elif platform in APT_OPERATING_SYSTEMS and not non_security and patch.classification != "Security":
+            unapproved.add(patch_id)
+    return unapproved

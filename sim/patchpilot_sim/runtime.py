@@ -26,7 +26,7 @@ from patchpilot_sim.clock import Scheduler, SimClock
 from patchpilot_sim.eventbus import EventRouter
 from patchpilot_sim.fleet import ACCOUNT_ID, SimulatedApiError, SimulatedInstance, SsmAgentSimulator
 from patchpilot_sim.lambdas import ENVIRONMENT_LOCK, InProcessLambda, ThreadRoutedStream
-from patchpilot_sim.patches import rejected_ids
+from patchpilot_sim.patches import rejected_ids, unapproved_ids
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2.type_defs import TagSpecificationTypeDef, TagTypeDef
@@ -115,6 +115,7 @@ class LocalRuntime:
             self.template, stack_name=STACK_NAME, region=self.region, now=self.clock.now
         )
         self.fleet.rejected_patches = self._rejected_patches
+        self.fleet.unapproved_patches = self._unapproved_patches
         self.fleet.baseline_id = self._baseline_id
         self.resources = self._create_resources()
         self.lambdas = InProcessLambda(
@@ -296,7 +297,12 @@ class LocalRuntime:
     def _rejected_patches(self, instance: SimulatedInstance) -> set[str]:
         """What the instance's baseline rejects (BLOCK), as catalog patch ids: the agent never installs those."""
         baseline = self.baselines.handle("GetPatchBaseline", {"BaselineId": self._baseline_id(instance)})
-        return rejected_ids(instance.platform, baseline.get("RejectedPatches", []))
+        return rejected_ids(instance.platform, baseline.get("RejectedPatches", []), instance.patches)
+
+    def _unapproved_patches(self, instance: SimulatedInstance) -> set[str]:
+        """What the instance's baseline rules do not approve (the documented silent cases, see patches.py)."""
+        baseline = self.baselines.handle("GetPatchBaseline", {"BaselineId": self._baseline_id(instance)})
+        return unapproved_ids(instance.platform, baseline, instance.patches, instance.updateinfo)
 
     def _ssm_stand_in(self, operation: str) -> SsmAgentSimulator | PatchBaselineStandIn | None:
         if operation in self.fleet.operations:

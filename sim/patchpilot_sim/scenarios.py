@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
+from datetime import date
 
 from patchpilot_sim.fleet import SimulatedInstance
-from patchpilot_sim.patches import MISSING, CatalogPatch, catalog_for, initial_patch_states
+from patchpilot_sim.patches import MISSING, CatalogPatch, catalog_for, initial_patch_states, release_fixed_version
 
 GROUP_SHARES = {"dev": 0.1, "staging": 0.15, "prod-1": 0.25, "prod-2": 0.25, "prod-3": 0.25}
 OS_MIX = ["AMAZON_LINUX_2023", "WINDOWS", "UBUNTU", "REDHAT_ENTERPRISE_LINUX", "AMAZON_LINUX_2"]
@@ -76,6 +78,21 @@ SCENARIOS: dict[str, Scenario] = {
             patch_ids=EMERGENCY_PATCHES,
         ),
         Scenario(
+            "next-month",
+            "a patch of a YUM/DNF OS fails in staging: its exact version is excluded (name-version-release.arch); "
+            "next month the fixed version ships and installs everywhere, while the bad version never reached prod",
+            "SUCCEEDED",
+            stage_group="staging",
+            must_enter=("Find Failing Patches",),
+        ),
+        Scenario(
+            "silent-os",
+            "the RHEL instances' repositories publish no updateinfo.xml, so their baseline approves nothing and every "
+            "install succeeds installing nothing: dev must report it (approves_nothing), not pass",
+            "FAILED",
+            "StageHealthCheckFailed",
+        ),
+        Scenario(
             "approval-timeout",
             "nobody answers the approval request before prod-1: the timeout rejects the promotion",
             "FAILED",
@@ -139,6 +156,80 @@ def _break_patch(fleet: list[SimulatedInstance], stage_group: str, rng: random.R
     ]
 
 
+YUM_PLATFORMS = (
+    "AMAZON_LINUX_2023",
+    "AMAZON_LINUX_2",
+    "REDHAT_ENTERPRISE_LINUX",
+    "CENTOS",
+    "ROCKY_LINUX",
+    "ALMA_LINUX",
+)
+SILENT_PLATFORM = "REDHAT_ENTERPRISE_LINUX"
+
+
+def _break_versioned_patch(fleet: list[SimulatedInstance], stage_group: str, rng: random.Random) -> list[str]:
+    """next-month: break one version of a YUM/DNF package (their RejectedPatches can name an exact version)."""
+    platforms = sorted({i.platform for i in fleet if i.patch_group == stage_group and i.platform in YUM_PLATFORMS})
+    if not platforms:
+        raise ValueError(f"no YUM/DNF instance in patch group {stage_group!r}")
+    platform = rng.choice(platforms)
+    patch = rng.choice(  # one every stage installs: prod takes only Critical/Important security updates
+        [
+            p
+            for p in catalog_for(platform)
+            if not p.kernel and p.applicability >= 1.0 and p.severity in ("Critical", "Important")
+        ]
+    )
+    groups = groups_from(stage_group)
+    victims = [i for i in fleet if i.platform == platform and i.patch_group in groups]
+    for victim in victims:
+        record = victim.patches[patch.patch_id]
+        record.fails_install = True
+        record.state, record.installed_time = MISSING, None
+    return [f"{patch.title} ({platform}) fails to install on {len(victims)} instance(s) in {', '.join(groups)}"]
+
+
+def fixed_version(version: str) -> str:
+    """The next release of a package version: its last number plus one (`0:2.34-117.amzn2023.0.1` -> `...0.2`)."""
+    match = re.match(r"^(.*?)(\d+)$", version)
+    if match is None:
+        raise ValueError(f"no release number to bump in {version!r}")
+    return f"{match.group(1)}{int(match.group(2)) + 1}"
+
+
+def release_next_month(fleet: list[SimulatedInstance]) -> list[str]:
+    """Next month's catalog: every package with a broken version ships a fixed one, on every instance of its OS."""
+    broken = {
+        (i.platform, patch_id, record.patch.version)
+        for i in fleet
+        for patch_id, record in i.patches.items()
+        if record.fails_install or record.breaks_health
+    }
+    changes = []
+    for platform, patch_id, version in sorted(broken):
+        fixed = fixed_version(version)
+        released = [
+            i
+            for i in fleet
+            if i.platform == platform and release_fixed_version(i.patches, patch_id, fixed, date(2027, 1, 5))
+        ]
+        changes.append(f"{patch_id}:{fixed} ({platform}) fixes {version}: missing on {len(released)} instance(s)")
+    return changes
+
+
+def _silence_os(fleet: list[SimulatedInstance], stage_group: str, rng: random.Random) -> list[str]:
+    """silent-os: every RHEL instance's repositories lack updateinfo.xml; the stage gets one if it has none."""
+    if not any(i.platform == SILENT_PLATFORM and i.patch_group == stage_group for i in fleet):
+        convert = rng.choice([i for i in fleet if i.patch_group == stage_group])
+        convert.platform = SILENT_PLATFORM
+        convert.tags["OS"] = SILENT_PLATFORM
+        convert.patches = initial_patch_states(SILENT_PLATFORM)
+    silent = [i for i in fleet if i.platform == SILENT_PLATFORM]
+    for instance in silent:
+        instance.updateinfo = False
+    return [f"{len(silent)} {SILENT_PLATFORM} instance(s) use repositories without updateinfo.xml"]
+
+
 def apply_scenario(scenario: Scenario, fleet: list[SimulatedInstance], seed: int) -> list[str]:
     """Give the scenario's behaviour to the fleet; returns a line per change, for the operator."""
     stage_group = scenario.stage_group
@@ -156,6 +247,10 @@ def apply_scenario(scenario: Scenario, fleet: list[SimulatedInstance], seed: int
             changes.append(f"the final status event of {victim.tags['Name']} will be lost")
     elif scenario.name == "bad-patch":
         changes.extend(_break_patch(fleet, stage_group, rng))
+    elif scenario.name == "next-month":
+        changes.extend(_break_versioned_patch(fleet, stage_group, rng))
+    elif scenario.name == "silent-os":
+        changes.extend(_silence_os(fleet, stage_group, rng))
     elif scenario.name == "flaky-instance":
         victim = rng.choice(in_stage)
         victim.flaky_failures_left = 1

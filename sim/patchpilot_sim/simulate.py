@@ -11,7 +11,7 @@ from typing import Any
 
 from patchpilot.models.rollout import StageCatalog
 from patchpilot_sim.runtime import LocalRuntime
-from patchpilot_sim.scenarios import SCENARIOS, Scenario, apply_scenario, build_fleet
+from patchpilot_sim.scenarios import SCENARIOS, Scenario, apply_scenario, build_fleet, release_next_month
 
 # Bakes are pure waiting: one real second per simulated day, and the simulated clock jumps over the rest.
 BAKE_SECONDS_PER_REAL_SECOND = 86_400
@@ -193,6 +193,7 @@ def judge(
     history: list[dict[str, Any]],
     excluded: list[dict[str, Any]],
     duplicate_starts: int,
+    earlier: list[dict[str, Any]] | None = None,
 ) -> list[str]:
     """Everything about the run that contradicts the scenario's expectation (empty: it ended as expected)."""
     problems = []
@@ -202,9 +203,18 @@ def judge(
             f"{scenario.expected_status} {scenario.expected_error or ''}".strip()
         )
     entered = {e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e}
-    problems += [f"never entered {state!r}" for state in scenario.must_enter if state not in entered]
+    if not earlier:  # a later month of a multi-month scenario need not repeat the first month's path
+        problems += [f"never entered {state!r}" for state in scenario.must_enter if state not in entered]
     if scenario.name == "bad-patch":
         problems += _bad_patch_problems(runtime, excluded)
+    if scenario.name == "next-month":
+        problems += (
+            _bad_patch_problems(runtime, excluded)
+            if earlier is None
+            else _next_month_problems(runtime, earlier, excluded)
+        )
+    if scenario.name == "silent-os":
+        problems += _silent_os_problems(runtime, history)
     if scenario.name == "duplicate-start" and duplicate_starts != 1:
         problems.append("the second start of the cycle was not a no-op")
     if scenario.name == "emergency":
@@ -218,17 +228,19 @@ def judge(
 
 
 def _bad_patch_problems(runtime: LocalRuntime, excluded: list[dict[str, Any]]) -> list[str]:
-    bad = {
-        patch_id
+    broken = {  # (OS, patch id): a Linux package id repeats across distributions
+        (instance.platform, patch_id)
         for instance in runtime.fleet.instances.values()
         for patch_id, record in instance.patches.items()
         if record.fails_install or record.breaks_health
     }
+    bad = {patch_id for _, patch_id in broken}
     problems = []
     if not bad & {patch["patch_id"] for patch in excluded}:
         problems.append(f"the bad patch {sorted(bad)} was not excluded (excluded: {excluded})")
     for instance in runtime.fleet.instances.values():
-        if instance.patch_group.startswith("prod") and bad & runtime.fleet.installed_patches(instance.instance_id):
+        received = {(instance.platform, p) for p in runtime.fleet.installed_patches(instance.instance_id)}
+        if instance.patch_group.startswith("prod") and broken & received:
             problems.append(f"prod instance {instance.instance_id} received the bad patch")
     rejected = {
         patch
@@ -238,6 +250,60 @@ def _bad_patch_problems(runtime: LocalRuntime, excluded: list[dict[str, Any]]) -
     }
     if not bad <= rejected:
         problems.append("the bad patch is not in the staging/prod baselines' RejectedPatches")
+    return problems
+
+
+def _next_month_problems(
+    runtime: LocalRuntime, earlier: list[dict[str, Any]], excluded: list[dict[str, Any]]
+) -> list[str]:
+    """The month after an exclusion: the fixed version installed everywhere it applies, nothing excluded again."""
+    problems = []
+    if not earlier or not earlier[-1]["excluded_patches"]:
+        problems.append("the first month excluded nothing")
+    if excluded:
+        problems.append(f"the fixed month excluded {[p['patch_id'] for p in excluded]}")
+    fixed = {
+        (system, p["patch_id"])
+        for month in earlier
+        for p in month["excluded_patches"]
+        for system in p["operating_systems"]
+    }
+    for instance in runtime.fleet.instances.values():
+        for patch_id in {pid for system, pid in fixed if system == instance.platform} & set(instance.patches):
+            record = instance.patches[patch_id]
+            if record.state not in {"Installed", "InstalledPendingReboot", "NotApplicable"}:
+                problems.append(f"{instance.instance_id} ({instance.patch_group}) did not install {record.patch.title}")
+    rejected = {
+        name
+        for instance in runtime.fleet.instances.values()
+        for name in runtime.baselines.handle("GetPatchBaseline", {"BaselineId": runtime.fleet.baseline_id(instance)})[
+            "RejectedPatches"
+        ]
+    }
+    blocked = {pid for _, pid in fixed} & rejected
+    if blocked:
+        problems.append(f"a baseline rejects every version of {sorted(blocked)} (bare name.arch)")
+    return problems
+
+
+def _silent_os_problems(runtime: LocalRuntime, history: list[dict[str, Any]]) -> list[str]:
+    """The OS without updateinfo.xml is reported (approves_nothing) on its instances only; they installed nothing."""
+    silent = {i.instance_id for i in runtime.fleet.instances.values() if not i.updateinfo}
+    verdicts = _exited(history, "Verify Stage Health")
+    flagged = {
+        ref["instance_id"]
+        for state in verdicts
+        for ref in state["verdict"]["unhealthy_sample"]
+        if "approves_nothing" in ref["reasons"]
+    }
+    problems = []
+    if not any("approves_nothing" in state["verdict"]["reasons"] for state in verdicts):
+        problems.append("no verdict reported approves_nothing")
+    if not flagged or not flagged <= silent:
+        problems.append(f"approves_nothing flagged {sorted(flagged)}, the silent instances are {sorted(silent)}")
+    for instance_id in silent:
+        if runtime.fleet.installed_during_cycle(instance_id):
+            problems.append(f"{instance_id} installed patches although its baseline approves nothing")
     return problems
 
 
@@ -290,25 +356,20 @@ def _run(
         say(f"scenario {scenario.name}: {change}")
     catalog = stage_catalog(runtime)
     runtime.clock.restart()
-    request = start_request(catalog, scenario, options.cycle)
-    first = runtime.lambdas.invoke("StartRolloutFunction", request)
-    if first.failed:
-        raise RuntimeError(f"StartRolloutFunction failed: {first.error_type}: {first.error_message}")
-    execution_arn = first.payload["execution_arn"]
-    say(f"execution started: {execution_arn}")
-    duplicate_starts = 0
-    if scenario.name == "duplicate-start":
-        again = runtime.lambdas.invoke("StartRolloutFunction", request)
-        duplicate_starts = int(not again.failed and not again.payload["started"])
-        say(f"second start of cycle {options.cycle}: {'no-op' if duplicate_starts else 'STARTED AGAIN'}")
-    on_call = OnCall(runtime, scenario, say)
-    description = _follow(runtime, execution_arn, options.real_timeout_seconds, on_call)
-    runtime.settle(timeout=10)
-    on_call.read_alerts()
-    history = runtime.history(execution_arn)
+    earlier: list[dict[str, Any]] = []
+    if scenario.name == "next-month":
+        month = _cycle(runtime, scenario, options.cycle, options, say)
+        earlier.append(_month_summary(options.cycle, month))
+        earlier[-1]["problems"] = judge(scenario, month.description, runtime, month.history, month.excluded, 0)
+        for change in release_next_month(fleet):
+            say(f"next month: {change}")
+    cycle = next_cycle(options.cycle) if earlier else options.cycle
+    run = _cycle(runtime, scenario, cycle, options, say)
+    execution_arn, description, history, excluded = run.execution_arn, run.description, run.history, run.excluded
+    duplicate_starts = run.duplicate_starts
     status = description["status"]
-    excluded = excluded_patches(history)
-    problems = judge(scenario, description, runtime, history, excluded, duplicate_starts)
+    problems = [f"{options.cycle}: {problem}" for month in earlier for problem in month["problems"]]
+    problems += judge(scenario, description, runtime, history, excluded, duplicate_starts, earlier)
     executions = runtime.admin.client("stepfunctions").list_executions(stateMachineArn=runtime.state_machine_arn())[
         "executions"
     ]
@@ -336,4 +397,60 @@ def _run(
         "lambda_invocations": len(runtime.lambdas.records),
         "command_result_ms_per_event": _mean_ms(runtime, "CommandResultFunction"),
         "simulated_hours": round(runtime.clock.elapsed_seconds() / 3600, 1),
+        "earlier_cycles": earlier,
+        "verdict_reasons": _verdict_reasons(history),
     }
+
+
+@dataclass(frozen=True)
+class CycleRun:
+    """One cycle's execution as the simulation saw it."""
+
+    execution_arn: str
+    description: dict[str, Any]
+    history: list[dict[str, Any]]
+    excluded: list[dict[str, Any]]
+    duplicate_starts: int
+
+
+def next_cycle(cycle: str) -> str:
+    """The month after a `YYYY-MM` cycle."""
+    year, month = (int(part) for part in cycle.split("-"))
+    return f"{year + month // 12}-{month % 12 + 1:02d}"
+
+
+def _cycle(
+    runtime: LocalRuntime, scenario: Scenario, cycle: str, options: SimulationOptions, say: Callable[[str], None]
+) -> CycleRun:
+    """Start one cycle through the real start function and follow it to its end."""
+    request = start_request(stage_catalog(runtime), scenario, cycle)
+    first = runtime.lambdas.invoke("StartRolloutFunction", request)
+    if first.failed:
+        raise RuntimeError(f"StartRolloutFunction failed: {first.error_type}: {first.error_message}")
+    execution_arn = first.payload["execution_arn"]
+    say(f"execution started: {execution_arn}")
+    duplicate_starts = 0
+    if scenario.name == "duplicate-start":
+        again = runtime.lambdas.invoke("StartRolloutFunction", request)
+        duplicate_starts = int(not again.failed and not again.payload["started"])
+        say(f"second start of cycle {cycle}: {'no-op' if duplicate_starts else 'STARTED AGAIN'}")
+    on_call = OnCall(runtime, scenario, say)
+    description = _follow(runtime, execution_arn, options.real_timeout_seconds, on_call)
+    runtime.settle(timeout=10)
+    on_call.read_alerts()
+    history = runtime.history(execution_arn)
+    return CycleRun(execution_arn, description, history, excluded_patches(history), duplicate_starts)
+
+
+def _month_summary(cycle: str, run: CycleRun) -> dict[str, Any]:
+    return {
+        "cycle": cycle,
+        "status": run.description["status"],
+        "error": run.description.get("error"),
+        "excluded_patches": run.excluded,
+    }
+
+
+def _verdict_reasons(history: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """The last verdict's reason counts per stage (what made a stage unhealthy)."""
+    return {state["stage"]["name"]: state["verdict"]["reasons"] for state in _exited(history, "Verify Stage Health")}

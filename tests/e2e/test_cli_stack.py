@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from patchpilot.integrations.dynamodb_exclusions import DynamoDBExclusionLedger
 from patchpilot.models.exclusion import ExclusionRecord, PatchEvidence
+from patchpilot_cli.exclusion_ledger import load_ledger
 from patchpilot_cli.main import app
 from patchpilot_cli.operator import pending_approvals
 from patchpilot_cli.stack import resolve_outputs
@@ -275,6 +276,44 @@ def test_cli_exclusions_remove_unrejects_the_patch_and_retires_the_row(runtime: 
         2,
         f"error: patch '{patch}' is not excluded in run '2026-09' (run 2026-09 excluded nothing)",
     )
+
+
+def test_cli_exclusions_export_writes_the_ledger_that_make_baselines_renders(
+    runtime: LocalRuntime, tmp_path: Path
+) -> None:
+    patch = "glibc.x86_64"
+    evidence = PatchEvidence(
+        patch_id=patch,
+        title="glibc.x86_64:0:2.34-117.amzn2023.0.1",
+        failing_with=2,
+        failing_total=2,
+        healthy_with=0,
+        healthy_total=3,
+        failed_installs=2,
+        operating_systems=["AMAZON_LINUX_2023"],
+    )
+    record = ExclusionRecord(
+        run_id="2026-07",
+        stage_name="staging",
+        evidence=evidence,
+        baseline_ids=[],
+        decided_at=runtime.clock.now(),
+        rejected_as=["glibc-2.34-117.amzn2023.0.1.x86_64"],
+        patch_groups=["staging", "prod-1"],
+    )
+    ledger = DynamoDBExclusionLedger(runtime.resources.table_names["RunsTable"], runtime.admin.client("dynamodb"))
+    assert ledger.record(record)
+    output = tmp_path / "exclusions.yaml"
+    exit_code, said = _cli("exclusions", "export", "--output", str(output))
+    assert exit_code == 0, said
+    assert f"{output}: " in said
+    assert "now run `make baselines`" in said
+    exported = load_ledger(output)
+    [entry] = [e for e in exported.exclusions if e.run_id == "2026-07"]
+    assert (entry.reject, entry.environments) == ("glibc-2.34-117.amzn2023.0.1.x86_64", ["prod", "staging"])
+    again_code, _ = _cli("exclusions", "export", "--output", str(output))
+    assert again_code == 0
+    assert load_ledger(output) == exported  # exporting twice changes nothing
 
 
 def test_cli_missing_stack_is_one_line_exit_2(runtime: LocalRuntime) -> None:

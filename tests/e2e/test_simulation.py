@@ -59,6 +59,16 @@ def test_simulation_scenario_ends_as_documented(scenario: str) -> None:
         assert "stage_failed" in summary["alerts"]
     if scenario == "duplicate-start":
         assert (summary["executions_started"], summary["duplicate_starts_ignored"]) == (1, 1)
+    if scenario == "next-month":
+        [first] = summary["earlier_cycles"]
+        assert (first["cycle"], first["status"]) == ("2026-12", "SUCCEEDED")
+        [excluded] = first["excluded_patches"]
+        assert excluded["stage"] == "staging"
+        assert summary["excluded_patches"] == []  # the fixed version installs without a new exclusion
+        assert summary["execution_arn"].endswith("cycle-2027-01")
+    if scenario == "silent-os":
+        assert summary["verdict_reasons"]["dev"]["approves_nothing"] >= 1
+        assert summary["excluded_patches"] == []
     if scenario == "emergency":
         assert [s["status"] for s in summary["stages"]] == ["succeeded", "not_run", "succeeded", "not_run", "not_run"]
 

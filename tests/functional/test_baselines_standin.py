@@ -42,7 +42,7 @@ def test_baselines_standin_get_returns_the_templates_baseline(standin: PatchBase
 
 
 def test_baselines_standin_every_baseline_blocks_rejected_patches(standin: PatchBaselineStandIn) -> None:
-    assert len(standin.baselines) == 30
+    assert len(standin.baselines) == 40  # 5 environments x 8 operating systems
     assert {b["RejectedPatchesAction"] for b in standin.baselines.values()} == {"BLOCK"}
 
 
@@ -82,7 +82,7 @@ def test_baselines_standin_update_deduplicates_and_validates(standin: PatchBasel
 
 def test_baselines_standin_describe_patch_groups_maps_each_group_and_os(standin: PatchBaselineStandIn) -> None:
     mappings = standin.handle("DescribePatchGroups", {})["Mappings"]
-    assert len(mappings) == 5 * 6
+    assert len(mappings) == 5 * 8
     pairs = {(m["PatchGroup"], m["BaselineIdentity"]["OperatingSystem"]): m["BaselineIdentity"] for m in mappings}
     assert pairs[("prod-2", "UBUNTU")]["BaselineName"] == "patchpilot-prod-ubuntu"
     assert pairs[("staging", "WINDOWS")]["BaselineName"] == "patchpilot-staging-windows"
@@ -101,8 +101,8 @@ def test_baselines_standin_describe_patch_groups_paginates(standin: PatchBaselin
         token = page.get("NextToken")
         if token is None:
             break
-    assert len(seen) == 30
-    assert len({(m["PatchGroup"], m["BaselineIdentity"]["OperatingSystem"]) for m in seen}) == 30
+    assert len(seen) == 40
+    assert len({(m["PatchGroup"], m["BaselineIdentity"]["OperatingSystem"]) for m in seen}) == 40
 
 
 def test_baselines_standin_baseline_for_patch_group(standin: PatchBaselineStandIn) -> None:

@@ -13,10 +13,12 @@ from moto import mock_aws
 from patchpilot.handlers import exclusion_wiring
 from patchpilot.integrations import aws_clients
 from patchpilot.integrations.dynamodb_exclusions import DynamoDBExclusionLedger
+from patchpilot.integrations.patch_sets import S3PatchSetStore
 from patchpilot.integrations.ssm_patches import SsmPatchBaselines, SsmPatchInventory
 from patchpilot.models.exceptions import BaselineUpdateConflict
 from patchpilot.models.exclusion import ExclusionRecord, PatchEvidence
-from patchpilot.models.patches import PatchState
+from patchpilot.models.patches import InstancePatch, PatchState
+from patchpilot.models.rollout import StagePlan
 from tests.functional.aws_fixtures import create_runs_table
 
 REGION = "us-east-1"
@@ -62,6 +64,7 @@ def test_ssm_inventory_pages_through_patches_and_keeps_this_runs_rows() -> None:
             "Patches": [
                 _row("Security update", "Failed", datetime(1970, 1, 1, tzinfo=UTC), kb="KB5031234"),
                 _row("kernel.x86_64", "INSTALLED_PENDING_REBOOT", datetime(2026, 12, 8, 18, 0, tzinfo=UTC)),
+                _row("libc6.amd64:2.35", "Installed", datetime(1970, 1, 1, tzinfo=UTC), kb="libc6.amd64"),
             ]
         },
         {"InstanceId": INSTANCE, "Filters": STATE_FILTER, "NextToken": "page-2"},
@@ -73,7 +76,9 @@ def test_ssm_inventory_pages_through_patches_and_keeps_this_runs_rows() -> None:
         ("bad-lib.x86_64", PatchState.INSTALLED),
         ("KB5031234", PatchState.FAILED),
         ("kernel.x86_64", PatchState.INSTALLED_PENDING_REBOOT),
+        ("libc6.amd64", PatchState.INSTALLED),
     ]
+    assert [r.installed_time for r in rows[1:2] + rows[3:]] == [None, None]  # the epoch means untimed
     assert {r.instance_id for r in rows} == {INSTANCE}
 
 
@@ -267,3 +272,34 @@ def test_exclude_patches_handler_rejects_records_and_returns_the_decision(
     assert [p["patch_id"] for p in decision["patches"]] == ["bad-lib.x86_64"]
     ledger = DynamoDBExclusionLedger("runs", boto3.client("dynamodb", region_name=REGION))
     assert [r.patch_id for r in ledger.exclusions_of("2026-12")] == ["bad-lib.x86_64"]
+
+
+def test_patch_sets_install_list_leaves_out_a_patch_excluded_after_the_set_was_frozen(aws: None) -> None:
+    # Given a frozen set with two patches, then prod-1 excludes one of them (after the freeze)
+    dynamodb, s3 = boto3.client("dynamodb", region_name=REGION), boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="artifacts")
+    store = S3PatchSetStore("runs", "artifacts", dynamodb, s3)
+    frozen = [
+        InstancePatch(
+            instance_id=INSTANCE,
+            patch_id=patch_id,
+            title=f"{patch_id}:0:1.0-1.amzn2023",
+            classification="Security",
+            severity="Important",
+            state=PatchState.INSTALLED,
+            installed_time=RUN_START,
+        )
+        for patch_id in ("bad-lib.x86_64", "good-lib.x86_64")
+    ]
+    store.freeze("2026-12", "staging", frozen)
+    DynamoDBExclusionLedger("runs", dynamodb).record(_record("prod-1", "bad-lib.x86_64"))
+    # When the retry of prod-1 (or prod-2) asks for its install list
+    stage = StagePlan.model_validate(
+        {"name": "prod-2", "patch_group": "prod-2", "role": "production", "index": 3, "is_last": False}
+    )
+    url = store.install_list_for("2026-12", stage)
+    # Then the list names only the patch that is still good
+    assert url == "s3://artifacts/runs/2026-12/install-prod-2.yaml"
+    body = s3.get_object(Bucket="artifacts", Key="runs/2026-12/install-prod-2.yaml")["Body"].read().decode()
+    assert "good-lib.x86_64" in body
+    assert "bad-lib.x86_64" not in body

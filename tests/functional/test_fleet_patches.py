@@ -4,6 +4,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import boto3
@@ -434,8 +435,39 @@ def test_patches_rejected_names_match_like_baseline_lists() -> None:
     assert pm.rejected_ids(AL2023, ["openssl-libs.x86_64"]) == {"openssl-libs.x86_64"}
     assert pm.rejected_ids(AL2023, ["openssl-libs-3.0.8*"]) == {"openssl-libs.x86_64"}
     assert pm.rejected_ids(AL2023, ["kernel"]) == {"kernel.x86_64"}
-    assert pm.rejected_ids(AL2023, ["CVE-2026-35117"]) == {"curl.x86_64"}
+    assert pm.rejected_ids(AL2023, ["CVE-2026-35117"]) == set()  # CVE ids are for approved lists only
     assert pm.rejected_ids("WINDOWS", ["KB5071546", "kernel"]) == {"KB5071546"}
+
+
+def test_patches_rejected_full_package_name_rejects_only_that_version() -> None:
+    # SSM user guide, approved-rejected-package-name-formats: YUM/DNF full names are name-version-release.arch
+    exact = "glibc-2.34-117.amzn2023.0.1.x86_64"
+    assert pm.rejected_ids(AL2023, [exact]) == {"glibc.x86_64"}
+    assert pm.rejected_ids(AL2023, ["glibc-0:2.34-117.amzn2023.0.1.x86_64"]) == {"glibc.x86_64"}
+    assert pm.rejected_ids(AL2023, ["glibc-2.34-117.amzn2023.0.2.x86_64"]) == set()
+    assert pm.rejected_ids(AL2023, ["glibc-*.amzn2023.0.1.x86_64"]) == {"glibc.x86_64"}
+    records = pm.initial_patch_states(AL2023)
+    fixed = pm.release_fixed_version(records, "glibc.x86_64", "0:2.34-117.amzn2023.0.2", date(2027, 1, 5))
+    assert fixed is not None
+    assert fixed.title == "glibc.x86_64:0:2.34-117.amzn2023.0.2"
+    assert pm.rejected_ids(AL2023, [exact], records) == set()  # next month's fix is not rejected
+    assert pm.rejected_ids(AL2023, ["glibc.x86_64"], records) == {"glibc.x86_64"}  # a bare name.arch: every version
+    assert records["glibc.x86_64"].state == pm.MISSING
+
+
+def test_patches_apt_rejections_take_the_bare_package_name_only() -> None:
+    assert pm.rejected_ids("UBUNTU", ["libc6"]) == {"libc6.amd64"}
+    assert pm.rejected_ids("UBUNTU", ["libc6.amd64"]) == set()
+    assert pm.rejected_ids("UBUNTU", ["libc6-2.35-0ubuntu3.8.amd64"]) == set()
+
+
+def test_install_override_list_installs_a_rejected_patch_it_names(fleet: Fleet) -> None:
+    # Whether BLOCK outranks InstallOverrideList is undocumented: the agent takes the pessimistic reading
+    fleet.add("i-0000000000000000a")
+    fleet.sim.rejected_patches = lambda _: {"glibc.x86_64"}
+    fleet.objects[OVERRIDE_URL] = "patches:\n  - id: 'glibc.x86_64'\n    title: 'glibc.x86_64:*'\n"
+    fleet.run(["i-0000000000000000a"], Operation="Install", InstallOverrideList=OVERRIDE_URL)
+    assert fleet.sim.installed_patches("i-0000000000000000a") == {"glibc.x86_64"}
 
 
 def test_scenarios_build_fleet_patch_level_is_deterministic_by_seed() -> None:
@@ -479,3 +511,61 @@ def test_scenarios_existing_behaviour_unchanged() -> None:
     lost = apply_scenario(SCENARIOS["lost-events"], fleet, 7)
     assert len(lost) == sum(i.drop_terminal_event for i in fleet) >= 1
     assert random.Random(7).uniform(8, 40) == pytest.approx(build_fleet(20, 7)[0].install_minutes)
+
+
+def _baseline(non_security: bool, approved: tuple[str, ...] = ()) -> dict[str, object]:
+    rule = {"PatchFilterGroup": {"PatchFilters": []}, "EnableNonSecurity": non_security}
+    return {"ApprovalRules": {"PatchRules": [rule]}, "ApprovedPatches": list(approved)}
+
+
+def test_patches_ubuntu_without_enable_non_security_approves_only_security_pocket_updates() -> None:
+    records = pm.initial_patch_states("UBUNTU")
+    assert pm.unapproved_ids("UBUNTU", _baseline(False), records) == {"snapd.amd64"}
+    assert pm.unapproved_ids("UBUNTU", _baseline(True), records) == set()
+
+
+def test_patches_repositories_without_updateinfo_approve_nothing_with_a_security_only_baseline() -> None:
+    rhel, centos = pm.initial_patch_states("REDHAT_ENTERPRISE_LINUX"), pm.initial_patch_states("CENTOS")
+    assert pm.unapproved_ids("REDHAT_ENTERPRISE_LINUX", _baseline(True), rhel, updateinfo=False) == set(rhel)
+    assert pm.unapproved_ids("CENTOS", _baseline(False), centos, updateinfo=False) == set(centos)
+    assert pm.unapproved_ids("CENTOS", _baseline(True), centos, updateinfo=False) == set()
+    assert pm.unapproved_ids("CENTOS", _baseline(False, ("bash.x86_64",)), centos, updateinfo=False) == set(centos) - {
+        "bash.x86_64"
+    }
+    assert pm.unapproved_ids("CENTOS", _baseline(False), centos) == set()
+
+
+def test_install_skips_unapproved_patches_and_reports_none_missing(fleet: Fleet) -> None:
+    # A baseline that approves nothing: the install succeeds, installs nothing, and compliance looks clean
+    instance = fleet.add("i-0000000000000000a")
+    fleet.sim.unapproved_patches = lambda _: set(instance.patches)
+    command_id = fleet.run(["i-0000000000000000a"], Operation="Install")
+    assert fleet.status(command_id, "i-0000000000000000a") == "Success"
+    assert fleet.sim.installed_patches("i-0000000000000000a") == set()
+    state = fleet.state("i-0000000000000000a")
+    assert (state["MissingCount"], state["InstalledCount"], state["FailedCount"]) == (0, 0, 0)
+
+
+def test_scan_rows_carry_no_installed_time_on_an_os_that_does_not_report_it(fleet: Fleet) -> None:
+    instance = fleet.add("i-0000000000000000a")
+    instance.reports_installed_time = False
+    fleet.run(["i-0000000000000000a"], Operation="Install")
+    rows = fleet.sim.handle("DescribeInstancePatches", {"InstanceId": "i-0000000000000000a"})["Patches"]
+    assert rows
+    assert {row["InstalledTime"] for row in rows} == {pm.NOT_INSTALLED_TIME}
+
+
+@pytest.mark.parametrize("platform", ["ROCKY_LINUX", "ALMA_LINUX"])
+def test_fleet_rocky_and_alma_instances_patch_and_reject_like_rhel(fleet: Fleet, platform: str) -> None:
+    instance = fleet.add("i-0000000000000000a", platform=platform)
+    info = fleet.sim.handle("DescribeInstanceInformation", {})["InstanceInformationList"][0]
+    assert (info["PlatformType"], info["PlatformName"]) == (
+        "Linux",
+        "Rocky Linux" if platform == "ROCKY_LINUX" else "AlmaLinux",
+    )
+    assert pm.rejected_ids(platform, ["sudo-1.9.5p2-10.el9_4.1.x86_64"], instance.patches) == {"sudo.x86_64"}
+    fleet.sim.rejected_patches = lambda i: pm.rejected_ids(i.platform, ["sudo-1.9.5p2-10.el9_4.1.x86_64"], i.patches)
+    fleet.run(["i-0000000000000000a"], Operation="Install")
+    installed = fleet.sim.installed_patches("i-0000000000000000a")
+    assert "sudo.x86_64" not in installed
+    assert "glibc.x86_64" in installed

@@ -20,6 +20,8 @@ class FakeAlarms(AlarmMonitor):
 class FakeCompliance(PatchComplianceReader):
     def __init__(self) -> None:
         self.failed: dict[str, int] = {}
+        self.installed: dict[str, int] = {}
+        self.missing: dict[str, int] = {}
 
     def summaries(self, instance_ids: list[str]) -> list[InstancePatchSummary]:
         return [
@@ -29,11 +31,11 @@ class FakeCompliance(PatchComplianceReader):
                 baseline_id="pb-1",
                 operation="Scan",
                 operation_end_time=datetime(2026, 12, 8),
-                installed=1,
+                installed=self.installed.get(i, 1),
                 installed_other=0,
                 installed_pending_reboot=0,
                 installed_rejected=0,
-                missing=0,
+                missing=self.missing.get(i, 0),
                 failed=self.failed.get(i, 0),
                 not_applicable=0,
             )

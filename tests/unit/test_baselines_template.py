@@ -42,7 +42,7 @@ def test_baselines_template_is_in_sync_with_the_policy() -> None:
 
 
 def test_baselines_one_per_environment_and_os() -> None:
-    assert len(BASELINES) == len(POLICY.environments) * len(POLICY.operating_systems) == 30
+    assert len(BASELINES) == len(POLICY.environments) * len(POLICY.operating_systems) == 40
     assert {props["Properties"]["OperatingSystem"] for props in BASELINES.values()} == set(POLICY.operating_systems)
 
 
@@ -210,3 +210,14 @@ def test_baselines_registration_function_is_wired_to_running_events_and_the_dead
     policy = TEMPLATE.resources["EventsDeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]
     sources = policy["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"]
     assert {"Fn::GetAtt": ["InstanceRegistrationFunctionEc2InstanceRunning", "Arn"]} in sources
+
+
+@pytest.mark.parametrize(
+    ("environment", "enabled"), [("dev", True), ("test", True), ("staging", True), ("prod", False)]
+)
+def test_baselines_ubuntu_rules_enable_non_security_where_the_environment_wants_bug_fixes(
+    environment: str, enabled: bool
+) -> None:
+    rules = _props(environment, "UBUNTU")["ApprovalRules"]["PatchRules"]
+    assert all("EnableNonSecurity" in rule for rule in rules)
+    assert any(rule["EnableNonSecurity"] for rule in rules) is enabled

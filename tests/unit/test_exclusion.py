@@ -3,7 +3,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from patchpilot.logic.exclusion import exclude_failing_patches
+from patchpilot.logic.exclusion import blocks_every_version, exclude_failing_patches, rejection_entry
 from patchpilot.models.exceptions import BaselineUpdateConflict, InvalidExclusionRequest, RejectedPatchListFull
 from patchpilot.models.exclusion import ExclusionDecision, ExclusionRequest, ExclusionThresholds
 from patchpilot.models.patches import InstancePatch, PatchState
@@ -400,3 +400,61 @@ def test_exclude_rejects_in_the_later_stages_baselines_too() -> None:
     decision, baselines, _ = _decide(request, patches, baselines)
     assert sorted(b.baseline_id for b in decision.baselines) == [BASELINE_AL, "pb-0bbbbbbbbbbbbbbbb"]
     assert baselines.rejected["pb-0bbbbbbbbbbbbbbbb"] == ["bad-lib.x86_64"]
+
+
+@pytest.mark.parametrize(
+    ("patch_id", "title", "system", "entry"),
+    [
+        ("glibc.x86_64", "glibc.x86_64:0:2.34-117.amzn2023.0.1", AL2023, "glibc-2.34-117.amzn2023.0.1.x86_64"),
+        (
+            "bind-libs.x86_64",
+            "bind-libs.x86_64:32:9.11.4-26.P2.amzn2.13.5",
+            "AMAZON_LINUX_2",
+            "bind-libs-9.11.4-26.P2.amzn2.13.5.x86_64",
+        ),
+        ("tzdata.noarch", "tzdata.noarch:0:2026b-1.el9", "REDHAT_ENTERPRISE_LINUX", "tzdata-2026b-1.el9.noarch"),
+        ("libc6.amd64", "libc6.amd64:2.35-0ubuntu3.8", "UBUNTU", "libc6"),
+        ("KB5071546", "2026-12 Cumulative Update (KB5071546)", WINDOWS, "KB5071546"),
+        ("odd.x86_64", "odd.x86_64 title", AL2023, "odd.x86_64"),
+    ],
+)
+def test_rejection_entry_uses_the_documented_package_name_format(
+    patch_id: str, title: str, system: str, entry: str
+) -> None:
+    assert rejection_entry(patch_id, title, system) == entry
+
+
+def test_rejection_entry_only_apt_and_versionless_entries_block_every_version() -> None:
+    assert not blocks_every_version("glibc-2.34-117.amzn2023.0.1.x86_64", "glibc.x86_64", AL2023)
+    assert not blocks_every_version("KB5071546", "KB5071546", WINDOWS)
+    assert blocks_every_version("libc6", "libc6.amd64", "UBUNTU")
+    assert blocks_every_version("odd.x86_64", "odd.x86_64", AL2023)
+
+
+def test_exclude_rejects_the_exact_version_that_failed_not_every_version() -> None:
+    # Given a bad glibc version installed on every unhealthy instance only
+    unhealthy, healthy = _fleet(5, 5)
+    patches = _common(unhealthy + healthy)
+    title = "glibc.x86_64:0:2.34-117.amzn2023.0.1"
+    for instance_id in unhealthy:
+        patches[instance_id].append(
+            InstancePatch(
+                instance_id=instance_id,
+                patch_id="glibc.x86_64",
+                title=title,
+                classification="Security",
+                severity="Medium",
+                state=PatchState.INSTALLED,
+                installed_time=DURING,
+            )
+        )
+    # When the exclusion step decides
+    decision, baselines, ledger = _decide(_request(unhealthy, healthy), patches)
+    # Then the baseline rejects name-version-release.arch (a later glibc stays approvable), and the ledger says so
+    assert baselines.rejected[BASELINE_AL] == ["glibc-2.34-117.amzn2023.0.1.x86_64"]
+    [record] = ledger.exclusions_of("2026-12")
+    assert record.rejected_as == ["glibc-2.34-117.amzn2023.0.1.x86_64"]
+    assert record.rejection_entries == ["glibc-2.34-117.amzn2023.0.1.x86_64"]
+    assert record.baseline_ids == [BASELINE_AL]
+    assert record.patch_groups == [GROUP]
+    assert decision.baselines[0].patch_ids == ["glibc-2.34-117.amzn2023.0.1.x86_64"]

@@ -66,9 +66,11 @@ def test_policy_unknown_os_lists_allowed_operating_systems() -> None:
     raw = _raw()
     raw["operating_systems"].append("SOLARIS")
     message = _error(raw)
-    assert "operating_systems.6" in message
+    assert "operating_systems.8" in message
     assert "'WINDOWS'" in message
     assert "'CENTOS'" in message
+    assert "'ROCKY_LINUX'" in message
+    assert "'ALMA_LINUX'" in message
 
 
 def test_policy_unknown_os_in_rules_is_rejected() -> None:
@@ -124,3 +126,12 @@ def test_policy_load_reports_the_file_and_the_problem(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(PolicyError, match=r"policy.yaml is not a valid patch policy(.|\n)*approve_after_days"):
         load_policy(path)
+
+
+def test_policy_ubuntu_must_enable_non_security_where_the_environment_wants_bug_fixes() -> None:
+    raw = _raw()
+    for rule in raw["environments"]["dev"]["rules"]["UBUNTU"]:
+        rule.pop("enable_non_security", None)
+    message = _error(raw)
+    assert "environments.dev.rules.UBUNTU: other OSes enable non-security updates" in message
+    assert "*-security pocket" in message

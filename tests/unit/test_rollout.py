@@ -315,6 +315,8 @@ def test_start_rollout_emergency_names_follow_the_request() -> None:
         (("Linux", "Ubuntu", "22.04"), "UBUNTU"),
         (("Linux", "Red Hat Enterprise Linux", "9.4"), "REDHAT_ENTERPRISE_LINUX"),
         (("Linux", "CentOS Stream", "9"), "CENTOS"),
+        (("Linux", "Rocky Linux", "9.4"), "ROCKY_LINUX"),
+        (("Linux", "AlmaLinux", "9.4"), "ALMA_LINUX"),
         (("MacOS", "macOS", "14"), "UNKNOWN"),
     ],
 )
@@ -328,3 +330,129 @@ def test_verify_stage_health_healthy_verdict_carries_no_instance_samples() -> No
     verdict = _verify(0, directory, _tracked(ids, failed={ids[0]}))
     assert (verdict.healthy, verdict.unhealthy, verdict.allowed_failures) == (True, 1, 3)
     assert (verdict.unhealthy_sample, verdict.healthy_sample) == ([], [])
+
+
+def test_verify_stage_health_an_os_whose_baseline_approves_nothing_is_not_healthy() -> None:
+    # Every command succeeds, but no instance reports a single approved patch (e.g. repos without updateinfo.xml)
+    directory = _directory("dev", 4)
+    ids = [i.instance_id for i in directory.fleet[("PatchGroup", "dev")]]
+    compliance = FakeCompliance()
+    compliance.installed = dict.fromkeys(ids, 0)
+    verdict = _verify(0, directory, _tracked(ids, failed=set()), compliance=compliance)
+    assert verdict.reasons == {"approves_nothing": 4}
+    assert (verdict.unhealthy, verdict.healthy) == (4, False)
+    assert all(r.reasons == ["approves_nothing"] for r in verdict.unhealthy_sample)
+
+
+def test_verify_stage_health_an_install_that_left_approved_patches_missing_is_not_healthy() -> None:
+    directory = _directory("dev", 4)
+    ids = [i.instance_id for i in directory.fleet[("PatchGroup", "dev")]]
+    compliance = FakeCompliance()
+    compliance.missing = {ids[0]: 3, ids[1]: 2}
+    verdict = _verify(0, directory, _tracked(ids, failed=set()), compliance=compliance)
+    assert verdict.reasons == {"approved_patches_missing": 2}
+    assert verdict.healthy is False
+
+
+def test_verify_stage_health_production_expects_patches_beyond_its_install_list_to_stay_missing() -> None:
+    directory = _directory("prod-1", 4)
+    ids = [i.instance_id for i in directory.fleet[("PatchGroup", "prod-1")]]
+    compliance = FakeCompliance()
+    compliance.missing = dict.fromkeys(ids, 2)
+    verdict = _verify(2, directory, _tracked(ids, failed=set()), compliance=compliance)
+    assert (verdict.reasons, verdict.healthy) == ({}, True)
+    compliance.installed = dict.fromkeys(ids, 0)
+    compliance.missing = {}
+    silent = _verify(2, directory, _tracked(ids, failed=set()), compliance=compliance)
+    assert (silent.reasons, silent.healthy) == ({"approves_nothing": 4}, False)
+
+
+def test_record_stage_passed_on_an_os_without_installed_time_freezes_what_the_instance_runs_with() -> None:
+    # Ubuntu-like rows without InstalledTime: the frozen set must not come out empty for that OS
+    plan = _plan()
+    tracker = _tracked(["i-a"], failed=set())
+    rows = [
+        InstancePatch(
+            instance_id="i-a",
+            patch_id=pid,
+            title=f"{pid}:1.0",
+            classification="Security",
+            severity="Important",
+            state=PatchState.INSTALLED,
+            installed_time=None,
+        )
+        for pid in ("libc6.amd64", "sudo.amd64")
+    ]
+    patch_sets = FakePatchSets()
+    verdict = StageVerdict(
+        stage_name="staging", phase_set="verify", healthy=True, targeted=1, unhealthy=0, allowed_failures=0, reasons={}
+    )
+    outcome = record_stage_passed(
+        RecordStageRequest(
+            run=plan.run,
+            stage=plan.stages[1],
+            verdict=verdict,
+            results=[CommandResultRef(phase="install", command_id="install-1")],
+        ),
+        tracker,
+        FakePatchInventory({"i-a": rows}),
+        patch_sets,
+    )
+    assert outcome.frozen_patch_count == 2
+    assert [p.patch_id for p in patch_sets.frozen["2026-12"]] == ["libc6.amd64", "sudo.amd64"]
+
+
+def test_record_stage_passed_keeps_each_distributions_version_of_a_shared_package_id() -> None:
+    plan = _plan()
+    tracker = _tracked(["i-a", "i-b"], failed=set())
+
+    def glibc(instance_id: str, version: str) -> InstancePatch:
+        return InstancePatch(
+            instance_id=instance_id,
+            patch_id="glibc.x86_64",
+            title=f"glibc.x86_64:{version}",
+            classification="Security",
+            severity="Medium",
+            state=PatchState.INSTALLED,
+            installed_time=NOW,
+        )
+
+    inventory = FakePatchInventory(
+        {"i-a": [glibc("i-a", "0:2.34-117.amzn2023.0.1")], "i-b": [glibc("i-b", "0:2.34-100.el9_4.4")]}
+    )
+    patch_sets = FakePatchSets()
+    verdict = StageVerdict(
+        stage_name="staging", phase_set="verify", healthy=True, targeted=2, unhealthy=0, allowed_failures=0, reasons={}
+    )
+    request = RecordStageRequest(
+        run=plan.run,
+        stage=plan.stages[1],
+        verdict=verdict,
+        results=[CommandResultRef(phase="install", command_id="install-1")],
+    )
+    assert record_stage_passed(request, tracker, inventory, patch_sets).frozen_patch_count == 2
+    assert sorted(p.title for p in patch_sets.frozen["2026-12"]) == [
+        "glibc.x86_64:0:2.34-100.el9_4.4",
+        "glibc.x86_64:0:2.34-117.amzn2023.0.1",
+    ]
+
+
+def test_verify_stage_health_an_os_approving_nothing_fails_the_stage_within_the_error_budget() -> None:
+    directory = _directory("dev", 20)  # dev tolerates 10 %: 2 instances
+    rhel = ManagedInstance(
+        instance_id=f"i-{99:017x}",
+        ping_status="Online",
+        platform_type="Linux",
+        platform_name="Red Hat Enterprise Linux",
+        platform_version="9.4",
+    )
+    directory.fleet[("PatchGroup", "dev")].append(rhel)
+    ids = [i.instance_id for i in directory.fleet[("PatchGroup", "dev")]]
+    compliance = FakeCompliance()
+    compliance.installed = {rhel.instance_id: 0}
+    verdict = _verify(0, directory, _tracked(ids, failed=set()), compliance=compliance)
+    assert (verdict.reasons, verdict.unhealthy, verdict.allowed_failures) == ({"approves_nothing": 1}, 1, 2)
+    assert verdict.healthy is False
+    assert [(r.instance_id, r.platform) for r in verdict.unhealthy_sample] == [
+        (rhel.instance_id, "REDHAT_ENTERPRISE_LINUX")
+    ]

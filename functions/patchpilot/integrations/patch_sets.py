@@ -78,10 +78,17 @@ class S3PatchSetStore(PatchSetStore):
         return rows
 
     def install_list_for(self, run_id: str, stage: StagePlan) -> str | None:
+        """Write the stage's InstallOverrideList: the frozen set, minus every patch excluded so far, eligible for it.
+
+        The exclusion ledger is read again for every install (a retry or a later stage), because a patch excluded
+        after the set was frozen is still in it, and whether RejectedPatches (BLOCK) outranks an InstallOverrideList
+        is not documented: the list itself must not name it.
+        """
         frozen = self._frozen(run_id)
         if frozen is None:
             return None
-        chosen = [patch for patch in frozen if _eligible(patch, stage)]
+        excluded = self.excluded_patches(run_id)
+        chosen = [patch for patch in frozen if patch["id"] not in excluded and _eligible(patch, stage)]
         return self._put(f"runs/{run_id}/install-{stage.name}.yaml", install_override_yaml(chosen), "application/yaml")
 
     def emergency_baseline_override(self, run: RunContext) -> str:

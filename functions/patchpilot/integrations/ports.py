@@ -221,7 +221,8 @@ class PatchInventory(ABC):
     def installed_during(self, instance_id: str, since: datetime) -> list[InstancePatch]:
         """Patches Installed, InstalledPendingReboot or Failed on the instance at or after `since`.
 
-        Failed rows without an install time are included (SSM does not always time a failed install).
+        Rows without an install time (none, or the epoch) are included with ``installed_time`` None: SSM does not
+        always time a failed install, and some operating systems report no InstalledTime at all.
         """
 
 

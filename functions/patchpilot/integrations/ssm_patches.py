@@ -40,11 +40,16 @@ def _to_patch(instance_id: str, row: Any) -> InstancePatch:
     )
 
 
+def _untimed(row: InstancePatch) -> bool:
+    return row.installed_time is None or row.installed_time.year <= UNTIMED_YEAR
+
+
 def _during(row: InstancePatch, since: datetime) -> bool:
-    """Installed at or after `since`; a Failed row is kept when SSM gives it no time (none, or the epoch)."""
-    if row.installed_time is None or row.installed_time.year <= UNTIMED_YEAR:
-        return row.state is PatchState.FAILED
-    return _utc(row.installed_time) >= _utc(since)
+    """Installed at or after `since`, or untimed (no time, or the epoch): the caller decides about untimed rows.
+
+    A failed install is often untimed; some operating systems never report InstalledTime.
+    """
+    return _untimed(row) or _utc(row.installed_time or since) >= _utc(since)
 
 
 class SsmPatchInventory(PatchInventory):
@@ -57,7 +62,11 @@ class SsmPatchInventory(PatchInventory):
         paginator = self._client.get_paginator("describe_instance_patches")
         pages = paginator.paginate(InstanceId=instance_id, Filters=[{"Key": "State", "Values": RUN_STATE_FILTER}])
         rows = [_to_patch(instance_id, row) for page in pages for row in page.get("Patches", [])]
-        return [row for row in rows if _during(row, since)]
+        return [
+            row.model_copy(update={"installed_time": None}) if _untimed(row) else row
+            for row in rows
+            if _during(row, since)
+        ]
 
 
 class SsmPatchBaselines(PatchBaselines):

@@ -20,6 +20,11 @@ from patchpilot.models.exclusion import (
 from patchpilot.models.patches import InstancePatch, PatchState
 
 EPOCH_YEAR = 1970
+# Patch Manager's package-name formats for approved/rejected lists (SSM user guide, "About package name formats for
+# approved and rejected patch lists"): APT systems take a bare package name only (no architecture, no version), so a
+# rejection there covers every version; YUM/DNF systems take a full package name `name-version-release.arch`.
+APT_OPERATING_SYSTEMS = frozenset({"UBUNTU", "DEBIAN", "RASPBIAN"})
+_ARCHITECTURES = frozenset({"x86_64", "noarch", "i686", "aarch64", "amd64", "arm64", "all", "i386"})
 RUN_STATES = frozenset({PatchState.INSTALLED, PatchState.INSTALLED_PENDING_REBOOT, PatchState.FAILED})
 
 
@@ -223,6 +228,43 @@ def correlate_patches(
     )
 
 
+def rejection_entry(patch_id: str, title: str, operating_system: str) -> str:
+    """The RejectedPatches entry that rejects exactly the version of a patch this run saw.
+
+    Parameters
+    ----------
+    patch_id : str
+        DescribeInstancePatches' `KBId`: a KB id on Windows, the package `name.arch` on Linux.
+    title : str
+        Its `Title`: on Linux `name.arch:epoch:version-release` (YUM/DNF) or `name.arch:version` (APT).
+    operating_system : str
+        The Patch Manager OS of the instances the patch arrived on.
+
+    Returns
+    -------
+    str
+        Windows: the KB id. YUM/DNF systems: the full package name `name-version-release.arch`, which leaves a
+        later (fixed) version approvable; a bare `name.arch` would block every future version. APT systems: the
+        bare package name, the only format Patch Manager accepts there (it blocks every version; see
+        :func:`blocks_every_version`). A title that carries no version falls back to the patch id.
+    """
+    name, dot, arch = patch_id.rpartition(".")
+    if not dot or arch not in _ARCHITECTURES:
+        return patch_id
+    if operating_system in APT_OPERATING_SYSTEMS:
+        return name
+    version = title.removeprefix(f"{patch_id}:") if title.startswith(f"{patch_id}:") else ""
+    version_release = version.split(":", 1)[1] if version.count(":") == 1 else version
+    if not version_release or "-" not in version_release:
+        return patch_id
+    return f"{name}-{version_release}.{arch}"
+
+
+def blocks_every_version(entry: str, patch_id: str, operating_system: str) -> bool:
+    """Whether a RejectedPatches entry made by :func:`rejection_entry` blocks the fixed versions of the package too."""
+    return operating_system in APT_OPERATING_SYSTEMS or (entry == patch_id and not patch_id.startswith("KB"))
+
+
 def _is_updatable(baseline_id: str) -> bool:
     """AWS-managed (predefined) baselines are returned as ARNs and cannot be changed; own baselines are `pb-...`."""
     return not baseline_id.startswith("arn:")
@@ -254,7 +296,8 @@ def plan_rejections(
     Returns
     -------
     tuple[list[BaselineRejection], str | None]
-        The rejections by baseline, or an empty list and the reason why the patches cannot be rejected (an unknown
+        The rejections by baseline (entries in Patch Manager's package-name formats, see
+        :func:`rejection_entry`), or an empty list and the reason why the patches cannot be rejected (an unknown
         OS, or a patch group that uses an AWS-managed baseline, which cannot be changed).
     """
     by_system: dict[str, list[str]] = {}
@@ -264,7 +307,9 @@ def plan_rejections(
         if not known:
             return [], f"{patch.patch_id} arrived only on instances of unknown OS: no baseline to reject it in"
         for system in known:
-            by_system.setdefault(system, []).append(patch.patch_id)
+            entry = rejection_entry(patch.patch_id, patch.title, system)
+            if entry not in by_system.setdefault(system, []):
+                by_system[system].append(entry)
     rejections: list[BaselineRejection] = []
     for system, patch_ids in sorted(by_system.items()):
         baseline_id = baseline_for(patch_group, system)
@@ -283,6 +328,12 @@ def plan_rejections(
             for baseline in baseline_ids
         )
     return rejections, None
+
+
+def _entries_of(patch: PatchEvidence, rejections: Sequence[BaselineRejection]) -> list[str]:
+    """The RejectedPatches entries that reject this patch, over the OSes it was rejected for."""
+    wanted = {rejection_entry(patch.patch_id, patch.title, r.operating_system) for r in rejections}
+    return sorted(entry for entry in wanted if any(entry in r.patch_ids for r in rejections))
 
 
 def _instances(request: ExclusionRequest) -> tuple[dict[str, str], dict[str, str]]:
@@ -365,18 +416,22 @@ def exclude_failing_patches(
         return decision("inconclusive", refusal)
     for rejection in rejections:
         baselines.reject_patches(rejection.baseline_id, rejection.patch_ids)
+    patch_groups = [request.patch_group, *request.later_patch_groups]
     recorded = [
         ledger.record(
             ExclusionRecord(
                 run_id=request.run_id,
                 stage_name=request.stage_name,
                 evidence=patch,
-                baseline_ids=[r.baseline_id for r in rejections if patch.patch_id in r.patch_ids],
+                baseline_ids=[r.baseline_id for r in rejections if set(r.patch_ids) & set(entries)],
+                rejected_as=entries,
+                patch_groups=patch_groups,
                 failing_instances=correlation.failing_instances[patch.patch_id],
                 healthy_instances=correlation.healthy_instances[patch.patch_id],
                 decided_at=decided_at,
             )
         )
         for patch in correlation.patches
+        for entries in [_entries_of(patch, rejections)]
     ]
     return decision("exclude", correlation.reason, baselines=rejections, already_recorded=not any(recorded))

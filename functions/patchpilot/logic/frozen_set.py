@@ -8,8 +8,14 @@ from patchpilot.models.rollout import RecordStageRequest, StageOutcome
 
 
 def _installed_in_run(patch: InstancePatch, since: datetime) -> bool:
-    installed = patch.state in (PatchState.INSTALLED, PatchState.INSTALLED_PENDING_REBOOT)
-    return installed and patch.installed_time is not None and patch.installed_time >= since
+    """Installed since the run started; on an OS that reports no InstalledTime, every approved installed patch.
+
+    Without InstalledTime this run's installs cannot be told from earlier ones: the set then holds everything the
+    verified instance runs with (installing a patch production already has is a no-op), never nothing.
+    """
+    if patch.state not in (PatchState.INSTALLED, PatchState.INSTALLED_PENDING_REBOOT):
+        return False
+    return patch.installed_time is None or patch.installed_time >= since
 
 
 def record_stage_passed(
@@ -17,10 +23,12 @@ def record_stage_passed(
 ) -> StageOutcome:
     """Record a stage that passed; after a test stage, freeze the patches it installed and verified.
 
-    The frozen set is the union of the patches that the stage's successfully patched instances report as
-    installed since the run started, minus every patch the run excluded. Each test stage replaces the set of
-    the one before it, so production installs exactly what the last test stage ran with (production stages
-    then keep only what their own baseline rules allow, see ``PatchSetStore.install_list_for``).
+    The frozen set is the union of the patches that the stage's successfully patched instances report as installed
+    since the run started (on an OS that reports no InstalledTime: every approved patch they have installed), minus
+    every patch the run excluded; one entry per patch id and version title (`glibc.x86_64` of Amazon Linux 2023 and
+    of RHEL are different patches in one InstallOverrideList). Each test stage replaces the set of the one before
+    it, so production installs exactly what the last test stage ran with (production stages then keep only what
+    their own baseline rules allow, see ``PatchSetStore.install_list_for``).
 
     Parameters
     ----------
@@ -45,12 +53,12 @@ def record_stage_passed(
             for row in tracker.list_results(result.command_id)
             if row.succeeded
         ]
-        patches: dict[str, InstancePatch] = {}
+        patches: dict[tuple[str, str], InstancePatch] = {}  # a Linux package id repeats across distributions
         for instance_id in sorted(set(patched)):
             for patch in inventory.installed_during(instance_id, run.started_at):
                 if _installed_in_run(patch, run.started_at) and patch.patch_id not in excluded:
-                    patches.setdefault(patch.patch_id, patch)
-        frozen = patch_sets.freeze(run.run_id, stage.name, sorted(patches.values(), key=lambda p: p.patch_id))
+                    patches.setdefault((patch.patch_id, patch.title), patch)
+        frozen = patch_sets.freeze(run.run_id, stage.name, [patches[key] for key in sorted(patches)])
     return StageOutcome(
         stage_name=stage.name,
         status="passed",

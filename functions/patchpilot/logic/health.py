@@ -2,6 +2,7 @@
 
 from patchpilot.integrations.ports import AlarmMonitor, CommandDirectory, InstallTracker, PatchComplianceReader
 from patchpilot.logic.platforms import operating_system_of
+from patchpilot.logic.silent_patching import APPROVES_NOTHING, silent_patching_reasons
 from patchpilot.models.rollout import MAX_SAMPLE, InstanceRef, StageVerdict, VerifyStageRequest
 
 
@@ -52,8 +53,10 @@ def verify_stage_health(
 
     An instance is unhealthy when any command of the step (install, post-patch scan, health command) failed or
     never reported on it, when SSM no longer reaches it (ping status not Online), or, after a patch step, when its
-    post-patch scan reports a failed patch. The stage is healthy when unhealthy instances stay within the stage's
-    error budget (``max_errors``) and none of the stage's CloudWatch alarms is in ALARM.
+    post-patch scan reports a failed patch, or when its patching silently did nothing (its OS's baseline approves
+    nothing, or its install left approved patches missing: see ``silent_patching_reasons``). The stage is healthy
+    when unhealthy instances stay within the stage's error budget (``max_errors``), no OS approves nothing (a
+    configuration fault no budget covers) and none of the stage's CloudWatch alarms is in ALARM.
 
     Parameters
     ----------
@@ -77,9 +80,18 @@ def verify_stage_health(
         if instance.ping_status != "Online":
             reasons[instance_id].append("unreachable")
     if request.phase_set == "patch" and instances:
-        for summary in compliance.summaries(sorted(instances)):
+        summaries = compliance.summaries(sorted(instances))
+        for summary in summaries:
             if summary.failed > 0 and summary.instance_id in reasons:
                 reasons[summary.instance_id].append("patch_failed")
+        systems = {
+            instance_id: operating_system_of(info.platform_type, info.platform_name, info.platform_version)
+            for instance_id, info in instances.items()
+        }
+        installed = [i for i in instances if not any(why.startswith("install_") for why in reasons[i])]
+        follows_baseline = stage.role != "production" and request.run.mode != "emergency"
+        for instance_id, why in silent_patching_reasons(systems, summaries, follows_baseline, installed).items():
+            reasons[instance_id].extend(why)
     in_alarm = alarms.alarms_in_alarm(stage.alarm_name_prefix) if stage.alarm_name_prefix else []
     unhealthy = sorted(instance_id for instance_id, why in reasons.items() if why)
     budget = allowed_failures(stage.max_errors, len(instances))
@@ -94,7 +106,8 @@ def verify_stage_health(
         return InstanceRef(instance_id=instance_id, platform=platform, reasons=reasons[instance_id])
 
     healthy_ids = [instance_id for instance_id in sorted(instances) if not reasons[instance_id]]
-    healthy = len(unhealthy) <= budget and not in_alarm
+    # An OS whose baseline approves nothing is a configuration fault of the whole OS: no error budget covers it.
+    healthy = len(unhealthy) <= budget and not in_alarm and APPROVES_NOTHING not in counts
     # Samples feed the exclusion step only: a healthy verdict keeps the same size for any fleet.
     sampled_unhealthy = [] if healthy else unhealthy[:MAX_SAMPLE]
     sampled_healthy = [] if healthy else healthy_ids[:MAX_SAMPLE]

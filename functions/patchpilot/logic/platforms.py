@@ -6,6 +6,8 @@ _LINUX_NAMES = (
     ("ubuntu", "", "UBUNTU"),
     ("red hat", "", "REDHAT_ENTERPRISE_LINUX"),
     ("centos", "", "CENTOS"),
+    ("rocky", "", "ROCKY_LINUX"),
+    ("alma", "", "ALMA_LINUX"),
 )
 
 

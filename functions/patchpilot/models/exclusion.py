@@ -112,8 +112,19 @@ class ExclusionRecord(_Model):
     failing_instances: list[str] = Field(default_factory=list)
     healthy_instances: list[str] = Field(default_factory=list)
     decided_at: datetime
+    rejected_as: list[str] = Field(
+        default_factory=list,
+        description="The RejectedPatches entries written (Patch Manager package-name formats: exact version where "
+        "the OS allows it); empty in records made before they were kept, which rejected the patch id itself.",
+    )
+    patch_groups: list[str] = Field(default_factory=list, description="The patch groups whose baselines reject it.")
 
     @property
     def patch_id(self) -> str:
         """The excluded patch."""
         return self.evidence.patch_id
+
+    @property
+    def rejection_entries(self) -> list[str]:
+        """What the baselines' RejectedPatches hold for this exclusion."""
+        return self.rejected_as or [self.evidence.patch_id]

@@ -24,6 +24,8 @@ OperatingSystem = Literal[
     "UBUNTU",
     "REDHAT_ENTERPRISE_LINUX",
     "CENTOS",
+    "ROCKY_LINUX",
+    "ALMA_LINUX",
 ]
 EnvironmentName = Literal["dev", "test", "staging", "prod", "emergency"]
 ComplianceLevel = Literal["CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", "UNSPECIFIED"]
@@ -48,6 +50,8 @@ CLASSIFICATIONS: dict[str, tuple[str, ...]] = {
     "AMAZON_LINUX_2023": _RPM_CLASSIFICATIONS,
     "REDHAT_ENTERPRISE_LINUX": _RPM_CLASSIFICATIONS,
     "CENTOS": _RPM_CLASSIFICATIONS,
+    "ROCKY_LINUX": _RPM_CLASSIFICATIONS,
+    "ALMA_LINUX": _RPM_CLASSIFICATIONS,
     "UBUNTU": (),
 }
 """CLASSIFICATION filter values per OS (Ubuntu has no classification: use priorities/sections)."""
@@ -59,6 +63,8 @@ SEVERITIES: dict[str, tuple[str, ...]] = {
     # Red Hat rates advisories Critical/Important/Moderate/Low; the PatchFilter reference also lists Medium.
     "REDHAT_ENTERPRISE_LINUX": ("Critical", "Important", "Moderate", "Medium", "Low"),
     "CENTOS": ("Critical", "Important", "Moderate", "Medium", "Low"),
+    "ROCKY_LINUX": ("Critical", "Important", "Moderate", "Medium", "Low"),
+    "ALMA_LINUX": ("Critical", "Important", "Moderate", "Medium", "Low"),
     "UBUNTU": (),
 }
 """Severity filter values per OS (MSRC_SEVERITY on Windows, SEVERITY on Linux, none on Ubuntu)."""
@@ -72,6 +78,8 @@ KERNEL_PACKAGES: dict[str, tuple[str, ...]] = {
     "AMAZON_LINUX_2023": ("kernel*",),
     "REDHAT_ENTERPRISE_LINUX": ("kernel*",),
     "CENTOS": ("kernel*",),
+    "ROCKY_LINUX": ("kernel*",),
+    "ALMA_LINUX": ("kernel*",),
     # APT lists take bare package names, no wildcard, no version or architecture.
     "UBUNTU": ("linux-aws", "linux-image-aws", "linux-headers-aws", "linux-modules-extra-aws"),
 }
@@ -89,6 +97,23 @@ PatchName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
 def _allowed(values: tuple[str, ...]) -> str:
     return ", ".join(values) if values else "(none: this key does not apply to this OS)"
+
+
+def _ubuntu_non_security_problems(where: str, env: "Environment") -> list[str]:
+    """An environment that wants non-security updates elsewhere must let its Ubuntu rules approve them too.
+
+    Without EnableNonSecurity an implicit rule limits Ubuntu to packages whose candidate version is in a
+    `*-security` pocket (SSM user guide, "How patch baseline rules work on Linux-based systems"): the environment
+    would silently install no Ubuntu bug fix.
+    """
+    ubuntu = env.rules.get("UBUNTU", [])
+    others = [rule for os_name, rules in env.rules.items() if os_name != "UBUNTU" for rule in rules]
+    if ubuntu and any(rule.enable_non_security for rule in others) and not any(r.enable_non_security for r in ubuntu):
+        return [
+            f"{where}.rules.UBUNTU: other OSes enable non-security updates but no UBUNTU rule sets "
+            "enable_non_security: Ubuntu would get only *-security pocket updates"
+        ]
+    return []
 
 
 class _PolicyModel(BaseModel):
@@ -240,6 +265,7 @@ class PatchPolicy(_PolicyModel):
         for os_name in self.operating_systems:
             if not env.rules.get(os_name) and not env.approved_patches.get(os_name):
                 problems.append(f"{where}: no rules and no approved_patches for {os_name}")
+        problems.extend(_ubuntu_non_security_problems(where, env))
         for os_name, rules in env.rules.items():
             if os_name not in self.operating_systems:
                 problems.append(
