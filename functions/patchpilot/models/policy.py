@@ -13,8 +13,9 @@ the staged rollout itself (later stages scan and install days after Patch Tuesda
 
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
+from patchpilot.models.bounds import Utf8Input
 from patchpilot.models.rollout import HealthCheck
 
 OperatingSystem = Literal[
@@ -91,7 +92,7 @@ def _allowed(values: tuple[str, ...]) -> str:
     return ", ".join(values) if values else "(none: this key does not apply to this OS)"
 
 
-class _PolicyModel(BaseModel):
+class _PolicyModel(Utf8Input):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 

@@ -5,6 +5,8 @@ from typing import Literal
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field
 
+from patchpilot.models.bounds import Utf8Input
+
 InstanceState = Literal["pending", "running", "shutting-down", "terminated", "stopping", "stopped"]
 
 
@@ -17,7 +19,7 @@ class InstanceStateDetail(BaseModel):
     state: InstanceState
 
 
-class InstanceStateEvent(EventBridgeModel):
+class InstanceStateEvent(Utf8Input, EventBridgeModel):
     """The EventBridge envelope of an EC2 instance state change."""
 
     source: Literal["aws.ec2"]
