@@ -53,8 +53,8 @@ lint: $(VENV)/.installed ## ruff lint + format check
 typecheck: $(VENV)/.installed ## mypy (strict, pydantic plugin)
 	$(BIN)/mypy
 
-unit: $(VENV)/.installed ## unit tests (fakes, no network) and functional tests (adapters on moto/Stubber)
-	$(BIN)/pytest -q tests/unit tests/functional
+unit: $(VENV)/.installed ## unit tests (fakes, no network), functional tests (adapters on moto/Stubber), fuzz (fast profile)
+	$(BIN)/pytest -q tests/unit tests/functional tests/fuzz
 
 runtime-tests: $(VENV)/.installed ## the real ASL and handlers on the local runtime
 	$(BIN)/pytest -q -n 2 tests/asl tests/e2e
@@ -70,7 +70,7 @@ scan: $(SAM_VENV)/.installed $(SCAN_VENV)/.installed ## checkov on the SAM-trans
 	$(SCAN_BIN)/checkov -f out/scan/template.json --framework cloudformation --skip-download --compact --quiet
 
 fuzz: $(VENV)/.installed ## hypothesis fuzzing of every handler's input, $(FUZZ_EXAMPLES) examples each, with counts per outcome
-	HYPOTHESIS_PROFILE=fuzz FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q -p no:randomly tests/fuzz -s
+	HYPOTHESIS_PROFILE=fuzz FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q tests/fuzz
 
 build: $(SAM_VENV)/.installed ## sam build (no Docker)
 	$(SAM_BIN)/sam build --region us-east-1
