@@ -25,6 +25,7 @@ from unittest import mock
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
+from patchpilot import observability
 from patchpilot.handlers import approval_wiring, exclusion_wiring, wiring
 from patchpilot.models.exceptions import PatchPilotError
 from patchpilot_sim.lambdas import LambdaContext
@@ -203,9 +204,13 @@ def handler_environment(function: str) -> Iterator[None]:
     env = _resolved_environment(function)
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
+    # Powertools reads the namespace when the module is first imported, maybe by an earlier test without the env.
+    saved_namespace = observability.metrics.namespace
+    observability.metrics.namespace = env["POWERTOOLS_METRICS_NAMESPACE"]
     try:
         yield
     finally:
+        observability.metrics.namespace = saved_namespace
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
