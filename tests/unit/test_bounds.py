@@ -94,7 +94,10 @@ def test_command_ids_are_bounded_by_the_ssm_format(command_id: str) -> None:
         )
 
 
-@pytest.mark.parametrize("instance_id", ["i-123", "i-0123456789abcdef01", "mi-0123", "I-01234567", "i-0123456\ud800"])
+@pytest.mark.parametrize(
+    "instance_id",
+    ["i-123", "i-0123456789abcdef01", "i-0123456789abcd", "mi-0123456789abcdef0", "I-01234567", "i-0123456\ud800"],
+)
 def test_instance_ids_outside_the_ssm_format_are_rejected(instance_id: str) -> None:
     event = _load("ec2/instance-running.json")
     event["detail"]["instance-id"] = instance_id

@@ -18,6 +18,7 @@ from pydantic import BaseModel, SecretStr, StringConstraints, model_validator
 TASK_TOKEN_MAX_LENGTH = 2048
 COMMAND_ID_MAX_LENGTH = 36
 INSTANCE_ID_PATTERN = r"^(i-([0-9a-f]{8}|[0-9a-f]{17})|mi-[0-9a-f]{17})$"
+EC2_INSTANCE_ID_PATTERN = r"^i-([0-9a-f]{8}|[0-9a-f]{17})$"
 
 TaskToken = Annotated[str, StringConstraints(min_length=1, max_length=TASK_TOKEN_MAX_LENGTH)]
 CommandId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{1,36}$")]

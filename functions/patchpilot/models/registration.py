@@ -5,7 +5,7 @@ from typing import Literal
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field
 
-from patchpilot.models.bounds import Utf8Input
+from patchpilot.models.bounds import EC2_INSTANCE_ID_PATTERN, Utf8Input
 
 InstanceState = Literal["pending", "running", "shutting-down", "terminated", "stopping", "stopped"]
 
@@ -15,7 +15,7 @@ class InstanceStateDetail(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True, frozen=True)
 
-    instance_id: str = Field(alias="instance-id", pattern=r"^i-[0-9a-f]{8,17}$")
+    instance_id: str = Field(alias="instance-id", pattern=EC2_INSTANCE_ID_PATTERN)
     state: InstanceState
 
 
