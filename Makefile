@@ -9,13 +9,16 @@ endif
 PYTHON ?= python3.11
 VENV := .venv
 SAM_VENV := .venv-sam
+SCAN_VENV := .venv-scan
 BIN := $(VENV)/bin
 SAM_BIN := $(SAM_VENV)/bin
+SCAN_BIN := $(SCAN_VENV)/bin
+FUZZ_EXAMPLES ?= 1000
 PIP_FLAGS := --disable-pip-version-check --no-input --quiet
 BENCH_SIZES ?= 10,100,1000
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help setup demo test lint typecheck unit runtime-tests cfn-lint validate build bench events clean baselines
+.PHONY: help setup demo test lint typecheck unit runtime-tests cfn-lint validate build bench events clean baselines scan fuzz
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -31,12 +34,17 @@ $(SAM_VENV)/.installed: requirements/sam.txt
 	$(SAM_BIN)/pip install $(PIP_FLAGS) -r requirements/sam.txt
 	touch $@
 
-setup: $(VENV)/.installed $(SAM_VENV)/.installed ## create both venvs from the pinned requirements
+$(SCAN_VENV)/.installed: requirements/scan.txt
+	$(PYTHON) -m venv $(SCAN_VENV)
+	$(SCAN_BIN)/pip install $(PIP_FLAGS) -r requirements/scan.txt
+	touch $@
+
+setup: $(VENV)/.installed $(SAM_VENV)/.installed $(SCAN_VENV)/.installed ## create both venvs from the pinned requirements
 
 demo: $(VENV)/.installed ## run a whole patch cycle locally (moto + simulated fleet), writes out/demo/summary.json
 	$(BIN)/patchpilot simulate --out out/demo
 
-test: lint typecheck unit runtime-tests cfn-lint validate build ## every check (what CI runs)
+test: lint typecheck unit runtime-tests cfn-lint validate scan build ## every check (what CI runs)
 
 lint: $(VENV)/.installed ## ruff lint + format check
 	$(BIN)/ruff check .
@@ -45,8 +53,8 @@ lint: $(VENV)/.installed ## ruff lint + format check
 typecheck: $(VENV)/.installed ## mypy (strict, pydantic plugin)
 	$(BIN)/mypy
 
-unit: $(VENV)/.installed ## unit tests (fakes, no network) and functional tests (adapters on moto/Stubber)
-	$(BIN)/pytest -q tests/unit tests/functional
+unit: $(VENV)/.installed ## unit tests (fakes, no network), functional tests (adapters on moto/Stubber), fuzz (fast profile)
+	$(BIN)/pytest -q tests/unit tests/functional tests/fuzz
 
 runtime-tests: $(VENV)/.installed ## the real ASL and handlers on the local runtime
 	$(BIN)/pytest -q -n 2 tests/asl tests/e2e
@@ -56,6 +64,13 @@ cfn-lint: $(SAM_VENV)/.installed ## cfn-lint with the serverless rules
 
 validate: $(SAM_VENV)/.installed ## sam validate --lint
 	$(SAM_BIN)/sam validate --lint --region us-east-1
+
+scan: $(SAM_VENV)/.installed $(SCAN_VENV)/.installed ## checkov on the SAM-translated template: 0 failures (suppressions carry a reason in template.yaml)
+	$(SAM_BIN)/python tools/sam_translate.py out/scan/template.json
+	$(SCAN_BIN)/checkov -f out/scan/template.json --framework cloudformation --skip-download --compact --quiet
+
+fuzz: $(VENV)/.installed ## hypothesis fuzzing of every handler's input, $(FUZZ_EXAMPLES) examples each, with counts per outcome
+	HYPOTHESIS_PROFILE=fuzz FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q tests/fuzz
 
 build: $(SAM_VENV)/.installed ## sam build (no Docker)
 	$(SAM_BIN)/sam build --region us-east-1
@@ -70,4 +85,4 @@ events: ## list the sample events (events/), used by tests, the local runtime an
 	@find events -name '*.json' | sort
 
 clean: ## remove venvs and build output
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam out
+	rm -rf $(VENV) $(SAM_VENV) $(SCAN_VENV) .aws-sam out

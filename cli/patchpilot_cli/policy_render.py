@@ -35,6 +35,7 @@ END_MARKER = "  # END generated"
 START_CYCLE_FUNCTION = "StartRolloutFunction"
 DEAD_LETTER_QUEUE = "EventsDeadLetterQueue"
 TAG_KEY_PARAMETER = "PatchGroupTagKey"
+BASELINE_STACK_TAG_KEY = "patchpilot-stack"
 
 _UBUNTU_COMMENT = (
     "Ubuntu: Patch Manager does not support ApproveAfterDays/ApproveUntilDate (no reliable release dates in APT "
@@ -165,6 +166,8 @@ def baseline_resource(env_name: str, env: Environment, os_name: OperatingSystem,
     props["Tags"] = [
         {"Key": "application", "Value": "patchpilot"},
         {"Key": "environment", "Value": env_name},
+        # ExcludePatchesFunction may update only baselines carrying this stack's tag (template.yaml, aws:ResourceTag).
+        {"Key": BASELINE_STACK_TAG_KEY, "Value": sub("${AWS::StackName}")},
     ]
     return {"Type": "AWS::SSM::PatchBaseline", "Properties": props}
 

@@ -8,7 +8,6 @@ from typing import Annotated, Literal
 
 from pydantic import (
     AwareDatetime,
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -18,6 +17,7 @@ from pydantic import (
 )
 
 from patchpilot.models.alerts import OneLine
+from patchpilot.models.bounds import TASK_TOKEN_MAX_LENGTH, Utf8Input
 from patchpilot.models.state import RunId, StageName
 
 APPROVAL_ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
@@ -47,14 +47,16 @@ def _blank_to_none(value: object) -> object:
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)]
 
 
-class _ApprovalModel(BaseModel):
+class _ApprovalModel(Utf8Input):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class ApprovalRequest(_ApprovalModel):
     """Payload of the `.waitForTaskToken` task that parks the rollout before a production stage."""
 
-    task_token: SecretStr = Field(min_length=1)
+    model_config = ConfigDict(hide_input_in_errors=True)  # a validation error must not echo the task token
+
+    task_token: SecretStr = Field(min_length=1, max_length=TASK_TOKEN_MAX_LENGTH)
     run_id: RunId
     stage_name: StageName
     execution_id: str = Field(min_length=1, max_length=2048)

@@ -4,11 +4,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from patchpilot.models.bounds import Utf8Input
 from patchpilot.models.rollout import CveId, PatchId
 from patchpilot.models.state import StageName, WaitLimits
 
 
-class StartRolloutRequest(BaseModel):
+class StartRolloutRequest(Utf8Input):
     """What the schedule, the CLI or chat ask for. The execution name makes a repeated request a no-op."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")

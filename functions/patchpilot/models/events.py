@@ -5,6 +5,8 @@ from typing import Literal, get_args
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field
 
+from patchpilot.models.bounds import COMMAND_ID_MAX_LENGTH, Utf8Input
+
 InvocationStatus = Literal[
     "Pending",
     "InProgress",
@@ -36,7 +38,7 @@ class CommandInvocationDetail(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True, frozen=True)
 
-    command_id: str = Field(alias="command-id", min_length=1)
+    command_id: str = Field(alias="command-id", min_length=1, max_length=COMMAND_ID_MAX_LENGTH)
     document_name: str = Field(alias="document-name", min_length=1)
     instance_id: str = Field(alias="instance-id", pattern=r"^(i|mi)-[0-9a-f]{8,17}$")
     requested_date_time: str = Field(alias="requested-date-time", min_length=1)
@@ -48,7 +50,7 @@ class CommandInvocationDetail(BaseModel):
         return self.status in TERMINAL_INVOCATION_STATUSES
 
 
-class CommandInvocationEvent(EventBridgeModel):
+class CommandInvocationEvent(Utf8Input, EventBridgeModel):
     """The EventBridge envelope of an SSM command invocation status change."""
 
     source: Literal["aws.ssm"]

@@ -3,8 +3,9 @@
 from datetime import datetime
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
+from patchpilot.models.bounds import Utf8Input
 from patchpilot.models.state import PatchGroupName, RunId, StageName
 
 MAX_SAMPLED_INSTANCES = 50
@@ -16,7 +17,7 @@ OperatingSystem = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]{1,3
 ExclusionOutcome = Literal["exclude", "inconclusive", "nothing_to_exclude"]
 
 
-class _Model(BaseModel):
+class _Model(Utf8Input):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 

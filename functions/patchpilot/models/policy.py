@@ -13,8 +13,9 @@ the staged rollout itself (later stages scan and install days after Patch Tuesda
 
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
+from patchpilot.models.bounds import Utf8Input
 from patchpilot.models.rollout import HealthCheck
 
 OperatingSystem = Literal[
@@ -116,7 +117,7 @@ def _ubuntu_non_security_problems(where: str, env: "Environment") -> list[str]:
     return []
 
 
-class _PolicyModel(BaseModel):
+class _PolicyModel(Utf8Input):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 

@@ -5,6 +5,8 @@ from typing import Literal
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field
 
+from patchpilot.models.bounds import EC2_INSTANCE_ID_PATTERN, Utf8Input
+
 InstanceState = Literal["pending", "running", "shutting-down", "terminated", "stopping", "stopped"]
 
 
@@ -13,11 +15,11 @@ class InstanceStateDetail(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True, frozen=True)
 
-    instance_id: str = Field(alias="instance-id", pattern=r"^i-[0-9a-f]{8,17}$")
+    instance_id: str = Field(alias="instance-id", pattern=EC2_INSTANCE_ID_PATTERN)
     state: InstanceState
 
 
-class InstanceStateEvent(EventBridgeModel):
+class InstanceStateEvent(Utf8Input, EventBridgeModel):
     """The EventBridge envelope of an EC2 instance state change."""
 
     source: Literal["aws.ec2"]

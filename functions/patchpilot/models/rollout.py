@@ -6,8 +6,9 @@ Payloads carry names, keys and counts; instance lists stay in DynamoDB (bounded 
 from datetime import datetime
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
+from patchpilot.models.bounds import CommandId, Utf8Input
 from patchpilot.models.state import (
     MAX_BAKE_SECONDS,
     ErrorBudget,
@@ -26,7 +27,7 @@ PhaseSet = Literal["patch", "verify"]
 MAX_SAMPLE = 50
 
 
-class _Model(BaseModel):
+class _Model(Utf8Input):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
@@ -167,7 +168,7 @@ class CommandResultRef(_Model):
     """A finished command of the step (the Map over commands outputs one per command)."""
 
     phase: Phase
-    command_id: str = Field(min_length=1)
+    command_id: CommandId
 
 
 class VerifyStageRequest(_Model):

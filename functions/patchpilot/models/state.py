@@ -1,8 +1,10 @@
 """Command-level state models (send, wait, reconcile) and the shared field types. Keys and counts only."""
 
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
+
+from patchpilot.models.bounds import CommandId, TaskToken, Utf8Input
 
 RunId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,55}$")]
 StageName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,31}$")]
@@ -13,7 +15,7 @@ ErrorBudget = Annotated[str, StringConstraints(pattern=r"^([0-9]{1,5}|(100|[1-9]
 MAX_BAKE_SECONDS = 14 * 24 * 3600
 
 
-class _StateModel(BaseModel):
+class _StateModel(Utf8Input):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
@@ -24,14 +26,26 @@ class WaitLimits(_StateModel):
     heartbeat_seconds: int = Field(default=900, ge=1, le=24 * 3600)
     max_reconcile_attempts: int = Field(default=3, ge=1, le=10)
 
+    @model_validator(mode="after")
+    def _heartbeat_within_timeout(self) -> Self:
+        # A heartbeat as long as the wait itself never fires before the wait times out: no reconciliation would run.
+        if self.heartbeat_seconds >= self.install_timeout_seconds:
+            raise ValueError(
+                f"heartbeat_seconds ({self.heartbeat_seconds}) must be shorter than install_timeout_seconds "
+                f"({self.install_timeout_seconds})"
+            )
+        return self
+
 
 class AwaitInstallRequest(_StateModel):
     """Payload of the callback task that waits for an install command to finish on every instance."""
 
-    task_token: str = Field(min_length=1)
+    model_config = ConfigDict(hide_input_in_errors=True)  # a validation error must not echo the task token
+
+    task_token: TaskToken
     run_id: RunId
     stage_name: StageName
-    command_id: str = Field(min_length=1)
+    command_id: CommandId
     expected_instances: int = Field(ge=1)
 
 
@@ -50,7 +64,7 @@ class InstallTally(_StateModel):
 class ReconcileRequest(_StateModel):
     """Input of the reconciliation task run when install results stop arriving."""
 
-    command_id: str = Field(min_length=1)
+    command_id: CommandId
     expected_instances: int = Field(ge=1)
     attempts_so_far: int = Field(ge=0)
     max_attempts: int = Field(ge=1)
