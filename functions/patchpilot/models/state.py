@@ -33,6 +33,7 @@ class AwaitInstallRequest(_StateModel):
     stage_name: StageName
     command_id: str = Field(min_length=1)
     expected_instances: int = Field(ge=1)
+    heartbeat_seconds: int | None = Field(default=None, ge=1, le=24 * 3600)
 
 
 class InstallTally(_StateModel):
