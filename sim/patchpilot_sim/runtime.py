@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import math
 import os
 import sys
 import threading
@@ -27,6 +28,7 @@ from patchpilot_sim.eventbus import EventRouter
 from patchpilot_sim.fleet import ACCOUNT_ID, SimulatedApiError, SimulatedInstance, SsmAgentSimulator
 from patchpilot_sim.lambdas import ENVIRONMENT_LOCK, InProcessLambda, ThreadRoutedStream
 from patchpilot_sim.patches import rejected_ids
+from patchpilot_sim.sqs_poller import SqsEventSourcePoller
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2.type_defs import TagSpecificationTypeDef, TagTypeDef
@@ -121,13 +123,18 @@ class LocalRuntime:
             self.template.functions(), self._function_env, self._function_arn, self.lambda_log
         )
         self.lambdas.preload()
-        self.router = EventRouter(self.lambdas, self.admin.client("sqs"), self.resources.queue_urls)
+        self.poller = SqsEventSourcePoller(
+            self.lambdas, self.admin.client("sqs"), self.resources.queue_urls, self.queue_arns, self.region
+        )
+        self.router = EventRouter(self.lambdas, self.admin.client("sqs"), self.resources.queue_urls, self.poller)
         self._create_state_machines()
         events = boto3.DEFAULT_SESSION.events  # type: ignore[union-attr]
         events.register_first("before-parameter-build.*.*", self._remember_params)
         events.register_first("before-call.*.*", cast(Callable[..., None], self._intercept))
+        self.poller.start()
 
     def stop(self) -> None:
+        self.poller.stop()
         self.router.stop()
         self.scheduler.stop()
         self.lambdas.restore_environment()
@@ -155,6 +162,7 @@ class LocalRuntime:
         attributes: dict[tuple[str, str], str] = {}
         created: dict[str, dict[str, str]] = {"tables": {}, "queues": {}, "topics": {}}
         self.bucket_names: dict[str, str] = {}
+        self.queue_arns: dict[str, str] = {}
         for logical_id, resource in self.template.resources.items():
             self._create_resource(logical_id, resource, refs, attributes, created)
         tables, queues, topics = created["tables"], created["queues"], created["topics"]
@@ -199,10 +207,10 @@ class LocalRuntime:
             created["tables"][logical_id] = refs[logical_id] = name
             attributes[(logical_id, "Arn")] = f"arn:aws:dynamodb:{arn_prefix}:table/{name}"
         elif kind == "AWS::SQS::Queue":
-            created["queues"][logical_id] = refs[logical_id] = self.admin.client("sqs").create_queue(QueueName=name)[
-                "QueueUrl"
-            ]
-            attributes[(logical_id, "Arn")] = f"arn:aws:sqs:{arn_prefix}:{name}"
+            created["queues"][logical_id] = refs[logical_id] = self.admin.client("sqs").create_queue(
+                QueueName=name, Attributes=cast(Any, self._queue_attributes(props, attributes))
+            )["QueueUrl"]
+            attributes[(logical_id, "Arn")] = self.queue_arns[logical_id] = f"arn:aws:sqs:{arn_prefix}:{name}"
         elif kind == "AWS::SNS::Topic":
             created["topics"][logical_id] = refs[logical_id] = self.admin.client("sns").create_topic(Name=name)[
                 "TopicArn"
@@ -223,6 +231,21 @@ class LocalRuntime:
             attributes[(logical_id, "Arn")] = f"arn:aws:logs:{arn_prefix}:log-group:{name}"
         elif kind == "AWS::Serverless::StateMachine":
             refs[logical_id] = f"arn:aws:states:{arn_prefix}:stateMachine:{name}"
+
+    def _queue_attributes(self, props: dict[str, Any], attributes: dict[tuple[str, str], str]) -> dict[str, str]:
+        """The queue's visibility timeout (compressed by the simulated clock, at least 1 s) and redrive policy."""
+        result: dict[str, str] = {}
+        if "VisibilityTimeout" in props:
+            result["VisibilityTimeout"] = str(
+                max(1, math.ceil(int(props["VisibilityTimeout"]) / self.clock.time_scale))
+            )
+        redrive = props.get("RedrivePolicy")
+        if redrive:
+            target = redrive["deadLetterTargetArn"]["Fn::GetAtt"][0]
+            result["RedrivePolicy"] = json.dumps(
+                {"deadLetterTargetArn": attributes[(target, "Arn")], "maxReceiveCount": int(redrive["maxReceiveCount"])}
+            )
+        return result
 
     def _create_state_machines(self) -> None:
         sfn = self.admin.client("stepfunctions")
@@ -358,7 +381,7 @@ class LocalRuntime:
         """Wait until no event is being delivered and the fleet has no running command."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.router.idle() and not self.fleet.busy():
+            if self.router.idle() and not self.fleet.busy() and self.poller.idle():
                 return
             time.sleep(0.02)
 
