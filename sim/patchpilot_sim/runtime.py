@@ -20,6 +20,9 @@ import boto3
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.response import StreamingBody
 from moto import mock_aws
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service_aws_sdk as aws_sdk_task,
+)
 
 from patchpilot.integrations import aws_clients
 from patchpilot_sim.baselines import PatchBaselineStandIn
@@ -106,6 +109,10 @@ class LocalRuntime:
         self._streams = (sys.stdout, sys.stderr)
         sys.stdout = ThreadRoutedStream(sys.stdout)
         sys.stderr = ThreadRoutedStream(sys.stderr)
+        # Step Functions names SDK-integration errors `<Service>.<ErrorName>` with the service capitalised
+        # (`Ssm.ThrottlingException`); moto knows only DynamoDb and Sfn and would say `ssm.ThrottlingException`.
+        # https://docs.aws.amazon.com/step-functions/latest/dg/supported-services-awssdk.html
+        aws_sdk_task._SERVICE_ERROR_NAMES.setdefault("ssm", "Ssm")
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
         boto3.setup_default_session(region_name=self.region)

@@ -88,4 +88,12 @@ def test_template_event_rules_keep_rejected_events() -> None:
     assert rules
     for spec, rule in rules:
         assert rule.dead_letter_logical_id == "EventsDeadLetterQueue", rule.name
-        assert spec.async_on_failure_logical_id == "EventsDeadLetterQueue", spec.logical_id
+        if rule.queue_logical_id is None:
+            assert spec.async_on_failure_logical_id == "EventsDeadLetterQueue", spec.logical_id
+            continue
+        # through a queue: the queue redrives what the function keeps rejecting (AWS advises maxReceiveCount >= 5)
+        redrive = TEMPLATE.resources[rule.queue_logical_id]["Properties"]["RedrivePolicy"]
+        assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["EventsDeadLetterQueue", "Arn"]}, rule.name
+        assert int(redrive["maxReceiveCount"]) >= 5, rule.name
+        [source] = [s for s in spec.sqs_sources if s.queue_logical_id == rule.queue_logical_id]
+        assert source.report_batch_item_failures, spec.logical_id

@@ -12,6 +12,7 @@ from patchpilot.models.patches import InstancePatch, InstancePatchSummary
 from patchpilot.models.records import (
     BatchRecorded,
     CommandInfo,
+    ExecutionAttempt,
     InstanceResult,
     InvocationInfo,
     ManagedInstance,
@@ -212,6 +213,10 @@ class RolloutStarter(ABC):
     """Starts rollout executions under idempotent names."""
 
     @abstractmethod
+    def latest_attempt(self, execution_name: str) -> ExecutionAttempt | None:
+        """The newest attempt of a run: ``name``, else ``name-r2``, ``name-r3``... (None when none exists)."""
+
+    @abstractmethod
     def start(self, execution_name: str, request: BaseModel) -> tuple[str, bool]:
         """Start an execution; returns (execution ARN, whether this call started it)."""
 
@@ -219,6 +224,18 @@ class RolloutStarter(ABC):
 # Approval gate and alerts. Imported here, at the end, so the block can be appended without touching the header.
 from patchpilot.models.alerts import Alert  # noqa: E402
 from patchpilot.models.approval import ApprovalRecord, DecidedStatus  # noqa: E402
+
+
+class RunLedger(ABC):
+    """What a run has done so far, kept across its attempts (the runs table)."""
+
+    @abstractmethod
+    def record_stage_passed(self, run_id: str, stage_name: str) -> None:
+        """Remember that a stage of the run passed (idempotent)."""
+
+    @abstractmethod
+    def passed_stages(self, run_id: str) -> list[str]:
+        """The stages of the run that passed, in any attempt."""
 
 
 class AlertPublisher(ABC):

@@ -67,3 +67,7 @@ class TransientAwsError(PatchPilotError):
     The adapters raise it after botocore's own retries gave up; the state machine retries every Task on it with
     backoff, and the SQS-fed command-result function reports the batch items it affected for redelivery.
     """
+
+
+class NothingToResume(PatchPilotError):
+    """A resume names a cycle that has no execution yet (start it instead)."""

@@ -1,5 +1,7 @@
 """Records the integrations return to the logic (DynamoDB rows, SSM command descriptions)."""
 
+from datetime import datetime
+
 from pydantic import BaseModel, ConfigDict
 
 
@@ -66,3 +68,13 @@ class BatchRecorded(_Record):
     duplicates: int = 0
     failed_recorded: int = 0
     unknown_command: bool = False
+
+
+class ExecutionAttempt(_Record):
+    """One execution (attempt) of a run: `cycle-2026-12`, then `cycle-2026-12-r2` after a resume, ..."""
+
+    name: str
+    arn: str
+    status: str
+    input: str
+    started_at: datetime
