@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
-from patchpilot_cli import operator
+from patchpilot_cli import operator, resume
 from patchpilot_cli.errors import InputError, error_lines
 from patchpilot_cli.operator import build_decision, build_start_request, parse_bake_seconds
 from patchpilot_cli.stack import DEFAULT_STACK_NAME, STACK_ENV, StackOutputs, default_stack_name, resolve_outputs
@@ -194,6 +194,11 @@ def _start(outputs: StackOutputs, **fields: Any) -> None:
         fail(f"{error.function} refused the start: " + "; ".join(error.lines))
     if started.get("started"):
         typer.echo(f"started execution {started['execution_name']} (run {started['run_id']})")
+    elif started.get("status") in ("FAILED", "TIMED_OUT", "ABORTED"):
+        typer.echo(
+            f"execution {started['execution_name']} (run {started['run_id']}) ended {started['status']}; nothing new "
+            "was started. Continue it from where it stopped with `patchpilot resume`"
+        )
     else:
         typer.echo(
             f"already running: execution {started['execution_name']} (run {started['run_id']}) was started "
@@ -386,6 +391,9 @@ def exclusions_remove(
             f"removed the exclusion of {patch} at {row.record.stage_name}: baselines changed: "
             f"{', '.join(changed) or 'none (already allowed)'}; the ledger row is kept as removed"
         )
+
+
+app.command()(resume.resume)
 
 
 def main() -> None:

@@ -1,10 +1,11 @@
 """Fault injection for the local runtime: what AWS does under load, switched on per scenario, seeded.
 
-Everything here sits OUTSIDE the product code: botocore event hooks on the default session (the session the handlers'
-clients and moto's Step Functions engine use) and a wrapper around the simulated fleet's event emitter.
+Everything here sits OUTSIDE the product code: the local runtime's botocore hooks on the default session (the session
+the handlers' clients and moto's Step Functions engine use) and a wrapper around the simulated fleet's event emitter.
 
-- AWS API faults are answered from a `before-call` hook, short-circuiting the HTTP call the way botocore's Stubber
-  does. botocore's retry handler never sees them, so each one stands for a fault that outlived the SDK's retries.
+- AWS API faults are answered from the runtime's `before-call` hook, short-circuiting the HTTP call the way
+  botocore's Stubber does. botocore's retry handler never sees them, so each one stands for a fault that outlived
+  the SDK's retries.
   DynamoDB: `TransactionCanceledException` with reason `TransactionConflict` on TransactWriteItems (concurrent
   transactions on one item; botocore does not retry it) and `ProvisionedThroughputExceededException`; SSM and Step
   Functions: `ThrottlingException` and HTTP 500 `InternalServerError`.
@@ -28,13 +29,14 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import boto3
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 from patchpilot_sim.clock import Scheduler
 from patchpilot_sim.lambdas import CURRENT_FUNCTION, RuntimeCrash
+from patchpilot_sim.runtime import LocalRuntime
 
 _WRITES = frozenset({"TransactWriteItems", "UpdateItem", "PutItem", "SendTaskSuccess", "SendCommand", "PutObject"})
 _EXEMPT_FUNCTIONS = frozenset({"StartRolloutFunction", "DecideApprovalFunction"})
@@ -75,6 +77,16 @@ CHAOS = FaultPlan(
 )
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """Calls answered with a non-transient error until lifted."""
+
+    service: str
+    operation: str
+    code: str
+    when: Callable[[dict[str, Any]], bool]
+
+
 def _error(status: int, code: str, message: str, **extra: Any) -> tuple[AWSResponse, dict[str, Any]]:
     body = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}, **extra}
     return AWSResponse("https://local.patchpilot/fault", status, HTTPHeaders(), None), body
@@ -88,6 +100,22 @@ class FaultInjector:
         self._rng = random.Random(f"faults:{seed}")
         self._lock = threading.Lock()
         self.injected: Counter[str] = Counter()
+        self._refusals: list[Refusal] = []
+
+    def refuse(self, service: str, operation: str, code: str, when: Callable[[dict[str, Any]], bool]) -> Refusal:
+        """Answer every matching call, from any caller, with a non-transient error `code` until lifted.
+
+        E.g. a permission the operator must fix before resuming.
+        """
+        refusal = Refusal(service, operation, code, when)
+        with self._lock:
+            self._refusals.append(refusal)
+        return refusal
+
+    def lift(self, refusal: Refusal) -> None:
+        """Stop a refusal."""
+        with self._lock:
+            self._refusals.remove(refusal)
 
     def _roll(self, rate: float) -> bool:
         if rate <= 0:
@@ -99,14 +127,20 @@ class FaultInjector:
         with self._lock:
             self.injected[kind] += 1
 
-    def install(self) -> None:
-        """Register the hooks on the default session (call after the runtime registered its own)."""
-        events = boto3.DEFAULT_SESSION.events  # type: ignore[union-attr]
-        events.register_first("before-call.*.*", cast(Callable[..., None], self._before_call))
-        events.register("after-call.*.*", self._after_call)
+    def install(self, runtime: LocalRuntime) -> None:
+        """Answer calls before the runtime does, and crash handlers after their writes (an after-call hook)."""
+        runtime.call_hooks.insert(0, self._before_call)
+        boto3.DEFAULT_SESSION.events.register("after-call.*.*", self._after_call)  # type: ignore[union-attr]
 
-    def _before_call(self, event_name: str, **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
-        service, operation = event_name.split(".", 2)[1:]
+    def _before_call(
+        self, service: str, operation: str, params: dict[str, Any]
+    ) -> tuple[AWSResponse, dict[str, Any]] | None:
+        with self._lock:
+            refusals = [r for r in self._refusals if (r.service, r.operation) == (service, operation)]
+        for refusal in refusals:
+            if refusal.when(params):
+                self._count(f"{service}.{refusal.code}")
+                return _error(400, refusal.code, f"{operation} refused (injected)")
         function = getattr(CURRENT_FUNCTION, "name", None)
         in_handler = function is not None and function not in _EXEMPT_FUNCTIONS
         engine_send = function is None and service == "ssm" and operation == "SendCommand"

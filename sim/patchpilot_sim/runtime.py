@@ -47,7 +47,7 @@ LOCAL_ENV = {
 }
 # What a handler sees beyond the template's variables: there is no X-Ray daemon here.
 HANDLER_ENV = {"POWERTOOLS_TRACE_DISABLED": "true"}
-_PARAMS_KEY = "patchpilot_sim_api_params"
+PARAMS_KEY = "patchpilot_sim_api_params"
 
 
 def _http(status: int) -> AWSResponse:
@@ -90,6 +90,8 @@ class LocalRuntime:
         self._mock: Any = None
         self.alerts: list[dict[str, Any]] = []
         self._saved_env: dict[str, str | None] = {}
+        # Answer a call before the runtime does (fault injection): (service, operation, params) -> response or None.
+        self.call_hooks: list[Callable[[str, str, dict[str, Any]], tuple[AWSResponse, dict[str, Any]] | None]] = []
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
     def __enter__(self) -> LocalRuntime:
@@ -294,7 +296,7 @@ class LocalRuntime:
     # -- botocore hooks: count calls, run Lambda in-process, serve the fleet ------------------------------------
     @staticmethod
     def _remember_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        context[_PARAMS_KEY] = dict(params)
+        context[PARAMS_KEY] = dict(params)
 
     def _intercept(
         self, event_name: str, context: dict[str, Any], **_: Any
@@ -302,7 +304,11 @@ class LocalRuntime:
         service, operation = event_name.split(".", 2)[1:]
         with self._calls_lock:
             self.aws_calls[f"{service}.{operation}"] += 1
-        params = context.get(_PARAMS_KEY, {})
+        params = context.get(PARAMS_KEY, {})
+        for hook in self.call_hooks:
+            answer = hook(service, operation, params)
+            if answer is not None:
+                return answer
         if service == "lambda" and operation == "Invoke":
             return self._invoke_lambda(params)
         stand_in = self._ssm_stand_in(operation) if service == "ssm" else None

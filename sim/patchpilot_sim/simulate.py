@@ -354,7 +354,7 @@ def _run(
         say(f"scenario {scenario.name}: {change}")
     injector = FaultInjector(scenario.faults, options.seed)
     if scenario.faults.active:
-        injector.install()
+        injector.install(runtime)
         runtime.fleet.emit_event = injector.wrap_emitter(runtime.fleet.emit_event, runtime.scheduler)
         say(f"scenario {scenario.name}: faults injected: {scenario.faults}")
     for _ in range(scenario.malformed_events):
