@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 from patchpilot_sim.template import TEMPLATE_PATH, FunctionSpec, IntrinsicResolver, SamTemplate
 
 STACK_NAME = "patchpilot-local"
+MIN_VISIBILITY_SECONDS = 5  # real seconds: longer than any batch takes in process
 LOCAL_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -242,12 +243,16 @@ class LocalRuntime:
             refs[logical_id] = f"arn:aws:states:{arn_prefix}:stateMachine:{name}"
 
     def _queue_attributes(self, props: dict[str, Any], attributes: dict[tuple[str, str], str]) -> dict[str, str]:
-        """The queue's visibility timeout (compressed by the simulated clock, at least 1 s) and redrive policy."""
+        """The queue's redrive policy and visibility timeout (compressed by the simulated clock, with a floor).
+
+        Never below MIN_VISIBILITY_SECONDS of real time, because handlers run in real time here. AWS requires a
+        visibility timeout at least as long as the function's timeout for the same reason: a batch must not reappear
+        while in flight.
+        """
         result: dict[str, str] = {}
         if "VisibilityTimeout" in props:
-            result["VisibilityTimeout"] = str(
-                max(1, math.ceil(int(props["VisibilityTimeout"]) / self.clock.time_scale))
-            )
+            compressed = math.ceil(int(props["VisibilityTimeout"]) / self.clock.time_scale)
+            result["VisibilityTimeout"] = str(max(MIN_VISIBILITY_SECONDS, compressed))
         redrive = props.get("RedrivePolicy")
         if redrive:
             target = redrive["deadLetterTargetArn"]["Fn::GetAtt"][0]

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 RECEIVE_LIMIT = 10  # ReceiveMessage's MaxNumberOfMessages
 IDLE_POLL_SECONDS = 0.05
+GATHER_SECONDS = 0.5  # real time spent gathering one batch (the batching window, compressed)
 
 
 @dataclass
@@ -112,6 +113,7 @@ class SqsEventSourcePoller:
         self._busy_lock = threading.Lock()
         self._poll_lock = threading.Lock()  # `deliver_event_now` must get its own message, not a poller thread
         self.batches: list[BatchRecord] = []
+        self.stale_deletes = 0
         self._sources = [
             (spec.logical_id, source) for spec in lambdas.functions.values() for source in spec.sqs_sources
         ]
@@ -150,8 +152,9 @@ class SqsEventSourcePoller:
         return True
 
     def _receive(self, source: SqsSource) -> list[MessageTypeDef]:
-        messages: list[MessageTypeDef] = []
-        while len(messages) < source.batch_size:
+        messages: dict[str, MessageTypeDef] = {}
+        deadline = time.monotonic() + GATHER_SECONDS
+        while len(messages) < source.batch_size and time.monotonic() < deadline:
             got = self._sqs.receive_message(
                 QueueUrl=self._queue_url_of[source.queue_logical_id],
                 MaxNumberOfMessages=min(RECEIVE_LIMIT, source.batch_size - len(messages)),
@@ -159,18 +162,23 @@ class SqsEventSourcePoller:
             ).get("Messages", [])
             if not got:
                 break
-            messages.extend(got)
-        return messages
+            messages.update((message["MessageId"], message) for message in got)  # the newest receipt handle wins
+        return list(messages.values())
 
     def _run(self, function: str, source: SqsSource) -> None:
         while not self._stopped.is_set():
             with self._busy_lock:
                 self._busy += 1
+            messages: list[MessageTypeDef] = []
             try:
                 with self._poll_lock:
                     messages = self._receive(source)
                     if messages:
                         self.deliver(function, source, messages)
+            except Exception:
+                if self._stopped.is_set():  # the runtime is shutting down under us
+                    return
+                raise
             finally:
                 with self._busy_lock:
                     self._busy -= 1
@@ -186,13 +194,14 @@ class SqsEventSourcePoller:
         done = [message for message in messages if message["MessageId"] not in failed]
         url = self._queue_url_of[source.queue_logical_id]
         for start in range(0, len(done), RECEIVE_LIMIT):
-            self._sqs.delete_message_batch(
+            answer = self._sqs.delete_message_batch(
                 QueueUrl=url,
                 Entries=[
                     {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]}
                     for index, message in enumerate(done[start : start + RECEIVE_LIMIT])
                 ],
             )
+            self.stale_deletes += len(answer.get("Failed", []))  # received again meanwhile: it will come back
         self.batches.append(BatchRecord(function, len(messages), len(failed), result.error_type))
         return result
 

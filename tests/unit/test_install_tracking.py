@@ -210,7 +210,8 @@ def test_reconcile_install_recovers_results_whose_events_were_lost() -> None:
     )
     assert outcome.recovered_results == 1
     assert outcome.tally.complete
-    assert (outcome.tally.succeeded, outcome.tally.failed, outcome.attempts) == (2, 0, 1)
+    # it made progress on a command SSM still runs: not counted against the bound
+    assert (outcome.tally.succeeded, outcome.tally.failed, outcome.attempts) == (2, 0, 0)
 
 
 def test_reconcile_install_completes_when_command_finished_with_instances_missing() -> None:

@@ -260,7 +260,8 @@ def reconcile_install(
     Raises
     ------
     InstallResultsIncomplete
-        The command is still unfinished after ``max_attempts`` reconciliations.
+        The command is still unfinished after ``max_attempts`` reconciliations. A reconciliation that recovered
+        results of a command SSM still runs made progress and does not count (SSM's own command timeout bounds it).
     """
     finished_invocations = [
         InstanceResult(instance_id=i.instance_id, status=i.status, succeeded=i.status == "Success")
@@ -274,7 +275,7 @@ def reconcile_install(
     info = directory.describe_command(request.command_id)
     finished = info is not None and info.status in TERMINAL_COMMAND_STATUSES
     tally = tally_of(command.model_copy(update={"expected": request.expected_instances}), command_finished=finished)
-    attempts = request.attempts_so_far + 1
+    attempts = request.attempts_so_far + (0 if recovered and not finished else 1)
     if not tally.complete and attempts >= request.max_attempts:
         raise InstallResultsIncomplete(
             f"command {request.command_id}: {tally.reported}/{tally.expected} instances reported "
