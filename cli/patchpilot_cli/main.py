@@ -200,8 +200,9 @@ def _start(outputs: StackOutputs, **fields: Any) -> None:
             "was started. Continue it from where it stopped with `patchpilot resume`"
         )
     else:
+        state = "already done" if started.get("status") == "SUCCEEDED" else "already running"
         typer.echo(
-            f"already running: execution {started['execution_name']} (run {started['run_id']}) was started "
+            f"{state}: execution {started['execution_name']} (run {started['run_id']}) was started "
             "earlier for this request; nothing new was started"
         )
     typer.echo(f"  {started['execution_arn']}")
