@@ -44,7 +44,7 @@ class SimulationOptions:
     time_scale: float = 3_600.0
     cycle: str = "2026-12"
     out_dir: Path | None = Path("out/demo")
-    real_timeout_seconds: float = 600.0
+    real_timeout_seconds: float | None = None  # default: 600 s + 3 s per instance (a guard against a hung run)
 
 
 def stage_catalog(runtime: LocalRuntime) -> StageCatalog:
@@ -373,7 +373,8 @@ def _run(
         duplicate_starts = int(not again.failed and not again.payload["started"])
         say(f"second start of cycle {options.cycle}: {'no-op' if duplicate_starts else 'STARTED AGAIN'}")
     on_call = OnCall(runtime, scenario, say)
-    description = _follow(runtime, execution_arn, options.real_timeout_seconds, on_call)
+    timeout = options.real_timeout_seconds or 600.0 + 3.0 * options.instances
+    description = _follow(runtime, execution_arn, timeout, on_call)
     runtime.settle(timeout=10)
     on_call.read_alerts()
     history = runtime.history(execution_arn)
