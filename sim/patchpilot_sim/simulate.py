@@ -292,6 +292,19 @@ def counted_once_problems(runtime: LocalRuntime) -> list[str]:
     return problems
 
 
+def fleet_count_problems(runtime: LocalRuntime, rows: list[dict[str, Any]]) -> list[str]:
+    """Every stage that ran counted exactly the instances of its patch group, however events were mangled."""
+    fleet: dict[str, int] = {}
+    for instance in runtime.fleet.instances.values():
+        fleet[instance.patch_group] = fleet.get(instance.patch_group, 0) + 1
+    return [
+        f"stage {row['name']} counted {row['targeted']} instances, "
+        f"its patch group has {fleet.get(row['patch_group'], 0)}"
+        for row in rows
+        if row["status"] != "not_run" and row["targeted"] != fleet.get(row["patch_group"], 0)
+    ]
+
+
 def ingestion_problems(
     scenario: Scenario, runtime: LocalRuntime, letters: list[tuple[dict[str, Any], bool]]
 ) -> list[str]:
@@ -383,13 +396,16 @@ def _run(
     letters = dead_letters(runtime)
     problems = judge(scenario, description, runtime, history, excluded, duplicate_starts)
     problems += ingestion_problems(scenario, runtime, letters)
+    rows = stage_rows(catalog, history)
+    if scenario.faults.active:
+        problems += fleet_count_problems(runtime, rows)
     executions = runtime.admin.client("stepfunctions").list_executions(stateMachineArn=runtime.state_machine_arn())[
         "executions"
     ]
     return {
         "status": status,
         "execution_arn": execution_arn,
-        "stages": stage_rows(catalog, history),
+        "stages": rows,
         "excluded_patches": excluded,
         "state_transitions": sum(e["type"].endswith("StateEntered") for e in history),
         "max_state_payload_bytes": _payload_sizes(history),
