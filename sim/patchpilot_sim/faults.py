@@ -158,8 +158,8 @@ class FaultInjector:
             if self._roll(plan.dynamodb_throttling):
                 self._count("dynamodb.ProvisionedThroughputExceeded")
                 return _error(400, "ProvisionedThroughputExceededException", "Rate exceeded (injected)")
-        throttling = {"ssm": plan.ssm_throttling, "stepfunctions": plan.sfn_throttling}.get(service, 0.0)
-        server_errors = {"ssm": plan.ssm_server_errors, "stepfunctions": plan.sfn_server_errors}.get(service, 0.0)
+        throttling = {"ssm": plan.ssm_throttling, "sfn": plan.sfn_throttling}.get(service, 0.0)
+        server_errors = {"ssm": plan.ssm_server_errors, "sfn": plan.sfn_server_errors}.get(service, 0.0)
         if self._roll(throttling):
             self._count(f"{service}.ThrottlingException")
             return _error(400, "ThrottlingException", "Rate exceeded (injected)")
