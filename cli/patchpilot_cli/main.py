@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
-from patchpilot_cli import operator
+from patchpilot_cli import operator, resume
 from patchpilot_cli.doctor import doctor
 from patchpilot_cli.errors import InputError, error_lines
 from patchpilot_cli.operator import build_decision, build_start_request, parse_bake_seconds
@@ -195,9 +195,15 @@ def _start(outputs: StackOutputs, **fields: Any) -> None:
         fail(f"{error.function} refused the start: " + "; ".join(error.lines))
     if started.get("started"):
         typer.echo(f"started execution {started['execution_name']} (run {started['run_id']})")
-    else:
+    elif started.get("status") in ("FAILED", "TIMED_OUT", "ABORTED"):
         typer.echo(
-            f"already running: execution {started['execution_name']} (run {started['run_id']}) was started "
+            f"execution {started['execution_name']} (run {started['run_id']}) ended {started['status']}; nothing new "
+            "was started. Continue it from where it stopped with `patchpilot resume`"
+        )
+    else:
+        state = "already done" if started.get("status") == "SUCCEEDED" else "already running"
+        typer.echo(
+            f"{state}: execution {started['execution_name']} (run {started['run_id']}) was started "
             "earlier for this request; nothing new was started"
         )
     typer.echo(f"  {started['execution_arn']}")
@@ -428,6 +434,7 @@ def exclusions_export(
 
 
 app.command("doctor")(doctor)
+app.command()(resume.resume)
 
 
 def main() -> None:

@@ -1,8 +1,10 @@
 """EventBridge delivery as the template declares it.
 
 Each event is matched against every rule's pattern with moto's EventBridge pattern matcher (moto's
-TestEventPattern API is a no-op), then the target function is invoked asynchronously with Lambda's retry and
-on-failure semantics.
+TestEventPattern API is a no-op). A function target is invoked asynchronously with Lambda's retry and on-failure
+semantics; an SQS target gets the event as the message body (SendMessage), and the function's SQS event source
+mapping (sqs_poller.py) takes it from there.
+https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-targets.html
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 from moto.events.models import EventPattern
 
 from patchpilot_sim.lambdas import InProcessLambda, InvocationResult
+from patchpilot_sim.sqs_poller import SqsEventSourcePoller
 from patchpilot_sim.template import EventRule, FunctionSpec
 
 if TYPE_CHECKING:
@@ -48,8 +51,10 @@ class EventRouter:
         lambdas: InProcessLambda,
         sqs_client: SQSClient,
         queue_url_of: dict[str, str],
+        poller: SqsEventSourcePoller | None = None,
     ) -> None:
         self._lambdas = lambdas
+        self._poller = poller
         self._patterns = {
             (spec.logical_id, rule.name): EventPattern.load(json.dumps(rule.pattern))
             for spec in lambdas.functions.values()
@@ -81,6 +86,11 @@ class EventRouter:
         if not matches:
             self.unmatched += 1
         for spec, rule in matches:
+            if rule.queue_logical_id is not None:
+                self._sqs.send_message(
+                    QueueUrl=self._queue_url_of[rule.queue_logical_id], MessageBody=json.dumps(event)
+                )
+                continue
             with self._pending_lock:
                 self._pending += 1
             self._queue.put(Delivery(spec.logical_id, rule, event))
@@ -88,7 +98,13 @@ class EventRouter:
 
     def deliver_now(self, event: dict[str, Any]) -> list[tuple[FunctionSpec, InvocationResult]]:
         """Deliver synchronously, once, without retries (what `patchpilot invoke` shows)."""
-        return [(spec, self._lambdas.invoke(spec.logical_id, event)) for spec, _ in self.matching(event)]
+        results = []
+        for spec, rule in self.matching(event):
+            if rule.queue_logical_id is not None and self._poller is not None:
+                results.append((spec, self._poller.deliver_event_now(spec.logical_id, event)))
+            else:
+                results.append((spec, self._lambdas.invoke(spec.logical_id, event)))
+        return results
 
     def idle(self) -> bool:
         with self._pending_lock:

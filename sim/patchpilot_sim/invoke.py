@@ -5,6 +5,7 @@ Like `sam local invoke`, without Docker: the handlers run in-process on moto wit
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from dataclasses import dataclass, field
@@ -119,15 +120,41 @@ def _quiesce(runtime: LocalRuntime, sfn: SFNClient, executions: list[str], timeo
     runtime.settle(timeout=max(0.0, deadline - time.monotonic()))
 
 
+def _batch_item_outcome(result: InvocationResult, log_text: str) -> InvocationResult:
+    """An SQS-fed function that reported the message failed rejected it: say so, with the reasons it logged."""
+    payload = result.payload
+    failures = payload.get("batchItemFailures") if isinstance(payload, dict) else None
+    if result.failed or not failures:
+        return result
+    reasons = []
+    for line in log_text.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        for error in record.get("errors") or [] if isinstance(record, dict) else []:
+            reasons.append(f"{'.'.join(str(part) for part in error.get('loc', []))}: {error.get('msg')}")
+    return InvocationResult(
+        function=result.function,
+        payload=payload,
+        error_type="BatchItemFailure",
+        error_message="\n".join(
+            ["the message was reported failed: SQS redelivers it, then moves it to the dead-letter queue", *reasons]
+        ),
+    )
+
+
 def invoke_event(event: dict[str, Any], function: str | None = None, region: str = "us-east-1") -> InvokeReport:
     """Deliver the event once (no retries) to the functions whose rules match it, or to `function` directly."""
     report = InvokeReport()
-    with LocalRuntime(region=region) as runtime:
+    log = io.StringIO()
+    with LocalRuntime(region=region, lambda_log=log) as runtime:
         if function is not None:
             report.outcomes.append(HandlerOutcome(function, None, runtime.lambdas.invoke(function, event)))
         else:
             rules = {spec.logical_id: rule.name for spec, rule in runtime.router.matching(event)}
             for spec, result in runtime.router.deliver_now(event):
-                report.outcomes.append(HandlerOutcome(spec.logical_id, rules.get(spec.logical_id), result))
+                outcome = _batch_item_outcome(result, log.getvalue())
+                report.outcomes.append(HandlerOutcome(spec.logical_id, rules.get(spec.logical_id), outcome))
         report.stopped_executions = _stop_running_executions(runtime)
     return report

@@ -61,6 +61,19 @@ class ThreadRoutedStream(io.TextIOBase):
         return getattr(self.fallback, "encoding", "utf-8")
 
 
+class RuntimeCrash(BaseException):
+    """The function's process died mid-invocation (what Lambda reports as `Runtime.ExitError`).
+
+    A BaseException, like SystemExit: no `except Exception` in the handler can catch it, as none could catch a dying
+    process.
+    """
+
+    lambda_error_type = "Runtime.ExitError"
+
+
+CURRENT_FUNCTION = threading.local()  # `.name`: the function whose handler runs on this thread, if any
+
+
 @dataclass
 class LambdaContext:
     """The attributes of the Lambda context object that handlers and Powertools read."""
@@ -184,20 +197,23 @@ class InProcessLambda:
         context = LambdaContext(function_name=spec.logical_id, invoked_function_arn=self._arn_of(spec.logical_id))
         started = time.perf_counter()
         with self._lock, self._environment(spec), ThreadRoutedStream.routed_to(self._log):
+            CURRENT_FUNCTION.name = spec.logical_id
             try:
                 handler = self._handler(spec)
                 payload = handler(json.loads(json.dumps(event)), context)
                 result = InvocationResult(function=spec.logical_id, payload=json.loads(json.dumps(payload)))
-            except Exception as error:
+            except (Exception, RuntimeCrash) as error:
                 buffer = io.StringIO()
                 traceback.print_exc(file=buffer)
                 self._log.write(buffer.getvalue())
                 result = InvocationResult(
                     function=spec.logical_id,
                     payload=None,
-                    error_type=type(error).__name__,
+                    error_type=getattr(error, "lambda_error_type", type(error).__name__),
                     error_message=str(error),
                 )
+            finally:
+                CURRENT_FUNCTION.name = None
         self.records.append(
             InvocationRecord(spec.logical_id, (time.perf_counter() - started) * 1000, result.error_type)
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import math
 import os
 import sys
 import threading
@@ -19,6 +20,9 @@ import boto3
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.response import StreamingBody
 from moto import mock_aws
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service_aws_sdk as aws_sdk_task,
+)
 
 from patchpilot.integrations import aws_clients
 from patchpilot_sim.baselines import PatchBaselineStandIn
@@ -27,6 +31,7 @@ from patchpilot_sim.eventbus import EventRouter
 from patchpilot_sim.fleet import ACCOUNT_ID, SimulatedApiError, SimulatedInstance, SsmAgentSimulator
 from patchpilot_sim.lambdas import ENVIRONMENT_LOCK, InProcessLambda, ThreadRoutedStream
 from patchpilot_sim.patches import rejected_ids, unapproved_ids
+from patchpilot_sim.sqs_poller import SqsEventSourcePoller
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2.type_defs import TagSpecificationTypeDef, TagTypeDef
@@ -34,6 +39,7 @@ if TYPE_CHECKING:
 from patchpilot_sim.template import TEMPLATE_PATH, FunctionSpec, IntrinsicResolver, SamTemplate
 
 STACK_NAME = "patchpilot-local"
+MIN_VISIBILITY_SECONDS = 5  # real seconds: longer than any batch takes in process
 LOCAL_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -42,7 +48,7 @@ LOCAL_ENV = {
 }
 # What a handler sees beyond the template's variables: there is no X-Ray daemon here.
 HANDLER_ENV = {"POWERTOOLS_TRACE_DISABLED": "true"}
-_PARAMS_KEY = "patchpilot_sim_api_params"
+PARAMS_KEY = "patchpilot_sim_api_params"
 
 
 def _http(status: int) -> AWSResponse:
@@ -85,6 +91,8 @@ class LocalRuntime:
         self._mock: Any = None
         self.alerts: list[dict[str, Any]] = []
         self._saved_env: dict[str, str | None] = {}
+        # Answer a call before the runtime does (fault injection): (service, operation, params) -> response or None.
+        self.call_hooks: list[Callable[[str, str, dict[str, Any]], tuple[AWSResponse, dict[str, Any]] | None]] = []
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
     def __enter__(self) -> LocalRuntime:
@@ -104,6 +112,10 @@ class LocalRuntime:
         self._streams = (sys.stdout, sys.stderr)
         sys.stdout = ThreadRoutedStream(sys.stdout)
         sys.stderr = ThreadRoutedStream(sys.stderr)
+        # Step Functions names SDK-integration errors `<Service>.<ErrorName>` with the service capitalised
+        # (`Ssm.ThrottlingException`); moto knows only DynamoDb and Sfn and would say `ssm.ThrottlingException`.
+        # https://docs.aws.amazon.com/step-functions/latest/dg/supported-services-awssdk.html
+        aws_sdk_task._SERVICE_ERROR_NAMES.setdefault("ssm", "Ssm")
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
         boto3.setup_default_session(region_name=self.region)
@@ -122,13 +134,18 @@ class LocalRuntime:
             self.template.functions(), self._function_env, self._function_arn, self.lambda_log
         )
         self.lambdas.preload()
-        self.router = EventRouter(self.lambdas, self.admin.client("sqs"), self.resources.queue_urls)
+        self.poller = SqsEventSourcePoller(
+            self.lambdas, self.admin.client("sqs"), self.resources.queue_urls, self.queue_arns, self.region
+        )
+        self.router = EventRouter(self.lambdas, self.admin.client("sqs"), self.resources.queue_urls, self.poller)
         self._create_state_machines()
         events = boto3.DEFAULT_SESSION.events  # type: ignore[union-attr]
         events.register_first("before-parameter-build.*.*", self._remember_params)
         events.register_first("before-call.*.*", cast(Callable[..., None], self._intercept))
+        self.poller.start()
 
     def stop(self) -> None:
+        self.poller.stop()
         self.router.stop()
         self.scheduler.stop()
         self.lambdas.restore_environment()
@@ -156,6 +173,7 @@ class LocalRuntime:
         attributes: dict[tuple[str, str], str] = {}
         created: dict[str, dict[str, str]] = {"tables": {}, "queues": {}, "topics": {}}
         self.bucket_names: dict[str, str] = {}
+        self.queue_arns: dict[str, str] = {}
         for logical_id, resource in self.template.resources.items():
             self._create_resource(logical_id, resource, refs, attributes, created)
         tables, queues, topics = created["tables"], created["queues"], created["topics"]
@@ -200,10 +218,10 @@ class LocalRuntime:
             created["tables"][logical_id] = refs[logical_id] = name
             attributes[(logical_id, "Arn")] = f"arn:aws:dynamodb:{arn_prefix}:table/{name}"
         elif kind == "AWS::SQS::Queue":
-            created["queues"][logical_id] = refs[logical_id] = self.admin.client("sqs").create_queue(QueueName=name)[
-                "QueueUrl"
-            ]
-            attributes[(logical_id, "Arn")] = f"arn:aws:sqs:{arn_prefix}:{name}"
+            created["queues"][logical_id] = refs[logical_id] = self.admin.client("sqs").create_queue(
+                QueueName=name, Attributes=cast(Any, self._queue_attributes(props, attributes))
+            )["QueueUrl"]
+            attributes[(logical_id, "Arn")] = self.queue_arns[logical_id] = f"arn:aws:sqs:{arn_prefix}:{name}"
         elif kind == "AWS::SNS::Topic":
             created["topics"][logical_id] = refs[logical_id] = self.admin.client("sns").create_topic(Name=name)[
                 "TopicArn"
@@ -224,6 +242,25 @@ class LocalRuntime:
             attributes[(logical_id, "Arn")] = f"arn:aws:logs:{arn_prefix}:log-group:{name}"
         elif kind == "AWS::Serverless::StateMachine":
             refs[logical_id] = f"arn:aws:states:{arn_prefix}:stateMachine:{name}"
+
+    def _queue_attributes(self, props: dict[str, Any], attributes: dict[tuple[str, str], str]) -> dict[str, str]:
+        """The queue's redrive policy and visibility timeout (compressed by the simulated clock, with a floor).
+
+        Never below MIN_VISIBILITY_SECONDS of real time, because handlers run in real time here. AWS requires a
+        visibility timeout at least as long as the function's timeout for the same reason: a batch must not reappear
+        while in flight.
+        """
+        result: dict[str, str] = {}
+        if "VisibilityTimeout" in props:
+            compressed = math.ceil(int(props["VisibilityTimeout"]) / self.clock.time_scale)
+            result["VisibilityTimeout"] = str(max(MIN_VISIBILITY_SECONDS, compressed))
+        redrive = props.get("RedrivePolicy")
+        if redrive:
+            target = redrive["deadLetterTargetArn"]["Fn::GetAtt"][0]
+            result["RedrivePolicy"] = json.dumps(
+                {"deadLetterTargetArn": attributes[(target, "Arn")], "maxReceiveCount": int(redrive["maxReceiveCount"])}
+            )
+        return result
 
     def _create_state_machines(self) -> None:
         sfn = self.admin.client("stepfunctions")
@@ -265,7 +302,7 @@ class LocalRuntime:
     # -- botocore hooks: count calls, run Lambda in-process, serve the fleet ------------------------------------
     @staticmethod
     def _remember_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        context[_PARAMS_KEY] = dict(params)
+        context[PARAMS_KEY] = dict(params)
 
     def _intercept(
         self, event_name: str, context: dict[str, Any], **_: Any
@@ -273,7 +310,11 @@ class LocalRuntime:
         service, operation = event_name.split(".", 2)[1:]
         with self._calls_lock:
             self.aws_calls[f"{service}.{operation}"] += 1
-        params = context.get(_PARAMS_KEY, {})
+        params = context.get(PARAMS_KEY, {})
+        for hook in self.call_hooks:
+            answer = hook(service, operation, params)
+            if answer is not None:
+                return answer
         if service == "lambda" and operation == "Invoke":
             return self._invoke_lambda(params)
         stand_in = self._ssm_stand_in(operation) if service == "ssm" else None
@@ -364,7 +405,7 @@ class LocalRuntime:
         """Wait until no event is being delivered and the fleet has no running command."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.router.idle() and not self.fleet.busy():
+            if self.router.idle() and not self.fleet.busy() and self.poller.idle():
                 return
             time.sleep(0.02)
 

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
+from patchpilot_sim.faults import CHAOS, NO_FAULTS, FaultPlan
 from patchpilot_sim.fleet import SimulatedInstance
 from patchpilot_sim.patches import MISSING, CatalogPatch, catalog_for, initial_patch_states, release_fixed_version
 
@@ -29,6 +30,8 @@ class Scenario:
     patch_ids: tuple[str, ...] = ()
     approves: bool = True  # the simulated on-call answers approval requests
     must_enter: tuple[str, ...] = ()  # states the execution must pass through
+    faults: FaultPlan = NO_FAULTS  # what AWS does wrong during the run (faults.py)
+    malformed_events: int = 0  # malformed status events put on the bus: they must end in the dead-letter queue
 
 
 EMERGENCY_PATCHES = ("KB5071546", "openssh-server.x86_64")
@@ -91,6 +94,16 @@ SCENARIOS: dict[str, Scenario] = {
             "install succeeds installing nothing: dev must report it (approves_nothing), not pass",
             "FAILED",
             "StageHealthCheckFailed",
+        ),
+        Scenario(
+            "chaos",
+            "AWS under load, all at once: 30 % of SSM status events lost, every other one delivered 3 times out of "
+            "order, DynamoDB transaction conflicts and throttling, SSM and Step Functions throttling and 5xx, Lambda "
+            "crashes mid-handler, and malformed events on the bus; the cycle still succeeds, every instance counted "
+            "once, only the malformed events dead-lettered",
+            "SUCCEEDED",
+            faults=CHAOS,
+            malformed_events=2,
         ),
         Scenario(
             "approval-timeout",

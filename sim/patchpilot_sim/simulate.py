@@ -9,10 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from patchpilot.models.events import CommandInvocationEvent
 from patchpilot.models.rollout import StageCatalog
+from patchpilot_sim.faults import FaultInjector
 from patchpilot_sim.runtime import LocalRuntime
 from patchpilot_sim.scenarios import SCENARIOS, Scenario, apply_scenario, build_fleet, release_next_month
 
+MALFORMED_EVENT = Path(__file__).resolve().parents[2] / "events" / "ssm" / "command-invocation-malformed.json"
 # Bakes are pure waiting: one real second per simulated day, and the simulated clock jumps over the rest.
 BAKE_SECONDS_PER_REAL_SECOND = 86_400
 # Waits that guard against lost events are floored in *real* seconds: in-process handler latency is not
@@ -39,7 +44,7 @@ class SimulationOptions:
     time_scale: float = 3_600.0
     cycle: str = "2026-12"
     out_dir: Path | None = Path("out/demo")
-    real_timeout_seconds: float = 600.0
+    real_timeout_seconds: float | None = None  # default: 600 s + 3 s per instance (a guard against a hung run)
 
 
 def stage_catalog(runtime: LocalRuntime) -> StageCatalog:
@@ -307,6 +312,78 @@ def _silent_os_problems(runtime: LocalRuntime, history: list[dict[str, Any]]) ->
     return problems
 
 
+def dead_letters(runtime: LocalRuntime) -> list[tuple[dict[str, Any], bool]]:
+    """Every message in the events dead-letter queue, with whether it is a malformed command status event."""
+    sqs = runtime.admin.client("sqs")
+    url = runtime.resources.queue_urls["EventsDeadLetterQueue"]
+    letters: list[tuple[dict[str, Any], bool]] = []
+    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=600).get("Messages"):
+        for message in batch:
+            body = json.loads(message["Body"])
+            event = body.get("requestPayload", body) if isinstance(body, dict) else body
+            try:
+                CommandInvocationEvent.model_validate(event)
+                malformed = False
+            except ValidationError:
+                malformed = True
+            letters.append((event, malformed))
+    return letters
+
+
+def counted_once_problems(runtime: LocalRuntime) -> list[str]:
+    """Every tracked command's counters equal its per-instance rows: each instance counted exactly once."""
+    table = runtime.resources.table_names["RunsTable"]
+    rows: dict[str, dict[str, Any]] = {}
+    results: dict[str, list[bool]] = {}
+    for page in runtime.admin.client("dynamodb").get_paginator("scan").paginate(TableName=table):
+        for item in page["Items"]:
+            pk, sk = item["pk"]["S"], item["sk"]["S"]
+            if not pk.startswith("COMMAND#"):
+                continue
+            if sk == "COMMAND":
+                rows[pk] = item
+            elif sk.startswith("INSTANCE#"):
+                results.setdefault(pk, []).append(bool(item["succeeded"]["BOOL"]))
+    problems = []
+    for pk, item in rows.items():
+        if "foreign_command" in item:
+            continue
+        reported, failed = int(item.get("reported", {}).get("N", 0)), int(item.get("failed", {}).get("N", 0))
+        instances = results.get(pk, [])
+        if (reported, failed) != (len(instances), instances.count(False)):
+            problems.append(
+                f"{pk}: counted {reported} reported / {failed} failed, but has {len(instances)} instance rows "
+                f"({instances.count(False)} failed)"
+            )
+    return problems
+
+
+def fleet_count_problems(runtime: LocalRuntime, rows: list[dict[str, Any]]) -> list[str]:
+    """Every stage that ran counted exactly the instances of its patch group, however events were mangled."""
+    fleet: dict[str, int] = {}
+    for instance in runtime.fleet.instances.values():
+        fleet[instance.patch_group] = fleet.get(instance.patch_group, 0) + 1
+    return [
+        f"stage {row['name']} counted {row['targeted']} instances, "
+        f"its patch group has {fleet.get(row['patch_group'], 0)}"
+        for row in rows
+        if row["status"] != "not_run" and row["targeted"] != fleet.get(row["patch_group"], 0)
+    ]
+
+
+def ingestion_problems(
+    scenario: Scenario, runtime: LocalRuntime, letters: list[tuple[dict[str, Any], bool]]
+) -> list[str]:
+    """Exactly-once counting, and dead letters only for malformed events (every scenario)."""
+    problems = counted_once_problems(runtime)
+    wellformed = sum(not malformed for _, malformed in letters)
+    if wellformed:
+        problems.append(f"{wellformed} well-formed event(s) ended in the dead-letter queue")
+    if len(letters) != scenario.malformed_events:
+        problems.append(f"{len(letters)} dead letter(s), expected {scenario.malformed_events} (the malformed events)")
+    return problems
+
+
 def _mean_ms(runtime: LocalRuntime, function: str) -> float:
     durations = [record.duration_ms for record in runtime.lambdas.records if record.function == function]
     return round(sum(durations) / len(durations), 2) if durations else 0.0
@@ -354,6 +431,13 @@ def _run(
         say(f"  {group:8} baselines: " + ", ".join(sorted(set(baselines.values()))))
     for change in apply_scenario(scenario, fleet, options.seed):
         say(f"scenario {scenario.name}: {change}")
+    injector = FaultInjector(scenario.faults, options.seed)
+    if scenario.faults.active:
+        injector.install(runtime)
+        runtime.fleet.emit_event = injector.wrap_emitter(runtime.fleet.emit_event, runtime.scheduler)
+        say(f"scenario {scenario.name}: faults injected: {scenario.faults}")
+    for _ in range(scenario.malformed_events):
+        runtime.router.put_event(json.loads(MALFORMED_EVENT.read_text()))
     catalog = stage_catalog(runtime)
     runtime.clock.restart()
     earlier: list[dict[str, Any]] = []
@@ -370,13 +454,18 @@ def _run(
     status = description["status"]
     problems = [f"{options.cycle}: {problem}" for month in earlier for problem in month["problems"]]
     problems += judge(scenario, description, runtime, history, excluded, duplicate_starts, earlier)
+    letters = dead_letters(runtime)
+    problems += ingestion_problems(scenario, runtime, letters)
+    rows = stage_rows(catalog, history)
+    if scenario.faults.active:
+        problems += fleet_count_problems(runtime, rows)
     executions = runtime.admin.client("stepfunctions").list_executions(stateMachineArn=runtime.state_machine_arn())[
         "executions"
     ]
     return {
         "status": status,
         "execution_arn": execution_arn,
-        "stages": stage_rows(catalog, history),
+        "stages": rows,
         "excluded_patches": excluded,
         "state_transitions": sum(e["type"].endswith("StateEntered") for e in history),
         "max_state_payload_bytes": _payload_sizes(history),
@@ -393,7 +482,11 @@ def _run(
         "duplicate_starts_ignored": duplicate_starts,
         "fleet_instances": len(fleet),
         "lost_events": len(runtime.fleet.dropped_events),
-        "dead_letters": len(runtime.router.dead_letters),
+        "dead_letters": len(letters),
+        "dead_letters_malformed": sum(malformed for _, malformed in letters),
+        "faults_injected": dict(sorted(injector.injected.items())),
+        "sqs_batches": len(runtime.poller.batches),
+        "sqs_messages": sum(batch.size for batch in runtime.poller.batches),
         "lambda_invocations": len(runtime.lambdas.records),
         "command_result_ms_per_event": _mean_ms(runtime, "CommandResultFunction"),
         "simulated_hours": round(runtime.clock.elapsed_seconds() / 3600, 1),
@@ -435,7 +528,8 @@ def _cycle(
         duplicate_starts = int(not again.failed and not again.payload["started"])
         say(f"second start of cycle {cycle}: {'no-op' if duplicate_starts else 'STARTED AGAIN'}")
     on_call = OnCall(runtime, scenario, say)
-    description = _follow(runtime, execution_arn, options.real_timeout_seconds, on_call)
+    timeout = options.real_timeout_seconds or 600.0 + 3.0 * options.instances
+    description = _follow(runtime, execution_arn, timeout, on_call)
     runtime.settle(timeout=10)
     on_call.read_alerts()
     history = runtime.history(execution_arn)

@@ -62,12 +62,28 @@ for _tag in _SHORT_TAGS:
 
 @dataclass(frozen=True)
 class EventRule:
-    """An EventBridgeRule event source of a function."""
+    """An EventBridge rule that reaches a function, directly or through an SQS queue.
+
+    Directly: an EventBridgeRule event source (asynchronous invocation). Through a queue: an AWS::Events::Rule with
+    the queue as target, which an SQS event source of the function polls; `queue_logical_id` names the queue.
+    """
 
     name: str
     pattern: dict[str, Any]
     max_retry_attempts: int
     dead_letter_logical_id: str | None
+    queue_logical_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SqsSource:
+    """An SQS event source mapping of a function (AWS::Serverless::Function event of Type SQS)."""
+
+    name: str
+    queue_logical_id: str
+    batch_size: int
+    batching_window_seconds: int
+    report_batch_item_failures: bool
 
 
 @dataclass(frozen=True)
@@ -79,6 +95,7 @@ class FunctionSpec:
     code_uri: Path
     environment: dict[str, Any]
     rules: list[EventRule] = field(default_factory=list)
+    sqs_sources: list[SqsSource] = field(default_factory=list)
     async_max_retry_attempts: int = 2
     async_on_failure_logical_id: str | None = None
 
@@ -122,7 +139,8 @@ class SamTemplate:
                 handler=props["Handler"],
                 code_uri=self.path.parent / props.get("CodeUri", self.globals.get("CodeUri", ".")),
                 environment=env,
-                rules=self._rules(props.get("Events", {})),
+                rules=self._rules(props.get("Events", {})) + self._queue_rules(props.get("Events", {})),
+                sqs_sources=self._sqs_sources(props.get("Events", {})),
                 async_max_retry_attempts=int(invoke.get("MaximumRetryAttempts", 2)),
                 async_on_failure_logical_id=_logical_id_of(on_failure),
             )
@@ -143,6 +161,47 @@ class SamTemplate:
                     dead_letter_logical_id=_logical_id_of(props.get("DeadLetterConfig", {}).get("Arn")),
                 )
             )
+        return rules
+
+    @staticmethod
+    def _sqs_sources(events: Mapping[str, Any]) -> list[SqsSource]:
+        sources = []
+        for name, event in events.items():
+            if event.get("Type") != "SQS":
+                continue
+            props = event["Properties"]
+            queue = _logical_id_of(props["Queue"])
+            if queue is None:
+                raise ValueError(f"SQS event {name}: the local runtime needs the queue as !GetAtt <Queue>.Arn")
+            sources.append(
+                SqsSource(
+                    name=name,
+                    queue_logical_id=queue,
+                    batch_size=int(props.get("BatchSize", 10)),
+                    batching_window_seconds=int(props.get("MaximumBatchingWindowInSeconds", 0)),
+                    report_batch_item_failures="ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
+                )
+            )
+        return sources
+
+    def _queue_rules(self, events: Mapping[str, Any]) -> list[EventRule]:
+        """The AWS::Events::Rule resources whose SQS targets are queues this function's SQS event sources poll."""
+        queues = {source.queue_logical_id for source in self._sqs_sources(events)}
+        rules = []
+        for logical_id, resource in self.of_type("AWS::Events::Rule").items():
+            props = resource["Properties"]
+            for target in props.get("Targets", []):
+                queue = _logical_id_of(target.get("Arn"))
+                if queue in queues:
+                    rules.append(
+                        EventRule(
+                            name=logical_id,
+                            pattern=props["EventPattern"],
+                            max_retry_attempts=int(target.get("RetryPolicy", {}).get("MaximumRetryAttempts", 185)),
+                            dead_letter_logical_id=_logical_id_of(target.get("DeadLetterConfig", {}).get("Arn")),
+                            queue_logical_id=queue,
+                        )
+                    )
         return rules
 
     def state_machines(self) -> dict[str, StateMachineSpec]:

@@ -26,10 +26,10 @@ EXPECTED: dict[str, tuple[str | None, int, str]] = {
     "rollout/start-invalid.json": ("StartRolloutFunction", 2, "cve_ids.0: String should match pattern"),
     "rollout/start-manual-dev-staging.json": (None, 0, NO_RULE),
     "schedule/monthly-rollout.json": ("StartRolloutFunction", 0, '"run_id": "'),
-    "ssm/command-invocation-failed.json": (None, 0, '"action": "ignored_foreign_command"'),
-    "ssm/command-invocation-in-progress.json": (None, 0, '"status": "InProgress"'),
+    "ssm/command-invocation-failed.json": (None, 0, '"batchItemFailures": []'),
+    "ssm/command-invocation-in-progress.json": (None, 0, '"batchItemFailures": []'),
     "ssm/command-invocation-malformed.json": (None, 2, "detail.instance-id: Field required"),
-    "ssm/command-invocation-success.json": (None, 0, "CommandResultFunction (rule SsmCommandInvocation): ok"),
+    "ssm/command-invocation-success.json": (None, 0, "CommandResultFunction (rule SsmCommandInvocationRule): ok"),
     "ssm/command-status-success.json": (None, 0, NO_RULE),
     "ssm/compliance-state-change.json": (None, 0, NO_RULE),
 }
@@ -68,8 +68,8 @@ def test_cli_invoke_validation_error_prints_one_line_per_field() -> None:
     exit_code, output = _invoke("--event", str(EVENTS / "ssm/command-invocation-malformed.json"))
     assert exit_code == 2
     lines = output.strip().splitlines()
-    assert lines[0] == "CommandResultFunction (rule SsmCommandInvocation): rejected the event"
-    assert lines[1].strip() == "ValidationError: CommandInvocationEvent has 2 invalid field(s)"
+    assert lines[0] == "CommandResultFunction (rule SsmCommandInvocationRule): rejected the event"
+    assert lines[1].strip().startswith("BatchItemFailure: the message was reported failed: SQS redelivers it")
     assert [line.strip().split(":")[0] for line in lines[2:]] == ["detail.instance-id", "detail.status"]
     assert "errors.pydantic.dev" not in output
 

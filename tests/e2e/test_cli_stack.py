@@ -337,3 +337,16 @@ def test_cli_simulate_scenario_list_describes_every_scenario() -> None:
     assert result.exit_code == 0
     assert [line.split()[0] for line in result.output.strip().splitlines()][:2] == ["healthy", "failing-instance"]
     assert "reconciliation recovers them" in result.output
+
+
+def test_cli_resume_refuses_a_cycle_never_started_and_leaves_a_live_one_alone(runtime: LocalRuntime) -> None:
+    code, output = _cli("resume", "--cycle", "2025-01", "--manual")
+    assert code == 1, output
+    assert "NothingToResume: run manual-2025-01 has no execution" in output
+    started_code, started = _cli("start", "--cycle", "2025-02", "--stages", "dev", "--bake-seconds", "dev=1")
+    assert started_code == 0, started
+    code, output = _cli("resume", "--cycle", "2025-02", "--manual")
+    assert code == 0, output
+    assert output.startswith("nothing to resume: execution manual-2025-02 (run manual-2025-02) is ")
+    arn = runtime.state_machine_arn().replace(":stateMachine:", ":execution:") + ":manual-2025-02"
+    assert runtime.wait_for_execution(arn, timeout=120)["status"] == "SUCCEEDED"

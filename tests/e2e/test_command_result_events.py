@@ -1,4 +1,4 @@
-"""SSM status-change events through the template's EventBridge rule to the real command-result handler."""
+"""SSM status-change events through the template's EventBridge rule and SQS queue to the real command-result handler."""
 
 import json
 from pathlib import Path
@@ -15,30 +15,37 @@ def _event(name: str) -> dict[str, object]:
     return json.loads((EVENTS / name).read_text())
 
 
-def test_command_result_malformed_event_is_rejected_with_reason_and_kept_in_dlq() -> None:
+def test_command_result_malformed_event_is_redelivered_then_kept_in_dlq() -> None:
     with LocalRuntime() as runtime:
         matched = runtime.router.put_event(_event("ssm/command-invocation-malformed.json"))
-        runtime.settle()
+        runtime.settle(timeout=60)
         assert matched == 1
-        [letter] = runtime.router.dead_letters
-        assert letter.error_type == "ValidationError"
-        assert "instance-id" in letter.error_message
-        assert "status" in letter.error_message
         [message] = runtime.dead_letter_messages()
-        assert message["MessageAttributes"]["ErrorCode"]["StringValue"] == "ValidationError"
-        assert json.loads(message["Body"])["requestPayload"]["detail"]["command-id"]
-        # Lambda's async retries ran (1 + MaximumRetryAttempts from the template) before the event was kept.
-        attempts = [r for r in runtime.lambdas.records if r.function == "CommandResultFunction"]
-        assert len(attempts) == 3
+        assert json.loads(message["Body"])["detail"]["command-id"]
+        # The queue's redrive policy: received maxReceiveCount (5) times, reported failed each time, then moved.
+        attempts = [b for b in runtime.poller.batches if b.function == "CommandResultFunction"]
+        assert [(b.size, b.failed) for b in attempts] == [(1, 1)] * 5
+        assert "rejected a malformed command status event" in runtime.lambda_log.getvalue()
 
 
-def test_command_result_event_for_foreign_command_is_ignored_without_error() -> None:
+def test_command_result_batch_reports_only_the_malformed_message_failed() -> None:
     with LocalRuntime() as runtime:
-        results = runtime.router.deliver_now(_event("ssm/command-invocation-success.json"))
-        [(spec, result)] = results
-        assert spec.logical_id == "CommandResultFunction"
-        assert not result.failed
-        assert result.payload["action"] == "ignored_foreign_command"
+        good = _event("ssm/command-invocation-success.json")
+        bad = _event("ssm/command-invocation-malformed.json")
+        spec = runtime.lambdas.functions["CommandResultFunction"]
+        [source] = spec.sqs_sources
+        sqs = runtime.admin.client("sqs")
+        url = runtime.resources.queue_urls[source.queue_logical_id]
+        runtime.poller.stop()  # deliver by hand: one batch of both messages
+        for event in (good, bad):
+            sqs.send_message(QueueUrl=url, MessageBody=json.dumps(event))
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"])["Messages"]
+        result = runtime.poller.deliver("CommandResultFunction", source, messages)
+        bad_id = next(m["MessageId"] for m in messages if json.loads(m["Body"]) == bad)
+        assert result.payload == {"batchItemFailures": [{"itemIdentifier": bad_id}]}
+        # the good one was deleted; the bad one comes back after the visibility timeout
+        left = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"])
+        assert left["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "1"
 
 
 def test_command_result_unmatched_event_reaches_no_function() -> None:

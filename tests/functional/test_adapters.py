@@ -13,6 +13,7 @@ from patchpilot.integrations.dynamodb_tracker import DynamoDBInstallTracker
 from patchpilot.integrations.ports import RecordOutcome
 from patchpilot.integrations.sfn_callbacks import StepFunctionsCallbacks
 from patchpilot.integrations.ssm_directory import SsmCommandDirectory
+from patchpilot.models.records import InstanceResult
 from tests.functional.aws_fixtures import create_runs_table
 
 REGION = "us-east-1"
@@ -52,14 +53,44 @@ def test_dynamodb_tracker_refuses_results_of_unknown_and_foreign_commands(tracke
     assert tracker.list_results("theirs") == []
 
 
-def test_dynamodb_tracker_claims_resume_once_per_token(tracker: DynamoDBInstallTracker) -> None:
+def test_dynamodb_tracker_leases_resume_to_one_holder_per_token(tracker: DynamoDBInstallTracker) -> None:
     tracker.register_wait("cmd", "run", "dev", expected=1, task_token="t1")
-    assert tracker.claim_resume("cmd", "t1") is True
-    assert tracker.claim_resume("cmd", "t1") is False
-    assert tracker.claim_resume("cmd", "stale") is False
+    assert tracker.claim_resume("cmd", "t1", now=1000.0, lease_seconds=60) is True
+    assert tracker.claim_resume("cmd", "t1", now=1010.0, lease_seconds=60) is False
+    assert tracker.claim_resume("cmd", "stale", now=1010.0, lease_seconds=60) is False
+    # a holder that died: its lease expires and the next caller may resume
+    assert tracker.claim_resume("cmd", "t1", now=1061.0, lease_seconds=60) is True
+    # a failed SendTaskSuccess gives the lease back at once
+    tracker.release_resume("cmd", "t1")
+    assert tracker.claim_resume("cmd", "t1", now=1062.0, lease_seconds=60) is True
+    tracker.mark_resumed("cmd", "t1")
+    assert tracker.claim_resume("cmd", "t1", now=9999.0, lease_seconds=60) is False
     # a new wait (after a heartbeat timeout) gets a new token and can be resumed again
     tracker.register_wait("cmd", "run", "dev", expected=1, task_token="t2")
-    assert tracker.claim_resume("cmd", "t2") is True
+    assert tracker.claim_resume("cmd", "t2", now=1070.0, lease_seconds=60) is True
+
+
+def test_dynamodb_tracker_records_a_batch_in_one_transaction_without_double_counting(
+    tracker: DynamoDBInstallTracker,
+) -> None:
+    tracker.register_wait("cmd", "run", "dev", expected=150, task_token="t1")
+    tracker.record_result("cmd", "i-7", "Failed", succeeded=False)
+    batch = [InstanceResult(instance_id=f"i-{n}", status="Success", succeeded=True) for n in range(150)]
+    recorded = tracker.record_results("cmd", batch + batch[:3])
+    command = tracker.get_command("cmd")
+    assert command is not None
+    assert (recorded.recorded, recorded.duplicates) == (149, 1)
+    assert (command.reported, command.failed) == (150, 1)
+    assert len(tracker.list_results("cmd")) == 150
+
+
+def test_dynamodb_tracker_grants_one_heartbeat_per_interval(tracker: DynamoDBInstallTracker) -> None:
+    tracker.register_wait("cmd", "run", "dev", expected=5, task_token="t1", heartbeat_interval_seconds=30)
+    granted = [tracker.claim_heartbeat("cmd", "t1", now=1000.0 + s, interval_seconds=30) for s in (0, 10, 29, 31)]
+    assert granted == [True, False, False, True]
+    command = tracker.get_command("cmd")
+    assert command is not None
+    assert (command.heartbeat_interval_seconds, command.last_heartbeat_at) == (30, 1031.0)
 
 
 def test_dynamodb_tracker_tracks_a_command_without_resetting_counts(tracker: DynamoDBInstallTracker) -> None:

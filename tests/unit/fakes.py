@@ -2,14 +2,23 @@
 
 from pydantic import BaseModel
 
-from patchpilot.integrations.ports import CommandDirectory, ExecutionCallbacks, InstallTracker, RecordOutcome
-from patchpilot.models.records import CommandInfo, InstanceResult, InvocationInfo, ManagedInstance, TrackedCommand
+from patchpilot.integrations.ports import CommandDirectory, ExecutionCallbacks, InstallTracker
+from patchpilot.models.exceptions import TransientAwsError
+from patchpilot.models.records import (
+    BatchRecorded,
+    CommandInfo,
+    InstanceResult,
+    InvocationInfo,
+    ManagedInstance,
+    TrackedCommand,
+)
 
 
 class InMemoryInstallTracker(InstallTracker):
     def __init__(self) -> None:
         self.commands: dict[str, TrackedCommand] = {}
         self.results: dict[tuple[str, str], InstanceResult] = {}
+        self.counter_writes = 0
 
     def track_command(self, command_id: str, run_id: str, stage_name: str) -> TrackedCommand:
         if command_id not in self.commands:
@@ -24,22 +33,28 @@ class InMemoryInstallTracker(InstallTracker):
     def get_command(self, command_id: str) -> TrackedCommand | None:
         return self.commands.get(command_id)
 
-    def record_result(self, command_id: str, instance_id: str, status: str, succeeded: bool) -> RecordOutcome:
-        if (command_id, instance_id) in self.results:
-            return RecordOutcome.DUPLICATE
+    def record_results(self, command_id: str, results: list[InstanceResult]) -> BatchRecorded:
         command = self.commands.get(command_id)
         if command is None or command.foreign:
-            return RecordOutcome.UNKNOWN_COMMAND
-        self.results[(command_id, instance_id)] = InstanceResult(
-            instance_id=instance_id, status=status, succeeded=succeeded
-        )
+            return BatchRecorded(unknown_command=True)
+        new = {r.instance_id: r for r in results if (command_id, r.instance_id) not in self.results}
+        for result in new.values():
+            self.results[(command_id, result.instance_id)] = result
+        failed = sum(not r.succeeded for r in new.values())
         self.commands[command_id] = command.model_copy(
-            update={"reported": command.reported + 1, "failed": command.failed + (0 if succeeded else 1)}
+            update={"reported": command.reported + len(new), "failed": command.failed + failed}
         )
-        return RecordOutcome.RECORDED
+        self.counter_writes += 1
+        return BatchRecorded(recorded=len(new), duplicates=len(results) - len(new), failed_recorded=failed)
 
     def register_wait(
-        self, command_id: str, run_id: str, stage_name: str, expected: int, task_token: str
+        self,
+        command_id: str,
+        run_id: str,
+        stage_name: str,
+        expected: int,
+        task_token: str,
+        heartbeat_interval_seconds: int = 60,
     ) -> TrackedCommand:
         current = self.commands.get(command_id) or TrackedCommand(
             command_id=command_id, run_id=run_id, stage_name=stage_name
@@ -50,17 +65,39 @@ class InMemoryInstallTracker(InstallTracker):
                 "stage_name": stage_name,
                 "expected": expected,
                 "task_token": task_token,
+                "heartbeat_interval_seconds": heartbeat_interval_seconds,
                 "resumed": False,
                 "foreign": False,
+                "resume_lease_until": None,
+                "last_heartbeat_at": None,
             }
         )
         return self.commands[command_id]
 
-    def claim_resume(self, command_id: str, task_token: str) -> bool:
+    def claim_resume(self, command_id: str, task_token: str, now: float, lease_seconds: int) -> bool:
         command = self.commands[command_id]
-        if command.task_token != task_token or command.resumed:
+        lease = command.resume_lease_until
+        if command.task_token != task_token or command.resumed or (lease is not None and lease >= now):
             return False
-        self.commands[command_id] = command.model_copy(update={"resumed": True})
+        self.commands[command_id] = command.model_copy(update={"resume_lease_until": now + lease_seconds})
+        return True
+
+    def mark_resumed(self, command_id: str, task_token: str) -> None:
+        command = self.commands[command_id]
+        if command.task_token == task_token:
+            self.commands[command_id] = command.model_copy(update={"resumed": True, "resume_lease_until": None})
+
+    def release_resume(self, command_id: str, task_token: str) -> None:
+        command = self.commands[command_id]
+        if command.task_token == task_token and not command.resumed:
+            self.commands[command_id] = command.model_copy(update={"resume_lease_until": None})
+
+    def claim_heartbeat(self, command_id: str, task_token: str, now: float, interval_seconds: int) -> bool:
+        command = self.commands[command_id]
+        last = command.last_heartbeat_at
+        if command.task_token != task_token or command.resumed or (last is not None and last > now - interval_seconds):
+            return False
+        self.commands[command_id] = command.model_copy(update={"last_heartbeat_at": now})
         return True
 
     def list_results(self, command_id: str) -> list[InstanceResult]:
@@ -100,8 +137,12 @@ class RecordingCallbacks(ExecutionCallbacks):
         self.heartbeats: list[str] = []
         self.failed: list[tuple[str, str, str]] = []
         self.token_valid = token_valid
+        self.resume_failures_left = 0  # SendTaskSuccess calls that fail (throttled) before one succeeds
 
     def resume(self, task_token: str, output: BaseModel) -> bool:
+        if self.resume_failures_left:
+            self.resume_failures_left -= 1
+            raise TransientAwsError("send_task_success: ThrottlingException (injected)")
         self.resumed.append((task_token, output.model_dump()))
         return self.token_valid
 

@@ -1,11 +1,12 @@
 """In-memory fakes of the rollout ports (alarms, patch compliance, patch sets, starter)."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
-from patchpilot.integrations.ports import AlarmMonitor, PatchComplianceReader, PatchSetStore, RolloutStarter
+from patchpilot.integrations.ports import AlarmMonitor, PatchComplianceReader, PatchSetStore, RolloutStarter, RunLedger
 from patchpilot.models.patches import InstancePatch, InstancePatchSummary
+from patchpilot.models.records import ExecutionAttempt
 from patchpilot.models.rollout import RunContext, StagePlan
 
 
@@ -67,6 +68,20 @@ class FakePatchSets(PatchSetStore):
 class FakeStarter(RolloutStarter):
     def __init__(self) -> None:
         self.executions: dict[str, str] = {}
+        self.statuses: dict[str, str] = {}
+
+    def latest_attempt(self, execution_name: str) -> ExecutionAttempt | None:
+        names = [n for n in self.executions if n == execution_name or n.startswith(f"{execution_name}-r")]
+        if not names:
+            return None
+        name = max(names, key=lambda n: (len(n), n))
+        return ExecutionAttempt(
+            name=name,
+            arn=f"arn:aws:states:us-east-1:123456789012:execution:rollout:{name}",
+            status=self.statuses.get(name, "RUNNING"),
+            input=self.executions[name],
+            started_at=datetime(2026, 12, 8, 20, 0, tzinfo=UTC),
+        )
 
     def start(self, execution_name: str, request: BaseModel) -> tuple[str, bool]:
         arn = f"arn:aws:states:us-east-1:123456789012:execution:rollout:{execution_name}"
@@ -74,3 +89,16 @@ class FakeStarter(RolloutStarter):
             return arn, False
         self.executions[execution_name] = request.model_dump_json()
         return arn, True
+
+
+class InMemoryRunLedger(RunLedger):
+    def __init__(self) -> None:
+        self.passed: dict[str, list[str]] = {}
+
+    def record_stage_passed(self, run_id: str, stage_name: str) -> None:
+        stages = self.passed.setdefault(run_id, [])
+        if stage_name not in stages:
+            stages.append(stage_name)
+
+    def passed_stages(self, run_id: str) -> list[str]:
+        return list(self.passed.get(run_id, []))

@@ -10,7 +10,12 @@ from patchpilot.logic.platforms import operating_system_of
 from patchpilot.logic.rollout_plan import plan_rollout
 from patchpilot.logic.stage_plan import plan_stage_commands
 from patchpilot.models.cycle import StartRolloutRequest
-from patchpilot.models.exceptions import InvalidRolloutRequest, NoInstancesInPatchGroup, NoTestedPatchSet
+from patchpilot.models.exceptions import (
+    InvalidRolloutRequest,
+    NoInstancesInPatchGroup,
+    NoTestedPatchSet,
+    NothingToResume,
+)
 from patchpilot.models.patches import InstancePatch, PatchState
 from patchpilot.models.records import ManagedInstance
 from patchpilot.models.rollout import (
@@ -25,7 +30,7 @@ from patchpilot.models.rollout import (
 )
 from tests.unit.fakes import FakeCommandDirectory, InMemoryInstallTracker
 from tests.unit.fakes_exclusion import FakePatchInventory
-from tests.unit.fakes_rollout import FakeAlarms, FakeCompliance, FakePatchSets, FakeStarter
+from tests.unit.fakes_rollout import FakeAlarms, FakeCompliance, FakePatchSets, FakeStarter, InMemoryRunLedger
 
 NOW = datetime(2026, 12, 8, 20, 0, tzinfo=UTC)
 CATALOG = StageCatalog.model_validate(
@@ -295,6 +300,50 @@ def test_start_rollout_same_cycle_twice_starts_one_execution() -> None:
     assert (first.execution_name, first.run_id, first.started) == ("cycle-2026-12", "2026-12", True)
     assert (second.execution_name, second.started) == ("cycle-2026-12", False)
     assert len(starter.executions) == 1
+
+
+def test_start_rollout_of_a_failed_cycle_says_so_and_starts_nothing() -> None:
+    starter = FakeStarter()
+    start_rollout(StartRolloutRequest(), starter, NOW)
+    starter.statuses["cycle-2026-12"] = "FAILED"
+    again = start_rollout(StartRolloutRequest(), starter, NOW)
+    assert (again.started, again.status, again.execution_name) == (False, "FAILED", "cycle-2026-12")
+    assert list(starter.executions) == ["cycle-2026-12"]
+
+
+def test_start_rollout_resume_starts_the_next_attempt_without_the_passed_stages_once() -> None:
+    # Given a cycle whose first attempt passed dev and failed in staging
+    starter, ledger = FakeStarter(), InMemoryRunLedger()
+    start_rollout(StartRolloutRequest(bake_seconds={"dev": 5}), starter, NOW)
+    starter.statuses["cycle-2026-12"] = "FAILED"
+    ledger.record_stage_passed("2026-12", "dev")
+    # When the operator resumes it twice
+    resumed = start_rollout(StartRolloutRequest(resume=True), starter, NOW, ledger)
+    again = start_rollout(StartRolloutRequest(resume=True), starter, NOW, ledger)
+    # Then one new attempt runs the same run without dev, from the first attempt's start, with its settings
+    assert (resumed.execution_name, resumed.started, resumed.resumed_from) == (
+        "cycle-2026-12-r2",
+        True,
+        "cycle-2026-12",
+    )
+    assert resumed.skipped_stages == ["dev"]
+    assert (again.execution_name, again.started, again.status) == ("cycle-2026-12-r2", False, "RUNNING")
+    attempt = RolloutRequest.model_validate_json(starter.executions["cycle-2026-12-r2"])
+    assert (attempt.run_id, attempt.completed_stages, attempt.bake_seconds) == ("2026-12", ["dev"], {"dev": 5})
+    assert attempt.run_started_at == datetime(2026, 12, 8, 20, 0, tzinfo=UTC)
+
+
+def test_start_rollout_resume_of_a_cycle_never_started_is_refused() -> None:
+    with pytest.raises(NothingToResume, match="no execution"):
+        start_rollout(StartRolloutRequest(cycle="2026-11", resume=True), FakeStarter(), NOW, InMemoryRunLedger())
+
+
+def test_plan_rollout_skips_completed_stages_but_validates_the_order_with_them() -> None:
+    request = RolloutRequest(run_id="2026-12", completed_stages=["dev", "staging"], run_started_at=NOW)
+    plan = plan_rollout(request, CATALOG, NOW.replace(day=20))
+    assert [stage.name for stage in plan.stages] == [s.name for s in CATALOG.stages if s.name not in ("dev", "staging")]
+    assert plan.stages[0].index == 0
+    assert plan.run.started_at == NOW
 
 
 def test_start_rollout_emergency_names_follow_the_request() -> None:

@@ -5,6 +5,7 @@ import json
 import re
 from typing import Any
 
+from patchpilot.models import exceptions
 from patchpilot_sim.template import SamTemplate
 
 TEMPLATE = SamTemplate()
@@ -43,6 +44,23 @@ def test_template_every_task_has_retry_and_catch() -> None:
         if "lambda" in state["Resource"] or state["Resource"].startswith("${"):
             retried = {error for retry in state["Retry"] for error in retry["ErrorEquals"]}
             assert retried >= LAMBDA_ERRORS, name
+
+
+def test_template_every_task_retries_transient_aws_errors_with_backoff() -> None:
+    _, asl = _asl()
+    assert issubclass(exceptions.TransientAwsError, exceptions.PatchPilotError)
+    for name, state in _all_states(asl).items():
+        if state["Type"] != "Task" or "sns:publish" in state["Resource"]:
+            continue  # SNS publishes retry States.ALL
+        wanted = (
+            {"Ssm.ThrottlingException", "Ssm.InternalServerErrorException"}
+            if state["Resource"].endswith("ssm:sendCommand")
+            else {"TransientAwsError", "Lambda.Unknown", "Sandbox.Timedout", "Runtime.ExitError"}
+        )
+        retriers = [retry for retry in state["Retry"] if wanted & set(retry["ErrorEquals"])]
+        assert retriers, name
+        assert wanted <= {error for retry in retriers for error in retry["ErrorEquals"]}, name
+        assert all(retry["BackoffRate"] > 1 and retry["MaxAttempts"] >= 3 for retry in retriers), name
 
 
 def test_template_callback_wait_has_timeout_and_heartbeat() -> None:
@@ -88,4 +106,12 @@ def test_template_event_rules_keep_rejected_events() -> None:
     assert rules
     for spec, rule in rules:
         assert rule.dead_letter_logical_id == "EventsDeadLetterQueue", rule.name
-        assert spec.async_on_failure_logical_id == "EventsDeadLetterQueue", spec.logical_id
+        if rule.queue_logical_id is None:
+            assert spec.async_on_failure_logical_id == "EventsDeadLetterQueue", spec.logical_id
+            continue
+        # through a queue: the queue redrives what the function keeps rejecting (AWS advises maxReceiveCount >= 5)
+        redrive = TEMPLATE.resources[rule.queue_logical_id]["Properties"]["RedrivePolicy"]
+        assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["EventsDeadLetterQueue", "Arn"]}, rule.name
+        assert int(redrive["maxReceiveCount"]) >= 5, rule.name
+        [source] = [s for s in spec.sqs_sources if s.queue_logical_id == rule.queue_logical_id]
+        assert source.report_batch_item_failures, spec.logical_id

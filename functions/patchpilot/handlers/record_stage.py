@@ -20,6 +20,7 @@ def handler(event: RecordStageRequest, context: LambdaContext) -> dict[str, Any]
     outcome = record_stage_passed(
         event, wiring.install_tracker(), exclusion_wiring.patch_inventory(), wiring.patch_sets()
     )
+    wiring.run_ledger().record_stage_passed(event.run.run_id, event.stage.name)
     metrics.add_metric(name="StagesPassed", unit=MetricUnit.Count, value=1)
     logger.info("stage passed", extra=outcome.model_dump())
     return outcome.model_dump(mode="json")

@@ -18,7 +18,8 @@ from patchpilot.observability import logger, metrics, tracer
 @tracer.capture_lambda_handler
 @event_parser(model=StartRolloutRequest)
 def handler(event: StartRolloutRequest, context: LambdaContext) -> dict[str, Any]:
-    started = start_rollout(event, wiring.rollout_starter(), datetime.now(UTC))
+    ledger = wiring.run_ledger() if event.resume else None
+    started = start_rollout(event, wiring.rollout_starter(), datetime.now(UTC), ledger)
     metrics.add_metric(
         name="RolloutsStarted" if started.started else "RolloutStartsDeduplicated", unit=MetricUnit.Count, value=1
     )

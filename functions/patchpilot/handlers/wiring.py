@@ -3,6 +3,7 @@
 from patchpilot.integrations import aws_clients
 from patchpilot.integrations.cloudwatch_alarms import CloudWatchAlarmMonitor
 from patchpilot.integrations.dynamodb_first_scan import DynamoDBFirstScanLedger
+from patchpilot.integrations.dynamodb_run_ledger import DynamoDBRunLedger
 from patchpilot.integrations.dynamodb_tracker import DynamoDBInstallTracker
 from patchpilot.integrations.ec2_inventory import Ec2InstanceInventory
 from patchpilot.integrations.patch_sets import S3PatchSetStore
@@ -67,3 +68,9 @@ def patch_sets() -> S3PatchSetStore:
 def rollout_starter() -> StepFunctionsRolloutStarter:
     """Step Functions, for the rollout state machine named by STATE_MACHINE_ARN."""
     return StepFunctionsRolloutStarter(aws_clients.stepfunctions(), StarterSettings.from_env().state_machine_arn)
+
+
+def run_ledger() -> DynamoDBRunLedger:
+    """Passed stages of each run, in the table named by RUNS_TABLE_NAME."""
+    settings = TrackingSettings.from_env()
+    return DynamoDBRunLedger(settings.runs_table_name, aws_clients.dynamodb(), settings.record_ttl_days)

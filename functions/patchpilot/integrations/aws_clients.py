@@ -1,10 +1,12 @@
-"""boto3 clients, created once per process and reused across invocations."""
+"""boto3 clients, created once per process and reused across invocations; transient errors come out typed."""
 
 from functools import cache
 from typing import TYPE_CHECKING
 
 import boto3
 from botocore.config import Config
+
+from patchpilot.integrations.aws_errors import classified
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -20,37 +22,37 @@ _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
 @cache
 def dynamodb() -> "DynamoDBClient":
     """The DynamoDB client."""
-    return boto3.client("dynamodb", config=_CONFIG)
+    return classified(boto3.client("dynamodb", config=_CONFIG))
 
 
 @cache
 def ec2() -> "EC2Client":
     """The EC2 client."""
-    return boto3.client("ec2", config=_CONFIG)
+    return classified(boto3.client("ec2", config=_CONFIG))
 
 
 @cache
 def ssm() -> "SSMClient":
     """The SSM client."""
-    return boto3.client("ssm", config=_CONFIG)
+    return classified(boto3.client("ssm", config=_CONFIG))
 
 
 @cache
 def stepfunctions() -> "SFNClient":
     """The Step Functions client."""
-    return boto3.client("stepfunctions", config=_CONFIG)
+    return classified(boto3.client("stepfunctions", config=_CONFIG))
 
 
 @cache
 def s3() -> "S3Client":
     """The S3 client."""
-    return boto3.client("s3", config=_CONFIG)
+    return classified(boto3.client("s3", config=_CONFIG))
 
 
 @cache
 def cloudwatch() -> "CloudWatchClient":
     """The CloudWatch client."""
-    return boto3.client("cloudwatch", config=_CONFIG)
+    return classified(boto3.client("cloudwatch", config=_CONFIG))
 
 
 def reset_clients() -> None:

@@ -9,7 +9,15 @@ from pydantic import BaseModel
 from patchpilot.models.exceptions import BaselineUpdateConflict, RejectedPatchListFull
 from patchpilot.models.exclusion import ExclusionRecord
 from patchpilot.models.patches import InstancePatch, InstancePatchSummary
-from patchpilot.models.records import CommandInfo, InstanceResult, InvocationInfo, ManagedInstance, TrackedCommand
+from patchpilot.models.records import (
+    BatchRecorded,
+    CommandInfo,
+    ExecutionAttempt,
+    InstanceResult,
+    InvocationInfo,
+    ManagedInstance,
+    TrackedCommand,
+)
 from patchpilot.models.rollout import RunContext, StagePlan
 
 
@@ -37,18 +45,53 @@ class InstallTracker(ABC):
         """Read a command's tracking row (strongly consistent)."""
 
     @abstractmethod
+    def record_results(self, command_id: str, results: list[InstanceResult]) -> BatchRecorded:
+        """Record a batch of terminal results of one command: each instance once, counted once, atomically.
+
+        One conditional row per instance (a duplicate has no effect) and ONE counter update per batch on the
+        command's row, so the command's row is written once per batch, not once per event.
+        """
+
     def record_result(self, command_id: str, instance_id: str, status: str, succeeded: bool) -> RecordOutcome:
-        """Record one instance's terminal result and count it, atomically and at most once."""
+        """Record one instance's terminal result (a batch of one)."""
+        outcome = self.record_results(
+            command_id, [InstanceResult(instance_id=instance_id, status=status, succeeded=succeeded)]
+        )
+        if outcome.unknown_command:
+            return RecordOutcome.UNKNOWN_COMMAND
+        return RecordOutcome.RECORDED if outcome.recorded else RecordOutcome.DUPLICATE
 
     @abstractmethod
     def register_wait(
-        self, command_id: str, run_id: str, stage_name: str, expected: int, task_token: str
+        self,
+        command_id: str,
+        run_id: str,
+        stage_name: str,
+        expected: int,
+        task_token: str,
+        heartbeat_interval_seconds: int = 60,
     ) -> TrackedCommand:
-        """Store the callback token and the expected instance count; return the row after the update."""
+        """Store the callback token, the expected count and the heartbeat interval; return the row after it."""
 
     @abstractmethod
-    def claim_resume(self, command_id: str, task_token: str) -> bool:
-        """Claim the right to resume the waiting execution; True for exactly one caller per token."""
+    def claim_resume(self, command_id: str, task_token: str, now: float, lease_seconds: int) -> bool:
+        """Lease the right to resume the waiting execution until ``now + lease_seconds``.
+
+        True for one caller at a time per token while the execution is not marked resumed; a lease that its
+        holder never completed (it crashed, or SendTaskSuccess failed) can be claimed again once it expires.
+        """
+
+    @abstractmethod
+    def mark_resumed(self, command_id: str, task_token: str) -> None:
+        """Record that the execution waiting on the token was resumed (or its token closed): no further resume."""
+
+    @abstractmethod
+    def release_resume(self, command_id: str, task_token: str) -> None:
+        """Give the lease back at once after a failed resume, so that the next event or redelivery retries it."""
+
+    @abstractmethod
+    def claim_heartbeat(self, command_id: str, task_token: str, now: float, interval_seconds: int) -> bool:
+        """True for at most one caller per interval per token: the one that should send SendTaskHeartbeat."""
 
     @abstractmethod
     def list_results(self, command_id: str) -> list[InstanceResult]:
@@ -170,6 +213,10 @@ class RolloutStarter(ABC):
     """Starts rollout executions under idempotent names."""
 
     @abstractmethod
+    def latest_attempt(self, execution_name: str) -> ExecutionAttempt | None:
+        """The newest attempt of a run: ``name``, else ``name-r2``, ``name-r3``... (None when none exists)."""
+
+    @abstractmethod
     def start(self, execution_name: str, request: BaseModel) -> tuple[str, bool]:
         """Start an execution; returns (execution ARN, whether this call started it)."""
 
@@ -177,6 +224,18 @@ class RolloutStarter(ABC):
 # Approval gate and alerts. Imported here, at the end, so the block can be appended without touching the header.
 from patchpilot.models.alerts import Alert  # noqa: E402
 from patchpilot.models.approval import ApprovalRecord, DecidedStatus  # noqa: E402
+
+
+class RunLedger(ABC):
+    """What a run has done so far, kept across its attempts (the runs table)."""
+
+    @abstractmethod
+    def record_stage_passed(self, run_id: str, stage_name: str) -> None:
+        """Remember that a stage of the run passed (idempotent)."""
+
+    @abstractmethod
+    def passed_stages(self, run_id: str) -> list[str]:
+        """The stages of the run that passed, in any attempt."""
 
 
 class AlertPublisher(ABC):

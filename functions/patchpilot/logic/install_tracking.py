@@ -1,34 +1,68 @@
 """Decisions about install commands: record results once, resume the waiting execution once, reconcile lost events."""
 
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from patchpilot.integrations.ports import CommandDirectory, ExecutionCallbacks, InstallTracker, RecordOutcome
+from patchpilot.integrations.ports import CommandDirectory, ExecutionCallbacks, InstallTracker
 from patchpilot.logic.commands import parse_command_comment
 from patchpilot.models.events import TERMINAL_INVOCATION_STATUSES, CommandInvocationDetail
 from patchpilot.models.exceptions import CommandNotTracked, InstallResultsIncomplete
-from patchpilot.models.records import TrackedCommand
+from patchpilot.models.records import BatchRecorded, InstanceResult, TrackedCommand
 from patchpilot.models.state import AwaitInstallRequest, InstallTally, ReconcileOutcome, ReconcileRequest
 
 INSTALL_DOCUMENT = "AWS-RunPatchBaseline"
+
+
+@dataclass(frozen=True)
+class TrackingPorts:
+    """The ports the command-result path needs: the tracking table, SSM and Step Functions."""
+
+    tracker: InstallTracker
+    directory: CommandDirectory
+    callbacks: ExecutionCallbacks
+
+
 TERMINAL_COMMAND_STATUSES = frozenset({"Success", "Failed", "Cancelled", "TimedOut", "DeliveryTimedOut"})
+
+
+RESUME_LEASE_SECONDS = 60
+DEFAULT_HEARTBEAT_INTERVAL_SECONDS = 60
 
 
 Action = Literal["recorded", "duplicate", "progress", "ignored_foreign_command"]
 
 
-class InvocationHandled(BaseModel):
-    """What the command-result handler did with one status-change event."""
+class CommandBatchHandled(BaseModel):
+    """What the command-result function did with the events of one command in one batch."""
 
     model_config = ConfigDict(frozen=True)
 
-    action: Action
     command_id: str
-    instance_id: str
-    status: str
+    events: int
+    recorded: int = 0
+    duplicates: int = 0
+    progress: int = 0
+    ignored_foreign: bool = False
     resumed_execution: bool = False
+    heartbeat_sent: bool = False
     tally: InstallTally | None = None
+
+
+def group_by_command(details: list[CommandInvocationDetail]) -> dict[str, list[CommandInvocationDetail]]:
+    """The batch's events by command, in arrival order (each command's events are recorded together)."""
+    groups: dict[str, list[CommandInvocationDetail]] = {}
+    for detail in details:
+        groups.setdefault(detail.command_id, []).append(detail)
+    return groups
+
+
+def heartbeat_interval_for(heartbeat_seconds: int | None) -> int:
+    """How often (at most) to send SendTaskHeartbeat: a third of the task's HeartbeatSeconds (so two can be lost)."""
+    if heartbeat_seconds is None:
+        return DEFAULT_HEARTBEAT_INTERVAL_SECONDS
+    return max(1, heartbeat_seconds // 3)
 
 
 def tally_of(command: TrackedCommand, command_finished: bool = False) -> InstallTally:
@@ -61,13 +95,45 @@ def tally_of(command: TrackedCommand, command_finished: bool = False) -> Install
     )
 
 
-def _resume_if_complete(command: TrackedCommand, tracker: InstallTracker, callbacks: ExecutionCallbacks) -> bool:
+def _resume_if_complete(
+    command: TrackedCommand, tracker: InstallTracker, callbacks: ExecutionCallbacks, now: float
+) -> bool:
+    """Resume the waiting execution exactly once.
+
+    The right to resume is a lease, not a flag: the execution is marked resumed only after SendTaskSuccess
+    succeeded (or answered that the token is already closed, which makes a repeated call harmless). A resume that
+    fails gives its lease back and raises, so the event is redelivered and the resume retried; one whose holder
+    died is retried by the next event or redelivery once the lease expires, or the wait's heartbeat timeout sends
+    the execution to reconciliation.
+    """
     tally = tally_of(command)
     if not tally.complete or command.task_token is None or command.resumed:
         return False
-    if not tracker.claim_resume(command.command_id, command.task_token):
+    token = command.task_token
+    if not tracker.claim_resume(command.command_id, token, now, RESUME_LEASE_SECONDS):
         return False
-    return callbacks.resume(command.task_token, tally)
+    try:
+        delivered = callbacks.resume(token, tally)
+    except Exception:
+        tracker.release_resume(command.command_id, token)
+        raise
+    tracker.mark_resumed(command.command_id, token)
+    return delivered
+
+
+def _heartbeat_if_due(
+    command: TrackedCommand, tracker: InstallTracker, callbacks: ExecutionCallbacks, now: float
+) -> bool:
+    """At most one SendTaskHeartbeat per interval per command, however many events arrive."""
+    token = command.task_token
+    if token is None or command.resumed:
+        return False
+    last = command.last_heartbeat_at
+    if last is not None and now - last < command.heartbeat_interval_seconds:
+        return False
+    if not tracker.claim_heartbeat(command.command_id, token, now, command.heartbeat_interval_seconds):
+        return False
+    return callbacks.heartbeat(token)
 
 
 def _ensure_tracked(command_id: str, tracker: InstallTracker, directory: CommandDirectory) -> bool:
@@ -84,72 +150,78 @@ def _ensure_tracked(command_id: str, tracker: InstallTracker, directory: Command
     return True
 
 
-def record_invocation_result(
-    detail: CommandInvocationDetail,
-    tracker: InstallTracker,
-    directory: CommandDirectory,
-    callbacks: ExecutionCallbacks,
-) -> InvocationHandled:
-    """Record one instance's command status and resume the waiting execution when the last instance reports.
+def record_command_results(
+    command_id: str,
+    details: list[CommandInvocationDetail],
+    ports: TrackingPorts,
+    now: float,
+) -> CommandBatchHandled:
+    """Record a batch's status changes of one command; resume the waiting execution when the last instance reports.
 
     Parameters
     ----------
-    detail : CommandInvocationDetail
-        The status-change event's detail.
-    tracker, directory, callbacks
-        Ports to the tracking table, SSM and Step Functions.
+    command_id : str
+        The command all ``details`` belong to.
+    details : list[CommandInvocationDetail]
+        The status-change events' details (terminal ones are recorded, the others are progress).
+    ports : TrackingPorts
+        The tracking table, SSM and Step Functions.
+    now : float
+        The current time (epoch seconds): heartbeat intervals and resume leases.
 
     Returns
     -------
-    InvocationHandled
-        ``recorded`` (first terminal report), ``duplicate`` (already recorded: no second effect), ``progress``
-        (a non-terminal status: heartbeat only) or ``ignored_foreign_command`` (a command PatchPilot did not start).
+    CommandBatchHandled
+        How many results were new, duplicates (no second effect) or progress; whether the execution was resumed.
+
+    Raises
+    ------
+    CommandNotTracked
+        The tracking row vanished while recording.
     """
-
-    def handled(action: Action, resumed: bool = False, tally: InstallTally | None = None) -> InvocationHandled:
-        return InvocationHandled(
-            action=action,
-            command_id=detail.command_id,
-            instance_id=detail.instance_id,
-            status=detail.status,
-            resumed_execution=resumed,
-            tally=tally,
-        )
-
-    if not detail.is_terminal:
-        command = tracker.get_command(detail.command_id)
-        if command is not None and command.foreign:
-            return handled("ignored_foreign_command")
-        if command is not None and command.task_token and not command.resumed:
-            callbacks.heartbeat(command.task_token)
-        return handled("progress")
-
-    succeeded = detail.status == "Success"
-    outcome = tracker.record_result(detail.command_id, detail.instance_id, detail.status, succeeded)
-    if outcome is RecordOutcome.UNKNOWN_COMMAND:
-        if not _ensure_tracked(detail.command_id, tracker, directory):
-            return handled("ignored_foreign_command")
-        outcome = tracker.record_result(detail.command_id, detail.instance_id, detail.status, succeeded)
-    command = tracker.get_command(detail.command_id)
+    terminal = [d for d in details if d.is_terminal]
+    results = [
+        InstanceResult(instance_id=d.instance_id, status=d.status, succeeded=d.status == "Success") for d in terminal
+    ]
+    recorded = BatchRecorded()
+    if results:
+        recorded = ports.tracker.record_results(command_id, results)
+        if recorded.unknown_command:
+            if not _ensure_tracked(command_id, ports.tracker, ports.directory):
+                return CommandBatchHandled(command_id=command_id, events=len(details), ignored_foreign=True)
+            recorded = ports.tracker.record_results(command_id, results)
+    command = ports.tracker.get_command(command_id)
+    if command is None and results:
+        raise CommandNotTracked(f"command {command_id} lost its tracking row while recording results")
+    handled = CommandBatchHandled(
+        command_id=command_id,
+        events=len(details),
+        recorded=recorded.recorded,
+        duplicates=recorded.duplicates,
+        progress=len(details) - len(terminal),
+    )
     if command is None:
-        raise CommandNotTracked(f"command {detail.command_id} lost its tracking row while recording a result")
-    resumed = _resume_if_complete(command, tracker, callbacks)
-    if not resumed and outcome is RecordOutcome.RECORDED and command.task_token and not command.resumed:
-        callbacks.heartbeat(command.task_token)
-    return handled("recorded" if outcome is RecordOutcome.RECORDED else "duplicate", resumed, tally_of(command))
+        return handled
+    if command.foreign:
+        return handled.model_copy(update={"ignored_foreign": True})
+    resumed = _resume_if_complete(command, ports.tracker, ports.callbacks, now)
+    beat = not resumed and _heartbeat_if_due(command, ports.tracker, ports.callbacks, now)
+    return handled.model_copy(update={"resumed_execution": resumed, "heartbeat_sent": beat, "tally": tally_of(command)})
 
 
 def register_install_wait(
-    request: AwaitInstallRequest, tracker: InstallTracker, callbacks: ExecutionCallbacks
+    request: AwaitInstallRequest, tracker: InstallTracker, callbacks: ExecutionCallbacks, now: float
 ) -> InstallTally:
     """Store the waiting task's token; if every instance already reported, resume at once.
 
     Parameters
     ----------
     request : AwaitInstallRequest
-        Token, command and expected instance count from the state machine.
+        Token, command, expected instance count and heartbeat from the state machine.
     tracker, callbacks
         Ports to the tracking table and Step Functions.
+    now : float
+        The current time (epoch seconds).
 
     Returns
     -------
@@ -157,9 +229,14 @@ def register_install_wait(
         The counts at registration time.
     """
     command = tracker.register_wait(
-        request.command_id, request.run_id, request.stage_name, request.expected_instances, request.task_token
+        request.command_id,
+        request.run_id,
+        request.stage_name,
+        request.expected_instances,
+        request.task_token,
+        heartbeat_interval_for(request.heartbeat_seconds),
     )
-    _resume_if_complete(command, tracker, callbacks)
+    _resume_if_complete(command, tracker, callbacks, now)
     return tally_of(command)
 
 
@@ -183,23 +260,22 @@ def reconcile_install(
     Raises
     ------
     InstallResultsIncomplete
-        The command is still unfinished after ``max_attempts`` reconciliations.
+        The command is still unfinished after ``max_attempts`` reconciliations. A reconciliation that recovered
+        results of a command SSM still runs made progress and does not count (SSM's own command timeout bounds it).
     """
-    recovered = 0
-    for invocation in directory.list_invocations(request.command_id):
-        if invocation.status not in TERMINAL_INVOCATION_STATUSES:
-            continue
-        outcome = tracker.record_result(
-            request.command_id, invocation.instance_id, invocation.status, invocation.status == "Success"
-        )
-        recovered += outcome is RecordOutcome.RECORDED
+    finished_invocations = [
+        InstanceResult(instance_id=i.instance_id, status=i.status, succeeded=i.status == "Success")
+        for i in directory.list_invocations(request.command_id)
+        if i.status in TERMINAL_INVOCATION_STATUSES
+    ]
+    recovered = tracker.record_results(request.command_id, finished_invocations).recorded if finished_invocations else 0
     command = tracker.get_command(request.command_id)
     if command is None:
         raise CommandNotTracked(f"command {request.command_id} has no tracking row to reconcile")
     info = directory.describe_command(request.command_id)
     finished = info is not None and info.status in TERMINAL_COMMAND_STATUSES
     tally = tally_of(command.model_copy(update={"expected": request.expected_instances}), command_finished=finished)
-    attempts = request.attempts_so_far + 1
+    attempts = request.attempts_so_far + (0 if recovered and not finished else 1)
     if not tally.complete and attempts >= request.max_attempts:
         raise InstallResultsIncomplete(
             f"command {request.command_id}: {tally.reported}/{tally.expected} instances reported "

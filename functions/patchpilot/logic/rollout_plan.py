@@ -21,7 +21,9 @@ def plan_rollout(request: RolloutRequest, catalog: StageCatalog, now: datetime) 
     Returns
     -------
     RolloutPlan
-        The run context and the chosen stages in catalog order, with bake overrides applied.
+        The run context and the chosen stages in catalog order, with bake overrides applied; stages an earlier
+        attempt of the run passed (``completed_stages``, a resume) are validated with the others but not planned
+        again, and the run keeps its first attempt's start time.
 
     Raises
     ------
@@ -44,20 +46,21 @@ def plan_rollout(request: RolloutRequest, catalog: StageCatalog, now: datetime) 
             "production stages need a test stage before them in the same run (prod installs exactly the patch set "
             "a test stage verified); include a test stage or use mode=emergency with an explicit patch list"
         )
+    remaining = [stage for stage in chosen if stage.name not in request.completed_stages]
     stages = [
         StagePlan(
             **stage.model_dump(exclude={"bake_seconds"}),
             bake_seconds=request.bake_seconds.get(stage.name, stage.bake_seconds),
             index=index,
-            is_last=index == len(chosen) - 1,
-            later_patch_groups=[later.patch_group for later in chosen[index + 1 :]],
+            is_last=index == len(remaining) - 1,
+            later_patch_groups=[later.patch_group for later in remaining[index + 1 :]],
         )
-        for index, stage in enumerate(chosen)
+        for index, stage in enumerate(remaining)
     ]
     run = RunContext(
         run_id=request.run_id,
         mode=request.mode,
-        started_at=now,
+        started_at=request.run_started_at or now,
         on_bad_patch=request.on_bad_patch,
         approval_timeout_seconds=request.approval_timeout_seconds,
         limits=request.limits,

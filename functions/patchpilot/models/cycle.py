@@ -22,6 +22,7 @@ class StartRolloutRequest(Utf8Input):
     bake_seconds: dict[StageName, int] = Field(default_factory=dict)
     approval_timeout_seconds: int | None = Field(default=None, ge=1, le=7 * 24 * 3600)
     limits: WaitLimits | None = None
+    resume: bool = False  # continue the cycle's FAILED (or TIMED_OUT, ABORTED) execution instead of starting it
 
 
 class RolloutStarted(BaseModel):
@@ -33,3 +34,6 @@ class RolloutStarted(BaseModel):
     execution_arn: str
     run_id: str
     started: bool
+    status: str | None = None  # of the existing execution, when nothing was started
+    resumed_from: str | None = None  # the failed attempt a resume continues
+    skipped_stages: list[str] = Field(default_factory=list)  # passed in an earlier attempt, not run again

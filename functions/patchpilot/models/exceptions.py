@@ -59,3 +59,15 @@ class RejectedPatchListFull(PatchPilotError):
 
 class BaselineUpdateConflict(PatchPilotError):
     """Concurrent writers kept removing the excluded patches from a baseline's RejectedPatches after every retry."""
+
+
+class TransientAwsError(PatchPilotError):
+    """An AWS call failed for a reason that passes (throttling, a 5xx, a transaction conflict, a network error).
+
+    The adapters raise it after botocore's own retries gave up; the state machine retries every Task on it with
+    backoff, and the SQS-fed command-result function reports the batch items it affected for redelivery.
+    """
+
+
+class NothingToResume(PatchPilotError):
+    """A resume names a cycle that has no execution yet (start it instead)."""

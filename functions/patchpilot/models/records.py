@@ -1,5 +1,7 @@
 """Records the integrations return to the logic (DynamoDB rows, SSM command descriptions)."""
 
+from datetime import datetime
+
 from pydantic import BaseModel, ConfigDict
 
 
@@ -19,6 +21,9 @@ class TrackedCommand(_Record):
     task_token: str | None = None
     resumed: bool = False
     foreign: bool = False
+    resume_lease_until: float | None = None
+    heartbeat_interval_seconds: int = 60
+    last_heartbeat_at: float | None = None
 
 
 class CommandInfo(_Record):
@@ -54,3 +59,22 @@ class ManagedInstance(_Record):
     platform_type: str
     platform_name: str
     platform_version: str
+
+
+class BatchRecorded(_Record):
+    """What a batch of terminal results did to a command's tracking: new rows, duplicates, or an unknown command."""
+
+    recorded: int = 0
+    duplicates: int = 0
+    failed_recorded: int = 0
+    unknown_command: bool = False
+
+
+class ExecutionAttempt(_Record):
+    """One execution (attempt) of a run: `cycle-2026-12`, then `cycle-2026-12-r2` after a resume, ..."""
+
+    name: str
+    arn: str
+    status: str
+    input: str
+    started_at: datetime

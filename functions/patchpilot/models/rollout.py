@@ -88,6 +88,8 @@ class RolloutRequest(_Model):
     on_bad_patch: Literal["halt", "exclude_and_retry"] = "exclude_and_retry"
     approval_timeout_seconds: int = Field(default=24 * 3600, ge=1, le=7 * 24 * 3600)
     limits: WaitLimits = WaitLimits()
+    completed_stages: list[StageName] = Field(default_factory=list, max_length=20)  # passed in an earlier attempt
+    run_started_at: datetime | None = None  # when the run's first attempt started (a resumed attempt keeps it)
 
     @model_validator(mode="after")
     def _emergency_needs_patches(self) -> Self:

@@ -47,6 +47,7 @@ class AwaitInstallRequest(_StateModel):
     stage_name: StageName
     command_id: CommandId
     expected_instances: int = Field(ge=1)
+    heartbeat_seconds: int | None = Field(default=None, ge=1, le=24 * 3600)
 
 
 class InstallTally(_StateModel):
