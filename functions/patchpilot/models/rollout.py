@@ -59,6 +59,8 @@ class StageCatalog(_Model):
     """Every stage in rollout order: test stages first, then production stages."""
 
     stages: list[StageDefinition] = Field(min_length=1, max_length=20)
+    approvers: list[str] = Field(default_factory=list, max_length=100)
+    """Who may answer approval gates from chat (the policy's ``approvals.approvers``)."""
 
     @model_validator(mode="after")
     def _ordered_and_unique(self) -> Self:
