@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
-from patchpilot_cli import operator
+from patchpilot_cli import chat, operator
 from patchpilot_cli.errors import InputError, error_lines
 from patchpilot_cli.operator import build_decision, build_start_request, parse_bake_seconds
 from patchpilot_cli.stack import DEFAULT_STACK_NAME, STACK_ENV, StackOutputs, default_stack_name, resolve_outputs
@@ -170,6 +170,7 @@ ApprovalTimeout = Annotated[
 
 exclusions_app = typer.Typer(no_args_is_help=True, help="Patches PatchPilot excluded in a run, with the evidence.")
 app.add_typer(exclusions_app, name="exclusions")
+app.add_typer(chat.chat_app, name="chat")
 
 
 def _stack(stack_name: str | None, region: str | None) -> StackOutputs:

@@ -22,6 +22,7 @@ from moto import mock_aws
 
 from patchpilot.integrations import aws_clients
 from patchpilot_sim.baselines import PatchBaselineStandIn
+from patchpilot_sim.chat import LocalChat, generated_secret_string
 from patchpilot_sim.clock import Scheduler, SimClock
 from patchpilot_sim.eventbus import EventRouter
 from patchpilot_sim.fleet import ACCOUNT_ID, SimulatedApiError, SimulatedInstance, SsmAgentSimulator
@@ -122,12 +123,14 @@ class LocalRuntime:
         )
         self.lambdas.preload()
         self.router = EventRouter(self.lambdas, self.admin.client("sqs"), self.resources.queue_urls)
+        self.chat = LocalChat(self)
         self._create_state_machines()
         events = boto3.DEFAULT_SESSION.events  # type: ignore[union-attr]
         events.register_first("before-parameter-build.*.*", self._remember_params)
         events.register_first("before-call.*.*", cast(Callable[..., None], self._intercept))
 
     def stop(self) -> None:
+        self.chat.stop()
         self.router.stop()
         self.scheduler.stop()
         self.lambdas.restore_environment()
@@ -203,6 +206,11 @@ class LocalRuntime:
                 "QueueUrl"
             ]
             attributes[(logical_id, "Arn")] = f"arn:aws:sqs:{arn_prefix}:{name}"
+            attributes[(logical_id, "QueueName")] = name
+        elif kind == "AWS::SecretsManager::Secret":
+            refs[logical_id] = self.admin.client("secretsmanager").create_secret(
+                Name=name, SecretString=generated_secret_string(props)
+            )["ARN"]
         elif kind == "AWS::SNS::Topic":
             created["topics"][logical_id] = refs[logical_id] = self.admin.client("sns").create_topic(Name=name)[
                 "TopicArn"
@@ -358,7 +366,7 @@ class LocalRuntime:
         """Wait until no event is being delivered and the fleet has no running command."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.router.idle() and not self.fleet.busy():
+            if self.router.idle() and not self.fleet.busy() and self.chat.idle():
                 return
             time.sleep(0.02)
 

@@ -81,6 +81,7 @@ class FunctionSpec:
     rules: list[EventRule] = field(default_factory=list)
     async_max_retry_attempts: int = 2
     async_on_failure_logical_id: str | None = None
+    sns_topics: list[str] = field(default_factory=list)  # logical ids of the topics its SNS events subscribe to
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,11 @@ class SamTemplate:
                 rules=self._rules(props.get("Events", {})),
                 async_max_retry_attempts=int(invoke.get("MaximumRetryAttempts", 2)),
                 async_on_failure_logical_id=_logical_id_of(on_failure),
+                sns_topics=[
+                    topic
+                    for event in props.get("Events", {}).values()
+                    if event.get("Type") == "SNS" and (topic := _logical_id_of(event["Properties"]["Topic"]))
+                ],
             )
         return specs
 

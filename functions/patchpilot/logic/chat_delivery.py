@@ -117,9 +117,9 @@ def _post_channel(
     """Post one message to one channel unless posted before; None when posted, else why it failed."""
     result = post_with_retries(poster, channel.webhook_url.get_secret_value(), message.payload, sleep, budget_seconds)
     if result.delivered:
-        ledger.mark_posted(message.alert_id, channel.name)
+        ledger.mark_posted(message.alert_id, channel.key)
         return None
-    ledger.release(message.alert_id, channel.name)
+    ledger.release(message.alert_id, channel.key)
     return f"HTTP {result.status or 'no answer'}{f': {result.error}' if result.error else ''}"
 
 
@@ -154,19 +154,19 @@ def deliver(
         if not channel.wants(alert.kind, alert.severity):
             continue
         message = render(shown, channel.platform, channel.name).model_copy(update={"alert_id": alert_id})
-        claim = ledger.claim(alert_id, channel.name)
+        claim = ledger.claim(alert_id, channel.key)
         if claim == "posted":
-            before.append(channel.name)
+            before.append(channel.key)
             continue
         if claim == "busy":
-            failed[channel.name] = "another delivery of the same alert is posting it"
+            failed[channel.key] = "another delivery of the same alert is posting it"
             continue
         error = _post_channel(message, channel, poster, ledger, sleep, max(remaining_seconds() - 8.0, 0.0))
         if error is None:
-            posted.append(channel.name)
+            posted.append(channel.key)
             on_posted(message)
         else:
-            failed[channel.name] = error
+            failed[channel.key] = error
     delivery = delivery.model_copy(update={"posted": posted, "already_posted": before, "failed": failed})
     if failed:
         raise ChatDeliveryFailed(

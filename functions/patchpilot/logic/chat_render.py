@@ -34,6 +34,8 @@ MAX_DETAIL_SECTIONS = 8
 MAX_DIGEST_LINES = 25
 ADAPTIVE_CARD_VERSION = "1.4"
 ADAPTIVE_CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
+KIND_TAG = "patchpilot:"
+"""Slack header ``block_id`` / Adaptive Card title ``id`` prefix naming the alert kind (chat.jsonl reads it)."""
 APPROVE_ACTION_ID = "patchpilot_approve"
 REJECT_ACTION_ID = "patchpilot_reject"
 
@@ -161,7 +163,10 @@ def render_slack(alert: Alert) -> dict[str, Any]:
     mention = "<!here> " if alert.severity == "critical" else ""
     url = console_url(alert.execution_id)
     blocks: list[Block] = [
-        HeaderBlock(text=_clip(f"{EMOJI[alert.severity]} {alert.title}", MAX_HEADER_TEXT)),
+        HeaderBlock(
+            text=_clip(f"{EMOJI[alert.severity]} {alert.title}", MAX_HEADER_TEXT),
+            block_id=f"{KIND_TAG}{alert.kind}:{alert.alert_id[:16]}",
+        ),
         SectionBlock(
             text=MarkdownTextObject(text=_clip(f"{mention}{alert.summary}", MAX_SECTION_TEXT)),
             fields=[MarkdownTextObject(text=_clip(f"*{k}*\n{v}", MAX_FIELD_TEXT)) for k, v in _facts(alert)],
@@ -190,7 +195,9 @@ def _text_block(text: str, **style: Any) -> dict[str, Any]:
 def render_teams(alert: Alert) -> dict[str, Any]:
     """The Teams Workflows-webhook message of an alert: one Adaptive Card (version 1.4) attachment."""
     body: list[dict[str, Any]] = [
-        _text_block(alert.title, size="Large", weight="Bolder", color=TEAMS_COLOUR[alert.severity]),
+        _text_block(
+            alert.title, id=f"{KIND_TAG}{alert.kind}", size="Large", weight="Bolder", color=TEAMS_COLOUR[alert.severity]
+        ),
         _text_block(alert.summary),
         {"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in _facts(alert)]},
     ]

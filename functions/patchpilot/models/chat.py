@@ -4,9 +4,9 @@ The chat secret (Secrets Manager, JSON) holds the webhook URLs and the Slack sig
 ``SecretStr``: it never shows in a repr, a log line or a JSON dump.
 """
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, JsonValue, SecretStr, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, JsonValue, SecretStr, StringConstraints, model_validator
 
 from patchpilot.models.alerts import AlertKind, Severity
 from patchpilot.models.exceptions import PatchPilotError
@@ -29,6 +29,11 @@ class ChatChannel(_ChatModel):
     severities: list[Severity] = Field(default_factory=lambda: list(ALL_SEVERITIES), min_length=1)
     kinds: list[AlertKind] | None = None
 
+    @property
+    def key(self) -> str:
+        """``platform/name``: unique in the secret; the idempotency ledger's channel key."""
+        return f"{self.platform}/{self.name}"
+
     def wants(self, kind: AlertKind, severity: Severity) -> bool:
         """True when the channel receives alerts of this kind and severity."""
         return severity in self.severities and (self.kinds is None or kind in self.kinds)
@@ -42,6 +47,14 @@ class ChatSecret(_ChatModel):
     channels: list[ChatChannel] = Field(default_factory=list, max_length=20)
     slack_signing_secret: SecretStr = Field(min_length=1)
     slack_response_url_prefix: HttpUrl = HttpUrl("https://hooks.slack.com/")
+
+    @model_validator(mode="after")
+    def _unique_channels(self) -> Self:
+        keys = [channel.key for channel in self.channels]
+        duplicates = sorted({key for key in keys if keys.count(key) > 1})
+        if duplicates:
+            raise ValueError(f"channels must be unique per platform and name, got {', '.join(duplicates)} twice")
+        return self
 
 
 class ChatMessage(_ChatModel):
