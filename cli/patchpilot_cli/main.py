@@ -88,7 +88,8 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
     console.print(f"execution: {summary['status']}{error}", markup=False)
     console.print(
         f"state transitions {summary['state_transitions']}, largest state payload "
-        f"{summary['max_state_payload_bytes']} bytes, alerts {summary['notifications']}, "
+        f"{summary['max_state_payload_bytes']} bytes, alerts {summary['notifications']['alerts_published']}, "
+        f"chat messages {summary['notifications']['messages']}, "
         f"lost events {summary['lost_events']}, dead letters {summary['dead_letters']}",
         markup=False,
     )

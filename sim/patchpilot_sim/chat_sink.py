@@ -88,7 +88,7 @@ class ChatSink:
         out_path: Path | None = None,
         on_message: Callable[[dict[str, Any]], None] | None = None,
         retry_after_seconds: int = 1,
-        hold_seconds: float = 2.0,
+        hold_seconds: float = 1.5,
         max_lifetime_seconds: float = 1800.0,
     ) -> None:
         self.out_path = out_path
@@ -174,12 +174,15 @@ class _SinkHandler(BaseHTTPRequestHandler):
 
     def _answer(self, status: int, text: str, headers: dict[str, str] | None = None) -> None:
         body = text.encode()
-        self.send_response(status)
-        for key, value in {"Content-Type": "text/plain", **(headers or {})}.items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.send_response(status)
+            for key, value in {"Content-Type": "text/plain", **(headers or {})}.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            status = 0  # the client gave up waiting (a planned timeout): nobody reads the answer
         with self.sink.state.lock:
             self.sink.state.answers.append((self.path, status))
 

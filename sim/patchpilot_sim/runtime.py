@@ -41,8 +41,10 @@ LOCAL_ENV = {
     "AWS_SESSION_TOKEN": "testing",
     "AWS_SECURITY_TOKEN": "testing",
 }
-# What a handler sees beyond the template's variables: there is no X-Ray daemon here.
-HANDLER_ENV = {"POWERTOOLS_TRACE_DISABLED": "true"}
+# What a handler sees beyond the template's variables: there is no X-Ray daemon here; the chat webhooks are a
+# loopback sink whose "timeouts" hold an answer 1.5 s, so the notifier waits 1 s instead of 5 (in-process handlers
+# take turns: a long wait would hold up the rollout's handlers, which real Lambda never does).
+HANDLER_ENV = {"POWERTOOLS_TRACE_DISABLED": "true", "CHAT_POST_TIMEOUT_SECONDS": "1"}
 _PARAMS_KEY = "patchpilot_sim_api_params"
 
 
