@@ -26,10 +26,10 @@ from urllib.parse import urlencode
 
 import boto3
 
+from patchpilot.integrations.chat_redrive import RedriveReport, redrive
 from patchpilot_sim.sns_lambda import SnsLambdaDelivery, Subscription
 
 if TYPE_CHECKING:
-    from patchpilot_cli.chat import RedriveReport
     from patchpilot_sim.chat_sink import ChatSink
     from patchpilot_sim.runtime import LocalRuntime
 
@@ -213,8 +213,6 @@ class LocalChat:
 
     def redrive(self) -> RedriveReport:
         """What ``patchpilot chat redrive`` does, against this runtime (the notifier runs in-process)."""
-        from patchpilot_cli.chat import redrive
-
         # The default session's clients: the runtime's hooks run Lambda invocations in-process on it.
         return redrive(
             boto3.client("sqs", region_name=self.runtime.region),
