@@ -15,6 +15,7 @@ from patchpilot.integrations.ports import ChatPoster
 from patchpilot.models.chat import PostResult
 
 DEFAULT_TIMEOUT_SECONDS = 5.0
+MAX_ERROR_CHARS = 200  # Slack answers errors as a short body ("invalid_blocks", "no_text", "channel_not_found")
 _ALLOWED_SCHEMES = ("https://", "http://127.0.0.1:", "http://localhost:")
 
 
@@ -53,7 +54,8 @@ class WebhookPoster(ChatPoster):
                 return PostResult(status=response.status)
         except urllib.error.HTTPError as error:
             retry_after = retry_after_seconds(error.headers.get("Retry-After"))
-            return PostResult(status=error.code, retry_after_seconds=retry_after, error=error.reason)
+            detail = error.read(MAX_ERROR_CHARS).decode("utf-8", errors="replace").strip() or str(error.reason)
+            return PostResult(status=error.code, retry_after_seconds=retry_after, error=" ".join(detail.split()))
         except TimeoutError:
             return PostResult(status=0, error="timed out")
         except urllib.error.URLError as error:

@@ -84,16 +84,21 @@ class DynamoDBChatLedger(ChatLedger):
 
     def hold_for_digest(self, run_id: str, stage_name: str, alert_id: str, line: str) -> None:
         now = time.time()
-        self._client.put_item(
-            TableName=self._table,
-            Item={
-                "pk": {"S": f"CHATDIGEST#{run_id}#{stage_name}"},
-                "sk": {"S": alert_id},
-                "line": {"S": line},
-                "held_at": {"N": f"{now:.6f}"},
-                "expires_at": {"N": str(int(now) + self._ttl_seconds)},
-            },
-        )
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={
+                    "pk": {"S": f"CHATDIGEST#{run_id}#{stage_name}"},
+                    "sk": {"S": alert_id},
+                    "line": {"S": line},
+                    "held_at": {"N": f"{now:.6f}"},
+                    "expires_at": {"N": str(int(now) + self._ttl_seconds)},
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as error:
+            if not _conditional_failed(error):
+                raise
 
     def digest(self, run_id: str, stage_name: str) -> list[str]:
         items: list[tuple[float, str]] = []

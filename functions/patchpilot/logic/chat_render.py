@@ -4,7 +4,7 @@ Severity drives the emoji/colour and the mention (``<!here>`` on Slack for criti
 the execution in the Step Functions console and says what to do next as an exact ``patchpilot`` command. Approval
 requests carry the short approval id: Slack buttons send it back, Teams shows the command (no unauthenticated link).
 Limits (Slack Block Kit reference): 50 blocks per message, 3,000 characters per section text, 150 per header,
-2,000 per section field, 10 fields per section, 75 per button label.
+2,000 per section field, 10 fields per section, 75 per button label. Teams caps a message at about 28 KB.
 """
 
 import json
@@ -31,6 +31,7 @@ MAX_HEADER_TEXT = 150
 MAX_FIELD_TEXT = 2000
 MAX_FALLBACK_TEXT = 3000
 MAX_DETAIL_SECTIONS = 8
+MAX_TEAMS_DETAIL_TEXT = 1500  # a Teams message is capped at about 28 KB: 8 details x 1.5 KB leave room for the rest
 MAX_DIGEST_LINES = 25
 ADAPTIVE_CARD_VERSION = "1.4"
 ADAPTIVE_CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
@@ -202,7 +203,7 @@ def render_teams(alert: Alert) -> dict[str, Any]:
         {"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in _facts(alert)]},
     ]
     for label, text in detail_lines(alert)[:MAX_DETAIL_SECTIONS]:
-        body.append(_text_block(f"**{label}**: {_clip(text, MAX_SECTION_TEXT)}", spacing="Small"))
+        body.append(_text_block(f"**{label}**: {_clip(text, MAX_TEAMS_DETAIL_TEXT)}", spacing="Small"))
     digest = digest_lines(alert)
     if digest:
         body.append(_text_block("**Instances**\n\n" + "\n".join(f"- {line}" for line in digest)))
