@@ -84,7 +84,7 @@ def test_chat_signed_slack_click_resumes_the_waiting_execution_and_nothing_else_
     assert json.loads(approved["body"])["status"] == "approved"
     again = chat.post_slack_interaction(approval_id, "reject", "U0ONCALL2", "U0ONCALL2")
     assert json.loads(again["body"])["recorded_earlier"] is True
-    assert runtime.wait_for_execution(arn, timeout=REAL_TIMEOUT)["status"] == "SUCCEEDED"
+    assert runtime.wait_for_execution(arn, timeout=3 * REAL_TIMEOUT)["status"] == "SUCCEEDED"
     runtime.settle(timeout=30)
     updates = [m for m in sink.messages if m["channel"] == "response_url"]
     assert [u["payload"]["text"].split(" by ")[0] for u in updates] == [

@@ -32,7 +32,8 @@ def start_rollout(request: StartRolloutRequest, starter: RolloutStarter, now: da
     """
     cycle = request.cycle or f"{now:%Y-%m}"
     if request.mode == "emergency":
-        digest = hashlib.sha256(request.model_dump_json().encode()).hexdigest()[:12]
+        # who asks does not make it another run: the same emergency request is one execution
+        digest = hashlib.sha256(request.model_dump_json(exclude={"requested_by"}).encode()).hexdigest()[:12]
         run_id = f"emergency-{cycle}-{digest}"
     else:
         run_id = cycle if request.mode == "scheduled" else f"manual-{cycle}"

@@ -89,6 +89,7 @@ class RolloutRequest(_Model):
     on_bad_patch: Literal["halt", "exclude_and_retry"] = "exclude_and_retry"
     approval_timeout_seconds: int = Field(default=24 * 3600, ge=1, le=7 * 24 * 3600)
     limits: WaitLimits = WaitLimits()
+    requested_by: str | None = Field(default=None, min_length=1, max_length=128)
 
     @model_validator(mode="after")
     def _emergency_needs_patches(self) -> Self:
@@ -112,6 +113,7 @@ class RunContext(_Model):
     limits: WaitLimits
     patch_ids: list[PatchId] = Field(default_factory=list)
     cve_ids: list[CveId] = Field(default_factory=list)
+    requested_by: str | None = None
 
 
 class StagePlan(StageDefinition):
