@@ -79,7 +79,7 @@ class LocalChat:
         )
         for spec in runtime.lambdas.functions.values():
             for topic in spec.sns_topics:
-                name = f"{STACK_NAME}-sns-{spec.logical_id}"
+                name = f"{STACK_NAME}-sns-{spec.logical_id}-{topic}"
                 queue_url = sqs.create_queue(QueueName=name)["QueueUrl"]
                 queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
                     "QueueArn"

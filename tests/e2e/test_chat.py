@@ -153,3 +153,15 @@ def test_chat_outage_retries_then_dead_letters_then_redrive_delivers_each_alert_
     _publish(runtime, _alert("cycle_started"))  # the same alert again (a retried publish): posted once only
     runtime.settle(timeout=30)
     assert len(sink.messages) == 4
+    alarm = {
+        "AlarmName": "patchpilot-local-chat-dead-letters",
+        "NewStateValue": "ALARM",
+        "NewStateReason": "Threshold Crossed: 1 datapoint [2.0] was greater than the threshold (0.0).",
+        "StateChangeTime": "2026-12-08T20:10:00.000+0000",
+        "Trigger": {"Dimensions": [{"name": "QueueName", "value": "patchpilot-local-ChatDeadLetterQueue"}]},
+    }
+    runtime.admin.client("sns").publish(
+        TopicArn=runtime.resources.topic_arns["DeadLetterAlarmTopic"], Message=json.dumps(alarm)
+    )
+    runtime.settle(timeout=30)
+    assert sorted(m["platform"] for m in sink.messages if m["kind"] == "events_dead_lettered") == ["slack", "teams"]
