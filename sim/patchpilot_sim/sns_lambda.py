@@ -131,10 +131,11 @@ class SnsLambdaDelivery:
             thread.join(timeout=10)
 
     def idle(self) -> bool:
-        """True when no notification waits in a subscription queue, for a retry, or in an invocation."""
-        with self._lock:
-            if self._pending:
-                return False
+        """True when no notification waits in a subscription queue, for a retry, or in an invocation.
+
+        The queues are read first: the poller counts a message as pending before deleting it, so a message is always
+        seen in one place or the other.
+        """
         for subscription in self.subscriptions:
             attributes = self._sqs.get_queue_attributes(
                 QueueUrl=subscription.queue_url,
@@ -144,7 +145,8 @@ class SnsLambdaDelivery:
                 attributes["ApproximateNumberOfMessagesNotVisible"]
             ):
                 return False
-        return True
+        with self._lock:
+            return self._pending == 0
 
     def _poll(self) -> None:
         while not self._stopped.is_set():

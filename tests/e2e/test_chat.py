@@ -7,11 +7,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from patchpilot_cli.main import app
 from patchpilot_sim.chat import LOCAL_SIGNING_SECRET
 from patchpilot_sim.chat_sink import ChatSink
 from patchpilot_sim.runtime import LocalRuntime
 from patchpilot_sim.simulate import approval_button
+from patchpilot_sim.stack_standin import register_stack_outputs
 from tests.runtime_helpers import REAL_TIMEOUT, launch_fleet
 
 pytestmark = pytest.mark.runtime
@@ -139,11 +142,11 @@ def test_chat_outage_retries_then_dead_letters_then_redrive_delivers_each_alert_
         ("teams", "cycle_finished"),
     ]
     assert runtime.chat.dead_letter_count() == 2  # the undelivered alert and the unrenderable message, kept
-    report = runtime.chat.redrive()
-    assert (report.redelivered, report.still_failing) == (1, [])
-    assert report.unrenderable == [
-        "the message is not JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"
-    ]
+    register_stack_outputs(runtime, "patchpilot-chat-test")
+    result = CliRunner().invoke(app, ["chat", "redrive", "--stack-name", "patchpilot-chat-test"])
+    assert result.exit_code == 0, result.output
+    assert "redelivered 1 message(s)" in result.output
+    assert "cannot be rendered (kept): the message is not JSON" in result.output
     assert sorted((m["platform"], m["kind"]) for m in sink.messages) == [
         ("slack", "cycle_finished"),
         ("slack", "cycle_started"),
@@ -164,4 +167,6 @@ def test_chat_outage_retries_then_dead_letters_then_redrive_delivers_each_alert_
         TopicArn=runtime.resources.topic_arns["DeadLetterAlarmTopic"], Message=json.dumps(alarm)
     )
     runtime.settle(timeout=30)
-    assert sorted(m["platform"] for m in sink.messages if m["kind"] == "events_dead_lettered") == ["slack", "teams"]
+    assert sorted(m["platform"] for m in sink.messages if m["kind"] == "events_dead_lettered") == ["slack", "teams"], [
+        (f, r.error_type, r.payload) for f, r in runtime.chat.delivery.results[-2:]
+    ]
