@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
-from patchpilot_cli import operator, resume
+from patchpilot_cli import chat, operator, resume
 from patchpilot_cli.doctor import doctor
 from patchpilot_cli.errors import InputError, error_lines
 from patchpilot_cli.operator import build_decision, build_start_request, parse_bake_seconds
@@ -89,7 +89,8 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
     console.print(f"execution: {summary['status']}{error}", markup=False)
     console.print(
         f"state transitions {summary['state_transitions']}, largest state payload "
-        f"{summary['max_state_payload_bytes']} bytes, alerts {summary['notifications']}, "
+        f"{summary['max_state_payload_bytes']} bytes, alerts {summary['notifications']['alerts_published']}, "
+        f"chat messages {summary['notifications']['messages']}, "
         f"lost events {summary['lost_events']}, dead letters {summary['dead_letters']}",
         markup=False,
     )
@@ -171,6 +172,7 @@ ApprovalTimeout = Annotated[
 
 exclusions_app = typer.Typer(no_args_is_help=True, help="Patches PatchPilot excluded in a run, with the evidence.")
 app.add_typer(exclusions_app, name="exclusions")
+app.add_typer(chat.chat_app, name="chat")
 
 
 def _stack(stack_name: str | None, region: str | None) -> StackOutputs:

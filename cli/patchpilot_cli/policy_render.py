@@ -267,7 +267,7 @@ def stage_catalog(policy: PatchPolicy) -> StageCatalog:
                 eligible_severities=severities,
             )
         )
-    return StageCatalog(stages=stages)
+    return StageCatalog(stages=stages, approvers=list(policy.approvals.approvers))
 
 
 def _scheduling_resources(policy: PatchPolicy) -> dict[str, Any]:

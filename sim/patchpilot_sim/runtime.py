@@ -26,6 +26,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
 
 from patchpilot.integrations import aws_clients
 from patchpilot_sim.baselines import PatchBaselineStandIn
+from patchpilot_sim.chat import LocalChat, generated_secret_string
 from patchpilot_sim.clock import Scheduler, SimClock
 from patchpilot_sim.eventbus import EventRouter
 from patchpilot_sim.fleet import ACCOUNT_ID, SimulatedApiError, SimulatedInstance, SsmAgentSimulator
@@ -46,8 +47,10 @@ LOCAL_ENV = {
     "AWS_SESSION_TOKEN": "testing",
     "AWS_SECURITY_TOKEN": "testing",
 }
-# What a handler sees beyond the template's variables: there is no X-Ray daemon here.
-HANDLER_ENV = {"POWERTOOLS_TRACE_DISABLED": "true"}
+# What a handler sees beyond the template's variables: there is no X-Ray daemon here; the chat webhooks are a
+# loopback sink whose "timeouts" hold an answer 1.5 s, so the notifier waits 1 s instead of 5 (in-process handlers
+# take turns: a long wait would hold up the rollout's handlers, which real Lambda never does).
+HANDLER_ENV = {"POWERTOOLS_TRACE_DISABLED": "true", "CHAT_POST_TIMEOUT_SECONDS": "1"}
 PARAMS_KEY = "patchpilot_sim_api_params"
 
 
@@ -138,6 +141,7 @@ class LocalRuntime:
             self.lambdas, self.admin.client("sqs"), self.resources.queue_urls, self.queue_arns, self.region
         )
         self.router = EventRouter(self.lambdas, self.admin.client("sqs"), self.resources.queue_urls, self.poller)
+        self.chat = LocalChat(self)
         self._create_state_machines()
         events = boto3.DEFAULT_SESSION.events  # type: ignore[union-attr]
         events.register_first("before-parameter-build.*.*", self._remember_params)
@@ -146,6 +150,7 @@ class LocalRuntime:
 
     def stop(self) -> None:
         self.poller.stop()
+        self.chat.stop()
         self.router.stop()
         self.scheduler.stop()
         self.lambdas.restore_environment()
@@ -222,6 +227,11 @@ class LocalRuntime:
                 QueueName=name, Attributes=cast(Any, self._queue_attributes(props, attributes))
             )["QueueUrl"]
             attributes[(logical_id, "Arn")] = self.queue_arns[logical_id] = f"arn:aws:sqs:{arn_prefix}:{name}"
+            attributes[(logical_id, "QueueName")] = name
+        elif kind == "AWS::SecretsManager::Secret":
+            refs[logical_id] = self.admin.client("secretsmanager").create_secret(
+                Name=name, SecretString=generated_secret_string(props)
+            )["ARN"]
         elif kind == "AWS::SNS::Topic":
             created["topics"][logical_id] = refs[logical_id] = self.admin.client("sns").create_topic(Name=name)[
                 "TopicArn"
@@ -405,7 +415,7 @@ class LocalRuntime:
         """Wait until no event is being delivered and the fleet has no running command."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.router.idle() and not self.fleet.busy() and self.poller.idle():
+            if self.router.idle() and not self.fleet.busy() and self.poller.idle() and self.chat.idle():
                 return
             time.sleep(0.02)
 

@@ -106,6 +106,12 @@ SCENARIOS: dict[str, Scenario] = {
             malformed_events=2,
         ),
         Scenario(
+            "webhook-outage",
+            "Slack and Teams answer 500/429 and time out for a while: the cycle completes; every alert is posted "
+            "after the outage (Lambda's retries) or waits in the chat dead-letter queue until the redrive posts it",
+            "SUCCEEDED",
+        ),
+        Scenario(
             "approval-timeout",
             "nobody answers the approval request before prod-1: the timeout rejects the promotion",
             "FAILED",

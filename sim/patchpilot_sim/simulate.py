@@ -13,6 +13,8 @@ from pydantic import ValidationError
 
 from patchpilot.models.events import CommandInvocationEvent
 from patchpilot.models.rollout import StageCatalog
+from patchpilot_sim.chat import DEFAULT_CHANNELS
+from patchpilot_sim.chat_sink import ChatSink
 from patchpilot_sim.faults import FaultInjector
 from patchpilot_sim.runtime import LocalRuntime
 from patchpilot_sim.scenarios import SCENARIOS, Scenario, apply_scenario, build_fleet, release_next_month
@@ -25,6 +27,11 @@ BAKE_SECONDS_PER_REAL_SECOND = 86_400
 LOCAL_LIMITS = {"heartbeat_seconds": 5, "install_timeout_seconds": 60, "max_reconcile_attempts": 5}
 APPROVAL_TIMEOUT_REAL_SECONDS = 15
 ON_CALL_ANSWER_SIMULATED_SECONDS = 1_800
+ON_CALL_USER = "oncall-sim"  # on the policy's approvals.approvers list
+ON_CALL_USER_ID = "U0SIMONCALL"
+# webhook-outage: the first requests to Slack/Teams fail (by count, not by time): enough that the first alert
+# exhausts the notifier's attempts (3 posts per channel x 3 invocations) and lands in the chat dead-letter queue.
+OUTAGE_FAILURES = ["500", "429", "timeout", "500", "500", "429", "500", "500", "500"] * 3
 SHOWN_STATES = {
     "Request Approval": "waiting for approval",
     "Plan Stage Step": "planning",
@@ -73,32 +80,64 @@ def start_request(catalog: StageCatalog, scenario: Scenario, cycle: str) -> dict
 
 
 class OnCall:
-    """Plays the on-call engineer: reads every alert, answers approval requests through the decide function."""
+    """Plays the on-call engineer: reads every alert, answers approval requests by clicking Approve in Slack.
+
+    The click is what Slack sends: a signed interaction posted to the Slack interaction endpoint (the real handler,
+    behind its Function URL). The approval id comes from the button of the Slack message that arrived in the sink.
+    """
 
     def __init__(self, runtime: LocalRuntime, scenario: Scenario, say: Callable[[str], None]) -> None:
         self.runtime = runtime
         self.scenario = scenario
         self.say = say
         self.seen = 0
+        self.seen_messages = 0
+        self.answered: set[str] = set()
         self.decisions: list[dict[str, Any]] = []
 
     def read_alerts(self) -> None:
         alerts = self.runtime.notifications()
-        for alert in alerts[self.seen :]:
-            self.say(f"  alert [{alert.get('kind')}] {alert.get('summary') or alert.get('stage_name') or ''}".rstrip())
-            if alert.get("kind") == "approval_requested" and self.scenario.approves:
-                self._approve_later(str(alert["approval_id"]))
         self.seen = len(alerts)
+        sink = self.runtime.chat.sink
+        messages = sink.messages if sink is not None else []
+        for message in messages[self.seen_messages :]:
+            approval_id = approval_button(message)
+            if approval_id and self.scenario.approves and approval_id not in self.answered:
+                self.answered.add(approval_id)
+                self._approve_later(approval_id)
+        self.seen_messages = len(messages)
 
     def _approve_later(self, approval_id: str) -> None:
         def approve() -> None:
-            result = self.runtime.lambdas.invoke(
-                "DecideApprovalFunction",
-                {"approval_id": approval_id, "decision": "approve", "approver": "on-call (simulated)"},
-            )
-            self.decisions.append({"approval_id": approval_id, "failed": result.failed})
+            answer = self.runtime.chat.post_slack_interaction(approval_id, "approve", ON_CALL_USER_ID, ON_CALL_USER)
+            self.decisions.append({"approval_id": approval_id, "status_code": answer.get("statusCode")})
+            self.say(f"  on-call clicked Approve on {approval_id} in Slack: HTTP {answer.get('statusCode')}")
 
         self.runtime.scheduler.after(ON_CALL_ANSWER_SIMULATED_SECONDS, approve)
+
+
+def approval_button(message: dict[str, Any]) -> str | None:
+    """The approval id an Approve button of a Slack message carries (None for other messages)."""
+    if message.get("platform") != "slack" or message.get("kind") != "approval_requested":
+        return None
+    for block in message["payload"].get("blocks", []):
+        for element in block.get("elements", []) if block.get("type") == "actions" else []:
+            if element.get("action_id") == "patchpilot_approve":
+                return str(element["value"])
+    return None
+
+
+def chat_line(message: dict[str, Any]) -> str:
+    """The one-line summary of a chat message as it arrives (what `make demo` prints)."""
+    payload = message["payload"]
+    if message["platform"] == "slack":
+        text = str(payload.get("text", ""))
+    else:
+        body = payload["attachments"][0]["content"]["body"]
+        text = " ".join(str(element.get("text", "")) for element in body[:2])
+    text = " ".join(text.split())
+    text = text if len(text) <= 110 else f"{text[:107]}..."
+    return f"  chat {message['platform']}/#{message['channel']:9} [{message['kind']}] {text}"
 
 
 def _stage_name(details: dict[str, Any]) -> str | None:
@@ -210,26 +249,42 @@ def judge(
     entered = {e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e}
     if not earlier:  # a later month of a multi-month scenario need not repeat the first month's path
         problems += [f"never entered {state!r}" for state in scenario.must_enter if state not in entered]
-    if scenario.name == "bad-patch":
-        problems += _bad_patch_problems(runtime, excluded)
-    if scenario.name == "next-month":
-        problems += (
-            _bad_patch_problems(runtime, excluded)
-            if earlier is None
-            else _next_month_problems(runtime, earlier, excluded)
-        )
-    if scenario.name == "silent-os":
-        problems += _silent_os_problems(runtime, history)
-    if scenario.name == "duplicate-start" and duplicate_starts != 1:
-        problems.append("the second start of the cycle was not a no-op")
-    if scenario.name == "emergency":
-        allowed = set(scenario.patch_ids)
-        for instance in runtime.fleet.instances.values():
-            extra = runtime.fleet.installed_during_cycle(instance.instance_id) - allowed
-            if extra:
-                problems.append(f"{instance.instance_id} installed {sorted(extra)} outside the emergency list")
-                break
+    problems += _scenario_problems(scenario, runtime, history, excluded, duplicate_starts, earlier)
     return problems
+
+
+def _emergency_problems(scenario: Scenario, runtime: LocalRuntime) -> list[str]:
+    """An emergency run installs nothing outside its list."""
+    allowed = set(scenario.patch_ids)
+    for instance in runtime.fleet.instances.values():
+        extra = runtime.fleet.installed_during_cycle(instance.instance_id) - allowed
+        if extra:
+            return [f"{instance.instance_id} installed {sorted(extra)} outside the emergency list"]
+    return []
+
+
+def _scenario_problems(
+    scenario: Scenario,
+    runtime: LocalRuntime,
+    history: list[dict[str, Any]],
+    excluded: list[dict[str, Any]],
+    duplicate_starts: int,
+    earlier: list[dict[str, Any]] | None,
+) -> list[str]:
+    """What a scenario checks beyond the end state, against the fleet's ground truth."""
+    if scenario.name == "bad-patch" or (scenario.name == "next-month" and earlier is None):
+        return _bad_patch_problems(runtime, excluded)
+    if scenario.name == "next-month":
+        return _next_month_problems(runtime, earlier or [], excluded)
+    if scenario.name == "silent-os":
+        return _silent_os_problems(runtime, history)
+    if scenario.name == "webhook-outage":
+        return _outage_problems(runtime)
+    if scenario.name == "duplicate-start" and duplicate_starts != 1:
+        return ["the second start of the cycle was not a no-op"]
+    if scenario.name == "emergency":
+        return _emergency_problems(scenario, runtime)
+    return []
 
 
 def _bad_patch_problems(runtime: LocalRuntime, excluded: list[dict[str, Any]]) -> list[str]:
@@ -384,6 +439,48 @@ def ingestion_problems(
     return problems
 
 
+def _chat_summary(runtime: LocalRuntime, say: Callable[[str], None]) -> dict[str, Any]:
+    """Messages delivered per platform and kind; what waited in the chat dead-letter queue and what redrive did."""
+    dead_lettered = runtime.chat.dead_letter_count()
+    redelivered = 0
+    if dead_lettered:
+        say(f"chat dead-letter queue holds {dead_lettered} message(s): patchpilot chat redrive")
+        report = runtime.chat.redrive()
+        redelivered = report.redelivered
+        runtime.settle(timeout=10)
+        say(f"  redelivered {report.redelivered}, still failing {len(report.still_failing)}")
+    delivered: dict[str, dict[str, int]] = {}
+    sink = runtime.chat.sink
+    for message in sink.messages if sink is not None else []:
+        kinds = delivered.setdefault(message["platform"], {})
+        kinds[message["kind"]] = kinds.get(message["kind"], 0) + 1
+    return {
+        "alerts_published": len(runtime.notifications()),
+        "delivered": {platform: dict(sorted(kinds.items())) for platform, kinds in sorted(delivered.items())},
+        "messages": sum(sum(kinds.values()) for kinds in delivered.values()),
+        "dead_lettered": dead_lettered,
+        "redelivered": redelivered,
+        "left_in_dead_letter_queue": runtime.chat.dead_letter_count(),
+    }
+
+
+def _outage_problems(runtime: LocalRuntime) -> list[str]:
+    """webhook-outage: every published alert reached every channel that wants it, and nothing is left behind."""
+    sink = runtime.chat.sink
+    if sink is None:
+        return ["no chat sink"]
+    problems = []
+    posted = {(m["platform"], m["channel"], m["kind"]) for m in sink.messages}
+    for alert in runtime.notifications():
+        wanted = [(p, c) for p, c, severities in DEFAULT_CHANNELS if alert["severity"] in severities]
+        missing = [f"{p}/{c}" for p, c in wanted if (p, c, alert["kind"]) not in posted]
+        if missing:
+            problems.append(f"alert {alert['kind']} never reached {', '.join(missing)}")
+    if runtime.chat.dead_letter_count():
+        problems.append("messages are left in the chat dead-letter queue after the redrive")
+    return problems
+
+
 def _mean_ms(runtime: LocalRuntime, function: str) -> float:
     durations = [record.duration_ms for record in runtime.lambdas.records if record.function == function]
     return round(sum(durations) / len(durations), 2) if durations else 0.0
@@ -407,8 +504,13 @@ def run_simulation(options: SimulationOptions, say: Callable[[str], None] = lamb
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     log = (out / "lambda.log").open("w") if out is not None else None
+    chat_path = out / "chat.jsonl" if out is not None else None
     try:
-        with LocalRuntime(time_scale=options.time_scale, seed=options.seed, lambda_log=log) as runtime:
+        with (
+            ChatSink(chat_path, on_message=lambda message: say(chat_line(message))) as sink,
+            LocalRuntime(time_scale=options.time_scale, seed=options.seed, lambda_log=log) as runtime,
+        ):
+            runtime.chat.configure(sink)
             summary = _run(runtime, scenario, options, say)
             summary["real_seconds"] = round(time.monotonic() - started, 2)
     finally:
@@ -431,6 +533,9 @@ def _run(
         say(f"  {group:8} baselines: " + ", ".join(sorted(set(baselines.values()))))
     for change in apply_scenario(scenario, fleet, options.seed):
         say(f"scenario {scenario.name}: {change}")
+    if scenario.name == "webhook-outage":
+        runtime.chat.sink.fail_next(OUTAGE_FAILURES)  # type: ignore[union-attr]
+        say(f"scenario webhook-outage: the next {len(OUTAGE_FAILURES)} chat requests fail (500, 429, timeouts)")
     injector = FaultInjector(scenario.faults, options.seed)
     if scenario.faults.active:
         injector.install(runtime)
@@ -451,6 +556,7 @@ def _run(
     run = _cycle(runtime, scenario, cycle, options, say)
     execution_arn, description, history, excluded = run.execution_arn, run.description, run.history, run.excluded
     duplicate_starts = run.duplicate_starts
+    chat = _chat_summary(runtime, say)
     status = description["status"]
     problems = [f"{options.cycle}: {problem}" for month in earlier for problem in month["problems"]]
     problems += judge(scenario, description, runtime, history, excluded, duplicate_starts, earlier)
@@ -469,7 +575,7 @@ def _run(
         "excluded_patches": excluded,
         "state_transitions": sum(e["type"].endswith("StateEntered") for e in history),
         "max_state_payload_bytes": _payload_sizes(history),
-        "notifications": len(runtime.notifications()),
+        "notifications": chat,
         "aws_calls": dict(sorted(runtime.aws_calls.items())),
         "scenario": scenario.name,
         "expected": {"status": scenario.expected_status, "error": scenario.expected_error},
@@ -530,7 +636,7 @@ def _cycle(
     on_call = OnCall(runtime, scenario, say)
     timeout = options.real_timeout_seconds or 600.0 + 3.0 * options.instances
     description = _follow(runtime, execution_arn, timeout, on_call)
-    runtime.settle(timeout=10)
+    runtime.settle(timeout=30)
     on_call.read_alerts()
     history = runtime.history(execution_arn)
     return CycleRun(execution_arn, description, history, excluded_patches(history), duplicate_starts)

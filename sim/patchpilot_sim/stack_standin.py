@@ -26,6 +26,9 @@ def local_outputs(runtime: LocalRuntime) -> dict[str, str]:
         "ArtifactsBucketName": runtime.bucket_names["ArtifactsBucket"],
         "StartRolloutFunctionName": "StartRolloutFunction",
         "DecideApprovalFunctionName": "DecideApprovalFunction",
+        "ChatDeadLetterQueueUrl": runtime.resources.queue_urls["ChatDeadLetterQueue"],
+        "NotifierFunctionName": "NotifierFunction",
+        "SlackInteractionUrl": "https://local.lambda-url.us-east-1.on.aws/",
     }
 
 

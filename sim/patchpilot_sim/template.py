@@ -98,6 +98,7 @@ class FunctionSpec:
     sqs_sources: list[SqsSource] = field(default_factory=list)
     async_max_retry_attempts: int = 2
     async_on_failure_logical_id: str | None = None
+    sns_topics: list[str] = field(default_factory=list)  # logical ids of the topics its SNS events subscribe to
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,11 @@ class SamTemplate:
                 sqs_sources=self._sqs_sources(props.get("Events", {})),
                 async_max_retry_attempts=int(invoke.get("MaximumRetryAttempts", 2)),
                 async_on_failure_logical_id=_logical_id_of(on_failure),
+                sns_topics=[
+                    topic
+                    for event in props.get("Events", {}).values()
+                    if event.get("Type") == "SNS" and (topic := _logical_id_of(event["Properties"]["Topic"]))
+                ],
             )
         return specs
 

@@ -17,7 +17,13 @@ def test_rollout_test_stages_install_scan_verify_bake_and_freeze_the_patch_set()
         arn = description["executionArn"]
         assert description["status"] == "SUCCEEDED"
         states = entered_states(runtime, arn)
-        assert states[:3] == ["Plan Rollout", "Roll Out Stages", "Approval Required?"]
+        assert states[:5] == [
+            "Plan Rollout",
+            "Emergency Run?",
+            "Notify Cycle Started",
+            "Roll Out Stages",
+            "Approval Required?",
+        ]
         assert states.count("Bake") == 2
         assert states[-2:] == ["Notify Cycle Finished", "Rollout Succeeded"]
         commands = sent_commands(runtime, arn)
@@ -36,7 +42,11 @@ def test_rollout_test_stages_install_scan_verify_bake_and_freeze_the_patch_set()
         assert frozen > 0
         installed = set().union(*(runtime.fleet.installed_during_cycle(i.instance_id) for i in fleet["staging"]))
         assert frozen == len(installed)
-        assert [a["kind"] for a in runtime.notifications()] == ["cycle_finished"]
+        assert [a["kind"] for a in runtime.notifications()] == [
+            "cycle_started",
+            *["stage_started", "stage_passed"] * 2,
+            "cycle_finished",
+        ]
 
 
 def test_rollout_production_installs_exactly_the_frozen_set_after_approval() -> None:
@@ -80,7 +90,13 @@ def test_rollout_failed_instance_fails_the_stage_after_one_retry_and_alerts() ->
         assert "stage dev (patch step, attempt 2)" in description["cause"]
         assert entered_states(runtime, arn).count("Find Failing Patches") == 2
         assert not [c for c in sent_commands(runtime, arn) if c["Targets"][0]["Values"] == ["staging"]]
-        assert [a["kind"] for a in runtime.notifications()] == ["stage_failed", "stage_failed", "rollout_failed"]
+        assert [a["kind"] for a in runtime.notifications()] == [
+            "cycle_started",
+            "stage_started",
+            "stage_failed",
+            "stage_failed",
+            "rollout_failed",
+        ]
 
 
 def test_rollout_lost_events_are_recovered_by_bounded_reconciliation() -> None:

@@ -37,8 +37,29 @@ def test_simulation_healthy_cycle_passes_every_stage_in_order(tmp_path: Path) ->
     ]
     assert all(s["targeted"] == s["succeeded"] > 0 for s in summary["stages"])
     assert summary["stages"][1]["frozen_patch_count"] > 0
-    assert summary["alerts"] == ["approval_requested", "approval_decided", "cycle_finished"]
-    assert summary["notifications"] == 3
+    assert summary["alerts"] == [
+        "cycle_started",
+        *["stage_started", "stage_passed"] * 2,
+        "approval_requested",
+        "approval_decided",
+        *["stage_started", "stage_passed"] * 3,
+        "cycle_finished",
+    ]
+    chat = summary["notifications"]
+    assert chat["alerts_published"] == 14
+    assert chat["delivered"]["teams"] == {
+        "approval_decided": 1,
+        "approval_requested": 1,
+        "cycle_finished": 1,
+        "cycle_started": 1,
+        "stage_passed": 5,
+        "stage_started": 5,
+    }
+    assert chat["delivered"]["slack"] == {**chat["delivered"]["teams"], "message_update": 1}  # approved in Slack
+    assert (chat["messages"], chat["dead_lettered"]) == (29, 0)
+    lines = [json.loads(line) for line in (tmp_path / "chat.jsonl").read_text().splitlines()]
+    assert len(lines) == chat["messages"]
+    assert all(set(line) == {"platform", "channel", "kind", "payload"} for line in lines)
     assert summary["aws_calls"]["ssm.SendCommand"] == 10  # install + scan per stage
     assert summary["simulated_hours"] >= 24 * 6  # bakes: 24 + 48 + 24 + 24 + 24 hours
     assert '"service":"patchpilot"' in (tmp_path / "lambda.log").read_text()
@@ -71,6 +92,12 @@ def test_simulation_scenario_ends_as_documented(scenario: str) -> None:
         assert summary["excluded_patches"] == []
     if scenario == "emergency":
         assert [s["status"] for s in summary["stages"]] == ["succeeded", "not_run", "succeeded", "not_run", "not_run"]
+        assert summary["alerts"][0] == "emergency_started"
+    if scenario == "webhook-outage":
+        chat = summary["notifications"]
+        assert chat["dead_lettered"] == chat["redelivered"] >= 1
+        assert chat["left_in_dead_letter_queue"] == 0
+        assert chat["delivered"]["teams"]["stage_passed"] == 5  # each alert once per channel, outage or not
 
 
 def test_simulation_state_payload_does_not_grow_with_the_fleet() -> None:

@@ -58,6 +58,7 @@ def _to_record(item: dict[str, Any]) -> ApprovalRecord:
             "approver": _str(item, "approver"),
             "reason": _str(item, "reason"),
             "decided_at": _parse_time(item, "decided_at"),
+            "requested_by": _str(item, "requested_by"),
         }
     )
 
@@ -94,6 +95,8 @@ class DynamoDBApprovalStore(ApprovalStore):
             "deadline": {"S": _time(record.expires_at)},
             "expires_at": self._ttl_of(record.expires_at),
         }
+        if record.requested_by:
+            item["requested_by"] = {"S": record.requested_by}
         try:
             self._client.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)")
         except ClientError as error:

@@ -3,9 +3,11 @@
 from abc import ABC, abstractmethod
 from datetime import datetime
 from enum import StrEnum
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from patchpilot.models.chat import PostResult
 from patchpilot.models.exceptions import BaselineUpdateConflict, RejectedPatchListFull
 from patchpilot.models.exclusion import ExclusionRecord
 from patchpilot.models.patches import InstancePatch, InstancePatchSummary
@@ -356,3 +358,54 @@ class ExclusionLedger(ABC):
     @abstractmethod
     def exclusions_of(self, run_id: str) -> list[ExclusionRecord]:
         """Every exclusion recorded for the run."""
+
+
+class ChatPoster(ABC):
+    """HTTPS POST of a JSON message to a chat webhook (Slack incoming webhook, Teams Workflows webhook)."""
+
+    @abstractmethod
+    def post(self, url: str, payload: dict[str, Any]) -> PostResult:
+        """Post once; never raises for HTTP errors, timeouts or refused connections (``status`` 0)."""
+
+
+ChatClaim = Literal["claimed", "posted", "busy"]
+
+
+class ChatLedger(ABC):
+    """What was posted where (idempotency per alert id and channel), and per-instance alerts held for a digest."""
+
+    @abstractmethod
+    def claim(self, alert_id: str, channel: str) -> ChatClaim:
+        """Claim the post of an alert to a channel: "claimed" for one caller; "posted" once it was; else "busy"."""
+
+    @abstractmethod
+    def mark_posted(self, alert_id: str, channel: str) -> None:
+        """Record that the claimed post went out."""
+
+    @abstractmethod
+    def release(self, alert_id: str, channel: str) -> None:
+        """Give up a claim whose post failed, so a retry can claim it again."""
+
+    @abstractmethod
+    def hold_for_digest(self, run_id: str, stage_name: str, alert_id: str, line: str) -> None:
+        """Keep a per-instance alert's line for its stage's digest (idempotent per alert id)."""
+
+    @abstractmethod
+    def digest(self, run_id: str, stage_name: str) -> list[str]:
+        """The lines held for a stage, oldest first."""
+
+
+class InteractionGuard(ABC):
+    """Remembers signed Slack requests already seen, so a replayed request is refused."""
+
+    @abstractmethod
+    def first_use(self, signature: str, expires_at: datetime) -> bool:
+        """True the first time a signature is seen (kept until `expires_at`), False for a replay."""
+
+
+class RejectedInputStore(ABC):
+    """Keeps input PatchPilot cannot process (an alert it cannot render), with the reason, for an operator."""
+
+    @abstractmethod
+    def keep(self, body: dict[str, Any], reason: str) -> None:
+        """Store the rejected input and why it was rejected."""

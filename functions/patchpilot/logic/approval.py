@@ -55,6 +55,11 @@ def answer_commands(approval_id: str) -> tuple[str, str]:
     return f"patchpilot approve {approval_id}", f"patchpilot reject {approval_id}"
 
 
+def _requested_by(request: ApprovalRequest) -> str | None:
+    requester = request.details.get("requested_by")
+    return requester.strip() or None if isinstance(requester, str) else None
+
+
 def _requested_alert(request: ApprovalRequest, approval_id: str, expires_at: datetime, now: datetime) -> Alert:
     approve, reject = answer_commands(approval_id)
     deadline = expires_at.isoformat(timespec="seconds")
@@ -191,6 +196,7 @@ def request_approval(
             summary=request.summary,
             requested_at=now,
             expires_at=expires_at,
+            requested_by=_requested_by(request),
         )
     )
     answer = ApprovalRequested(

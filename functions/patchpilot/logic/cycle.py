@@ -17,7 +17,8 @@ _ATTEMPT_SUFFIX = re.compile(r"-r(\d+)$")
 def _run_id_and_name(request: StartRolloutRequest, now: datetime) -> tuple[str, str]:
     cycle = request.cycle or f"{now:%Y-%m}"
     if request.mode == "emergency":
-        digest = hashlib.sha256(request.model_dump_json(exclude={"resume"}).encode()).hexdigest()[:12]
+        # who asks does not make it another run: the same emergency request is one execution
+        digest = hashlib.sha256(request.model_dump_json(exclude={"resume", "requested_by"}).encode()).hexdigest()[:12]
         run_id = f"emergency-{cycle}-{digest}"
     else:
         run_id = cycle if request.mode == "scheduled" else f"manual-{cycle}"

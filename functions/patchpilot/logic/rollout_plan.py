@@ -66,5 +66,6 @@ def plan_rollout(request: RolloutRequest, catalog: StageCatalog, now: datetime) 
         limits=request.limits,
         patch_ids=request.patch_ids,
         cve_ids=request.cve_ids,
+        requested_by=request.requested_by,
     )
     return RolloutPlan(run=run, stages=stages)

@@ -1,5 +1,6 @@
 """The structured alert event: one JSON document per decision worth telling on-call, for chat integrations."""
 
+import hashlib
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
@@ -7,7 +8,12 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from patchpilot.models.state import RunId, StageName
 
 AlertKind = Literal[
+    "cycle_started",
+    "emergency_started",
+    "stage_started",
+    "stage_passed",
     "stage_failed",
+    "instance_unhealthy",
     "patch_excluded",
     "exclusion_inconclusive",
     "approval_requested",
@@ -15,11 +21,17 @@ AlertKind = Literal[
     "approval_decided",
     "rollout_failed",
     "cycle_finished",
+    "events_dead_lettered",
 ]
 Severity = Literal["info", "warning", "critical"]
 
 DEFAULT_SEVERITY: dict[AlertKind, Severity] = {
+    "cycle_started": "info",
+    "emergency_started": "warning",
+    "stage_started": "info",
+    "stage_passed": "info",
     "stage_failed": "critical",
+    "instance_unhealthy": "warning",
     "patch_excluded": "warning",
     "exclusion_inconclusive": "critical",
     "approval_requested": "warning",
@@ -27,7 +39,10 @@ DEFAULT_SEVERITY: dict[AlertKind, Severity] = {
     "approval_decided": "info",
     "rollout_failed": "critical",
     "cycle_finished": "info",
+    "events_dead_lettered": "critical",
 }
+PER_INSTANCE_KINDS: frozenset[AlertKind] = frozenset({"instance_unhealthy"})
+"""Kinds about one instance: chat shows them as one digest per stage, never one message each."""
 
 
 def _one_line(value: str) -> str:
@@ -71,3 +86,11 @@ class Alert(BaseModel):
     execution_id: str | None = None
     approval_id: str | None = None
     occurred_at: AwareDatetime
+
+    @property
+    def alert_id(self) -> str:
+        """The alert's identity: a digest of its content, so the same alert delivered or published twice has one id.
+
+        A retried ``sns:publish`` state sends the same content (``occurred_at`` is the state's entered time).
+        """
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:32]

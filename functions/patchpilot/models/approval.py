@@ -80,6 +80,8 @@ class ApprovalRecord(_ApprovalModel):
     approver: str | None = None
     reason: str | None = None
     decided_at: AwareDatetime | None = None
+    requested_by: str | None = None
+    """Who asked for the run (``details.requested_by`` of the request), when known: in production, not an approver."""
 
 
 class ApprovalRequested(_ApprovalModel):

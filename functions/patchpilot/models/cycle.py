@@ -23,6 +23,8 @@ class StartRolloutRequest(Utf8Input):
     approval_timeout_seconds: int | None = Field(default=None, ge=1, le=7 * 24 * 3600)
     limits: WaitLimits | None = None
     resume: bool = False  # continue the cycle's FAILED (or TIMED_OUT, ABORTED) execution instead of starting it
+    requested_by: str | None = Field(default=None, min_length=1, max_length=128)
+    """Who asks (a Slack user id or name): in production, that person cannot approve the run from chat."""
 
 
 class RolloutStarted(BaseModel):

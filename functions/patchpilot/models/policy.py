@@ -222,6 +222,15 @@ class RolloutSchedule(_PolicyModel):
     schedule: Cron = "cron(0 20 ? * TUE#2 *)"
 
 
+class Approvals(_PolicyModel):
+    """Who may answer an approval gate from chat (Slack user ids or user names, as Slack sends them)."""
+
+    approvers: list[Annotated[str, StringConstraints(min_length=1, max_length=128)]] = Field(
+        default_factory=list, max_length=100
+    )
+    production_requester_may_approve: Literal[False] = False
+
+
 class PatchPolicy(_PolicyModel):
     """The whole policy. Validation fails, naming the field and the allowed values, on any inconsistency."""
 
@@ -233,6 +242,7 @@ class PatchPolicy(_PolicyModel):
     default_patch_group: Name
     daily_scan: DailyScan = DailyScan()
     rollout: RolloutSchedule
+    approvals: Approvals = Approvals()
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

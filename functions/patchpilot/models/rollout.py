@@ -60,6 +60,8 @@ class StageCatalog(_Model):
     """Every stage in rollout order: test stages first, then production stages."""
 
     stages: list[StageDefinition] = Field(min_length=1, max_length=20)
+    approvers: list[str] = Field(default_factory=list, max_length=100)
+    """Who may answer approval gates from chat (the policy's ``approvals.approvers``)."""
 
     @model_validator(mode="after")
     def _ordered_and_unique(self) -> Self:
@@ -90,6 +92,7 @@ class RolloutRequest(_Model):
     limits: WaitLimits = WaitLimits()
     completed_stages: list[StageName] = Field(default_factory=list, max_length=20)  # passed in an earlier attempt
     run_started_at: datetime | None = None  # when the run's first attempt started (a resumed attempt keeps it)
+    requested_by: str | None = Field(default=None, min_length=1, max_length=128)
 
     @model_validator(mode="after")
     def _emergency_needs_patches(self) -> Self:
@@ -113,6 +116,7 @@ class RunContext(_Model):
     limits: WaitLimits
     patch_ids: list[PatchId] = Field(default_factory=list)
     cve_ids: list[CveId] = Field(default_factory=list)
+    requested_by: str | None = None
 
 
 class StagePlan(StageDefinition):

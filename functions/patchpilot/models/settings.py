@@ -59,3 +59,12 @@ class AlertSettings(_EnvSettings):
     """Where structured alerts are published."""
 
     alert_topic_arn: str = Field(alias="ALERT_TOPIC_ARN", pattern=r"^arn:aws[a-z-]*:sns:")
+
+
+class ChatSettings(_EnvSettings):
+    """Where the chat secret is (its ARN, never its value) and where undeliverable input is kept."""
+
+    chat_secret_arn: str = Field(alias="CHAT_SECRET_ARN", pattern=r"^arn:aws[a-z-]*:secretsmanager:")
+    chat_dead_letter_queue_url: str = Field(default="", alias="CHAT_DEAD_LETTER_QUEUE_URL")
+    post_timeout_seconds: float = Field(default=5.0, alias="CHAT_POST_TIMEOUT_SECONDS", gt=0, le=20)
+    secret_max_age_seconds: int = Field(default=300, alias="CHAT_SECRET_MAX_AGE_SECONDS", ge=0, le=3600)
