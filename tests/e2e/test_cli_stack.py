@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from patchpilot.integrations.dynamodb_exclusions import DynamoDBExclusionLedger
 from patchpilot.models.exclusion import ExclusionRecord, PatchEvidence
 from patchpilot_cli.main import app
-from patchpilot_cli.operator import pending_approvals
+from patchpilot_cli.operator import connect, pending_approvals
 from patchpilot_cli.stack import resolve_outputs
 from patchpilot_sim.runtime import LocalRuntime
 from patchpilot_sim.scenarios import build_fleet
@@ -68,9 +68,9 @@ def _waiting_approval(runtime: LocalRuntime, cycle: str) -> tuple[str, str]:
     outputs = resolve_outputs(STACK, None)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        waiting = [a for a in pending_approvals(outputs) if a.get("execution_id") == arn]
+        waiting = [a for a in pending_approvals(connect(outputs)) if a.execution_id == arn]
         if waiting:
-            return waiting[0]["approval_id"], arn
+            return waiting[0].approval_id, arn
         time.sleep(0.2)
     raise AssertionError(f"{arn} never asked for approval")
 

@@ -1,23 +1,21 @@
 """Auto-exclusion adapters: SSM on botocore's Stubber (moto lacks Get/UpdatePatchBaseline and DescribeInstancePatches),
 the DynamoDB ledger on moto, and the handler end to end (moto table + stubbed SSM)."""
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
 
-from patchpilot.handlers import exclusion_wiring
-from patchpilot.integrations import aws_clients
+from patchpilot.handlers import wiring
 from patchpilot.integrations.dynamodb_exclusions import DynamoDBExclusionLedger
 from patchpilot.integrations.ssm_patches import SsmPatchBaselines, SsmPatchInventory
 from patchpilot.models.exceptions import BaselineUpdateConflict
 from patchpilot.models.exclusion import ExclusionRecord, PatchEvidence
 from patchpilot.models.patches import PatchState
-from tests.functional.aws_fixtures import create_runs_table
+from tests.functional.aws_fixtures import LambdaContext
 
 REGION = "us-east-1"
 BASELINE = "pb-0123456789abcdef0"
@@ -154,16 +152,6 @@ def test_ssm_baselines_give_up_after_the_last_merge_attempt() -> None:
     stub.assert_no_pending_responses()
 
 
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(key, "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    with mock_aws():
-        create_runs_table(boto3.client("dynamodb", region_name=REGION))
-        yield
-
-
 def _record(stage: str, patch_id: str, run_id: str = "2026-12") -> ExclusionRecord:
     evidence = PatchEvidence(
         patch_id=patch_id,
@@ -202,27 +190,12 @@ def test_dynamodb_ledger_records_each_exclusion_once_and_lists_a_runs_exclusions
     assert "expires_at" in item
 
 
-class _Context:
-    function_name = "ExcludePatchesFunction"
-    memory_limit_in_mb = 256
-    invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:ExcludePatchesFunction"
-    aws_request_id = "0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9"
-
-
 def test_exclude_patches_handler_rejects_records_and_returns_the_decision(
-    aws: None, monkeypatch: pytest.MonkeyPatch
+    handler_env: Callable[..., None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from patchpilot.handlers.exclude_patches import handler
-    from patchpilot.observability import metrics
 
-    monkeypatch.setattr(metrics, "namespace", "PatchPilot")
-    for key, value in {
-        "RUNS_TABLE_NAME": "runs",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_NAMESPACE": "PatchPilot",
-        "POWERTOOLS_SERVICE_NAME": "patchpilot",
-    }.items():
-        monkeypatch.setenv(key, value)
+    handler_env()
     during = datetime(2026, 12, 8, 19, 0, tzinfo=UTC)
     ssm, stub = _ssm()
     stub.add_response(
@@ -243,9 +216,8 @@ def test_exclude_patches_handler_rejects_records_and_returns_the_decision(
     stub.add_response(*_get([]))
     stub.add_response(*_update(["bad-lib.x86_64"]))
     stub.add_response(*_get(["bad-lib.x86_64"]))
-    monkeypatch.setattr(exclusion_wiring, "patch_inventory", lambda: SsmPatchInventory(ssm))
-    monkeypatch.setattr(exclusion_wiring, "patch_baselines", lambda: SsmPatchBaselines(ssm))
-    aws_clients.reset_clients()
+    monkeypatch.setattr(wiring, "patch_inventory", lambda: SsmPatchInventory(ssm))
+    monkeypatch.setattr(wiring, "patch_baselines", lambda: SsmPatchBaselines(ssm))
     event = {
         "run_id": "2026-12",
         "stage_name": "staging",
@@ -254,11 +226,8 @@ def test_exclude_patches_handler_rejects_records_and_returns_the_decision(
         "unhealthy": [{"instance_id": INSTANCE, "platform": "AMAZON_LINUX_2023", "reasons": ["health_failed"]}],
         "healthy": [{"instance_id": HEALTHY, "platform": "AMAZON_LINUX_2023", "reasons": []}],
     }
-    try:
-        with stub:
-            decision = handler(event, _Context())
-    finally:
-        aws_clients.reset_clients()
+    with stub:
+        decision = handler(event, LambdaContext("ExcludePatchesFunction"))
     stub.assert_no_pending_responses()
     assert decision["outcome"] == "exclude"
     assert decision["baselines"] == [

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 from patchpilot.logic.approval import approval_id_for, decide_approval, request_approval
 from patchpilot.models.approval import APPROVAL_ID_ALPHABET, ApprovalDecided, ApprovalRequest, DecideApprovalRequest
 from patchpilot.models.exceptions import ApprovalExpired, ApprovalIdConflict, ApprovalNotFound, ApprovalRejected
-from tests.unit.fakes import InMemoryApprovalStore, RecordingAlertPublisher, RecordingCallbacks
+from tests.fakes import InMemoryApprovalStore, RecordingAlertPublisher, RecordingCallbacks
 
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:patchpilot-rollout:2026-12"
 TOKEN = "AQCEAAAAKgAAAAMAAAAAAAAAAdIvQm9ndXMtdGFzay10b2tlbi1mb3ItdGVzdHM="

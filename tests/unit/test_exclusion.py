@@ -7,7 +7,7 @@ from patchpilot.logic.exclusion import exclude_failing_patches
 from patchpilot.models.exceptions import BaselineUpdateConflict, InvalidExclusionRequest, RejectedPatchListFull
 from patchpilot.models.exclusion import ExclusionDecision, ExclusionRequest, ExclusionThresholds
 from patchpilot.models.patches import InstancePatch, PatchState
-from tests.unit.fakes_exclusion import FakePatchInventory, InMemoryExclusionLedger, InMemoryPatchBaselines
+from tests.fakes import FakePatchInventory, InMemoryExclusionLedger, InMemoryPatchBaselines
 
 RUN_START = datetime(2026, 12, 8, 18, 0, tzinfo=UTC)
 DURING = RUN_START + timedelta(hours=1)

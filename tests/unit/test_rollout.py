@@ -23,9 +23,17 @@ from patchpilot.models.rollout import (
     StageVerdict,
     VerifyStageRequest,
 )
-from tests.unit.fakes import FakeCommandDirectory, InMemoryInstallTracker
-from tests.unit.fakes_exclusion import FakePatchInventory
-from tests.unit.fakes_rollout import FakeAlarms, FakeCompliance, FakePatchSets, FakeStarter
+from tests.fakes import (
+    FakeAlarms,
+    FakeCommandDirectory,
+    FakeCompliance,
+    FakePatchInventory,
+    FakePatchSets,
+    FakeStarter,
+    InMemoryExclusionLedger,
+    InMemoryInstallTracker,
+    sample_exclusion,
+)
 
 NOW = datetime(2026, 12, 8, 20, 0, tzinfo=UTC)
 CATALOG = StageCatalog.model_validate(
@@ -269,7 +277,8 @@ def test_record_stage_passed_freezes_what_the_test_stage_installed_minus_exclusi
         }
     )
     patch_sets = FakePatchSets()
-    patch_sets.excluded = {"KB-bad"}
+    ledger = InMemoryExclusionLedger()
+    ledger.record(sample_exclusion("KB-bad"))
     verdict = StageVerdict(
         stage_name="staging", phase_set="verify", healthy=True, targeted=2, unhealthy=0, allowed_failures=0, reasons={}
     )
@@ -283,6 +292,7 @@ def test_record_stage_passed_freezes_what_the_test_stage_installed_minus_exclusi
         tracker,
         inventory,
         patch_sets,
+        ledger,
     )
     assert outcome.frozen_patch_count == 1
     assert [p.patch_id for p in patch_sets.frozen["2026-12"]] == ["KB1"]

@@ -2,14 +2,18 @@
 
 from patchpilot.integrations import aws_clients
 from patchpilot.integrations.cloudwatch_alarms import CloudWatchAlarmMonitor
+from patchpilot.integrations.dynamodb_approvals import DynamoDBApprovalStore
+from patchpilot.integrations.dynamodb_exclusions import DynamoDBExclusionLedger
 from patchpilot.integrations.dynamodb_first_scan import DynamoDBFirstScanLedger
 from patchpilot.integrations.dynamodb_tracker import DynamoDBInstallTracker
 from patchpilot.integrations.ec2_inventory import Ec2InstanceInventory
 from patchpilot.integrations.patch_sets import S3PatchSetStore
 from patchpilot.integrations.sfn_callbacks import StepFunctionsCallbacks, StepFunctionsRolloutStarter
+from patchpilot.integrations.sns_alerts import SnsAlertPublisher
 from patchpilot.integrations.ssm_directory import SsmCommandDirectory, SsmPatchComplianceReader
+from patchpilot.integrations.ssm_patches import SsmPatchBaselines, SsmPatchInventory
 from patchpilot.integrations.ssm_scanner import SsmPatchScanner
-from patchpilot.models.settings import ArtifactSettings, StarterSettings, TrackingSettings
+from patchpilot.models.settings import AlertSettings, ArtifactSettings, StarterSettings, TrackingSettings
 
 
 def install_tracker() -> DynamoDBInstallTracker:
@@ -67,3 +71,30 @@ def patch_sets() -> S3PatchSetStore:
 def rollout_starter() -> StepFunctionsRolloutStarter:
     """Step Functions, for the rollout state machine named by STATE_MACHINE_ARN."""
     return StepFunctionsRolloutStarter(aws_clients.stepfunctions(), StarterSettings.from_env().state_machine_arn)
+
+
+def patch_inventory() -> SsmPatchInventory:
+    """Per-instance patch states (DescribeInstancePatches)."""
+    return SsmPatchInventory(aws_clients.ssm())
+
+
+def patch_baselines() -> SsmPatchBaselines:
+    """Patch baselines: the one of a patch group per OS, and their RejectedPatches."""
+    return SsmPatchBaselines(aws_clients.ssm())
+
+
+def exclusion_ledger() -> DynamoDBExclusionLedger:
+    """Exclusion records in the table named by RUNS_TABLE_NAME."""
+    settings = TrackingSettings.from_env()
+    return DynamoDBExclusionLedger(settings.runs_table_name, aws_clients.dynamodb(), settings.record_ttl_days)
+
+
+def approval_store() -> DynamoDBApprovalStore:
+    """Approvals in the table named by RUNS_TABLE_NAME."""
+    settings = TrackingSettings.from_env()
+    return DynamoDBApprovalStore(settings.runs_table_name, aws_clients.dynamodb(), settings.record_ttl_days)
+
+
+def alert_publisher() -> SnsAlertPublisher:
+    """The alert topic named by ALERT_TOPIC_ARN."""
+    return SnsAlertPublisher(AlertSettings.from_env().alert_topic_arn, aws_clients.sns())

@@ -6,20 +6,19 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from patchpilot.integrations.ports import InstallTracker, RecordOutcome
+from patchpilot.integrations.runs_table_keys import (
+    COMMAND_SORT_KEY,
+    INSTANCE_PREFIX,
+    command_key,
+    instance_result_sort_key,
+)
 from patchpilot.models.records import InstanceResult, TrackedCommand
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
-COMMAND_SORT_KEY = "COMMAND"
-INSTANCE_PREFIX = "INSTANCE#"
 FOREIGN_TTL_SECONDS = 2 * 24 * 3600
-
-
-def command_key(command_id: str) -> str:
-    """Partition key of everything recorded about one command."""
-    return f"COMMAND#{command_id}"
 
 
 def _str(item: dict[str, Any], name: str) -> str | None:
@@ -112,7 +111,7 @@ class DynamoDBInstallTracker(InstallTracker):
                         "Put": {
                             "TableName": self._table,
                             "Item": {
-                                **self._key(command_id, f"{INSTANCE_PREFIX}{instance_id}"),
+                                **self._key(command_id, instance_result_sort_key(instance_id)),
                                 "status": {"S": status},
                                 "succeeded": {"BOOL": succeeded},
                                 "expires_at": self._expires_at(),

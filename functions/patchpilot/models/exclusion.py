@@ -117,3 +117,11 @@ class ExclusionRecord(_Model):
     def patch_id(self) -> str:
         """The excluded patch."""
         return self.evidence.patch_id
+
+
+class RetiredExclusion(_Model):
+    """An exclusion an operator retired (the patch is allowed again): the record, who retired it and when."""
+
+    record: ExclusionRecord
+    retired_by: str
+    retired_at: datetime
