@@ -123,5 +123,7 @@ def test_step_functions_callbacks_report_a_closed_token_instead_of_raising() -> 
         assert callbacks.resume("t", _Tally()) is True
         assert callbacks.resume("t", _Tally()) is False
         assert callbacks.heartbeat("t") is False
-        with pytest.raises(client.exceptions.ClientError):
+        with pytest.raises(
+            client.exceptions.ClientError, match=r"\(ThrottlingException\) when calling the SendTaskHeartbeat operation"
+        ):
             callbacks.heartbeat("t")

@@ -85,7 +85,9 @@ def test_dynamodb_approvals_open_again_after_a_decision_keeps_it_and_takes_the_n
 
 def test_dynamodb_approvals_open_refuses_an_id_held_by_another_execution(store: DynamoDBApprovalStore) -> None:
     store.open(_record())
-    with pytest.raises(ApprovalIdConflict):
+    with pytest.raises(
+        ApprovalIdConflict, match="approval id k7m2x9qa already belongs to stage prod-1 of another wait"
+    ):
         store.open(_record(execution=f"{EXECUTION}-other"))
     stored = store.get("k7m2x9qa")
     assert stored is not None
@@ -106,6 +108,29 @@ def test_dynamodb_approvals_decide_exactly_once_and_only_before_the_deadline(sto
     assert store.decide("k7m2x9qa", "approved", "alice", None, NOW + timedelta(minutes=59)) is None
     assert store.decide("abcd2345", "approved", "alice", None, NOW) is None
     assert store.get("abcd2345") is None
+
+
+def test_dynamodb_approvals_pending_queries_the_index_for_waiting_approvals_only(
+    store: DynamoDBApprovalStore, dynamodb: Any
+) -> None:
+    later = _record(token="t-later").model_copy(
+        update={"approval_id": "nater234", "stage_name": "prod-2", "expires_at": NOW + timedelta(hours=3)}
+    )
+    decided = _record(token="t-decided").model_copy(update={"approval_id": "decyded2", "stage_name": "prod-3"})
+    expired = _record(token="t-expired").model_copy(
+        update={"approval_id": "expyred2", "stage_name": "prod-4", "expires_at": NOW + timedelta(hours=2)}
+    )
+    for record in (later, _record(), decided, expired):
+        store.open(record)
+    assert store.decide("decyded2", "approved", "alice", None, NOW) is not None
+    assert store.expire("expyred2", "t-expired") is True
+    pending = store.pending()
+    assert [(a.approval_id, a.status) for a in pending] == [("k7m2x9qa", "pending"), ("nater234", "pending")]
+    assert all(a.task_token.get_secret_value() == "" for a in pending)
+    store.open(decided)
+    assert [a.approval_id for a in store.pending()] == ["k7m2x9qa", "nater234"]
+    store.open(expired.model_copy(update={"task_token": SecretStr("t-expired-2")}))
+    assert [a.approval_id for a in store.pending()] == ["k7m2x9qa", "expyred2", "nater234"]
 
 
 def test_dynamodb_approvals_expire_only_while_the_token_is_current(store: DynamoDBApprovalStore) -> None:
@@ -138,7 +163,9 @@ def test_sfn_callbacks_fail_raises_other_errors() -> None:
     client = boto3.client("stepfunctions", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
     with Stubber(client) as stub:
         stub.add_client_error("send_task_failure", service_error_code="AccessDeniedException")
-        with pytest.raises(client.exceptions.ClientError):
+        with pytest.raises(
+            client.exceptions.ClientError, match=r"\(AccessDeniedException\) when calling the SendTaskFailure operation"
+        ):
             StepFunctionsCallbacks(client).fail(TOKEN, "ApprovalRejected", "{}")
 
 
@@ -209,7 +236,7 @@ def test_decide_approval_handler_raises_typed_errors(approval_env: tuple[Any, st
     from patchpilot.handlers.decide_approval import handler as decide
     from patchpilot.handlers.request_approval import handler as request
 
-    with pytest.raises(ApprovalNotFound):
+    with pytest.raises(ApprovalNotFound, match="no approval has the id abcd2345"):
         decide({"approval_id": "abcd2345", "decision": "approve", "approver": "alice"}, CONTEXT)
     event = {
         "task_token": TOKEN,
@@ -226,5 +253,7 @@ def test_decide_approval_handler_raises_typed_errors(approval_env: tuple[Any, st
         UpdateExpression="SET deadline = :past",
         ExpressionAttributeValues={":past": {"S": "2020-01-01T00:00:00.000000+00:00"}},
     )
-    with pytest.raises(ApprovalExpired):
+    with pytest.raises(
+        ApprovalExpired, match=rf"approval {approval_id} \(.*\) expired at 2020-01-01T00:00:00\+00:00"
+    ):
         decide({"approval_id": approval_id, "decision": "approve", "approver": "alice"}, CONTEXT)

@@ -13,8 +13,9 @@ from patchpilot.handlers import wiring
 from patchpilot.integrations.dynamodb_exclusions import DynamoDBExclusionLedger
 from patchpilot.integrations.ssm_patches import SsmPatchBaselines, SsmPatchInventory
 from patchpilot.models.exceptions import BaselineUpdateConflict
-from patchpilot.models.exclusion import ExclusionRecord, PatchEvidence
+from patchpilot.models.exclusion import ExclusionRecord
 from patchpilot.models.patches import PatchState
+from tests.fakes import sample_exclusion
 from tests.functional.aws_fixtures import LambdaContext
 
 REGION = "us-east-1"
@@ -147,30 +148,58 @@ def test_ssm_baselines_give_up_after_the_last_merge_attempt() -> None:
         _get(["KB-old"]), _update(["KB-old", "bad"]), _get(["KB-old"]), _update(["KB-old", "bad"]), _get(["KB-old"])
     )
     baselines.max_merge_attempts = 2
-    with stub, pytest.raises(BaselineUpdateConflict):
+    with (
+        stub,
+        pytest.raises(BaselineUpdateConflict, match=r"\[\'bad\'\] still missing from RejectedPatches after 2 merge"),
+    ):
         baselines.reject_patches(BASELINE, ["bad"])
     stub.assert_no_pending_responses()
 
 
+def test_ssm_baselines_allow_drops_only_the_patch_and_verifies() -> None:
+    baselines, stub, pauses = _baselines_with(
+        _get(["KB-old", "bad-lib.x86_64", "openssl.x86_64"]),
+        _update(["KB-old", "openssl.x86_64"]),
+        _get(["KB-old", "openssl.x86_64"]),
+    )
+    with stub:
+        assert baselines.allow_patches(BASELINE, ["bad-lib.x86_64"]) is True
+    stub.assert_no_pending_responses()
+    assert pauses == []
+
+
+def test_ssm_baselines_allow_a_patch_that_is_not_rejected_writes_nothing() -> None:
+    baselines, stub, _ = _baselines_with(_get(["KB-old"]))
+    with stub:
+        assert baselines.allow_patches(BASELINE, ["bad-lib.x86_64"]) is False
+    stub.assert_no_pending_responses()
+
+
+def test_ssm_baselines_allow_merges_again_when_a_concurrent_writer_put_the_patch_back() -> None:
+    # the other writer read the list before our write: it writes back the patch we dropped, plus its own exclusion
+    baselines, stub, pauses = _baselines_with(
+        _get(["KB-old", "bad-lib.x86_64"]),
+        _update(["KB-old"]),
+        _get(["KB-old", "bad-lib.x86_64", "their-patch"]),
+        _update(["KB-old", "their-patch"]),
+        _get(["KB-old", "their-patch"]),
+    )
+    with stub:
+        assert baselines.allow_patches(BASELINE, ["bad-lib.x86_64"]) is True
+    stub.assert_no_pending_responses()
+    assert len(pauses) == 1
+
+
+def test_ssm_baselines_allow_gives_up_after_the_last_merge_attempt() -> None:
+    baselines, stub, _ = _baselines_with(_get(["bad"]), _update([]), _get(["bad"]), _update([]), _get(["bad"]))
+    baselines.max_merge_attempts = 2
+    with stub, pytest.raises(BaselineUpdateConflict, match=r"\['bad'\] still in RejectedPatches after 2 merge"):
+        baselines.allow_patches(BASELINE, ["bad"])
+    stub.assert_no_pending_responses()
+
+
 def _record(stage: str, patch_id: str, run_id: str = "2026-12") -> ExclusionRecord:
-    evidence = PatchEvidence(
-        patch_id=patch_id,
-        title=f"{patch_id} title",
-        failing_with=9,
-        failing_total=10,
-        healthy_with=0,
-        healthy_total=10,
-        failed_installs=2,
-        operating_systems=["AMAZON_LINUX_2023"],
-    )
-    return ExclusionRecord(
-        run_id=run_id,
-        stage_name=stage,
-        evidence=evidence,
-        baseline_ids=[BASELINE],
-        failing_instances=[INSTANCE],
-        decided_at=RUN_START,
-    )
+    return sample_exclusion(patch_id, stage, run_id, baseline_ids=(BASELINE,), decided_at=RUN_START)
 
 
 def test_dynamodb_ledger_records_each_exclusion_once_and_lists_a_runs_exclusions(aws: None) -> None:
@@ -236,3 +265,35 @@ def test_exclude_patches_handler_rejects_records_and_returns_the_decision(
     assert [p["patch_id"] for p in decision["patches"]] == ["bad-lib.x86_64"]
     ledger = DynamoDBExclusionLedger("runs", boto3.client("dynamodb", region_name=REGION))
     assert [r.patch_id for r in ledger.exclusions_of("2026-12")] == ["bad-lib.x86_64"]
+
+
+def test_dynamodb_ledger_retire_moves_the_row_once_and_keeps_the_evidence(dynamodb: Any) -> None:
+    ledger = DynamoDBExclusionLedger("runs", dynamodb)
+    bad, other = _record("staging", "bad-lib.x86_64"), _record("staging", "KB5031234")
+    assert ledger.record(bad)
+    assert ledger.record(other)
+    retired_at = datetime(2026, 12, 9, 10, 30, tzinfo=UTC)
+    assert ledger.retire(bad, "alice", retired_at) is True
+    assert ledger.retire(bad, "bob", retired_at) is False
+    assert ledger.excluded_patches("2026-12") == {"KB5031234"}
+    assert [r.patch_id for r in ledger.exclusions_of("2026-12")] == ["KB5031234"]
+    [retired] = ledger.retired_of("2026-12")
+    assert (retired.record, retired.retired_by, retired.retired_at) == (bad, "alice", retired_at)
+    assert ledger.retire(_record("staging", "never-recorded"), "alice", retired_at) is False
+
+
+def test_dynamodb_ledger_a_patch_excluded_again_after_retirement_keeps_both_histories(dynamodb: Any) -> None:
+    ledger = DynamoDBExclusionLedger("runs", dynamodb)
+    bad = _record("staging", "bad-lib.x86_64")
+    assert ledger.record(bad)
+    assert ledger.retire(bad, "alice", datetime(2026, 12, 9, 10, 0, tzinfo=UTC))
+    assert ledger.record(bad) is True
+    assert ledger.excluded_patches("2026-12") == {"bad-lib.x86_64"}
+    assert ledger.retire(bad, "bob", datetime(2026, 12, 9, 11, 0, tzinfo=UTC))
+    assert sorted(r.retired_by for r in ledger.retired_of("2026-12")) == ["alice", "bob"]
+
+
+def test_dynamodb_ledger_excluded_patches_keeps_patch_ids_with_hashes(dynamodb: Any) -> None:
+    ledger = DynamoDBExclusionLedger("runs", dynamodb)
+    assert ledger.record(_record("prod-1", "pkg#1.2-3"))
+    assert ledger.excluded_patches("2026-12") == {"pkg#1.2-3"}

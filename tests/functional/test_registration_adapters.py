@@ -44,11 +44,11 @@ def test_ec2_inventory_reads_and_sets_the_patch_group_tag(aws: None) -> None:
 def test_ec2_inventory_unknown_or_terminated_instance_is_a_lookup_error(aws: None) -> None:
     ec2 = boto3.client("ec2", region_name=REGION)
     inventory = Ec2InstanceInventory(ec2)
-    with pytest.raises(LookupError):
+    with pytest.raises(LookupError, match=r"^i-0123456789abcdef0$"):
         inventory.tag_value("i-0123456789abcdef0", "PatchGroup")
     gone = _instance()
     ec2.terminate_instances(InstanceIds=[gone])
-    with pytest.raises(LookupError):
+    with pytest.raises(LookupError, match=rf"^{gone}$"):
         inventory.tag_value(gone, "PatchGroup")
 
 
@@ -86,7 +86,7 @@ def test_ssm_scanner_unmanaged_instance_raises_instance_not_managed() -> None:
     client = boto3.client("ssm", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
     with Stubber(client) as stub:
         stub.add_client_error("send_command", service_error_code="InvalidInstanceId", http_status_code=400)
-        with pytest.raises(InstanceNotManaged):
+        with pytest.raises(InstanceNotManaged, match="i-0abcd1234ef567890 is not managed by SSM"):
             SsmPatchScanner(client).start_scan("i-0abcd1234ef567890", "first scan")
 
 

@@ -67,7 +67,7 @@ def test_registration_restart_event_does_not_rescan() -> None:
 def test_registration_unmanaged_instance_releases_the_claim_so_a_retry_scans() -> None:
     inventory, ledger = InMemoryInventory({INSTANCE: {}}), InMemoryFirstScanLedger()
     scanner = RecordingScanner(unmanaged={INSTANCE})
-    with pytest.raises(InstanceNotManaged):
+    with pytest.raises(InstanceNotManaged, match=f"^{INSTANCE}$"):
         register_instance(_detail(), "event-1", "dev", "PatchGroup", inventory, scanner, ledger)
     assert ledger.claims == {}
     scanner.unmanaged.clear()
@@ -103,7 +103,7 @@ def test_registration_sample_event_parses() -> None:
 
 
 def test_registration_malformed_sample_event_is_rejected_naming_the_fields() -> None:
-    with pytest.raises(ValidationError) as caught:
+    with pytest.raises(ValidationError, match=r"2 validation errors for InstanceStateEvent\n") as caught:
         InstanceStateEvent.model_validate(json.loads((EVENTS / "instance-running-malformed.json").read_text()))
     message = str(caught.value)
     assert "detail.instance-id" in message
