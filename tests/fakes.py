@@ -1,6 +1,7 @@
 """In-memory fakes of every port, for unit tests (no network, no moto). One module, so each port has one fake."""
 
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -416,3 +417,18 @@ def sample_exclusion(
         failing_instances=["i-0123456789abcdef0"],
         decided_at=decided_at,
     )
+
+
+def sample_alert(**changes: Any) -> Alert:
+    """A patch_excluded alert; `changes` override any field."""
+    values: dict[str, Any] = {
+        "kind": "patch_excluded",
+        "severity": "warning",
+        "run_id": "2026-12",
+        "stage_name": "staging",
+        "title": "Patch excluded on staging",
+        "summary": "KB5031234 failed on 3 of 4 instances that installed it; none of the healthy ones installed it",
+        "details": {"patch_id": "KB5031234", "failing": ["i-1", "i-2", "i-3"], "healthy": 12},
+        "occurred_at": datetime(2026, 12, 10, 9, 0, tzinfo=UTC),
+    }
+    return Alert.model_validate(values | changes)

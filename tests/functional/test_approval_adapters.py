@@ -253,7 +253,5 @@ def test_decide_approval_handler_raises_typed_errors(approval_env: tuple[Any, st
         UpdateExpression="SET deadline = :past",
         ExpressionAttributeValues={":past": {"S": "2020-01-01T00:00:00.000000+00:00"}},
     )
-    with pytest.raises(
-        ApprovalExpired, match=rf"approval {approval_id} \(.*\) expired at 2020-01-01T00:00:00\+00:00"
-    ):
+    with pytest.raises(ApprovalExpired, match=rf"approval {approval_id} \(.*\) expired at 2020-01-01T00:00:00\+00:00"):
         decide({"approval_id": approval_id, "decision": "approve", "approver": "alice"}, CONTEXT)
