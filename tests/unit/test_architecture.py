@@ -3,6 +3,7 @@ simulator; the CLI loads the simulator only inside the commands that run it."""
 
 import ast
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -134,3 +135,14 @@ def test_architecture_runs_table_keys_are_built_in_one_module() -> None:
         if path.name != "runs_table_keys.py" and any(prefix in path.read_text() for prefix in prefixes)
     )
     assert spelled == []
+
+
+def test_architecture_no_table_scan_in_the_cli_or_the_lambda_package() -> None:
+    # operator and Lambda paths query by key or index; a Scan reads (and bills) the whole runs table
+    scans = sorted(
+        str(path.relative_to(ROOT))
+        for package in (PACKAGE, CLI_PACKAGE)
+        for path in package.rglob("*.py")
+        if re.search(r"""\.scan\(|get_paginator\(["']scan["']\)""", path.read_text())
+    )
+    assert scans == []
