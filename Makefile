@@ -53,8 +53,12 @@ lint: $(VENV)/.installed ## ruff lint + format check
 typecheck: $(VENV)/.installed ## mypy (strict, pydantic plugin)
 	$(BIN)/mypy
 
-unit: $(VENV)/.installed ## unit tests (fakes, no network), functional tests (adapters on moto/Stubber), fuzz (fast profile)
-	$(BIN)/pytest -q tests/unit tests/functional tests/fuzz
+# Line coverage of the Lambda package by the unit and functional tests: 94.4 % measured (2026-11-29); the floor sits
+# just below it, so a change that adds untested Lambda code fails here.
+COVERAGE_FLOOR := 94
+
+unit: $(VENV)/.installed ## unit tests (fakes, no network), functional tests (adapters on moto/Stubber), fuzz (fast profile), coverage floor
+	$(BIN)/pytest -q --cov=patchpilot --cov-report=term:skip-covered --cov-fail-under=$(COVERAGE_FLOOR) tests/unit tests/functional tests/fuzz
 
 runtime-tests: $(VENV)/.installed ## the real ASL and handlers on the local runtime
 	$(BIN)/pytest -q -n 2 tests/asl tests/e2e

@@ -257,16 +257,15 @@ def emergency(
 
 
 def _print_status(outputs: StackOutputs, limit: int) -> bool:
-    rows, approvals = operator.status(outputs, limit)
+    rows, approvals = operator.status(outputs, operator.connect(outputs), limit)
     typer.echo(f"stack {outputs.stack_name}: {len(rows)} recent execution(s)")
     for row in rows:
         where = f"  stage {row.stage or '-'}: {row.state}" if row.status == "RUNNING" else ""
         typer.echo(f"  {row.name:32} {row.status:10} started {row.started:%Y-%m-%d %H:%M:%S}{where}")
     for approval in approvals:
         typer.echo(
-            f"  waiting for approval {approval.get('approval_id')}: run {approval.get('run_id')} -> "
-            f"{approval.get('stage_name')} until {approval.get('deadline')} "
-            f"(patchpilot approve|reject {approval.get('approval_id')})"
+            f"  waiting for approval {approval.approval_id}: run {approval.run_id} -> {approval.stage_name} "
+            f"until {approval.expires_at:%Y-%m-%d %H:%M:%S} UTC (patchpilot approve|reject {approval.approval_id})"
         )
     if not approvals:
         typer.echo("  no approval is waiting")
@@ -348,13 +347,13 @@ RunOption = Annotated[str, typer.Option("--run", help="the run id, e.g. 2026-12 
 @exclusions_app.command("list")
 def exclusions_list(run: RunOption, stack_name: StackName = None, region: Region = None) -> None:
     """The run's excluded patches with the evidence recorded for each."""
-    rows = operator.exclusions(_stack(stack_name, region), run)
+    rows = operator.exclusions(operator.connect(_stack(stack_name, region)), run)
     if not rows:
         typer.echo(f"run {run}: no patch was excluded")
         return
     for row in rows:
         record, evidence = row.record, row.record.evidence
-        removed = f" - REMOVED by {row.removed_by} at {row.removed_at}" if row.removed_by is not None else ""
+        removed = f" - REMOVED by {row.removed_by} at {row.removed_at:%Y-%m-%d %H:%M:%S} UTC" if row.removed_at else ""
         typer.echo(f"{record.patch_id} excluded at {record.stage_name} on {record.decided_at:%Y-%m-%d %H:%M}{removed}")
         typer.echo(
             f"  evidence: on {evidence.failing_with}/{evidence.failing_total} unhealthy and "
@@ -375,9 +374,9 @@ def exclusions_remove(
     region: Region = None,
 ) -> None:
     """Allow an excluded patch again: drop it from the baselines' RejectedPatches and retire its ledger row."""
-    outputs = _stack(stack_name, region)
+    ports = operator.connect(_stack(stack_name, region))
     try:
-        rows = operator.exclusions_of_patch(outputs, run, patch)
+        rows = operator.exclusions_of_patch(ports, run, patch)
     except InputError as error:
         fail(str(error))
     baselines = sorted({baseline for row in rows for baseline in row.record.baseline_ids})
@@ -390,7 +389,7 @@ def exclusions_remove(
         raise typer.Exit(1)
     who = os.environ.get("USER") or "patchpilot-cli"
     for row in rows:
-        changed = operator.remove_exclusion(outputs, row, who)
+        changed = operator.remove_exclusion(ports, row, who)
         typer.echo(
             f"removed the exclusion of {patch} at {row.record.stage_name}: baselines changed: "
             f"{', '.join(changed) or 'none (already allowed)'}; the ledger row is kept as removed"

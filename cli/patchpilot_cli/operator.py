@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
-from patchpilot.integrations.dynamodb_approvals import APPROVAL_SORT_KEY
-from patchpilot.integrations.dynamodb_exclusions import EXCLUSION_PREFIX, run_key
-from patchpilot.models.approval import DecideApprovalRequest
+from patchpilot.integrations.dynamodb_approvals import DynamoDBApprovalStore
+from patchpilot.integrations.dynamodb_exclusions import DynamoDBExclusionLedger
+from patchpilot.integrations.ports import ApprovalStore, ExclusionLedger, PatchBaselines
+from patchpilot.integrations.runs_table_keys import EXCLUSION_PREFIX, RETIRED_EXCLUSION_PREFIX
+from patchpilot.integrations.ssm_patches import SsmPatchBaselines
+from patchpilot.models.approval import ApprovalRecord, DecideApprovalRequest
 from patchpilot.models.cycle import StartRolloutRequest
 from patchpilot.models.exclusion import ExclusionRecord
 from patchpilot_cli.errors import InputError, error_lines
 from patchpilot_cli.stack import StackOutputs
 
-REMOVED_PREFIX = "EXCLUSION_REMOVED#"
 HISTORY_PAGE = 100
 # What each request field is called on the command line, and what it accepts.
 OPTION_OF = {
@@ -108,7 +111,7 @@ class ExecutionStatus:
     started: datetime
     state: str | None = None
     stage: str | None = None
-    approvals: list[dict[str, str]] = field(default_factory=list)
+    approvals: list[ApprovalRecord] = field(default_factory=list)
 
 
 def _stage_of(details: dict[str, Any]) -> str | None:
@@ -137,38 +140,43 @@ def _current_state(sfn: Any, execution_arn: str) -> tuple[str | None, str | None
     return state, None
 
 
-def pending_approvals(outputs: StackOutputs) -> list[dict[str, str]]:
-    """Approvals still waiting for an answer (runs table, `pk=APPROVAL#<id>`, status pending)."""
-    paginator = outputs.client("dynamodb").get_paginator("scan")
-    pages = paginator.paginate(
-        TableName=outputs.runs_table,
-        FilterExpression="begins_with(pk, :prefix) AND sk = :sk AND #status = :pending",
-        ExpressionAttributeNames={"#status": "status"},
-        ExpressionAttributeValues={
-            ":prefix": {"S": "APPROVAL#"},
-            ":sk": {"S": APPROVAL_SORT_KEY},
-            ":pending": {"S": "pending"},
-        },
+@dataclass(frozen=True)
+class StackPorts:
+    """The stack's stores, through the same ports and adapters the Lambda functions use."""
+
+    approvals: ApprovalStore
+    ledger: ExclusionLedger
+    baselines: PatchBaselines
+
+
+def connect(outputs: StackOutputs) -> StackPorts:
+    """Adapters on the stack's runs table and its region's SSM (boto3 clients in the stack's region)."""
+    dynamodb = outputs.client("dynamodb")
+    return StackPorts(
+        approvals=DynamoDBApprovalStore(outputs.runs_table, dynamodb),
+        ledger=DynamoDBExclusionLedger(outputs.runs_table, dynamodb),
+        baselines=SsmPatchBaselines(outputs.client("ssm")),
     )
-    fields = ("approval_id", "execution_id", "run_id", "stage_name", "deadline", "summary")
-    return [
-        {name: str(item[name]["S"]) for name in fields if name in item}
-        for page in pages
-        for item in page.get("Items", [])
-    ]
 
 
-def status(outputs: StackOutputs, limit: int = 10) -> tuple[list[ExecutionStatus], list[dict[str, str]]]:
+def pending_approvals(ports: StackPorts) -> list[ApprovalRecord]:
+    """Approvals still waiting for an answer (the runs table's PendingApprovals index), earliest deadline first."""
+    return ports.approvals.pending()
+
+
+def status(
+    outputs: StackOutputs, ports: StackPorts, limit: int = 10
+) -> tuple[list[ExecutionStatus], list[ApprovalRecord]]:
     """The newest executions (current state and stage for running ones) and every pending approval."""
     sfn = outputs.client("stepfunctions")
     listed = sfn.list_executions(stateMachineArn=outputs.state_machine_arn, maxResults=limit)["executions"]
-    approvals = pending_approvals(outputs)
+    approvals = pending_approvals(ports)
     rows = []
     for item in sorted(listed, key=lambda e: e["startDate"], reverse=True):
         row = ExecutionStatus(item["name"], item["executionArn"], item["status"], item["startDate"])
         if row.status == "RUNNING":
             row.state, row.stage = _current_state(sfn, row.arn)
-        row.approvals = [a for a in approvals if a.get("execution_id") == row.arn]
+        row.approvals = [a for a in approvals if a.execution_id == row.arn]
         rows.append(row)
     return rows, approvals
 
@@ -177,44 +185,20 @@ def status(outputs: StackOutputs, limit: int = 10) -> tuple[list[ExecutionStatus
 @dataclass(frozen=True)
 class LedgerRow:
     record: ExclusionRecord
-    sort_key: str
     removed_by: str | None = None
-    removed_at: str | None = None
+    removed_at: datetime | None = None
 
 
-def _rows(outputs: StackOutputs, run_id: str, prefix: str) -> list[tuple[dict[str, Any], ExclusionRecord]]:
-    paginator = outputs.client("dynamodb").get_paginator("query")
-    pages = paginator.paginate(
-        TableName=outputs.runs_table,
-        KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-        ExpressionAttributeValues={":pk": {"S": run_key(run_id)}, ":prefix": {"S": prefix}},
-        ConsistentRead=True,
-    )
-    return [
-        (item, ExclusionRecord.model_validate_json(str(item["record"]["S"])))
-        for page in pages
-        for item in page.get("Items", [])
-    ]
-
-
-def exclusions(outputs: StackOutputs, run_id: str) -> list[LedgerRow]:
+def exclusions(ports: StackPorts, run_id: str) -> list[LedgerRow]:
     """The run's exclusions with their evidence; removed ones last, with who removed them."""
-    active = [LedgerRow(record, str(item["sk"]["S"])) for item, record in _rows(outputs, run_id, EXCLUSION_PREFIX)]
-    removed = [
-        LedgerRow(
-            record,
-            str(item["sk"]["S"]),
-            removed_by=str(item.get("removed_by", {}).get("S", "")),
-            removed_at=str(item.get("removed_at", {}).get("S", "")),
-        )
-        for item, record in _rows(outputs, run_id, REMOVED_PREFIX)
-    ]
+    active = [LedgerRow(record) for record in ports.ledger.exclusions_of(run_id)]
+    removed = [LedgerRow(r.record, r.retired_by, r.retired_at) for r in ports.ledger.retired_of(run_id)]
     return active + removed
 
 
-def exclusions_of_patch(outputs: StackOutputs, run_id: str, patch_id: str) -> list[LedgerRow]:
+def exclusions_of_patch(ports: StackPorts, run_id: str, patch_id: str) -> list[LedgerRow]:
     """The active ledger rows of one patch (one per stage that excluded it); InputError when there is none."""
-    active = [row for row in exclusions(outputs, run_id) if row.removed_by is None]
+    active = [row for row in exclusions(ports, run_id) if row.removed_by is None]
     rows = [row for row in active if row.record.patch_id == patch_id]
     if not rows:
         excluded = sorted({row.record.patch_id for row in active})
@@ -223,60 +207,19 @@ def exclusions_of_patch(outputs: StackOutputs, run_id: str, patch_id: str) -> li
     return rows
 
 
-def _unreject(ssm: Any, baseline_id: str, patch_id: str) -> bool:
-    """Drop the patch from the baseline's RejectedPatches (read, drop, write back); False if it was not there."""
-    baseline = ssm.get_patch_baseline(BaselineId=baseline_id)
-    rejected = list(baseline.get("RejectedPatches", []))
-    if patch_id not in rejected:
-        return False
-    remaining = [patch for patch in rejected if patch != patch_id]
-    ssm.update_patch_baseline(
-        BaselineId=baseline_id,
-        RejectedPatches=remaining,
-        RejectedPatchesAction=baseline.get("RejectedPatchesAction", "BLOCK"),
-    )
-    return True
+def remove_exclusion(
+    ports: StackPorts, row: LedgerRow, removed_by: str, now: Callable[[], datetime] = lambda: datetime.now(UTC)
+) -> list[str]:
+    """Allow the patch again in the baselines that rejected it, then retire its ledger row; the baselines changed.
 
-
-def remove_exclusion(outputs: StackOutputs, row: LedgerRow, removed_by: str) -> list[str]:
-    """Un-reject the patch in the baselines it was rejected in and move its ledger row to `EXCLUSION_REMOVED#`.
-
-    The frozen patch set of later stages reads `EXCLUSION#` rows, so the moved row no longer holds the patch back;
-    the evidence is kept next to who removed it and when. Returns the baselines that changed.
+    The baselines change through ``PatchBaselines.allow_patches``: the verified set merge the exclusion step uses,
+    so a concurrent exclusion of another patch is never lost. The ledger row is retired only after every baseline
+    allows the patch again (a failure leaves it active, and the command can be run again). A retired row no longer
+    holds the patch out of later frozen sets; its evidence is kept next to who removed it and when.
     """
-    ssm = outputs.client("ssm")
-    changed = [
-        baseline
-        for baseline in row.record.baseline_ids
-        if [entry for entry in row.record.rejection_entries if _unreject(ssm, baseline, entry)]
-    ]
-    pk = {"S": run_key(row.record.run_id)}
-    removed_key = REMOVED_PREFIX + row.sort_key.removeprefix(EXCLUSION_PREFIX)
-    outputs.client("dynamodb").transact_write_items(
-        TransactItems=[
-            {
-                "Delete": {
-                    "TableName": outputs.runs_table,
-                    "Key": {"pk": pk, "sk": {"S": row.sort_key}},
-                    "ConditionExpression": "attribute_exists(pk)",
-                }
-            },
-            {
-                "Put": {
-                    "TableName": outputs.runs_table,
-                    "Item": {
-                        "pk": pk,
-                        "sk": {"S": removed_key},
-                        "patch_id": {"S": row.record.patch_id},
-                        "stage_name": {"S": row.record.stage_name},
-                        "record": {"S": row.record.model_dump_json()},
-                        "removed_by": {"S": removed_by},
-                        "removed_at": {"S": datetime.now(UTC).isoformat(timespec="seconds")},
-                    },
-                }
-            },
-        ]
-    )
+    entries = row.record.rejection_entries
+    changed = [baseline for baseline in row.record.baseline_ids if ports.baselines.allow_patches(baseline, entries)]
+    ports.ledger.retire(row.record, removed_by, now())
     return changed
 
 
@@ -286,7 +229,7 @@ def all_exclusions(outputs: StackOutputs) -> tuple[list[ExclusionRecord], list[E
     pages = paginator.paginate(
         TableName=outputs.runs_table,
         FilterExpression="begins_with(sk, :active) OR begins_with(sk, :removed)",
-        ExpressionAttributeValues={":active": {"S": EXCLUSION_PREFIX}, ":removed": {"S": REMOVED_PREFIX}},
+        ExpressionAttributeValues={":active": {"S": EXCLUSION_PREFIX}, ":removed": {"S": RETIRED_EXCLUSION_PREFIX}},
         ConsistentRead=True,
     )
     active: list[ExclusionRecord] = []
@@ -294,5 +237,5 @@ def all_exclusions(outputs: StackOutputs) -> tuple[list[ExclusionRecord], list[E
     for page in pages:
         for item in page.get("Items", []):
             record = ExclusionRecord.model_validate_json(str(item["record"]["S"]))
-            (removed if str(item["sk"]["S"]).startswith(REMOVED_PREFIX) else active).append(record)
+            (removed if str(item["sk"]["S"]).startswith(RETIRED_EXCLUSION_PREFIX) else active).append(record)
     return active, removed

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
@@ -39,6 +39,7 @@ class StackOutputs:
     stack_name: str
     region: str | None
     values: dict[str, str]
+    _clients: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def state_machine_arn(self) -> str:
@@ -57,7 +58,14 @@ class StackOutputs:
         return self.values["DecideApprovalFunctionName"]
 
     def client(self, service: str) -> Any:
-        return aws_client(service, self.region)
+        """One client per service, created on first use and reused (`status --watch` polls with it).
+
+        A boto3 session is not thread-safe: creating a client on every poll, on the default session the local
+        runtime's threads also use, stalled the in-process workflow. A client, once created, is thread-safe.
+        """
+        if service not in self._clients:
+            self._clients[service] = aws_client(service, self.region)
+        return self._clients[service]
 
 
 def resolve_outputs(stack_name: str, region: str | None) -> StackOutputs:

@@ -37,7 +37,7 @@ from patchpilot_sim.sqs_poller import SqsEventSourcePoller
 if TYPE_CHECKING:
     from mypy_boto3_ec2.type_defs import TagSpecificationTypeDef, TagTypeDef
 
-from patchpilot_sim.template import TEMPLATE_PATH, FunctionSpec, IntrinsicResolver, SamTemplate
+from patchpilot_sim.template import TEMPLATE_PATH, FunctionSpec, IntrinsicResolver, SamTemplate, table_definition
 
 STACK_NAME = "patchpilot-local"
 MIN_VISIBILITY_SECONDS = 5  # real seconds: longer than any batch takes in process
@@ -214,12 +214,7 @@ class LocalRuntime:
         name = self._physical_name(logical_id)
         arn_prefix = f"{self.region}:{ACCOUNT_ID}"
         if kind == "AWS::DynamoDB::Table":
-            self.admin.client("dynamodb").create_table(
-                TableName=name,
-                AttributeDefinitions=props["AttributeDefinitions"],
-                KeySchema=props["KeySchema"],
-                BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"),
-            )
+            self.admin.client("dynamodb").create_table(**table_definition(name, props))
             created["tables"][logical_id] = refs[logical_id] = name
             attributes[(logical_id, "Arn")] = f"arn:aws:dynamodb:{arn_prefix}:table/{name}"
         elif kind == "AWS::SQS::Queue":

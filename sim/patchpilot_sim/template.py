@@ -222,6 +222,26 @@ class SamTemplate:
         }
 
 
+def table_definition(table_name: str, props: Mapping[str, Any]) -> dict[str, Any]:
+    """CreateTable arguments of an ``AWS::DynamoDB::Table`` (keys, billing and its global secondary indexes).
+
+    The CloudFormation properties and the CreateTable parameters share their names and shapes
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-dynamodb-table.html).
+    """
+    definition: dict[str, Any] = {
+        "TableName": table_name,
+        "AttributeDefinitions": props["AttributeDefinitions"],
+        "KeySchema": props["KeySchema"],
+        "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+    }
+    indexes = props.get("GlobalSecondaryIndexes")
+    if indexes:
+        definition["GlobalSecondaryIndexes"] = [
+            {key: index[key] for key in ("IndexName", "KeySchema", "Projection")} for index in indexes
+        ]
+    return definition
+
+
 def _logical_id_of(value: Any) -> str | None:
     if isinstance(value, dict):
         if "Ref" in value:

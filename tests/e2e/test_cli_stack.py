@@ -10,15 +10,17 @@ import pytest
 from typer.testing import CliRunner
 
 from patchpilot.integrations.dynamodb_exclusions import DynamoDBExclusionLedger
+from patchpilot.integrations.ssm_patches import SsmPatchBaselines
 from patchpilot.models.exclusion import ExclusionRecord, PatchEvidence
 from patchpilot_cli.exclusion_ledger import load_ledger
 from patchpilot_cli.main import app
-from patchpilot_cli.operator import pending_approvals
+from patchpilot_cli.operator import connect, pending_approvals
 from patchpilot_cli.stack import resolve_outputs
 from patchpilot_sim.runtime import LocalRuntime
 from patchpilot_sim.scenarios import build_fleet
 from patchpilot_sim.simulate import LOCAL_LIMITS
 from patchpilot_sim.stack_standin import register_stack_outputs
+from tests.fakes import sample_exclusion
 
 pytestmark = pytest.mark.runtime
 STACK = "patchpilot-test"
@@ -69,9 +71,9 @@ def _waiting_approval(runtime: LocalRuntime, cycle: str) -> tuple[str, str]:
     outputs = resolve_outputs(STACK, None)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        waiting = [a for a in pending_approvals(outputs) if a.get("execution_id") == arn]
+        waiting = [a for a in pending_approvals(connect(outputs)) if a.execution_id == arn]
         if waiting:
-            return waiting[0]["approval_id"], arn
+            return waiting[0].approval_id, arn
         time.sleep(0.2)
     raise AssertionError(f"{arn} never asked for approval")
 
@@ -216,29 +218,8 @@ def _seed_exclusion(runtime: LocalRuntime, run_id: str, patch_id: str) -> str:
             "GetPatchBaselineForPatchGroup", {"PatchGroup": "prod-1", "OperatingSystem": "AMAZON_LINUX_2023"}
         )["BaselineId"]
     )
-    ssm = boto3.client("ssm")
-    rejected = ssm.get_patch_baseline(BaselineId=baseline_id).get("RejectedPatches", [])
-    ssm.update_patch_baseline(
-        BaselineId=baseline_id, RejectedPatches=[*rejected, patch_id], RejectedPatchesAction="BLOCK"
-    )
-    evidence = PatchEvidence(
-        patch_id=patch_id,
-        title="openssl security update",
-        failing_with=3,
-        failing_total=3,
-        healthy_with=0,
-        healthy_total=4,
-        failed_installs=3,
-        operating_systems=["AMAZON_LINUX_2023"],
-    )
-    record = ExclusionRecord(
-        run_id=run_id,
-        stage_name="staging",
-        evidence=evidence,
-        baseline_ids=[baseline_id],
-        failing_instances=["i-0123456789abcdef0"],
-        decided_at=runtime.clock.now(),
-    )
+    SsmPatchBaselines(boto3.client("ssm")).reject_patches(baseline_id, [patch_id])
+    record = sample_exclusion(patch_id, "staging", run_id, baseline_ids=(baseline_id,), decided_at=runtime.clock.now())
     ledger = DynamoDBExclusionLedger(runtime.resources.table_names["RunsTable"], runtime.admin.client("dynamodb"))
     assert ledger.record(record)
     return baseline_id
@@ -249,7 +230,7 @@ def test_cli_exclusions_list_shows_the_evidence(runtime: LocalRuntime) -> None:
     exit_code, output = _cli("exclusions", "list", "--run", "2026-08")
     assert exit_code == 0, output
     assert output.startswith("openssl-3.0.8-1.amzn2023 excluded at staging on ")
-    assert "on 3/3 unhealthy and 0/4 healthy instances, 3 failed install(s); openssl security update" in output
+    assert "on 9/10 unhealthy and 0/10 healthy instances, 2 failed install(s); openssl-3.0.8-1.amzn2023 title" in output
     assert f"rejected in baselines: {baseline_id}" in output
     empty_code, empty = _cli("exclusions", "list", "--run", "2026-01")
     assert (empty_code, empty.strip()) == (0, "run 2026-01: no patch was excluded")

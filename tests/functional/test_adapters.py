@@ -1,12 +1,10 @@
 """Adapters against moto (DynamoDB) and botocore's Stubber (SSM and Step Functions calls moto lacks or fakes)."""
 
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
 from pydantic import BaseModel
 
 from patchpilot.integrations.dynamodb_tracker import DynamoDBInstallTracker
@@ -14,7 +12,6 @@ from patchpilot.integrations.ports import RecordOutcome
 from patchpilot.integrations.sfn_callbacks import StepFunctionsCallbacks
 from patchpilot.integrations.ssm_directory import SsmCommandDirectory
 from patchpilot.models.records import InstanceResult
-from tests.functional.aws_fixtures import create_runs_table
 
 REGION = "us-east-1"
 CMD = "4f0b2a6e-7c1d-4a3b-9e2f-5d6c7b8a9e01"
@@ -22,13 +19,8 @@ OTHER = "51c0891d-0e34-45f1-a2f2-2b5f5a2b1c8e"
 
 
 @pytest.fixture
-def tracker(monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoDBInstallTracker]:
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(key, "testing")
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name=REGION)
-        create_runs_table(client)
-        yield DynamoDBInstallTracker("runs", client)
+def tracker(dynamodb: Any) -> DynamoDBInstallTracker:
+    return DynamoDBInstallTracker("runs", dynamodb)
 
 
 def test_dynamodb_tracker_records_each_instance_once(tracker: DynamoDBInstallTracker) -> None:
@@ -162,5 +154,7 @@ def test_step_functions_callbacks_report_a_closed_token_instead_of_raising() -> 
         assert callbacks.resume("t", _Tally()) is True
         assert callbacks.resume("t", _Tally()) is False
         assert callbacks.heartbeat("t") is False
-        with pytest.raises(client.exceptions.ClientError):
+        with pytest.raises(
+            client.exceptions.ClientError, match=r"\(ThrottlingException\) when calling the SendTaskHeartbeat operation"
+        ):
             callbacks.heartbeat("t")

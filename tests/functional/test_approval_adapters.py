@@ -1,14 +1,13 @@
 """Approval adapters on moto (DynamoDB approvals, SNS alerts) and Stubber (SendTaskFailure); both handlers on moto."""
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
 from pydantic import SecretStr
 
 from patchpilot.integrations import aws_clients
@@ -16,24 +15,14 @@ from patchpilot.integrations.dynamodb_approvals import DynamoDBApprovalStore
 from patchpilot.integrations.sfn_callbacks import StepFunctionsCallbacks
 from patchpilot.models.approval import ApprovalRecord
 from patchpilot.models.exceptions import ApprovalExpired, ApprovalIdConflict, ApprovalNotFound
-from tests.functional.aws_fixtures import create_runs_table
-from tests.unit.fakes import RecordingCallbacks
+from tests.fakes import RecordingCallbacks
+from tests.functional.aws_fixtures import LambdaContext
 
 REGION = "us-east-1"
 NOW = datetime(2026, 12, 10, 9, 0, 0, 123456, tzinfo=UTC)
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:patchpilot-rollout:2026-12"
+CONTEXT = LambdaContext("ApprovalFunction")
 TOKEN = "AQCEAAAAKgAAAAMAAAAAAAAAAdIvQm9ndXMtdGFzay10b2tlbi1mb3ItdGVzdHM="
-
-
-@pytest.fixture
-def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(key, "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name=REGION)
-        create_runs_table(client)
-        yield client
 
 
 @pytest.fixture
@@ -96,7 +85,9 @@ def test_dynamodb_approvals_open_again_after_a_decision_keeps_it_and_takes_the_n
 
 def test_dynamodb_approvals_open_refuses_an_id_held_by_another_execution(store: DynamoDBApprovalStore) -> None:
     store.open(_record())
-    with pytest.raises(ApprovalIdConflict):
+    with pytest.raises(
+        ApprovalIdConflict, match="approval id k7m2x9qa already belongs to stage prod-1 of another wait"
+    ):
         store.open(_record(execution=f"{EXECUTION}-other"))
     stored = store.get("k7m2x9qa")
     assert stored is not None
@@ -117,6 +108,29 @@ def test_dynamodb_approvals_decide_exactly_once_and_only_before_the_deadline(sto
     assert store.decide("k7m2x9qa", "approved", "alice", None, NOW + timedelta(minutes=59)) is None
     assert store.decide("abcd2345", "approved", "alice", None, NOW) is None
     assert store.get("abcd2345") is None
+
+
+def test_dynamodb_approvals_pending_queries_the_index_for_waiting_approvals_only(
+    store: DynamoDBApprovalStore, dynamodb: Any
+) -> None:
+    later = _record(token="t-later").model_copy(
+        update={"approval_id": "nater234", "stage_name": "prod-2", "expires_at": NOW + timedelta(hours=3)}
+    )
+    decided = _record(token="t-decided").model_copy(update={"approval_id": "decyded2", "stage_name": "prod-3"})
+    expired = _record(token="t-expired").model_copy(
+        update={"approval_id": "expyred2", "stage_name": "prod-4", "expires_at": NOW + timedelta(hours=2)}
+    )
+    for record in (later, _record(), decided, expired):
+        store.open(record)
+    assert store.decide("decyded2", "approved", "alice", None, NOW) is not None
+    assert store.expire("expyred2", "t-expired") is True
+    pending = store.pending()
+    assert [(a.approval_id, a.status) for a in pending] == [("k7m2x9qa", "pending"), ("nater234", "pending")]
+    assert all(a.task_token.get_secret_value() == "" for a in pending)
+    store.open(decided)
+    assert [a.approval_id for a in store.pending()] == ["k7m2x9qa", "nater234"]
+    store.open(expired.model_copy(update={"task_token": SecretStr("t-expired-2")}))
+    assert [a.approval_id for a in store.pending()] == ["k7m2x9qa", "expyred2", "nater234"]
 
 
 def test_dynamodb_approvals_expire_only_while_the_token_is_current(store: DynamoDBApprovalStore) -> None:
@@ -149,21 +163,17 @@ def test_sfn_callbacks_fail_raises_other_errors() -> None:
     client = boto3.client("stepfunctions", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
     with Stubber(client) as stub:
         stub.add_client_error("send_task_failure", service_error_code="AccessDeniedException")
-        with pytest.raises(client.exceptions.ClientError):
+        with pytest.raises(
+            client.exceptions.ClientError, match=r"\(AccessDeniedException\) when calling the SendTaskFailure operation"
+        ):
             StepFunctionsCallbacks(client).fail(TOKEN, "ApprovalRejected", "{}")
 
 
-class _Context:
-    function_name = "ApprovalFunction"
-    memory_limit_in_mb = 256
-    invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:ApprovalFunction"
-    aws_request_id = "0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9"
-
-
 @pytest.fixture
-def handler_env(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, str, RecordingCallbacks]]:
-    from patchpilot.handlers import approval_wiring
-    from patchpilot.observability import metrics
+def approval_env(
+    handler_env: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> tuple[Any, str, RecordingCallbacks]:
+    from patchpilot.handlers import wiring
 
     sns, sqs = boto3.client("sns", region_name=REGION), boto3.client("sqs", region_name=REGION)
     topic = sns.create_topic(Name="alerts")["TopicArn"]
@@ -171,21 +181,9 @@ def handler_env(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[tupl
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
     callbacks = RecordingCallbacks()
-    monkeypatch.setattr(approval_wiring, "execution_callbacks", lambda: callbacks)
-    monkeypatch.setattr(metrics, "namespace", "PatchPilot")
-    for key, value in {
-        "RUNS_TABLE_NAME": "runs",
-        "ALERT_TOPIC_ARN": topic,
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_NAMESPACE": "PatchPilot",
-        "POWERTOOLS_SERVICE_NAME": "patchpilot",
-    }.items():
-        monkeypatch.setenv(key, value)
-    aws_clients.reset_clients()
-    try:
-        yield sqs, queue, callbacks
-    finally:
-        aws_clients.reset_clients()
+    monkeypatch.setattr(wiring, "execution_callbacks", lambda: callbacks)
+    handler_env(ALERT_TOPIC_ARN=topic)
+    return sqs, queue, callbacks
 
 
 def _bodies(sqs: Any, queue: str) -> list[str]:
@@ -193,12 +191,12 @@ def _bodies(sqs: Any, queue: str) -> list[str]:
 
 
 def test_approval_handlers_request_then_decide_on_moto(
-    handler_env: tuple[Any, str, RecordingCallbacks], capsys: pytest.CaptureFixture[str]
+    approval_env: tuple[Any, str, RecordingCallbacks], capsys: pytest.CaptureFixture[str]
 ) -> None:
     from patchpilot.handlers.decide_approval import handler as decide
     from patchpilot.handlers.request_approval import handler as request
 
-    sqs, queue, callbacks = handler_env
+    sqs, queue, callbacks = approval_env
     event = {
         "task_token": TOKEN,
         "run_id": "2026-12",
@@ -207,7 +205,7 @@ def test_approval_handlers_request_then_decide_on_moto(
         "timeout_seconds": 3600,
         "summary": "promote run 2026-12 to stage prod-1 (patch group prod-1)",
     }
-    requested = request(event, _Context())
+    requested = request(event, CONTEXT)
     assert set(requested) == {
         "approval_id",
         "run_id",
@@ -219,10 +217,10 @@ def test_approval_handlers_request_then_decide_on_moto(
     }
     assert requested["status"] == "pending"
     approval_id = requested["approval_id"]
-    assert request(event, _Context())["approval_id"] == approval_id
+    assert request(event, CONTEXT)["approval_id"] == approval_id
 
-    decided = decide({"approval_id": approval_id.upper(), "decision": "approve", "approver": "alice"}, _Context())
-    again = decide({"approval_id": approval_id, "decision": "reject", "approver": "bob"}, _Context())
+    decided = decide({"approval_id": approval_id.upper(), "decision": "approve", "approver": "alice"}, CONTEXT)
+    again = decide({"approval_id": approval_id, "decision": "reject", "approver": "bob"}, CONTEXT)
 
     assert (decided["status"], decided["recorded_earlier"], decided["execution_notified"]) == ("approved", False, True)
     assert (again["status"], again["approver"], again["recorded_earlier"]) == ("approved", "alice", True)
@@ -234,12 +232,12 @@ def test_approval_handlers_request_then_decide_on_moto(
     assert TOKEN not in capsys.readouterr().out
 
 
-def test_decide_approval_handler_raises_typed_errors(handler_env: tuple[Any, str, RecordingCallbacks]) -> None:
+def test_decide_approval_handler_raises_typed_errors(approval_env: tuple[Any, str, RecordingCallbacks]) -> None:
     from patchpilot.handlers.decide_approval import handler as decide
     from patchpilot.handlers.request_approval import handler as request
 
-    with pytest.raises(ApprovalNotFound):
-        decide({"approval_id": "abcd2345", "decision": "approve", "approver": "alice"}, _Context())
+    with pytest.raises(ApprovalNotFound, match="no approval has the id abcd2345"):
+        decide({"approval_id": "abcd2345", "decision": "approve", "approver": "alice"}, CONTEXT)
     event = {
         "task_token": TOKEN,
         "run_id": "2026-12",
@@ -248,12 +246,12 @@ def test_decide_approval_handler_raises_typed_errors(handler_env: tuple[Any, str
         "timeout_seconds": 1,
         "summary": "promote",
     }
-    approval_id = request(event, _Context())["approval_id"]
+    approval_id = request(event, CONTEXT)["approval_id"]
     aws_clients.dynamodb().update_item(
         TableName="runs",
         Key={"pk": {"S": f"APPROVAL#{approval_id}"}, "sk": {"S": "APPROVAL"}},
         UpdateExpression="SET deadline = :past",
         ExpressionAttributeValues={":past": {"S": "2020-01-01T00:00:00.000000+00:00"}},
     )
-    with pytest.raises(ApprovalExpired):
-        decide({"approval_id": approval_id, "decision": "approve", "approver": "alice"}, _Context())
+    with pytest.raises(ApprovalExpired, match=rf"approval {approval_id} \(.*\) expired at 2020-01-01T00:00:00\+00:00"):
+        decide({"approval_id": approval_id, "decision": "approve", "approver": "alice"}, CONTEXT)

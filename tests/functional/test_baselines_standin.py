@@ -16,7 +16,7 @@ def standin() -> PatchBaselineStandIn:
 
 
 def _error(standin: PatchBaselineStandIn, operation: str, params: dict[str, Any]) -> SimulatedApiError:
-    with pytest.raises(SimulatedApiError) as caught:
+    with pytest.raises(SimulatedApiError, match=r"^[A-Za-z]+: \S") as caught:
         standin.handle(operation, params)
     return caught.value
 
@@ -28,7 +28,7 @@ def test_baselines_standin_serves_the_operations_moto_lacks(standin: PatchBaseli
         "DescribePatchGroups",
         "GetPatchBaselineForPatchGroup",
     } <= standin.operations
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(NotImplementedError, match=r"^CreatePatchBaseline$"):
         standin.handle("CreatePatchBaseline", {})
 
 

@@ -13,7 +13,7 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
-from patchpilot.handlers import chat_wiring
+from patchpilot.handlers import wiring
 from patchpilot.integrations.chat_redrive import redrive
 from patchpilot.integrations.chat_webhooks import WebhookPoster, retry_after_seconds
 from patchpilot.integrations.dynamodb_chat import DynamoDBChatLedger, DynamoDBInteractionGuard
@@ -149,14 +149,14 @@ def test_chat_secret_is_read_through_powertools_parameters_and_cached(
     arn = client.create_secret(Name="patchpilot-chat-cache-test", SecretString=json.dumps(document))["ARN"]
     monkeypatch.setenv("CHAT_SECRET_ARN", arn)
     parameters.clear_caches()
-    secret = chat_wiring.chat_secret()
+    secret = wiring.chat_secret()
     assert secret.channels[0].webhook_url.get_secret_value() == "https://hooks.slack.com/services/T/B/x"
     assert "services/T/B/x" not in repr(secret)
     assert "s3cr3t" not in secret.model_dump_json()
     client.put_secret_value(SecretId=arn, SecretString=json.dumps({**document, "channels": []}))
-    assert len(chat_wiring.chat_secret().channels) == 1  # cached (CHAT_SECRET_MAX_AGE_SECONDS)
+    assert len(wiring.chat_secret().channels) == 1  # cached (CHAT_SECRET_MAX_AGE_SECONDS)
     parameters.clear_caches()
-    assert chat_wiring.chat_secret().channels == []
+    assert wiring.chat_secret().channels == []
 
 
 class FakeNotifier:

@@ -1,25 +1,24 @@
 """Auto-exclusion adapters: SSM on botocore's Stubber (moto lacks Get/UpdatePatchBaseline and DescribeInstancePatches),
 the DynamoDB ledger on moto, and the handler end to end (moto table + stubbed SSM)."""
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
 
-from patchpilot.handlers import exclusion_wiring
-from patchpilot.integrations import aws_clients
+from patchpilot.handlers import wiring
 from patchpilot.integrations.dynamodb_exclusions import DynamoDBExclusionLedger
 from patchpilot.integrations.patch_sets import S3PatchSetStore
 from patchpilot.integrations.ssm_patches import SsmPatchBaselines, SsmPatchInventory
 from patchpilot.models.exceptions import BaselineUpdateConflict
-from patchpilot.models.exclusion import ExclusionRecord, PatchEvidence
+from patchpilot.models.exclusion import ExclusionRecord
 from patchpilot.models.patches import InstancePatch, PatchState
 from patchpilot.models.rollout import StagePlan
-from tests.functional.aws_fixtures import create_runs_table
+from tests.fakes import sample_exclusion
+from tests.functional.aws_fixtures import LambdaContext
 
 REGION = "us-east-1"
 BASELINE = "pb-0123456789abcdef0"
@@ -154,40 +153,58 @@ def test_ssm_baselines_give_up_after_the_last_merge_attempt() -> None:
         _get(["KB-old"]), _update(["KB-old", "bad"]), _get(["KB-old"]), _update(["KB-old", "bad"]), _get(["KB-old"])
     )
     baselines.max_merge_attempts = 2
-    with stub, pytest.raises(BaselineUpdateConflict):
+    with (
+        stub,
+        pytest.raises(BaselineUpdateConflict, match=r"\[\'bad\'\] still missing from RejectedPatches after 2 merge"),
+    ):
         baselines.reject_patches(BASELINE, ["bad"])
     stub.assert_no_pending_responses()
 
 
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(key, "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    with mock_aws():
-        create_runs_table(boto3.client("dynamodb", region_name=REGION))
-        yield
+def test_ssm_baselines_allow_drops_only_the_patch_and_verifies() -> None:
+    baselines, stub, pauses = _baselines_with(
+        _get(["KB-old", "bad-lib.x86_64", "openssl.x86_64"]),
+        _update(["KB-old", "openssl.x86_64"]),
+        _get(["KB-old", "openssl.x86_64"]),
+    )
+    with stub:
+        assert baselines.allow_patches(BASELINE, ["bad-lib.x86_64"]) is True
+    stub.assert_no_pending_responses()
+    assert pauses == []
+
+
+def test_ssm_baselines_allow_a_patch_that_is_not_rejected_writes_nothing() -> None:
+    baselines, stub, _ = _baselines_with(_get(["KB-old"]))
+    with stub:
+        assert baselines.allow_patches(BASELINE, ["bad-lib.x86_64"]) is False
+    stub.assert_no_pending_responses()
+
+
+def test_ssm_baselines_allow_merges_again_when_a_concurrent_writer_put_the_patch_back() -> None:
+    # the other writer read the list before our write: it writes back the patch we dropped, plus its own exclusion
+    baselines, stub, pauses = _baselines_with(
+        _get(["KB-old", "bad-lib.x86_64"]),
+        _update(["KB-old"]),
+        _get(["KB-old", "bad-lib.x86_64", "their-patch"]),
+        _update(["KB-old", "their-patch"]),
+        _get(["KB-old", "their-patch"]),
+    )
+    with stub:
+        assert baselines.allow_patches(BASELINE, ["bad-lib.x86_64"]) is True
+    stub.assert_no_pending_responses()
+    assert len(pauses) == 1
+
+
+def test_ssm_baselines_allow_gives_up_after_the_last_merge_attempt() -> None:
+    baselines, stub, _ = _baselines_with(_get(["bad"]), _update([]), _get(["bad"]), _update([]), _get(["bad"]))
+    baselines.max_merge_attempts = 2
+    with stub, pytest.raises(BaselineUpdateConflict, match=r"\['bad'\] still in RejectedPatches after 2 merge"):
+        baselines.allow_patches(BASELINE, ["bad"])
+    stub.assert_no_pending_responses()
 
 
 def _record(stage: str, patch_id: str, run_id: str = "2026-12") -> ExclusionRecord:
-    evidence = PatchEvidence(
-        patch_id=patch_id,
-        title=f"{patch_id} title",
-        failing_with=9,
-        failing_total=10,
-        healthy_with=0,
-        healthy_total=10,
-        failed_installs=2,
-        operating_systems=["AMAZON_LINUX_2023"],
-    )
-    return ExclusionRecord(
-        run_id=run_id,
-        stage_name=stage,
-        evidence=evidence,
-        baseline_ids=[BASELINE],
-        failing_instances=[INSTANCE],
-        decided_at=RUN_START,
-    )
+    return sample_exclusion(patch_id, stage, run_id, baseline_ids=(BASELINE,), decided_at=RUN_START)
 
 
 def test_dynamodb_ledger_records_each_exclusion_once_and_lists_a_runs_exclusions(aws: None) -> None:
@@ -207,27 +224,12 @@ def test_dynamodb_ledger_records_each_exclusion_once_and_lists_a_runs_exclusions
     assert "expires_at" in item
 
 
-class _Context:
-    function_name = "ExcludePatchesFunction"
-    memory_limit_in_mb = 256
-    invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:ExcludePatchesFunction"
-    aws_request_id = "0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9"
-
-
 def test_exclude_patches_handler_rejects_records_and_returns_the_decision(
-    aws: None, monkeypatch: pytest.MonkeyPatch
+    handler_env: Callable[..., None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from patchpilot.handlers.exclude_patches import handler
-    from patchpilot.observability import metrics
 
-    monkeypatch.setattr(metrics, "namespace", "PatchPilot")
-    for key, value in {
-        "RUNS_TABLE_NAME": "runs",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_NAMESPACE": "PatchPilot",
-        "POWERTOOLS_SERVICE_NAME": "patchpilot",
-    }.items():
-        monkeypatch.setenv(key, value)
+    handler_env()
     during = datetime(2026, 12, 8, 19, 0, tzinfo=UTC)
     ssm, stub = _ssm()
     stub.add_response(
@@ -248,9 +250,8 @@ def test_exclude_patches_handler_rejects_records_and_returns_the_decision(
     stub.add_response(*_get([]))
     stub.add_response(*_update(["bad-lib.x86_64"]))
     stub.add_response(*_get(["bad-lib.x86_64"]))
-    monkeypatch.setattr(exclusion_wiring, "patch_inventory", lambda: SsmPatchInventory(ssm))
-    monkeypatch.setattr(exclusion_wiring, "patch_baselines", lambda: SsmPatchBaselines(ssm))
-    aws_clients.reset_clients()
+    monkeypatch.setattr(wiring, "patch_inventory", lambda: SsmPatchInventory(ssm))
+    monkeypatch.setattr(wiring, "patch_baselines", lambda: SsmPatchBaselines(ssm))
     event = {
         "run_id": "2026-12",
         "stage_name": "staging",
@@ -259,11 +260,8 @@ def test_exclude_patches_handler_rejects_records_and_returns_the_decision(
         "unhealthy": [{"instance_id": INSTANCE, "platform": "AMAZON_LINUX_2023", "reasons": ["health_failed"]}],
         "healthy": [{"instance_id": HEALTHY, "platform": "AMAZON_LINUX_2023", "reasons": []}],
     }
-    try:
-        with stub:
-            decision = handler(event, _Context())
-    finally:
-        aws_clients.reset_clients()
+    with stub:
+        decision = handler(event, LambdaContext("ExcludePatchesFunction"))
     stub.assert_no_pending_responses()
     assert decision["outcome"] == "exclude"
     assert decision["baselines"] == [
@@ -278,7 +276,8 @@ def test_patch_sets_install_list_leaves_out_a_patch_excluded_after_the_set_was_f
     # Given a frozen set with two patches, then prod-1 excludes one of them (after the freeze)
     dynamodb, s3 = boto3.client("dynamodb", region_name=REGION), boto3.client("s3", region_name=REGION)
     s3.create_bucket(Bucket="artifacts")
-    store = S3PatchSetStore("runs", "artifacts", dynamodb, s3)
+    ledger = DynamoDBExclusionLedger("runs", dynamodb)
+    store = S3PatchSetStore("runs", "artifacts", dynamodb, s3, ledger)
     frozen = [
         InstancePatch(
             instance_id=INSTANCE,
@@ -292,7 +291,7 @@ def test_patch_sets_install_list_leaves_out_a_patch_excluded_after_the_set_was_f
         for patch_id in ("bad-lib.x86_64", "good-lib.x86_64")
     ]
     store.freeze("2026-12", "staging", frozen)
-    DynamoDBExclusionLedger("runs", dynamodb).record(_record("prod-1", "bad-lib.x86_64"))
+    ledger.record(_record("prod-1", "bad-lib.x86_64"))
     # When the retry of prod-1 (or prod-2) asks for its install list
     stage = StagePlan.model_validate(
         {"name": "prod-2", "patch_group": "prod-2", "role": "production", "index": 3, "is_last": False}
@@ -303,3 +302,35 @@ def test_patch_sets_install_list_leaves_out_a_patch_excluded_after_the_set_was_f
     body = s3.get_object(Bucket="artifacts", Key="runs/2026-12/install-prod-2.yaml")["Body"].read().decode()
     assert "good-lib.x86_64" in body
     assert "bad-lib.x86_64" not in body
+
+
+def test_dynamodb_ledger_retire_moves_the_row_once_and_keeps_the_evidence(dynamodb: Any) -> None:
+    ledger = DynamoDBExclusionLedger("runs", dynamodb)
+    bad, other = _record("staging", "bad-lib.x86_64"), _record("staging", "KB5031234")
+    assert ledger.record(bad)
+    assert ledger.record(other)
+    retired_at = datetime(2026, 12, 9, 10, 30, tzinfo=UTC)
+    assert ledger.retire(bad, "alice", retired_at) is True
+    assert ledger.retire(bad, "bob", retired_at) is False
+    assert ledger.excluded_patches("2026-12") == {"KB5031234"}
+    assert [r.patch_id for r in ledger.exclusions_of("2026-12")] == ["KB5031234"]
+    [retired] = ledger.retired_of("2026-12")
+    assert (retired.record, retired.retired_by, retired.retired_at) == (bad, "alice", retired_at)
+    assert ledger.retire(_record("staging", "never-recorded"), "alice", retired_at) is False
+
+
+def test_dynamodb_ledger_a_patch_excluded_again_after_retirement_keeps_both_histories(dynamodb: Any) -> None:
+    ledger = DynamoDBExclusionLedger("runs", dynamodb)
+    bad = _record("staging", "bad-lib.x86_64")
+    assert ledger.record(bad)
+    assert ledger.retire(bad, "alice", datetime(2026, 12, 9, 10, 0, tzinfo=UTC))
+    assert ledger.record(bad) is True
+    assert ledger.excluded_patches("2026-12") == {"bad-lib.x86_64"}
+    assert ledger.retire(bad, "bob", datetime(2026, 12, 9, 11, 0, tzinfo=UTC))
+    assert sorted(r.retired_by for r in ledger.retired_of("2026-12")) == ["alice", "bob"]
+
+
+def test_dynamodb_ledger_excluded_patches_keeps_patch_ids_with_hashes(dynamodb: Any) -> None:
+    ledger = DynamoDBExclusionLedger("runs", dynamodb)
+    assert ledger.record(_record("prod-1", "pkg#1.2-3"))
+    assert ledger.excluded_patches("2026-12") == {"pkg#1.2-3"}

@@ -85,7 +85,7 @@ def fleet() -> Iterator[Fleet]:
 
 
 def _error(call: Callable[[], object]) -> str:
-    with pytest.raises(SimulatedApiError) as caught:
+    with pytest.raises(SimulatedApiError, match=r"^[A-Za-z]+: \S") as caught:
         call()
     return caught.value.code
 

@@ -1,35 +1,23 @@
 """Auto-registration adapters on moto (EC2 tags, DynamoDB claims, SSM SendCommand) and Stubber; the handler on moto."""
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
 
-from patchpilot.integrations import aws_clients
 from patchpilot.integrations.dynamodb_first_scan import DynamoDBFirstScanLedger
 from patchpilot.integrations.ec2_inventory import Ec2InstanceInventory
 from patchpilot.integrations.ssm_scanner import SsmPatchScanner
 from patchpilot.models.exceptions import InstanceNotManaged
-from tests.functional.aws_fixtures import create_runs_table
+from tests.functional.aws_fixtures import LambdaContext
 
 REGION = "us-east-1"
 COMMAND_ID = "4f0b2a6e-7c1d-4a3b-9e2f-5d6c7b8a9e01"
 EVENT = Path(__file__).resolve().parents[2] / "events" / "ec2" / "instance-running.json"
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(key, "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    with mock_aws():
-        create_runs_table(boto3.client("dynamodb", region_name=REGION))
-        yield
 
 
 def _instance(tags: dict[str, str] | None = None) -> str:
@@ -56,11 +44,11 @@ def test_ec2_inventory_reads_and_sets_the_patch_group_tag(aws: None) -> None:
 def test_ec2_inventory_unknown_or_terminated_instance_is_a_lookup_error(aws: None) -> None:
     ec2 = boto3.client("ec2", region_name=REGION)
     inventory = Ec2InstanceInventory(ec2)
-    with pytest.raises(LookupError):
+    with pytest.raises(LookupError, match=r"^i-0123456789abcdef0$"):
         inventory.tag_value("i-0123456789abcdef0", "PatchGroup")
     gone = _instance()
     ec2.terminate_instances(InstanceIds=[gone])
-    with pytest.raises(LookupError):
+    with pytest.raises(LookupError, match=rf"^{gone}$"):
         inventory.tag_value(gone, "PatchGroup")
 
 
@@ -98,40 +86,19 @@ def test_ssm_scanner_unmanaged_instance_raises_instance_not_managed() -> None:
     client = boto3.client("ssm", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
     with Stubber(client) as stub:
         stub.add_client_error("send_command", service_error_code="InvalidInstanceId", http_status_code=400)
-        with pytest.raises(InstanceNotManaged):
+        with pytest.raises(InstanceNotManaged, match="i-0abcd1234ef567890 is not managed by SSM"):
             SsmPatchScanner(client).start_scan("i-0abcd1234ef567890", "first scan")
 
 
-class _Context:
-    function_name = "InstanceRegistrationFunction"
-    memory_limit_in_mb = 256
-    invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:InstanceRegistrationFunction"
-    aws_request_id = "0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9"
-
-
-def test_registration_handler_tags_scans_and_ignores_the_duplicate(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_registration_handler_tags_scans_and_ignores_the_duplicate(handler_env: Callable[..., None]) -> None:
     from patchpilot.handlers.register_instance import handler
-    from patchpilot.observability import metrics
 
-    monkeypatch.setattr(metrics, "namespace", "PatchPilot")
-    for key, value in {
-        "RUNS_TABLE_NAME": "runs",
-        "DEFAULT_PATCH_GROUP": "dev",
-        "PATCH_GROUP_TAG_KEY": "PatchGroup",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_NAMESPACE": "PatchPilot",
-        "POWERTOOLS_SERVICE_NAME": "patchpilot",
-    }.items():
-        monkeypatch.setenv(key, value)
-    aws_clients.reset_clients()
+    handler_env(DEFAULT_PATCH_GROUP="dev", PATCH_GROUP_TAG_KEY="PatchGroup")
     instance_id = _instance({"Name": "web"})
     event = json.loads(EVENT.read_text())
     event["detail"]["instance-id"] = instance_id
-    try:
-        first = handler(event, _Context())
-        second = handler(event, _Context())
-    finally:
-        aws_clients.reset_clients()
+    context = LambdaContext("InstanceRegistrationFunction")
+    first, second = handler(event, context), handler(event, context)
     assert (first["tagging"], first["scan"], first["patch_group"]) == ("tagged", "started", "dev")
     assert (second["tagging"], second["scan"]) == ("kept_existing", "already_started")
     ssm = boto3.client("ssm", region_name=REGION)

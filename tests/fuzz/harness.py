@@ -26,20 +26,28 @@ from unittest import mock
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from patchpilot import observability
-from patchpilot.handlers import approval_wiring, exclusion_wiring, wiring
+from patchpilot.handlers import wiring
 from patchpilot.models.exceptions import PatchPilotError
 from patchpilot_sim.lambdas import LambdaContext
 from patchpilot_sim.template import SamTemplate
-from tests.unit.fakes import (
+from tests.fakes import (
+    FakeAlarms,
     FakeCommandDirectory,
+    FakeCompliance,
+    FakePatchInventory,
+    FakePatchSets,
+    FakeStarter,
     InMemoryApprovalStore,
+    InMemoryExclusionLedger,
     InMemoryInstallTracker,
+    InMemoryInventory,
+    InMemoryFirstScanLedger,
+    InMemoryPatchBaselines,
+    InMemoryRunLedger,
     RecordingAlertPublisher,
     RecordingCallbacks,
+    RecordingScanner,
 )
-from tests.unit.fakes_exclusion import FakePatchInventory, InMemoryExclusionLedger, InMemoryPatchBaselines
-from tests.unit.fakes_registration import InMemoryInventory, InMemoryLedger, RecordingScanner
-from tests.unit.fakes_rollout import FakeAlarms, FakeCompliance, FakePatchSets, FakeStarter
 
 OUTCOMES: defaultdict[str, Counter[str]] = defaultdict(Counter)
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -95,7 +103,7 @@ class Fakes:
     alerts: RecordingAlertPublisher = field(default_factory=RecordingAlertPublisher)
     inventory: InMemoryInventory = field(default_factory=lambda: InMemoryInventory({}))
     scanner: RecordingScanner = field(default_factory=RecordingScanner)
-    first_scans: InMemoryLedger = field(default_factory=InMemoryLedger)
+    first_scans: InMemoryFirstScanLedger = field(default_factory=InMemoryFirstScanLedger)
     compliance: FakeCompliance = field(default_factory=FakeCompliance)
     alarms: FakeAlarms = field(default_factory=FakeAlarms)
     patch_sets: FakePatchSets = field(default_factory=FakePatchSets)
@@ -103,6 +111,7 @@ class Fakes:
     patches: FakePatchInventory = field(default_factory=lambda: FakePatchInventory({}))
     baselines: InMemoryPatchBaselines = field(default_factory=lambda: InMemoryPatchBaselines({}))
     exclusions: InMemoryExclusionLedger = field(default_factory=InMemoryExclusionLedger)
+    run_ledger: InMemoryRunLedger = field(default_factory=InMemoryRunLedger)
     calls: list[str] = field(default_factory=list)
 
     def wiring(self) -> dict[tuple[Any, str], Any]:
@@ -118,12 +127,12 @@ class Fakes:
             (wiring, "alarm_monitor"): self.alarms,
             (wiring, "patch_sets"): self.patch_sets,
             (wiring, "rollout_starter"): self.starter,
-            (approval_wiring, "approval_store"): self.approvals,
-            (approval_wiring, "alert_publisher"): self.alerts,
-            (approval_wiring, "execution_callbacks"): self.callbacks,
-            (exclusion_wiring, "patch_inventory"): self.patches,
-            (exclusion_wiring, "patch_baselines"): self.baselines,
-            (exclusion_wiring, "exclusion_ledger"): self.exclusions,
+            (wiring, "approval_store"): self.approvals,
+            (wiring, "alert_publisher"): self.alerts,
+            (wiring, "patch_inventory"): self.patches,
+            (wiring, "patch_baselines"): self.baselines,
+            (wiring, "exclusion_ledger"): self.exclusions,
+            (wiring, "run_ledger"): self.run_ledger,
         }
         names = _names(ports)
         return {key: StrictPort(name, fake, self.calls) for (key, fake), name in zip(ports.items(), names, strict=True)}

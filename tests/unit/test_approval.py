@@ -7,7 +7,7 @@ from pydantic import ValidationError
 from patchpilot.logic.approval import approval_id_for, decide_approval, request_approval
 from patchpilot.models.approval import APPROVAL_ID_ALPHABET, ApprovalDecided, ApprovalRequest, DecideApprovalRequest
 from patchpilot.models.exceptions import ApprovalExpired, ApprovalIdConflict, ApprovalNotFound, ApprovalRejected
-from tests.unit.fakes import InMemoryApprovalStore, RecordingAlertPublisher, RecordingCallbacks
+from tests.fakes import InMemoryApprovalStore, RecordingAlertPublisher, RecordingCallbacks
 
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:patchpilot-rollout:2026-12"
 TOKEN = "AQCEAAAAKgAAAAMAAAAAAAAAAdIvQm9ndXMtdGFzay10b2tlbi1mb3ItdGVzdHM="
@@ -124,7 +124,7 @@ def test_request_approval_id_held_by_another_wait_raises_conflict() -> None:
     approval_id = gate.request()
     stolen = gate.store.records[approval_id].model_copy(update={"execution_id": "another-execution"})
     gate.store.records[approval_id] = stolen
-    with pytest.raises(ApprovalIdConflict):
+    with pytest.raises(ApprovalIdConflict, match=approval_id):
         gate.request()
 
 
@@ -184,7 +184,7 @@ def test_decide_approval_reject_fails_the_task_with_approval_rejected() -> None:
 
 def test_decide_approval_unknown_id_raises_approval_not_found() -> None:
     gate = _Gate()
-    with pytest.raises(ApprovalNotFound):
+    with pytest.raises(ApprovalNotFound, match="no approval has the id abcd2345"):
         gate.decide(_decision("abcd2345"))
     assert (gate.callbacks.resumed, gate.callbacks.failed) == ([], [])
 
@@ -192,10 +192,13 @@ def test_decide_approval_unknown_id_raises_approval_not_found() -> None:
 def test_decide_approval_after_the_deadline_raises_approval_expired_and_marks_it() -> None:
     gate = _Gate()
     approval_id = gate.request()
-    with pytest.raises(ApprovalExpired):
+    with pytest.raises(
+        ApprovalExpired,
+        match=rf"approval {approval_id} \(promote run 2026-12 to prod-1\) expired at 2026-12-10T10:00:00\+00:00",
+    ):
         gate.decide(_decision(approval_id), now=NOW + timedelta(hours=1))
     assert gate.store.records[approval_id].status == "expired"
-    with pytest.raises(ApprovalExpired):
+    with pytest.raises(ApprovalExpired, match=rf"approval {approval_id} \(promote run 2026-12 to prod-1\) expired at"):
         gate.decide(_decision(approval_id), now=NOW + timedelta(hours=2))
     assert (gate.callbacks.resumed, gate.callbacks.failed) == ([], [])
     assert [a.kind for a in gate.alerts.alerts] == ["approval_requested"]
@@ -204,7 +207,7 @@ def test_decide_approval_after_the_deadline_raises_approval_expired_and_marks_it
 def test_decide_approval_execution_no_longer_waiting_raises_approval_expired() -> None:
     gate = _Gate(token_valid=False)
     approval_id = gate.request()
-    with pytest.raises(ApprovalExpired):
+    with pytest.raises(ApprovalExpired, match=rf"approval {approval_id} .* or its execution no longer waits"):
         gate.decide(_decision(approval_id))
     assert len(gate.callbacks.resumed) == 1
     assert gate.store.records[approval_id].status == "expired"
@@ -231,7 +234,7 @@ def test_decide_approval_request_normalises_the_id_and_blank_reason() -> None:
     ],
 )
 def test_decide_approval_request_rejects_bad_input(change: dict[str, str]) -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match=rf"1 validation error for DecideApprovalRequest\n{next(iter(change))}\n"):
         DecideApprovalRequest.model_validate(
             {"approval_id": "abcd2345", "decision": "approve", "approver": "alice"} | change
         )
@@ -240,5 +243,5 @@ def test_decide_approval_request_rejects_bad_input(change: dict[str, str]) -> No
 @pytest.mark.parametrize("change", [{"timeout_seconds": 0}, {"task_token": ""}, {"stage_name": "Prod 1"}])
 def test_approval_request_rejects_bad_input(change: dict[str, object]) -> None:
     payload = json.loads(_request().model_dump_json()) | {"task_token": TOKEN} | change
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match=rf"1 validation error for ApprovalRequest\n{next(iter(change))}\n"):
         ApprovalRequest.model_validate(payload)

@@ -3,6 +3,7 @@ simulator; the CLI loads the simulator only inside the commands that run it."""
 
 import ast
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -99,3 +100,51 @@ def test_architecture_dependencies_point_one_way(layer: str, forbidden: str) -> 
 def test_architecture_logic_reads_no_environment() -> None:
     offenders = [p.name for p in _modules("logic") if "os.environ" in p.read_text() or "getenv" in p.read_text()]
     assert offenders == []
+
+
+def _raises_without_match(path: Path) -> list[int]:
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        is_raises = (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "raises"
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "pytest"
+        )
+        if is_raises and not any(keyword.arg == "match" for keyword in node.keywords):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_architecture_every_pytest_raises_names_the_expected_message() -> None:
+    # without match= a test passes on the wrong error of the right type
+    missing = {
+        str(path.relative_to(ROOT)): lines
+        for path in sorted((ROOT / "tests").rglob("*.py"))
+        if (lines := _raises_without_match(path))
+    }
+    assert missing == {}
+
+
+def test_architecture_runs_table_keys_are_built_in_one_module() -> None:
+    # every `pk`/`sk` prefix of the runs table is spelled in runs_table_keys.py only
+    prefixes = ('"RUN#', '"EXCLUSION#', '"EXCLUSION_REMOVED#', '"COMMAND#', '"INSTANCE#', '"APPROVAL#', 'f"RUN#')
+    spelled = sorted(
+        str(path.relative_to(ROOT))
+        for package in (PACKAGE, CLI_PACKAGE)
+        for path in package.rglob("*.py")
+        if path.name != "runs_table_keys.py" and any(prefix in path.read_text() for prefix in prefixes)
+    )
+    assert spelled == []
+
+
+def test_architecture_no_table_scan_in_the_cli_or_the_lambda_package() -> None:
+    # operator and Lambda paths query by key or index; a Scan reads (and bills) the whole runs table
+    scans = sorted(
+        str(path.relative_to(ROOT))
+        for package in (PACKAGE, CLI_PACKAGE)
+        for path in package.rglob("*.py")
+        if re.search(r"""\.scan\(|get_paginator\(["']scan["']\)""", path.read_text())
+    )
+    assert scans == []

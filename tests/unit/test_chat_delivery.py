@@ -12,7 +12,7 @@ from patchpilot.logic.chat_delivery import (
     post_with_retries,
 )
 from patchpilot.models.chat import ChatDeliveryFailed, PostResult, UnrenderableAlert
-from tests.unit.fakes_chat import (
+from tests.fakes import (
     InMemoryChatLedger,
     RecordingRejectedInputs,
     ScriptedPoster,

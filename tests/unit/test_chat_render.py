@@ -15,7 +15,7 @@ from patchpilot.logic.chat_render import (
     render_teams,
 )
 from patchpilot.models.alerts import AlertKind
-from tests.unit.fakes_chat import EXECUTION, alert
+from tests.fakes import EXECUTION, alert
 
 KINDS: tuple[AlertKind, ...] = get_args(AlertKind)
 SLACK_SECTION_TEXT = 3000

@@ -8,8 +8,7 @@ from patchpilot.logic.rollout_plan import plan_rollout
 from patchpilot.models.approval import ApprovalRequest
 from patchpilot.models.cycle import StartRolloutRequest
 from patchpilot.models.rollout import RolloutRequest
-from tests.unit.fakes import InMemoryApprovalStore, RecordingAlertPublisher, RecordingCallbacks
-from tests.unit.fakes_rollout import FakeStarter
+from tests.fakes import FakeStarter, InMemoryApprovalStore, RecordingAlertPublisher, RecordingCallbacks
 from tests.unit.test_slack_interaction import CATALOG
 
 NOW = datetime(2026, 12, 8, 20, 0, tzinfo=UTC)

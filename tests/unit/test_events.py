@@ -30,7 +30,9 @@ def test_command_invocation_event_parses_sample_events(name: str) -> None:
 
 
 def test_command_invocation_event_rejects_malformed_sample_naming_the_fields() -> None:
-    with pytest.raises(ValidationError) as error:
+    with pytest.raises(
+        ValidationError, match=r"2 validation errors for CommandInvocationEvent\ndetail\.instance-id\n"
+    ) as error:
         CommandInvocationEvent.model_validate(_load("ssm/command-invocation-malformed.json"))
     locations = {".".join(str(part) for part in e["loc"]) for e in error.value.errors()}
     assert locations == {"detail.instance-id", "detail.status"}
@@ -45,6 +47,6 @@ def test_rollout_start_samples_are_valid_and_the_invalid_one_names_its_fields() 
     for name in ("start-cycle", "start-manual-dev-staging", "start-emergency"):
         StartRolloutRequest.model_validate(_load(f"rollout/{name}.json"))
     assert RolloutRequest.model_validate(_load("rollout/execution-input.json")).limits.heartbeat_seconds == 900
-    with pytest.raises(ValidationError) as error:
+    with pytest.raises(ValidationError, match=r"2 validation errors for StartRolloutRequest\ncycle\n") as error:
         StartRolloutRequest.model_validate(_load("rollout/start-invalid.json"))
     assert {e["loc"][0] for e in error.value.errors()} == {"cycle", "cve_ids"}

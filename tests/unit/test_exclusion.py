@@ -7,7 +7,7 @@ from patchpilot.logic.exclusion import blocks_every_version, exclude_failing_pat
 from patchpilot.models.exceptions import BaselineUpdateConflict, InvalidExclusionRequest, RejectedPatchListFull
 from patchpilot.models.exclusion import ExclusionDecision, ExclusionRequest, ExclusionThresholds
 from patchpilot.models.patches import InstancePatch, PatchState
-from tests.unit.fakes_exclusion import FakePatchInventory, InMemoryExclusionLedger, InMemoryPatchBaselines
+from tests.fakes import FakePatchInventory, InMemoryExclusionLedger, InMemoryPatchBaselines
 
 RUN_START = datetime(2026, 12, 8, 18, 0, tzinfo=UTC)
 DURING = RUN_START + timedelta(hours=1)
@@ -246,7 +246,9 @@ def test_reject_gives_up_with_a_typed_error_when_writers_keep_overwriting() -> N
     for instance_id in unhealthy:
         patches[instance_id].append(_patch(instance_id, "bad.x86_64"))
     baselines = _baselines(concurrent_writes=[f"theirs-{n}" for n in range(10)])
-    with pytest.raises(BaselineUpdateConflict):
+    with pytest.raises(
+        BaselineUpdateConflict, match=r"\[\'bad\.x86_64\'\] still missing from RejectedPatches after 4 merge"
+    ):
         _decide(_request(unhealthy, healthy), patches, baselines)
     assert len(baselines.writes) == baselines.max_merge_attempts
 
@@ -257,7 +259,9 @@ def test_reject_refuses_to_grow_rejected_patches_beyond_fifty() -> None:
     for instance_id in unhealthy:
         patches[instance_id].append(_patch(instance_id, "bad.x86_64"))
     baselines = _baselines(rejected={BASELINE_AL: [f"KB{n}" for n in range(50)]})
-    with pytest.raises(RejectedPatchListFull):
+    with pytest.raises(
+        RejectedPatchListFull, match=r"rejecting \[\'bad\.x86_64\'\] would make 51 RejectedPatches \(at most 50\)"
+    ):
         _decide(_request(unhealthy, healthy), patches, baselines)
     assert baselines.writes == []
 
@@ -332,17 +336,26 @@ def test_unknown_operating_system_leaves_no_baseline_to_reject_in() -> None:
     ids=["listed-twice", "both-unhealthy-and-healthy"],
 )
 def test_impossible_requests_raise_a_typed_error(unhealthy: list[str], healthy: list[str]) -> None:
-    with pytest.raises(InvalidExclusionRequest):
+    with pytest.raises(
+        InvalidExclusionRequest,
+        match=r"^stage staging: .*(listed twice in one sample|listed as both unhealthy and healthy)$",
+    ):
         _decide(_request(unhealthy, healthy), {})
 
 
 def test_request_validation_bounds_samples_and_thresholds() -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match="max_healthy_share must be below min_failing_share"):
         ExclusionThresholds(min_failing_share=0.5, max_healthy_share=0.5)
     unhealthy, _ = _fleet(51, 0)
-    with pytest.raises(ValidationError):
+    with pytest.raises(
+        ValidationError,
+        match=r"1 validation error for ExclusionRequest\nunhealthy\n  List should have at most 50 items",
+    ):
         _request(unhealthy, [])
-    with pytest.raises(ValidationError):
+    with pytest.raises(
+        ValidationError,
+        match=r"1 validation error for ExclusionRequest\nunhealthy\.0\.instance_id\n  String should match pattern",
+    ):
         _request(["not-an-instance"], [])
 
 
@@ -458,3 +471,29 @@ def test_exclude_rejects_the_exact_version_that_failed_not_every_version() -> No
     assert record.baseline_ids == [BASELINE_AL]
     assert record.patch_groups == [GROUP]
     assert decision.baselines[0].patch_ids == ["glibc-2.34-117.amzn2023.0.1.x86_64"]
+
+
+def test_allow_patches_drops_only_the_given_ids_and_is_a_no_op_when_they_are_not_rejected() -> None:
+    baselines = InMemoryPatchBaselines({(GROUP, AL2023): BASELINE_AL}, {BASELINE_AL: ["KB-old", "bad", "other"]})
+    assert baselines.allow_patches(BASELINE_AL, ["bad"]) is True
+    assert baselines.rejected[BASELINE_AL] == ["KB-old", "other"]
+    assert baselines.allow_patches(BASELINE_AL, ["bad"]) is False
+    assert baselines.writes == [(BASELINE_AL, ["KB-old", "other"])]
+
+
+def test_allow_patches_merges_again_when_a_concurrent_writer_restored_the_patch() -> None:
+    # the other writer read the list before our write and writes it back with its own exclusion
+    baselines = InMemoryPatchBaselines(
+        {(GROUP, AL2023): BASELINE_AL}, {BASELINE_AL: ["KB-old", "bad"]}, concurrent_writes=["theirs"]
+    )
+    assert baselines.allow_patches(BASELINE_AL, ["bad"]) is True
+    assert baselines.rejected[BASELINE_AL] == ["KB-old", "theirs"]
+    assert baselines.pauses == [1]
+
+
+def test_allow_patches_gives_up_when_writers_keep_restoring_the_patch() -> None:
+    baselines = InMemoryPatchBaselines(
+        {(GROUP, AL2023): BASELINE_AL}, {BASELINE_AL: ["bad"]}, concurrent_writes=["a", "b", "c", "d", "e"]
+    )
+    with pytest.raises(BaselineUpdateConflict, match=r"\['bad'\] still in RejectedPatches after 4 merge"):
+        baselines.allow_patches(BASELINE_AL, ["bad"])

@@ -14,7 +14,7 @@ from patchpilot.models.events import CommandInvocationDetail
 from patchpilot.models.exceptions import InstallResultsIncomplete, TransientAwsError
 from patchpilot.models.records import InvocationInfo
 from patchpilot.models.state import AwaitInstallRequest, ReconcileRequest
-from tests.unit.fakes import FakeCommandDirectory, InMemoryInstallTracker, RecordingCallbacks
+from tests.fakes import FakeCommandDirectory, InMemoryInstallTracker, RecordingCallbacks
 
 COMMAND = "11111111-2222-3333-4444-555555555555"
 TOKEN = "token-1"

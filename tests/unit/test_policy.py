@@ -19,7 +19,7 @@ def _raw() -> dict[str, Any]:
 
 
 def _error(raw: dict[str, Any]) -> str:
-    with pytest.raises(ValidationError) as caught:
+    with pytest.raises(ValidationError, match=r"^1 validation error for PatchPolicy\n") as caught:
         PatchPolicy.model_validate(raw)
     return str(caught.value)
 

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from patchpilot.logic.registration import register_instance
 from patchpilot.models.exceptions import InstanceNotManaged
 from patchpilot.models.registration import InstanceStateDetail, InstanceStateEvent
-from tests.unit.fakes_registration import InMemoryInventory, InMemoryLedger, RecordingScanner
+from tests.fakes import InMemoryFirstScanLedger, InMemoryInventory, RecordingScanner
 
 EVENTS = Path(__file__).resolve().parents[2] / "events" / "ec2"
 INSTANCE = "i-0abcd1234ef567890"
@@ -20,7 +20,11 @@ def _detail(state: str = "running", instance_id: str = INSTANCE) -> InstanceStat
 
 
 def test_registration_tags_an_untagged_instance_and_scans_it() -> None:
-    inventory, scanner, ledger = InMemoryInventory({INSTANCE: {"Name": "web"}}), RecordingScanner(), InMemoryLedger()
+    inventory, scanner, ledger = (
+        InMemoryInventory({INSTANCE: {"Name": "web"}}),
+        RecordingScanner(),
+        InMemoryFirstScanLedger(),
+    )
     handled = register_instance(_detail(), "event-1", "dev", "PatchGroup", inventory, scanner, ledger)
     assert (handled.tagging, handled.patch_group, handled.scan, handled.command_id) == (
         "tagged",
@@ -35,7 +39,7 @@ def test_registration_tags_an_untagged_instance_and_scans_it() -> None:
 
 def test_registration_never_overwrites_an_existing_patch_group() -> None:
     inventory = InMemoryInventory({INSTANCE: {"PatchGroup": "prod-2"}})
-    scanner, ledger = RecordingScanner(), InMemoryLedger()
+    scanner, ledger = RecordingScanner(), InMemoryFirstScanLedger()
     handled = register_instance(_detail(), "event-1", "dev", "PatchGroup", inventory, scanner, ledger)
     assert (handled.tagging, handled.patch_group, handled.scan) == ("kept_existing", "prod-2", "started")
     assert inventory.writes == []
@@ -43,7 +47,7 @@ def test_registration_never_overwrites_an_existing_patch_group() -> None:
 
 
 def test_registration_duplicate_event_has_no_second_effect() -> None:
-    inventory, scanner, ledger = InMemoryInventory({INSTANCE: {}}), RecordingScanner(), InMemoryLedger()
+    inventory, scanner, ledger = InMemoryInventory({INSTANCE: {}}), RecordingScanner(), InMemoryFirstScanLedger()
     first = register_instance(_detail(), "event-1", "dev", "PatchGroup", inventory, scanner, ledger)
     second = register_instance(_detail(), "event-1", "dev", "PatchGroup", inventory, scanner, ledger)
     assert (first.tagging, first.scan) == ("tagged", "started")
@@ -53,7 +57,7 @@ def test_registration_duplicate_event_has_no_second_effect() -> None:
 
 
 def test_registration_restart_event_does_not_rescan() -> None:
-    inventory, scanner, ledger = InMemoryInventory({INSTANCE: {}}), RecordingScanner(), InMemoryLedger()
+    inventory, scanner, ledger = InMemoryInventory({INSTANCE: {}}), RecordingScanner(), InMemoryFirstScanLedger()
     register_instance(_detail(), "event-1", "dev", "PatchGroup", inventory, scanner, ledger)
     again = register_instance(_detail(), "event-2", "dev", "PatchGroup", inventory, scanner, ledger)
     assert again.scan == "already_started"
@@ -61,9 +65,9 @@ def test_registration_restart_event_does_not_rescan() -> None:
 
 
 def test_registration_unmanaged_instance_releases_the_claim_so_a_retry_scans() -> None:
-    inventory, ledger = InMemoryInventory({INSTANCE: {}}), InMemoryLedger()
+    inventory, ledger = InMemoryInventory({INSTANCE: {}}), InMemoryFirstScanLedger()
     scanner = RecordingScanner(unmanaged={INSTANCE})
-    with pytest.raises(InstanceNotManaged):
+    with pytest.raises(InstanceNotManaged, match=f"^{INSTANCE}$"):
         register_instance(_detail(), "event-1", "dev", "PatchGroup", inventory, scanner, ledger)
     assert ledger.claims == {}
     scanner.unmanaged.clear()
@@ -74,7 +78,7 @@ def test_registration_unmanaged_instance_releases_the_claim_so_a_retry_scans() -
 
 
 def test_registration_gone_instance_is_skipped() -> None:
-    inventory, scanner, ledger = InMemoryInventory({}), RecordingScanner(), InMemoryLedger()
+    inventory, scanner, ledger = InMemoryInventory({}), RecordingScanner(), InMemoryFirstScanLedger()
     handled = register_instance(_detail(), "event-1", "dev", "PatchGroup", inventory, scanner, ledger)
     assert (handled.tagging, handled.scan) == ("instance_gone", "skipped")
     assert scanner.scans == []
@@ -82,7 +86,7 @@ def test_registration_gone_instance_is_skipped() -> None:
 
 
 def test_registration_ignores_states_other_than_running() -> None:
-    inventory, scanner, ledger = InMemoryInventory({INSTANCE: {}}), RecordingScanner(), InMemoryLedger()
+    inventory, scanner, ledger = InMemoryInventory({INSTANCE: {}}), RecordingScanner(), InMemoryFirstScanLedger()
     handled = register_instance(_detail("stopped"), "event-1", "dev", "PatchGroup", inventory, scanner, ledger)
     assert (handled.tagging, handled.scan) == ("not_running", "skipped")
     assert inventory.writes == []
@@ -99,7 +103,7 @@ def test_registration_sample_event_parses() -> None:
 
 
 def test_registration_malformed_sample_event_is_rejected_naming_the_fields() -> None:
-    with pytest.raises(ValidationError) as caught:
+    with pytest.raises(ValidationError, match=r"2 validation errors for InstanceStateEvent\n") as caught:
         InstanceStateEvent.model_validate(json.loads((EVENTS / "instance-running-malformed.json").read_text()))
     message = str(caught.value)
     assert "detail.instance-id" in message

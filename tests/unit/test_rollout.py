@@ -1,4 +1,4 @@
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
@@ -28,9 +28,18 @@ from patchpilot.models.rollout import (
     StageVerdict,
     VerifyStageRequest,
 )
-from tests.unit.fakes import FakeCommandDirectory, InMemoryInstallTracker
-from tests.unit.fakes_exclusion import FakePatchInventory
-from tests.unit.fakes_rollout import FakeAlarms, FakeCompliance, FakePatchSets, FakeStarter, InMemoryRunLedger
+from tests.fakes import (
+    FakeAlarms,
+    FakeCommandDirectory,
+    FakeCompliance,
+    FakePatchInventory,
+    FakePatchSets,
+    FakeStarter,
+    InMemoryExclusionLedger,
+    InMemoryInstallTracker,
+    InMemoryRunLedger,
+    sample_exclusion,
+)
 
 NOW = datetime(2026, 12, 8, 20, 0, tzinfo=UTC)
 CATALOG = StageCatalog.model_validate(
@@ -146,7 +155,7 @@ def test_plan_stage_commands_production_installs_exactly_the_frozen_set() -> Non
     plan = _plan()
     patch_sets = FakePatchSets()
     step = StageStepRequest(run=plan.run, stage=plan.stages[2], phase_set="patch")
-    with pytest.raises(NoTestedPatchSet):
+    with pytest.raises(NoTestedPatchSet, match="stage prod-1: no test stage of run 2026-12 froze a patch set"):
         plan_stage_commands(step, _directory("prod-1", 2), patch_sets, "PatchGroup")
     patch_sets.freeze("2026-12", "staging", [])
     install = plan_stage_commands(step, _directory("prod-1", 2), patch_sets, "PatchGroup").commands[0]
@@ -174,7 +183,7 @@ def test_plan_stage_commands_emergency_uses_a_baseline_override_and_verify_step_
 
 def test_plan_stage_commands_rejects_an_empty_group() -> None:
     plan = _plan()
-    with pytest.raises(NoInstancesInPatchGroup):
+    with pytest.raises(NoInstancesInPatchGroup, match="stage staging: no managed instance has tag PatchGroup=staging"):
         plan_stage_commands(
             StageStepRequest(run=plan.run, stage=plan.stages[1], phase_set="patch"),
             FakeCommandDirectory(),
@@ -274,7 +283,8 @@ def test_record_stage_passed_freezes_what_the_test_stage_installed_minus_exclusi
         }
     )
     patch_sets = FakePatchSets()
-    patch_sets.excluded = {"KB-bad"}
+    ledger = InMemoryExclusionLedger()
+    ledger.record(sample_exclusion("KB-bad"))
     verdict = StageVerdict(
         stage_name="staging", phase_set="verify", healthy=True, targeted=2, unhealthy=0, allowed_failures=0, reasons={}
     )
@@ -288,9 +298,44 @@ def test_record_stage_passed_freezes_what_the_test_stage_installed_minus_exclusi
         tracker,
         inventory,
         patch_sets,
+        ledger,
     )
     assert outcome.frozen_patch_count == 1
     assert [p.patch_id for p in patch_sets.frozen["2026-12"]] == ["KB1"]
+
+
+def test_record_stage_passed_reads_naive_install_times_as_utc() -> None:
+    plan = _plan()
+    tracker = _tracked(["i-a"], failed=set())
+    naive = (NOW + timedelta(minutes=5)).replace(tzinfo=None)
+    inventory = FakePatchInventory(
+        {
+            "i-a": [
+                InstancePatch(
+                    instance_id="i-a",
+                    patch_id="KB-naive",
+                    title="KB-naive",
+                    classification="Security",
+                    severity="Critical",
+                    state=PatchState.INSTALLED,
+                    installed_time=naive,
+                )
+            ]
+        }
+    )
+    patch_sets = FakePatchSets()
+    verdict = StageVerdict(
+        stage_name="staging", phase_set="verify", healthy=True, targeted=1, unhealthy=0, allowed_failures=0, reasons={}
+    )
+    request = RecordStageRequest(
+        run=plan.run.model_copy(update={"started_at": NOW}),
+        stage=plan.stages[1],
+        verdict=verdict,
+        results=[CommandResultRef(phase="install", command_id="install-1")],
+    )
+    outcome = record_stage_passed(request, tracker, inventory, patch_sets, InMemoryExclusionLedger())
+    assert outcome.frozen_patch_count == 1
+    assert [p.patch_id for p in patch_sets.frozen["2026-12"]] == ["KB-naive"]
 
 
 def test_start_rollout_same_cycle_twice_starts_one_execution() -> None:

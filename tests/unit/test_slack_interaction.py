@@ -14,8 +14,14 @@ from patchpilot.logic.slack_interaction import InteractionPorts, InteractionSett
 from patchpilot.models.approval import ApprovalRequest
 from patchpilot.models.chat import InteractionRejected, PostResult
 from patchpilot.models.rollout import StageCatalog
-from tests.unit.fakes import InMemoryApprovalStore, RecordingAlertPublisher, RecordingCallbacks
-from tests.unit.fakes_chat import NOW, InMemoryInteractionGuard, ScriptedPoster
+from tests.fakes import (
+    NOW,
+    InMemoryApprovalStore,
+    InMemoryInteractionGuard,
+    RecordingAlertPublisher,
+    RecordingCallbacks,
+    ScriptedPoster,
+)
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 RESPONSE_URL = "https://hooks.slack.com/actions/T0/1/abc"

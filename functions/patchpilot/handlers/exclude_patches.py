@@ -6,7 +6,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from patchpilot.handlers import exclusion_wiring
+from patchpilot.handlers import wiring
 from patchpilot.logic.exclusion import exclude_failing_patches
 from patchpilot.models.exclusion import ExclusionRequest
 from patchpilot.observability import logger, metrics, tracer
@@ -19,9 +19,9 @@ from patchpilot.observability import logger, metrics, tracer
 def handler(event: ExclusionRequest, context: LambdaContext) -> dict[str, Any]:
     decision = exclude_failing_patches(
         event,
-        exclusion_wiring.patch_inventory(),
-        exclusion_wiring.patch_baselines(),
-        exclusion_wiring.exclusion_ledger(),
+        wiring.patch_inventory(),
+        wiring.patch_baselines(),
+        wiring.exclusion_ledger(),
     )
     metrics.add_metric(name=f"ExclusionDecisions_{decision.outcome}", unit=MetricUnit.Count, value=1)
     if decision.outcome == "exclude" and not decision.already_recorded:

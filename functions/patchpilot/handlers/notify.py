@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.parser.models import SnsModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from patchpilot.handlers import chat_wiring
+from patchpilot.handlers import wiring
 from patchpilot.logic.chat_delivery import notify_messages
 from patchpilot.observability import logger, metrics, tracer
 
@@ -20,10 +20,10 @@ from patchpilot.observability import logger, metrics, tracer
 def handler(event: SnsModel, context: LambdaContext) -> dict[str, Any]:
     report = notify_messages(
         [(record.Sns.MessageId, str(record.Sns.Message), record.model_dump(mode="json")) for record in event.Records],
-        chat_wiring.chat_secret(),
-        chat_wiring.poster(),
-        chat_wiring.chat_ledger(),
-        chat_wiring.rejected_inputs(),
+        wiring.chat_secret(),
+        wiring.poster(),
+        wiring.chat_ledger(),
+        wiring.rejected_inputs(),
         time.sleep,
         lambda: context.get_remaining_time_in_millis() / 1000,
     )

@@ -6,7 +6,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from patchpilot.handlers import exclusion_wiring, wiring
+from patchpilot.handlers import wiring
 from patchpilot.logic.frozen_set import record_stage_passed
 from patchpilot.models.rollout import RecordStageRequest
 from patchpilot.observability import logger, metrics, tracer
@@ -18,7 +18,7 @@ from patchpilot.observability import logger, metrics, tracer
 @event_parser(model=RecordStageRequest)
 def handler(event: RecordStageRequest, context: LambdaContext) -> dict[str, Any]:
     outcome = record_stage_passed(
-        event, wiring.install_tracker(), exclusion_wiring.patch_inventory(), wiring.patch_sets()
+        event, wiring.install_tracker(), wiring.patch_inventory(), wiring.patch_sets(), wiring.exclusion_ledger()
     )
     wiring.run_ledger().record_stage_passed(event.run.run_id, event.stage.name)
     metrics.add_metric(name="StagesPassed", unit=MetricUnit.Count, value=1)

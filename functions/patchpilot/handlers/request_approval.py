@@ -7,7 +7,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from patchpilot.handlers import approval_wiring
+from patchpilot.handlers import wiring
 from patchpilot.logic.approval import request_approval
 from patchpilot.models.approval import ApprovalRequest
 from patchpilot.observability import logger, metrics, tracer
@@ -20,9 +20,9 @@ from patchpilot.observability import logger, metrics, tracer
 def handler(event: ApprovalRequest, context: LambdaContext) -> dict[str, Any]:
     requested = request_approval(
         event,
-        approval_wiring.approval_store(),
-        approval_wiring.execution_callbacks(),
-        approval_wiring.alert_publisher(),
+        wiring.approval_store(),
+        wiring.execution_callbacks(),
+        wiring.alert_publisher(),
         datetime.now(UTC),
     )
     metrics.add_metric(

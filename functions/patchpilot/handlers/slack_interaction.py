@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from aws_lambda_powertools.event_handler import LambdaFunctionUrlResolver, Response, content_types
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from patchpilot.handlers import chat_wiring
+from patchpilot.handlers import wiring
 from patchpilot.logic.slack_interaction import handle_interaction
 from patchpilot.models.chat import InteractionRejected
 from patchpilot.observability import logger, metrics, tracer
@@ -27,8 +27,8 @@ def slack_interactions() -> Response[dict[str, object]]:
         answer = handle_interaction(
             _raw_body(),
             headers,
-            chat_wiring.interaction_settings(),
-            chat_wiring.interaction_ports(),
+            wiring.interaction_settings(),
+            wiring.interaction_ports(),
             datetime.now(UTC),
         )
     except InteractionRejected as rejected:

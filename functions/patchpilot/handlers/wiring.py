@@ -1,16 +1,40 @@
-"""Adapters for the handlers, built from env-var settings at invocation time (the edge of the system)."""
+"""Adapters for the handlers, built from env-var settings at invocation time (the edge of the system).
+
+The chat secret is read from Secrets Manager through Powertools Parameters (cached for CHAT_SECRET_MAX_AGE_SECONDS);
+only its ARN is in the environment. Its values are SecretStr from the moment they are parsed.
+"""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities import parameters
 
 from patchpilot.integrations import aws_clients
+from patchpilot.integrations.chat_webhooks import WebhookPoster
 from patchpilot.integrations.cloudwatch_alarms import CloudWatchAlarmMonitor
+from patchpilot.integrations.dynamodb_approvals import DynamoDBApprovalStore
+from patchpilot.integrations.dynamodb_chat import DynamoDBChatLedger, DynamoDBInteractionGuard
+from patchpilot.integrations.dynamodb_exclusions import DynamoDBExclusionLedger
 from patchpilot.integrations.dynamodb_first_scan import DynamoDBFirstScanLedger
 from patchpilot.integrations.dynamodb_run_ledger import DynamoDBRunLedger
 from patchpilot.integrations.dynamodb_tracker import DynamoDBInstallTracker
 from patchpilot.integrations.ec2_inventory import Ec2InstanceInventory
 from patchpilot.integrations.patch_sets import S3PatchSetStore
 from patchpilot.integrations.sfn_callbacks import StepFunctionsCallbacks, StepFunctionsRolloutStarter
+from patchpilot.integrations.sns_alerts import SnsAlertPublisher
+from patchpilot.integrations.sqs_dead_letters import SqsRejectedInputStore
 from patchpilot.integrations.ssm_directory import SsmCommandDirectory, SsmPatchComplianceReader
+from patchpilot.integrations.ssm_patches import SsmPatchBaselines, SsmPatchInventory
 from patchpilot.integrations.ssm_scanner import SsmPatchScanner
-from patchpilot.models.settings import ArtifactSettings, StarterSettings, TrackingSettings
+from patchpilot.logic.slack_interaction import InteractionPorts, InteractionSettings
+from patchpilot.models.chat import ChatSecret
+from patchpilot.models.settings import (
+    AlertSettings,
+    ArtifactSettings,
+    ChatSettings,
+    RolloutSettings,
+    StarterSettings,
+    TrackingSettings,
+)
 
 
 def install_tracker() -> DynamoDBInstallTracker:
@@ -62,6 +86,7 @@ def patch_sets() -> S3PatchSetStore:
         ArtifactSettings.from_env().artifacts_bucket_name,
         aws_clients.dynamodb(),
         aws_clients.s3(),
+        exclusion_ledger(),
     )
 
 
@@ -74,3 +99,75 @@ def run_ledger() -> DynamoDBRunLedger:
     """Passed stages of each run, in the table named by RUNS_TABLE_NAME."""
     settings = TrackingSettings.from_env()
     return DynamoDBRunLedger(settings.runs_table_name, aws_clients.dynamodb(), settings.record_ttl_days)
+
+
+def patch_inventory() -> SsmPatchInventory:
+    """Per-instance patch states (DescribeInstancePatches)."""
+    return SsmPatchInventory(aws_clients.ssm())
+
+
+def patch_baselines() -> SsmPatchBaselines:
+    """Patch baselines: the one of a patch group per OS, and their RejectedPatches."""
+    return SsmPatchBaselines(aws_clients.ssm())
+
+
+def exclusion_ledger() -> DynamoDBExclusionLedger:
+    """Exclusion records in the table named by RUNS_TABLE_NAME."""
+    settings = TrackingSettings.from_env()
+    return DynamoDBExclusionLedger(settings.runs_table_name, aws_clients.dynamodb(), settings.record_ttl_days)
+
+
+def approval_store() -> DynamoDBApprovalStore:
+    """Approvals in the table named by RUNS_TABLE_NAME."""
+    settings = TrackingSettings.from_env()
+    return DynamoDBApprovalStore(settings.runs_table_name, aws_clients.dynamodb(), settings.record_ttl_days)
+
+
+def alert_publisher() -> SnsAlertPublisher:
+    """The alert topic named by ALERT_TOPIC_ARN."""
+    return SnsAlertPublisher(AlertSettings.from_env().alert_topic_arn, aws_clients.sns())
+
+
+def chat_secret() -> ChatSecret:
+    """The chat secret (channels, webhook URLs, Slack signing secret), cached by Powertools Parameters."""
+    settings = ChatSettings.from_env()
+    raw: Any = parameters.get_secret(
+        settings.chat_secret_arn, transform="json", max_age=settings.secret_max_age_seconds
+    )
+    return ChatSecret.model_validate(raw)
+
+
+def poster() -> WebhookPoster:
+    """HTTPS webhook posts bounded by CHAT_POST_TIMEOUT_SECONDS."""
+    return WebhookPoster(ChatSettings.from_env().post_timeout_seconds)
+
+
+def chat_ledger() -> DynamoDBChatLedger:
+    """Posted messages and held digests in the table named by RUNS_TABLE_NAME."""
+    return DynamoDBChatLedger(TrackingSettings.from_env().runs_table_name, aws_clients.dynamodb())
+
+
+def rejected_inputs() -> SqsRejectedInputStore:
+    """The chat dead-letter queue (CHAT_DEAD_LETTER_QUEUE_URL)."""
+    return SqsRejectedInputStore(ChatSettings.from_env().chat_dead_letter_queue_url, aws_clients.sqs())
+
+
+def interaction_settings() -> InteractionSettings:
+    """Signing secret, approvers and stage roles (STAGE_CATALOG), and where response_url may point."""
+    secret = chat_secret()
+    return InteractionSettings(
+        signing_secret=secret.slack_signing_secret.get_secret_value(),
+        catalog=RolloutSettings.from_env().stage_catalog,
+        response_url_prefix=str(secret.slack_response_url_prefix),
+    )
+
+
+def interaction_ports() -> InteractionPorts:
+    """Approvals, the execution, alerts, replay memory and response_url posts."""
+    return InteractionPorts(
+        store=approval_store(),
+        callbacks=execution_callbacks(),
+        publisher=alert_publisher(),
+        guard=DynamoDBInteractionGuard(TrackingSettings.from_env().runs_table_name, aws_clients.dynamodb()),
+        poster=poster(),
+    )

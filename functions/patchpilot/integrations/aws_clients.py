@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sqs import SQSClient
     from mypy_boto3_ssm import SSMClient
     from mypy_boto3_stepfunctions import SFNClient
 
@@ -55,7 +57,22 @@ def cloudwatch() -> "CloudWatchClient":
     return classified(boto3.client("cloudwatch", config=_CONFIG))
 
 
+@cache
+def sns() -> "SNSClient":
+    """The SNS client."""
+    return boto3.client("sns", config=_CONFIG)
+
+
+@cache
+def sqs() -> "SQSClient":
+    """The SQS client."""
+    return classified(boto3.client("sqs", config=_CONFIG))
+
+
+CLIENT_FACTORIES = (dynamodb, ec2, ssm, stepfunctions, s3, cloudwatch, sns, sqs)
+
+
 def reset_clients() -> None:
-    """Forget cached clients (a new boto3 default session, e.g. a fresh local runtime, needs new ones)."""
-    for factory in (dynamodb, ec2, ssm, stepfunctions):
+    """Forget every cached client (a new boto3 default session, e.g. a fresh local runtime, needs new ones)."""
+    for factory in CLIENT_FACTORIES:
         factory.cache_clear()

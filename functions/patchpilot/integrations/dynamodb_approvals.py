@@ -2,7 +2,8 @@
 
 ``pk=APPROVAL#<id>``, ``sk=APPROVAL``. Times are stored as UTC ISO-8601 strings of one fixed width, so the deadline
 condition compares them as strings. ``expires_at`` is the table's TTL attribute (epoch seconds): the record is kept
-``ttl_days`` past the approval's deadline (the deadline itself is ``deadline``).
+``ttl_days`` past the approval's deadline (the deadline itself is ``deadline``). While an approval waits it carries
+``pending_approval``, the hash key of the sparse ``PendingApprovals`` index (see ``runs_table_keys``).
 """
 
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,13 @@ from botocore.exceptions import ClientError
 from pydantic import SecretStr
 
 from patchpilot.integrations.ports import ApprovalStore
+from patchpilot.integrations.runs_table_keys import (
+    APPROVAL_SORT_KEY,
+    PENDING_APPROVAL_ATTRIBUTE,
+    PENDING_APPROVAL_VALUE,
+    PENDING_APPROVALS_INDEX,
+    approval_key,
+)
 from patchpilot.models.approval import ApprovalRecord, ApprovalStatus, DecidedStatus
 from patchpilot.models.exceptions import ApprovalIdConflict
 
@@ -19,14 +27,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
-APPROVAL_SORT_KEY = "APPROVAL"
 _OPEN_ATTEMPTS = 3
 _DECIDED: tuple[ApprovalStatus, ...] = ("approved", "rejected")
-
-
-def approval_key(approval_id: str) -> str:
-    """Partition key of an approval."""
-    return f"APPROVAL#{approval_id}"
 
 
 def _time(value: datetime) -> str:
@@ -97,6 +99,8 @@ class DynamoDBApprovalStore(ApprovalStore):
         }
         if record.requested_by:
             item["requested_by"] = {"S": record.requested_by}
+        if record.status == "pending":
+            item[PENDING_APPROVAL_ATTRIBUTE] = {"S": PENDING_APPROVAL_VALUE}
         try:
             self._client.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)")
         except ClientError as error:
@@ -116,10 +120,12 @@ class DynamoDBApprovalStore(ApprovalStore):
         update = "SET task_token = :token"
         if observed not in _DECIDED:
             update += (
-                ", #status = :pending, deadline = :deadline, expires_at = :ttl REMOVE approver, reason, decided_at"
+                f", #status = :pending, deadline = :deadline, expires_at = :ttl, {PENDING_APPROVAL_ATTRIBUTE} = :waits"
+                " REMOVE approver, reason, decided_at"
             )
             values |= {
                 ":pending": {"S": "pending"},
+                ":waits": {"S": PENDING_APPROVAL_VALUE},
                 ":deadline": {"S": _time(record.expires_at)},
                 ":ttl": self._ttl_of(record.expires_at),
             }
@@ -173,6 +179,7 @@ class DynamoDBApprovalStore(ApprovalStore):
         if reason:
             update += ", reason = :reason"
             values[":reason"] = {"S": reason}
+        update += f" REMOVE {PENDING_APPROVAL_ATTRIBUTE}"
         try:
             response = self._client.update_item(
                 TableName=self._table,
@@ -194,7 +201,7 @@ class DynamoDBApprovalStore(ApprovalStore):
             self._client.update_item(
                 TableName=self._table,
                 Key=self._key(approval_id),
-                UpdateExpression="SET #status = :expired",
+                UpdateExpression=f"SET #status = :expired REMOVE {PENDING_APPROVAL_ATTRIBUTE}",
                 ConditionExpression="task_token = :token",
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={":expired": {"S": "expired"}, ":token": {"S": task_token}},
@@ -204,3 +211,15 @@ class DynamoDBApprovalStore(ApprovalStore):
                 return False
             raise
         return True
+
+    def pending(self) -> list[ApprovalRecord]:
+        paginator = self._client.get_paginator("query")
+        pages = paginator.paginate(
+            TableName=self._table,
+            IndexName=PENDING_APPROVALS_INDEX,
+            KeyConditionExpression="#waits = :waits",
+            FilterExpression="#status = :pending",
+            ExpressionAttributeNames={"#waits": PENDING_APPROVAL_ATTRIBUTE, "#status": "status"},
+            ExpressionAttributeValues={":waits": {"S": PENDING_APPROVAL_VALUE}, ":pending": {"S": "pending"}},
+        )
+        return [_to_record(item) for page in pages for item in page.get("Items", [])]

@@ -6,17 +6,11 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import ClientError
 
 from patchpilot.integrations.ports import FirstScanLedger
+from patchpilot.integrations.runs_table_keys import FIRST_SCAN_SORT_KEY, instance_key
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
-
-FIRST_SCAN_SORT_KEY = "FIRST_SCAN"
-
-
-def instance_key(instance_id: str) -> str:
-    """Partition key of what PatchPilot records about one instance."""
-    return f"INSTANCE#{instance_id}"
 
 
 class DynamoDBFirstScanLedger(FirstScanLedger):

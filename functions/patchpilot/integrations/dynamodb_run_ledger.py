@@ -3,13 +3,11 @@
 import time
 from typing import TYPE_CHECKING
 
-from patchpilot.integrations.patch_sets import run_key
 from patchpilot.integrations.ports import RunLedger
+from patchpilot.integrations.runs_table_keys import PASSED_STAGE_PREFIX, passed_stage_sort_key, run_key
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-
-STAGE_PREFIX = "STAGE#"
 
 
 class DynamoDBRunLedger(RunLedger):
@@ -25,7 +23,7 @@ class DynamoDBRunLedger(RunLedger):
             TableName=self._table,
             Item={
                 "pk": {"S": run_key(run_id)},
-                "sk": {"S": f"{STAGE_PREFIX}{stage_name}"},
+                "sk": {"S": passed_stage_sort_key(stage_name)},
                 "status": {"S": "passed"},
                 "expires_at": {"N": str(int(time.time()) + self._ttl_seconds)},
             },
@@ -36,9 +34,9 @@ class DynamoDBRunLedger(RunLedger):
         pages = self._client.get_paginator("query").paginate(
             TableName=self._table,
             KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-            ExpressionAttributeValues={":pk": {"S": run_key(run_id)}, ":prefix": {"S": STAGE_PREFIX}},
+            ExpressionAttributeValues={":pk": {"S": run_key(run_id)}, ":prefix": {"S": PASSED_STAGE_PREFIX}},
             ConsistentRead=True,
         )
         for page in pages:
-            stages.extend(str(item["sk"]["S"]).removeprefix(STAGE_PREFIX) for item in page.get("Items", []))
+            stages.extend(str(item["sk"]["S"]).removeprefix(PASSED_STAGE_PREFIX) for item in page.get("Items", []))
         return stages

@@ -10,22 +10,20 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from patchpilot.integrations.ports import InstallTracker
+from patchpilot.integrations.runs_table_keys import (
+    COMMAND_SORT_KEY,
+    INSTANCE_PREFIX,
+    command_key,
+)
 from patchpilot.models.records import BatchRecorded, InstanceResult, TrackedCommand
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, TransactWriteItemTypeDef
 
-COMMAND_SORT_KEY = "COMMAND"
-INSTANCE_PREFIX = "INSTANCE#"
 FOREIGN_TTL_SECONDS = 2 * 24 * 3600
 # TransactWriteItems takes up to 100 actions: 99 result rows + the command's counter update.
 MAX_RESULTS_PER_TRANSACTION = 99
-
-
-def command_key(command_id: str) -> str:
-    """Partition key of everything recorded about one command."""
-    return f"COMMAND#{command_id}"
 
 
 def _str(item: dict[str, Any], name: str) -> str | None:

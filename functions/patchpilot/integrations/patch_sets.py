@@ -3,7 +3,8 @@
 import json
 from typing import TYPE_CHECKING, Any, get_args
 
-from patchpilot.integrations.ports import PatchSetStore
+from patchpilot.integrations.ports import ExclusionLedger, PatchSetStore
+from patchpilot.integrations.runs_table_keys import FROZEN_SORT_KEY, run_key
 from patchpilot.models.patches import InstancePatch
 from patchpilot.models.policy import OperatingSystem
 from patchpilot.models.rollout import RunContext, StagePlan
@@ -13,11 +14,6 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 EMERGENCY_OPERATING_SYSTEMS: tuple[str, ...] = get_args(OperatingSystem)
-
-
-def run_key(run_id: str) -> str:
-    """Partition key of everything recorded about one run."""
-    return f"RUN#{run_id}"
 
 
 def _quoted(text: str) -> str:
@@ -41,11 +37,14 @@ def _eligible(patch: dict[str, str], stage: StagePlan) -> bool:
 class S3PatchSetStore(PatchSetStore):
     """Frozen sets in the runs table (`pk=RUN#id, sk=FROZEN`), patch lists as S3 objects under `runs/<id>/`."""
 
-    def __init__(self, table_name: str, bucket: str, dynamodb: "DynamoDBClient", s3: "S3Client") -> None:
+    def __init__(
+        self, table_name: str, bucket: str, dynamodb: "DynamoDBClient", s3: "S3Client", exclusions: ExclusionLedger
+    ) -> None:
         self._table = table_name
         self._bucket = bucket
         self._dynamodb = dynamodb
         self._s3 = s3
+        self._exclusions = exclusions
 
     def _put(self, key: str, body: str, content_type: str) -> str:
         self._s3.put_object(Bucket=self._bucket, Key=key, Body=body.encode(), ContentType=content_type)
@@ -60,7 +59,7 @@ class S3PatchSetStore(PatchSetStore):
             TableName=self._table,
             Item={
                 "pk": {"S": run_key(run_id)},
-                "sk": {"S": "FROZEN"},
+                "sk": {"S": FROZEN_SORT_KEY},
                 "stage_name": {"S": stage_name},
                 "patches": {"S": json.dumps(rows)},
                 "patch_count": {"N": str(len(rows))},
@@ -70,7 +69,7 @@ class S3PatchSetStore(PatchSetStore):
 
     def _frozen(self, run_id: str) -> list[dict[str, str]] | None:
         item = self._dynamodb.get_item(
-            TableName=self._table, Key={"pk": {"S": run_key(run_id)}, "sk": {"S": "FROZEN"}}, ConsistentRead=True
+            TableName=self._table, Key={"pk": {"S": run_key(run_id)}, "sk": {"S": FROZEN_SORT_KEY}}, ConsistentRead=True
         ).get("Item")
         if item is None:
             return None
@@ -87,7 +86,7 @@ class S3PatchSetStore(PatchSetStore):
         frozen = self._frozen(run_id)
         if frozen is None:
             return None
-        excluded = self.excluded_patches(run_id)
+        excluded = self._exclusions.excluded_patches(run_id)
         chosen = [patch for patch in frozen if patch["id"] not in excluded and _eligible(patch, stage)]
         return self._put(f"runs/{run_id}/install-{stage.name}.yaml", install_override_yaml(chosen), "application/yaml")
 
@@ -108,13 +107,3 @@ class S3PatchSetStore(PatchSetStore):
         return self._put(
             f"runs/{run.run_id}/emergency-baseline-override.json", json.dumps(baselines), "application/json"
         )
-
-    def excluded_patches(self, run_id: str) -> set[str]:
-        paginator = self._dynamodb.get_paginator("query")
-        pages = paginator.paginate(
-            TableName=self._table,
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-            ExpressionAttributeValues={":pk": {"S": run_key(run_id)}, ":prefix": {"S": "EXCLUSION#"}},
-            ConsistentRead=True,
-        )
-        return {str(item["sk"]["S"]).split("#", 2)[2] for page in pages for item in page.get("Items", [])}

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from patchpilot.models.chat import PostResult
 from patchpilot.models.exceptions import BaselineUpdateConflict, RejectedPatchListFull
-from patchpilot.models.exclusion import ExclusionRecord
+from patchpilot.models.exclusion import ExclusionRecord, RetiredExclusion
 from patchpilot.models.patches import InstancePatch, InstancePatchSummary
 from patchpilot.models.records import (
     BatchRecorded,
@@ -190,10 +190,6 @@ class PatchSetStore(ABC):
     def emergency_baseline_override(self, run: RunContext) -> str:
         """S3 URL of a BaselineOverride that approves exactly the emergency run's patches and CVEs."""
 
-    @abstractmethod
-    def excluded_patches(self, run_id: str) -> set[str]:
-        """Patch ids the run excluded (they never enter the frozen set)."""
-
 
 class AlarmMonitor(ABC):
     """CloudWatch alarms that speak for a stage's health."""
@@ -274,6 +270,13 @@ class ApprovalStore(ABC):
     def expire(self, approval_id: str, task_token: str) -> bool:
         """Mark the approval expired if it still holds `task_token`; False when a retried request replaced it."""
 
+    @abstractmethod
+    def pending(self) -> list[ApprovalRecord]:
+        """Every approval still waiting for an answer, earliest deadline first (an index query, never a scan).
+
+        The index is eventually consistent: an approval decided a moment ago may still be listed; ``get`` is exact.
+        """
+
 
 class PatchInventory(ABC):
     """What Patch Manager reports about the patches of one instance (DescribeInstancePatches)."""
@@ -325,25 +328,40 @@ class PatchBaselines(ABC):
         Raises ``RejectedPatchListFull`` beyond the API's 50 entries and ``BaselineUpdateConflict`` when concurrent
         writers removed the ids again after every attempt.
         """
-        wanted = list(dict.fromkeys(patch_ids))
+        return self._merge(baseline_id, add=list(dict.fromkeys(patch_ids)), drop=[])[0]
+
+    def allow_patches(self, baseline_id: str, patch_ids: list[str]) -> bool:
+        """Remove `patch_ids` from the baseline's RejectedPatches as a set difference, verified; True if any was there.
+
+        The same merge as ``reject_patches``: every other entry is kept, the write is verified by a fresh read and
+        repeated when a concurrent writer put the ids back. No write happens when none of the ids is rejected.
+        Raises ``BaselineUpdateConflict`` when the ids are still rejected after every attempt.
+        """
+        return self._merge(baseline_id, add=[], drop=list(dict.fromkeys(patch_ids)))[1]
+
+    def _merge(self, baseline_id: str, add: list[str], drop: list[str]) -> tuple[list[str], bool]:
+        """Read, merge (add `add`, drop `drop`, keep the rest), write, verify; the list and whether it wrote."""
+        wrote = False
         for attempt in range(self.max_merge_attempts + 1):
             current = self.rejected_patches(baseline_id)
-            missing = [patch_id for patch_id in wanted if patch_id not in current]
-            if not missing:
-                return current
+            pending = [p for p in add if p not in current] + [p for p in drop if p in current]
+            if not pending:
+                return current, wrote
             if attempt == self.max_merge_attempts:
                 break
-            merged = [*dict.fromkeys(current), *missing]
+            merged = [p for p in dict.fromkeys(current) if p not in drop] + [p for p in add if p not in current]
             if len(merged) > MAX_REJECTED_PATCHES:
                 raise RejectedPatchListFull(
-                    f"baseline {baseline_id}: rejecting {missing} would make {len(merged)} RejectedPatches "
+                    f"baseline {baseline_id}: rejecting {pending} would make {len(merged)} RejectedPatches "
                     f"(at most {MAX_REJECTED_PATCHES})"
                 )
             if attempt:
                 self.pause_before_retry(attempt)
             self.replace_rejected_patches(baseline_id, merged)
+            wrote = True
+        verb = "still missing from" if add else "still in"
         raise BaselineUpdateConflict(
-            f"baseline {baseline_id}: {missing} still missing from RejectedPatches after "
+            f"baseline {baseline_id}: {pending} {verb} RejectedPatches after "
             f"{self.max_merge_attempts} merge(s); another writer keeps replacing the list"
         )
 
@@ -357,7 +375,22 @@ class ExclusionLedger(ABC):
 
     @abstractmethod
     def exclusions_of(self, run_id: str) -> list[ExclusionRecord]:
-        """Every exclusion recorded for the run."""
+        """Every exclusion recorded for the run (active ones: retired exclusions are not listed)."""
+
+    @abstractmethod
+    def excluded_patches(self, run_id: str) -> set[str]:
+        """Patch ids the run excluded and nobody allowed again (they never enter the frozen set)."""
+
+    @abstractmethod
+    def retire(self, record: ExclusionRecord, retired_by: str, retired_at: datetime) -> bool:
+        """Retire an active exclusion atomically; False when it is not active (never recorded, or already retired).
+
+        A retired exclusion stops holding the patch back; its evidence is kept with who retired it and when.
+        """
+
+    @abstractmethod
+    def retired_of(self, run_id: str) -> list[RetiredExclusion]:
+        """Every exclusion of the run that an operator retired."""
 
 
 class ChatPoster(ABC):

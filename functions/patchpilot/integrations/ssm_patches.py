@@ -3,17 +3,16 @@
 import random
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from patchpilot.integrations.ports import PatchBaselines, PatchInventory
-from patchpilot.models.patches import InstancePatch, PatchState
+from patchpilot.models.patches import InstancePatch, PatchState, during_run, is_untimed
 
 if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
     from mypy_boto3_ssm.literals import OperatingSystemType
 
-UNTIMED_YEAR = 1970
 RUN_STATE_FILTER = ["Installed", "InstalledPendingReboot", "Failed"]
 _STATES = {state.value.lower(): state for state in PatchState}
 
@@ -21,10 +20,6 @@ _STATES = {state.value.lower(): state for state in PatchState}
 def patch_state(value: str) -> PatchState:
     """A DescribeInstancePatches `State` as a PatchState (``InstalledPendingReboot``, ``INSTALLED_PENDING_REBOOT``)."""
     return _STATES[value.replace("_", "").lower()]
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _to_patch(instance_id: str, row: Any) -> InstancePatch:
@@ -40,18 +35,6 @@ def _to_patch(instance_id: str, row: Any) -> InstancePatch:
     )
 
 
-def _untimed(row: InstancePatch) -> bool:
-    return row.installed_time is None or row.installed_time.year <= UNTIMED_YEAR
-
-
-def _during(row: InstancePatch, since: datetime) -> bool:
-    """Installed at or after `since`, or untimed (no time, or the epoch): the caller decides about untimed rows.
-
-    A failed install is often untimed; some operating systems never report InstalledTime.
-    """
-    return _untimed(row) or _utc(row.installed_time or since) >= _utc(since)
-
-
 class SsmPatchInventory(PatchInventory):
     """DescribeInstancePatches filtered to the states a run leaves behind, every page."""
 
@@ -63,9 +46,9 @@ class SsmPatchInventory(PatchInventory):
         pages = paginator.paginate(InstanceId=instance_id, Filters=[{"Key": "State", "Values": RUN_STATE_FILTER}])
         rows = [_to_patch(instance_id, row) for page in pages for row in page.get("Patches", [])]
         return [
-            row.model_copy(update={"installed_time": None}) if _untimed(row) else row
+            row.model_copy(update={"installed_time": None}) if is_untimed(row) else row
             for row in rows
-            if _during(row, since)
+            if is_untimed(row) or during_run(row, since)
         ]
 
 

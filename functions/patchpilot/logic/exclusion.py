@@ -17,15 +17,13 @@ from patchpilot.models.exclusion import (
     ExclusionThresholds,
     PatchEvidence,
 )
-from patchpilot.models.patches import InstancePatch, PatchState
+from patchpilot.models.patches import InstancePatch, PatchState, during_run
 
-EPOCH_YEAR = 1970
 # Patch Manager's package-name formats for approved/rejected lists (SSM user guide, "About package name formats for
 # approved and rejected patch lists"): APT systems take a bare package name only (no architecture, no version), so a
 # rejection there covers every version; YUM/DNF systems take a full package name `name-version-release.arch`.
 APT_OPERATING_SYSTEMS = frozenset({"UBUNTU", "DEBIAN", "RASPBIAN"})
 _ARCHITECTURES = frozenset({"x86_64", "noarch", "i686", "aarch64", "amd64", "arm64", "all", "i386"})
-RUN_STATES = frozenset({PatchState.INSTALLED, PatchState.INSTALLED_PENDING_REBOOT, PatchState.FAILED})
 
 
 @dataclass(frozen=True)
@@ -45,33 +43,6 @@ class _Seen:
     unhealthy: set[str] = field(default_factory=set)
     healthy: set[str] = field(default_factory=set)
     failed: set[str] = field(default_factory=set)
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def during_run(patch: InstancePatch, since: datetime) -> bool:
-    """Whether a patch row is something this run did: Installed, InstalledPendingReboot or Failed since it started.
-
-    Parameters
-    ----------
-    patch : InstancePatch
-        A row of DescribeInstancePatches.
-    since : datetime
-        When the run started (a naive time is UTC).
-
-    Returns
-    -------
-    bool
-        True for rows in one of those states whose install time is at or after `since`; a Failed row without an
-        install time counts too (SSM reports an untimed row with no time or the epoch).
-    """
-    if patch.state not in RUN_STATES:
-        return False
-    if patch.installed_time is None or patch.installed_time.year <= EPOCH_YEAR:
-        return patch.state is PatchState.FAILED
-    return _utc(patch.installed_time) >= _utc(since)
 
 
 def _collect(

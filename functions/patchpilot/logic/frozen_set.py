@@ -1,25 +1,16 @@
 """Recording a passed stage, and freezing the patch set that production stages will install."""
 
-from datetime import datetime
-
-from patchpilot.integrations.ports import InstallTracker, PatchInventory, PatchSetStore
-from patchpilot.models.patches import InstancePatch, PatchState
+from patchpilot.integrations.ports import ExclusionLedger, InstallTracker, PatchInventory, PatchSetStore
+from patchpilot.models.patches import InstancePatch, installed_in_run_or_untimed
 from patchpilot.models.rollout import RecordStageRequest, StageOutcome
 
 
-def _installed_in_run(patch: InstancePatch, since: datetime) -> bool:
-    """Installed since the run started; on an OS that reports no InstalledTime, every approved installed patch.
-
-    Without InstalledTime this run's installs cannot be told from earlier ones: the set then holds everything the
-    verified instance runs with (installing a patch production already has is a no-op), never nothing.
-    """
-    if patch.state not in (PatchState.INSTALLED, PatchState.INSTALLED_PENDING_REBOOT):
-        return False
-    return patch.installed_time is None or patch.installed_time >= since
-
-
 def record_stage_passed(
-    request: RecordStageRequest, tracker: InstallTracker, inventory: PatchInventory, patch_sets: PatchSetStore
+    request: RecordStageRequest,
+    tracker: InstallTracker,
+    inventory: PatchInventory,
+    patch_sets: PatchSetStore,
+    ledger: ExclusionLedger,
 ) -> StageOutcome:
     """Record a stage that passed; after a test stage, freeze the patches it installed and verified.
 
@@ -34,8 +25,8 @@ def record_stage_passed(
     ----------
     request : RecordStageRequest
         The run, the stage, its commands and its verdict.
-    tracker, inventory, patch_sets
-        Ports to the recorded results, the per-instance patch lists, and the frozen set store.
+    tracker, inventory, patch_sets, ledger
+        Ports to the recorded results, the per-instance patch lists, the frozen set store and the exclusions.
 
     Returns
     -------
@@ -45,7 +36,7 @@ def record_stage_passed(
     run, stage = request.run, request.stage
     frozen: int | None = None
     if stage.role == "test" and run.mode != "emergency":
-        excluded = patch_sets.excluded_patches(run.run_id)
+        excluded = ledger.excluded_patches(run.run_id)
         patched = [
             row.instance_id
             for result in request.results
@@ -56,7 +47,7 @@ def record_stage_passed(
         patches: dict[tuple[str, str], InstancePatch] = {}  # a Linux package id repeats across distributions
         for instance_id in sorted(set(patched)):
             for patch in inventory.installed_during(instance_id, run.started_at):
-                if _installed_in_run(patch, run.started_at) and patch.patch_id not in excluded:
+                if installed_in_run_or_untimed(patch, run.started_at) and patch.patch_id not in excluded:
                     patches.setdefault((patch.patch_id, patch.title), patch)
         frozen = patch_sets.freeze(run.run_id, stage.name, [patches[key] for key in sorted(patches)])
     return StageOutcome(

@@ -129,3 +129,11 @@ class ExclusionRecord(_Model):
     def rejection_entries(self) -> list[str]:
         """What the baselines' RejectedPatches hold for this exclusion."""
         return self.rejected_as or [self.evidence.patch_id]
+
+
+class RetiredExclusion(_Model):
+    """An exclusion an operator retired (the patch is allowed again): the record, who retired it and when."""
+
+    record: ExclusionRecord
+    retired_by: str
+    retired_at: datetime
