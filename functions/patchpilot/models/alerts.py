@@ -15,6 +15,7 @@ AlertKind = Literal[
     "approval_decided",
     "rollout_failed",
     "cycle_finished",
+    "compliance_refresh_failed",
 ]
 Severity = Literal["info", "warning", "critical"]
 
@@ -27,6 +28,7 @@ DEFAULT_SEVERITY: dict[AlertKind, Severity] = {
     "approval_decided": "info",
     "rollout_failed": "critical",
     "cycle_finished": "info",
+    "compliance_refresh_failed": "warning",
 }
 
 
