@@ -288,6 +288,8 @@ class LocalRuntime:
         return None
 
     def _baseline_id(self, instance: SimulatedInstance) -> str:
+        if not instance.patch_group:  # no patch group: Patch Manager uses the OS's default baseline
+            return self.baselines.default_baseline_id(instance.platform)
         answer = self.baselines.handle(
             "GetPatchBaselineForPatchGroup", {"PatchGroup": instance.patch_group, "OperatingSystem": instance.platform}
         )
