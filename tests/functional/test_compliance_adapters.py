@@ -15,7 +15,7 @@ from moto import mock_aws
 from patchpilot.integrations.dynamodb_compliance import DynamoDBComplianceStore
 from patchpilot.integrations.ssm_compliance import SsmFleetComplianceSource
 from patchpilot.logic.compliance import derive_node
-from patchpilot.logic.compliance_collection import collect_facts
+from patchpilot.logic.compliance_collection import collect_facts, open_operations
 from patchpilot.models.compliance import (
     ComplianceReadFailed,
     ComplianceRules,
@@ -137,7 +137,9 @@ def test_compliance_source_sees_open_scans_but_only_patchpilot_installs(world: W
                 "Parameters": {"Operation": [operation]},
             },
         )
-    assert world.source.open_operations() == {scanning: "Scan"}
+    found = {(i.node_id, i.operation, i.comment) for i in world.source.open_invocations()}
+    assert found == {(scanning, "Scan", "daily scan"), (foreign, "Install", "someone else")}
+    assert open_operations(world.source) == {scanning: "Scan"}  # only PatchPilot's installs count
 
 
 def test_compliance_source_turns_an_ssm_error_into_a_read_failure(world: World) -> None:

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from patchpilot.integrations.compliance_ports import ComplianceStore, FleetComplianceSource
+from patchpilot.integrations.compliance_ports import ComplianceStore, FleetComplianceSource, ReportStore
 from patchpilot.integrations.ports import AlertPublisher
 from patchpilot.models.alerts import Alert
 from patchpilot.models.compliance import (
@@ -12,6 +12,7 @@ from patchpilot.models.compliance import (
     ManagedNodeInfo,
     MissingPatch,
     NodeCompliance,
+    OpenInvocation,
     OpenOperation,
     PatchStateCounts,
 )
@@ -27,6 +28,7 @@ class FakeFleetSource(FleetComplianceSource):
         self.lacking: dict[str, list[MissingPatch]] = {}
         self.open: dict[str, OpenOperation] = {}
         self.fail_on: str | None = None
+        self.command_times: dict[str, datetime] = {}
         self.calls: list[str] = []
 
     def _call(self, name: str) -> None:
@@ -50,9 +52,15 @@ class FakeFleetSource(FleetComplianceSource):
         self._call("lacking_patches")
         return list(self.lacking.get(node_id, []))
 
-    def open_operations(self) -> dict[str, OpenOperation]:
-        self._call("open_operations")
-        return dict(self.open)
+    def open_invocations(self) -> list[OpenInvocation]:
+        self._call("open_invocations")
+        return [
+            OpenInvocation(node_id=node_id, operation=operation, comment=f"PatchPilot 2026-12/{operation.lower()}")
+            for node_id, operation in self.open.items()
+        ]
+
+    def command_requested_at(self, command_id: str) -> datetime | None:
+        return self.command_times.get(command_id)
 
 
 class InMemoryComplianceStore(ComplianceStore):
@@ -92,3 +100,19 @@ class AlertRecorder(AlertPublisher):
     def publish(self, alert: Alert) -> str:
         self.alerts.append(alert)
         return f"message-{len(self.alerts)}"
+
+
+class InMemoryReportStore(ReportStore):
+    def __init__(self) -> None:
+        self.files: dict[str, tuple[str, str]] = {}
+
+    def put(self, key: str, body: str, content_type: str) -> str:
+        self.files[key] = (body, content_type)
+        return f"s3://artifacts/{key}"
+
+    def get(self, key: str) -> str | None:
+        found = self.files.get(key)
+        return found[0] if found else None
+
+    def keys(self, prefix: str) -> list[str]:
+        return sorted(key for key in self.files if key.startswith(prefix))

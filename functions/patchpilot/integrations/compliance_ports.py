@@ -9,7 +9,7 @@ from patchpilot.models.compliance import (
     ManagedNodeInfo,
     MissingPatch,
     NodeCompliance,
-    OpenOperation,
+    OpenInvocation,
     PatchStateCounts,
 )
 
@@ -34,8 +34,12 @@ class FleetComplianceSource(ABC):
         """The node's Missing, Failed, InstalledPendingReboot, InstalledRejected patches (DescribeInstancePatches)."""
 
     @abstractmethod
-    def open_operations(self) -> dict[str, OpenOperation]:
-        """Nodes with an AWS-RunPatchBaseline invocation still running: Install (PatchPilot's own) or Scan."""
+    def open_invocations(self) -> list[OpenInvocation]:
+        """Every AWS-RunPatchBaseline Scan or Install invocation still running, with its command's comment."""
+
+    @abstractmethod
+    def command_requested_at(self, command_id: str) -> datetime | None:
+        """When a command was sent (ListCommands RequestedDateTime), None when SSM no longer knows it."""
 
 
 class ComplianceStore(ABC):
@@ -64,3 +68,19 @@ class ComplianceStore(ABC):
     @abstractmethod
     def summaries(self, limit: int = 24) -> list[ComplianceSummary]:
         """The latest kept summaries, oldest first."""
+
+
+class ReportStore(ABC):
+    """Where rendered reports are kept (the artifacts bucket, `reports/<run or date>/...`)."""
+
+    @abstractmethod
+    def put(self, key: str, body: str, content_type: str) -> str:
+        """Store one report file; return its URI."""
+
+    @abstractmethod
+    def get(self, key: str) -> str | None:
+        """A stored report file, None when absent."""
+
+    @abstractmethod
+    def keys(self, prefix: str) -> list[str]:
+        """The keys stored under a prefix, sorted."""

@@ -13,13 +13,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from patchpilot.integrations.compliance_ports import FleetComplianceSource
 from patchpilot.integrations.ssm_patches import patch_state
-from patchpilot.logic.commands import parse_command_comment
 from patchpilot.models.compliance import (
     ComplianceReadFailed,
     Ec2InstanceInfo,
     ManagedNodeInfo,
     MissingPatch,
-    OpenOperation,
+    OpenInvocation,
     PatchStateCounts,
 )
 
@@ -120,12 +119,12 @@ class SsmFleetComplianceSource(FleetComplianceSource):
 
         return _reading("ssm:DescribeInstancePatches", read)
 
-    def open_operations(self) -> dict[str, OpenOperation]:
-        """Nodes with a running AWS-RunPatchBaseline invocation: Install only when PatchPilot's (its comment)."""
+    def open_invocations(self) -> list[OpenInvocation]:
+        """Running AWS-RunPatchBaseline invocations of commands sent in the last few days (ListCommands filters)."""
 
-        def read() -> dict[str, OpenOperation]:
+        def read() -> list[OpenInvocation]:
             since = (datetime.now(UTC) - self._window).strftime("%Y-%m-%dT%H:%M:%SZ")
-            operations: dict[str, OpenOperation] = {}
+            found: list[OpenInvocation] = []
             for status in OPEN_COMMAND_STATUSES:
                 pages = self._ssm.get_paginator("list_commands").paginate(
                     Filters=[
@@ -136,12 +135,27 @@ class SsmFleetComplianceSource(FleetComplianceSource):
                 )
                 for page in pages:
                     for command in page.get("Commands", []):
-                        operation = _operation(command)
-                        if operation is not None:
-                            for node_id in self._open_nodes(command["CommandId"]):
-                                if operations.get(node_id) != "Install":  # an open Install outranks a Scan
-                                    operations[node_id] = operation
-            return operations
+                        operation = ((command.get("Parameters") or {}).get("Operation") or ["Scan"])[0]
+                        found.extend(
+                            OpenInvocation.model_validate(
+                                {"node_id": node_id, "operation": operation, "comment": command.get("Comment", "")}
+                            )
+                            for node_id in self._open_nodes(command["CommandId"])
+                            if operation in ("Scan", "Install")
+                        )
+            return found
+
+        return _reading("ssm:ListCommands", read)
+
+    def command_requested_at(self, command_id: str) -> datetime | None:
+        def read() -> datetime | None:
+            try:
+                commands = self._ssm.list_commands(CommandId=command_id).get("Commands", [])
+            except ClientError as error:
+                if error.response["Error"]["Code"] == "InvalidCommandId":
+                    return None
+                raise
+            return commands[0].get("RequestedDateTime") if commands else None
 
         return _reading("ssm:ListCommands", read)
 
@@ -153,13 +167,6 @@ class SsmFleetComplianceSource(FleetComplianceSource):
             for invocation in page.get("CommandInvocations", [])
             if invocation.get("Status") in OPEN_INVOCATION_STATUSES
         ]
-
-
-def _operation(command: Any) -> OpenOperation | None:
-    operation = ((command.get("Parameters") or {}).get("Operation") or ["Scan"])[0]
-    if operation == "Install":
-        return "Install" if parse_command_comment(command.get("Comment", "")) is not None else None
-    return "Scan" if operation == "Scan" else None
 
 
 def _ec2_info(instance: Any) -> Ec2InstanceInfo:

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from patchpilot.integrations.compliance_ports import ComplianceStore, FleetComplianceSource
 from patchpilot.integrations.ports import AlertPublisher
+from patchpilot.logic.commands import parse_command_comment
 from patchpilot.logic.compliance import derive_node, summarize
 from patchpilot.models.alerts import Alert
 from patchpilot.models.compliance import (
@@ -21,6 +22,7 @@ from patchpilot.models.compliance import (
     MissingPatch,
     NodeCompliance,
     NodeFacts,
+    OpenOperation,
     PatchStateCounts,
     RefreshOutcome,
     UnknownComplianceNode,
@@ -38,6 +40,21 @@ def _with_first_seen(
     return tuple(patch.model_copy(update={"first_seen": known.get(patch.patch_id) or now}) for patch in patches)
 
 
+def open_operations(source: FleetComplianceSource) -> dict[str, OpenOperation]:
+    """The open operation per node: Install when PatchPilot's, Scan when any.
+
+    An Install counts only when PatchPilot started it (its comment names the run); any AWS-RunPatchBaseline Scan
+    counts (PatchPilot's post-patch or first scan, the daily scan association).
+    """
+    operations: dict[str, OpenOperation] = {}
+    for invocation in source.open_invocations():
+        if invocation.operation == "Install" and parse_command_comment(invocation.comment) is not None:
+            operations[invocation.node_id] = "Install"
+        elif invocation.operation == "Scan":
+            operations.setdefault(invocation.node_id, "Scan")
+    return operations
+
+
 def _lacks_any(state: PatchStateCounts) -> bool:
     return bool(state.missing + state.failed + state.installed_pending_reboot + state.installed_rejected)
 
@@ -50,7 +67,7 @@ def collect_facts(source: FleetComplianceSource, previous: dict[str, NodeComplia
     ec2 = {instance.node_id: instance for instance in source.ec2_instances()}
     managed = {node.node_id: node for node in source.managed_nodes()}
     states = source.patch_states(sorted(managed))
-    open_operations = source.open_operations()
+    operations = open_operations(source)
     facts = []
     for node_id in sorted(ec2.keys() | managed.keys()):
         state = states.get(node_id)
@@ -63,7 +80,7 @@ def collect_facts(source: FleetComplianceSource, previous: dict[str, NodeComplia
                 ec2=ec2.get(node_id),
                 managed=managed.get(node_id),
                 patch_state=state,
-                open_operation=open_operations.get(node_id) if node_id in managed else None,
+                open_operation=operations.get(node_id) if node_id in managed else None,
                 missing_patches=lacking,
             )
         )
@@ -161,7 +178,7 @@ def apply_compliance_event(
         node_id=node_id,
         managed=managed[0],
         patch_state=state,
-        open_operation=source.open_operations().get(node_id),
+        open_operation=open_operations(source).get(node_id),
         missing_patches=_with_first_seen(lacking, current[0] if current else None, observed),
         ec2=None,
     )

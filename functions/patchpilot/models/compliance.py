@@ -95,6 +95,14 @@ class MissingPatch(_Model):
 OpenOperation = Literal["Scan", "Install"]
 
 
+class OpenInvocation(_Model):
+    """An AWS-RunPatchBaseline invocation still running on a node (Pending, InProgress or Delayed)."""
+
+    node_id: NodeId
+    operation: OpenOperation
+    comment: str = ""
+
+
 class NodeFacts(_Model):
     """Everything the status of one node is derived from.
 
