@@ -220,7 +220,8 @@ def risk_assessment(nodes: Iterable[NodeCompliance], rules: ComplianceRules, now
     Parameters
     ----------
     nodes : iterable of NodeCompliance
-        The fleet; each lacking patch carries the first time PatchPilot saw it missing (else the node's last scan).
+        The fleet; a lacking patch has been missing since the first time PatchPilot saw it missing, or since the
+        node's last scan (whose report lists it), whichever is earlier.
     rules : ComplianceRules
         `risk_after_days` is N.
     now : datetime
@@ -236,7 +237,8 @@ def risk_assessment(nodes: Iterable[NodeCompliance], rules: ComplianceRules, now
         urgent = [patch for patch in node.missing_patches if patch.urgency != "other"]
         if not urgent:
             continue
-        since = min(patch.first_seen or node.last_scan or now for patch in urgent)
+        seen_missing = [patch.first_seen or now for patch in urgent]
+        since = min([*seen_missing, node.last_scan or now])  # lacking at the last scan already
         days = (now - since).total_seconds() / 86_400
         if days <= rules.risk_after_days:
             continue

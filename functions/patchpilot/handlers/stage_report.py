@@ -1,0 +1,30 @@
+"""Write the stage completion report (HTML, CSV, JSON to the artifacts bucket) after a stage passed."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from patchpilot.handlers import compliance_wiring, exclusion_wiring, wiring
+from patchpilot.integrations.compliance_metrics import emit_stage
+from patchpilot.logic.reports import build_stage_report, store_stage_report
+from patchpilot.models.report import StageReportRequest
+from patchpilot.observability import logger, metrics, tracer
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+@event_parser(model=StageReportRequest)
+def handler(event: StageReportRequest, context: LambdaContext) -> dict[str, Any]:
+    report = build_stage_report(
+        event,
+        wiring.install_tracker(),
+        exclusion_wiring.patch_inventory(),
+        exclusion_wiring.exclusion_ledger(),
+        compliance_wiring.fleet_source(),
+    )
+    location = store_stage_report(report, compliance_wiring.report_store())
+    emit_stage(report)
+    logger.info("stage report", extra={"stage": report.stage_name, **location.model_dump()})
+    return location.model_dump()
