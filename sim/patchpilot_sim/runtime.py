@@ -297,6 +297,8 @@ class LocalRuntime:
 
     def _rejected_patches(self, instance: SimulatedInstance) -> set[str]:
         """What the instance's baseline rejects (BLOCK), as catalog patch ids: the agent never installs those."""
+        if not instance.patch_group:  # the OS's AWS-managed default baseline rejects nothing
+            return set()
         baseline = self.baselines.handle("GetPatchBaseline", {"BaselineId": self._baseline_id(instance)})
         return rejected_ids(instance.platform, baseline.get("RejectedPatches", []))
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from patchpilot.models.rollout import StageCatalog
+from patchpilot_sim.compliance_demo import ComplianceDemo, compliance_object, copy_reports
 from patchpilot_sim.runtime import LocalRuntime
 from patchpilot_sim.scenarios import SCENARIOS, Scenario, apply_scenario, build_fleet
 
@@ -288,6 +289,9 @@ def _run(
         say(f"  {group:8} baselines: " + ", ".join(sorted(set(baselines.values()))))
     for change in apply_scenario(scenario, fleet, options.seed):
         say(f"scenario {scenario.name}: {change}")
+    demo = ComplianceDemo.prepare(runtime) if options.out_dir is not None else None
+    for note in demo.notes if demo is not None else []:
+        say(f"compliance demo: {note}")
     catalog = stage_catalog(runtime)
     runtime.clock.restart()
     request = start_request(catalog, scenario, options.cycle)
@@ -312,7 +316,7 @@ def _run(
     executions = runtime.admin.client("stepfunctions").list_executions(stateMachineArn=runtime.state_machine_arn())[
         "executions"
     ]
-    return {
+    summary = {
         "status": status,
         "execution_arn": execution_arn,
         "stages": stage_rows(catalog, history),
@@ -337,3 +341,30 @@ def _run(
         "command_result_ms_per_event": _mean_ms(runtime, "CommandResultFunction"),
         "simulated_hours": round(runtime.clock.elapsed_seconds() / 3600, 1),
     }
+    summary["compliance"] = _compliance(runtime, demo, request, options.out_dir, say)
+    return summary
+
+
+def _compliance(
+    runtime: LocalRuntime,
+    demo: ComplianceDemo | None,
+    request: dict[str, Any],
+    out: Path | None,
+    say: Callable[[str], None],
+) -> dict[str, Any] | None:
+    """The cycle's compliance summary (from the cycle-finished alert); with an output folder, the demo's reports."""
+    finished = [alert for alert in runtime.notifications() if alert.get("kind") == "cycle_finished"]
+    cycle = (finished[-1].get("details") or {}).get("compliance") if finished else None
+    if demo is None or out is None:
+        return {"cycle": cycle}
+    run_id = str(finished[-1]["run_id"]) if finished else str(request.get("cycle"))
+    report = demo.snapshot(request["bake_seconds"])
+    for note in demo.notes[-1:]:
+        say(f"compliance demo: {note}")
+    written = copy_reports(runtime, run_id, str(report["report_uri"]), out)
+    compliance = compliance_object(written["report.json"], cycle)
+    counts = ", ".join(f"{status} {count}" for status, count in compliance["counts"].items())
+    say(f"compliance {compliance['rate']} % of {compliance['nodes']} nodes: {counts}")
+    stages = sorted(str(path) for name, path in written.items() if name.startswith("stages/"))
+    say(f"reports: {written['report.html']}, {written['compliance.csv']}, stage reports {', '.join(stages)}")
+    return compliance
