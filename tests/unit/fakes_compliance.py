@@ -3,7 +3,13 @@
 from datetime import datetime
 
 from patchpilot.integrations.compliance_ports import ComplianceStore, FleetComplianceSource, ReportStore
-from patchpilot.integrations.ports import AlertPublisher
+from patchpilot.integrations.ports import (
+    AlertPublisher,
+    ExclusionLedger,
+    InstallTracker,
+    PatchInventory,
+    RecordOutcome,
+)
 from patchpilot.models.alerts import Alert
 from patchpilot.models.compliance import (
     ComplianceReadFailed,
@@ -16,6 +22,9 @@ from patchpilot.models.compliance import (
     OpenOperation,
     PatchStateCounts,
 )
+from patchpilot.models.exclusion import ExclusionRecord
+from patchpilot.models.patches import InstancePatch
+from patchpilot.models.records import InstanceResult, TrackedCommand
 
 
 class FakeFleetSource(FleetComplianceSource):
@@ -116,3 +125,52 @@ class InMemoryReportStore(ReportStore):
 
     def keys(self, prefix: str) -> list[str]:
         return sorted(key for key in self.files if key.startswith(prefix))
+
+
+class ResultsOnlyTracker(InstallTracker):
+    """Serves recorded results of install commands (the only tracker read the reports make)."""
+
+    def __init__(self, results: dict[str, list[InstanceResult]]) -> None:
+        self.results = results
+
+    def list_results(self, command_id: str) -> list[InstanceResult]:
+        return list(self.results.get(command_id, []))
+
+    def track_command(self, command_id: str, run_id: str, stage_name: str) -> TrackedCommand:
+        raise AssertionError("reports never track commands")
+
+    def mark_foreign(self, command_id: str) -> None:
+        raise AssertionError("reports never mark commands")
+
+    def get_command(self, command_id: str) -> TrackedCommand | None:
+        raise AssertionError("reports never read command rows")
+
+    def record_result(self, command_id: str, instance_id: str, status: str, succeeded: bool) -> RecordOutcome:
+        raise AssertionError("reports never record results")
+
+    def register_wait(
+        self, command_id: str, run_id: str, stage_name: str, expected: int, task_token: str
+    ) -> TrackedCommand:
+        raise AssertionError("reports never wait")
+
+    def claim_resume(self, command_id: str, task_token: str) -> bool:
+        raise AssertionError("reports never resume")
+
+
+class FixedPatchInventory(PatchInventory):
+    def __init__(self, patches: dict[str, list[InstancePatch]]) -> None:
+        self.patches = patches
+
+    def installed_during(self, instance_id: str, since: datetime) -> list[InstancePatch]:
+        return [p for p in self.patches.get(instance_id, []) if p.installed_time is None or p.installed_time >= since]
+
+
+class FixedExclusionLedger(ExclusionLedger):
+    def __init__(self, records: list[ExclusionRecord]) -> None:
+        self.records = records
+
+    def record(self, record: ExclusionRecord) -> bool:
+        raise AssertionError("reports never record exclusions")
+
+    def exclusions_of(self, run_id: str) -> list[ExclusionRecord]:
+        return [r for r in self.records if r.run_id == run_id]

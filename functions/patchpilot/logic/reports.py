@@ -68,7 +68,9 @@ def build_stage_report(
 ) -> StageReport:
     """The stage completion report: targeted, installed, failed, rebooted, duration, patches installed, exclusions.
 
-    A node counts as rebooted when it installed at least one patch in this run under ``RebootIfNeeded``
+    Time to patch runs from the first install command (ListCommands RequestedDateTime) to the latest patch report
+    of the stage's nodes (DescribeInstancePatchStates OperationEndTime: the post-patch scan). A node counts as
+    rebooted when it installed at least one patch in this run under ``RebootIfNeeded``
     (AWS-RunPatchBaseline reboots after installing any patch with that option).
     """
     run, stage = request.run, request.stage
@@ -95,6 +97,8 @@ def build_stage_report(
                 )
             )
     times = [t for t in (source.command_requested_at(c) for c in installs) if t is not None]
+    reports = source.patch_states(sorted({node.node_id for node in nodes}))
+    ends = [state.operation_end for state in reports.values()]
     return StageReport(
         run_id=run.run_id,
         stage_name=stage.name,
@@ -106,6 +110,7 @@ def build_stage_report(
         failed=sum(not node.succeeded for node in nodes),
         rebooted=sum(node.rebooted for node in nodes),
         started_at=min(times) if times else None,
+        patched_at=max(ends) if ends and times and max(ends) >= min(times) else None,
         finished_at=request.finished_at,
         patches_installed=dict(sorted(patch_counts.items())),
         excluded=excluded_in_run(ledger, run.run_id, stage.name),
@@ -187,9 +192,9 @@ def build_compliance_report(
     nodes = take_snapshot(source, store, rules, now)
     stages = stage_reports_of(run_id, reports) if run_id else []
     timings = [
-        StageTiming(stage_name=s.stage_name, started_at=s.started_at, finished_at=s.finished_at)
+        StageTiming(stage_name=s.stage_name, started_at=s.started_at, finished_at=s.patched_at)
         for s in stages
-        if s.started_at is not None
+        if s.started_at is not None and s.patched_at is not None
     ]
     summary = summarize(nodes, now, timings)
     history = store.summaries()

@@ -44,6 +44,7 @@ class StageReport(_Model):
     failed: int
     rebooted: int
     started_at: AwareDatetime | None
+    patched_at: AwareDatetime | None
     finished_at: AwareDatetime
     patches_installed: dict[str, int]
     excluded: list[ExcludedPatchEvidence]
@@ -51,10 +52,10 @@ class StageReport(_Model):
 
     @property
     def duration_hours(self) -> float | None:
-        """First command sent to stage recorded, in hours."""
-        if self.started_at is None:
+        """Time to patch: the first install command sent to the last post-patch report of the stage's nodes."""
+        if self.started_at is None or self.patched_at is None:
             return None
-        return round((self.finished_at - self.started_at).total_seconds() / 3600, 2)
+        return round((self.patched_at - self.started_at).total_seconds() / 3600, 2)
 
 
 class TrendPoint(_Model):

@@ -30,11 +30,11 @@ a { color: inherit; text-decoration: none; } }
 STAGE = """{% extends "base.html" %}{% block body %}
 <h1>Stage {{ r.stage_name }}: {{ r.status }}</h1>
 <p class="meta">Run {{ r.run_id }} &middot; patch group {{ r.patch_group }} ({{ r.role }}) &middot;
-started {{ r.started_at or "unknown" }} &middot; finished {{ r.finished_at }}</p>
+first install sent {{ r.started_at or "unknown" }} &middot; last post-patch report {{ r.patched_at or "unknown" }} &middot; recorded {{ r.finished_at }}</p>
 <div class="kpis">
 <div class="kpi">targeted<b>{{ r.targeted }}</b></div><div class="kpi">installed<b>{{ r.installed }}</b></div>
 <div class="kpi">failed<b>{{ r.failed }}</b></div><div class="kpi">rebooted<b>{{ r.rebooted }}</b></div>
-<div class="kpi">duration<b>{{ "%.1f h"|format(r.duration_hours) if r.duration_hours is not none else "n/a" }}</b></div>
+<div class="kpi">time to patch<b>{{ "%.1f h"|format(r.duration_hours) if r.duration_hours is not none else "n/a" }}</b></div>
 <div class="kpi">patches installed<b>{{ r.patches_installed|length }}</b></div>
 <div class="kpi">excluded<b>{{ r.excluded|length }}</b></div>
 </div>
