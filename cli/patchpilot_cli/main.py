@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from patchpilot_cli import operator
+from patchpilot_cli import report as report_command
 from patchpilot_cli.errors import InputError, error_lines
 from patchpilot_cli.operator import build_decision, build_start_request, parse_bake_seconds
 from patchpilot_cli.stack import DEFAULT_STACK_NAME, STACK_ENV, StackOutputs, default_stack_name, resolve_outputs
@@ -170,6 +171,7 @@ ApprovalTimeout = Annotated[
 
 exclusions_app = typer.Typer(no_args_is_help=True, help="Patches PatchPilot excluded in a run, with the evidence.")
 app.add_typer(exclusions_app, name="exclusions")
+app.command(name="report")(report_command.report)
 
 
 def _stack(stack_name: str | None, region: str | None) -> StackOutputs:

@@ -26,6 +26,7 @@ def local_outputs(runtime: LocalRuntime) -> dict[str, str]:
         "ArtifactsBucketName": runtime.bucket_names["ArtifactsBucket"],
         "StartRolloutFunctionName": "StartRolloutFunction",
         "DecideApprovalFunctionName": "DecideApprovalFunction",
+        "ComplianceReportFunctionName": "ComplianceReportFunction",
     }
 
 
