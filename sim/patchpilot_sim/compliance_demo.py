@@ -87,7 +87,7 @@ class ComplianceDemo:
         self.notes.append(f"{instance.instance_id} (legacy) stopped reporting ten days ago")
 
     # -- after the cycle -----------------------------------------------------------------------------------------
-    def snapshot(self, catalog_bake: dict[str, int]) -> dict[str, Any]:
+    def snapshot(self, run_id: str, catalog_bake: dict[str, int]) -> dict[str, Any]:
         """Boot a new instance, start an emergency run on dev, and take the on-demand report while both run."""
         new = self._add_managed("AMAZON_LINUX_2023", {"Name": "web-new-01"}, group="", scan_minutes=SLOW_MINUTES)
         self.runtime.router.put_event(_instance_running(new.instance_id, self.runtime.region))
@@ -105,7 +105,7 @@ class ComplianceDemo:
         if started.failed:
             raise RuntimeError(f"emergency start failed: {started.error_type}: {started.error_message}")
         self._wait_until_busy(dev[0].instance_id, new.instance_id)
-        report = self.runtime.lambdas.invoke("ComplianceReportFunction", {"action": "on_demand"})
+        report = self.runtime.lambdas.invoke("ComplianceReportFunction", {"action": "on_demand", "run_id": run_id})
         self.runtime.admin.client("stepfunctions").stop_execution(
             executionArn=started.payload["execution_arn"], cause="demo snapshot taken"
         )

@@ -358,7 +358,7 @@ def _compliance(
     if demo is None or out is None:
         return {"cycle": cycle}
     run_id = str(finished[-1]["run_id"]) if finished else str(request.get("cycle"))
-    report = demo.snapshot(request["bake_seconds"])
+    report = demo.snapshot(run_id, request["bake_seconds"])
     for note in demo.notes[-1:]:
         say(f"compliance demo: {note}")
     written = copy_reports(runtime, run_id, str(report["report_uri"]), out)

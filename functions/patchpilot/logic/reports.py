@@ -35,9 +35,9 @@ from patchpilot.reporting import render
 INSTALLED_NOW = (PatchState.INSTALLED, PatchState.INSTALLED_PENDING_REBOOT)
 
 
-def report_prefix(run_id: str | None, now: datetime) -> str:
-    """Where a run's reports live (an on-demand report: under its timestamp)."""
-    return f"reports/{run_id}" if run_id else f"reports/on-demand/{now:%Y%m%dT%H%M%SZ}"
+def report_prefix(run_id: str | None, now: datetime, on_demand: bool = False) -> str:
+    """Where a run's compliance report lives (an on-demand report: under its timestamp)."""
+    return f"reports/on-demand/{now:%Y%m%dT%H%M%SZ}" if on_demand or not run_id else f"reports/{run_id}"
 
 
 def excluded_in_run(ledger: ExclusionLedger, run_id: str, stage_name: str | None = None) -> list[ExcludedPatchEvidence]:
@@ -170,6 +170,7 @@ def build_compliance_report(
     now: datetime,
     run_id: str | None = None,
     run_started_at: datetime | None = None,
+    on_demand: bool = False,
 ) -> tuple[ComplianceReport, ReportLocation]:
     """Take a compliance snapshot, keep it (node rows and the trend), render and store the compliance report.
 
@@ -182,7 +183,10 @@ def build_compliance_report(
     now : datetime
         The snapshot moment.
     run_id, run_started_at
-        The cycle the report closes (None: an on-demand report). "Before" is the last summary kept before the run.
+        The cycle the report closes or shows (its stage reports and exclusions); "before" is the last summary kept
+        before the run started.
+    on_demand : bool
+        A report taken now (stored under ``reports/on-demand/<time>/``), not the one closing the cycle.
 
     Returns
     -------
@@ -203,8 +207,8 @@ def build_compliance_report(
         before = next((s for s in reversed(history) if s.taken_at <= run_started_at), None)
     for node in nodes:
         store.put_node(node, event_id=None)
-    store.add_summary(summary, run_id)
-    prefix = report_prefix(run_id, now)
+    store.add_summary(summary, None if on_demand else run_id)
+    prefix = report_prefix(run_id, now, on_demand)
     location = ReportLocation(
         html=f"{prefix}/report.html", csv=f"{prefix}/compliance.csv", json_uri=f"{prefix}/report.json"
     )
