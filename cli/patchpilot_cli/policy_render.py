@@ -366,8 +366,8 @@ def _compliance_resources(policy: PatchPolicy) -> dict[str, Any]:
         "Threshold": threshold,
         "ComparisonOperator": "LessThanThreshold",
         "TreatMissingData": "ignore",
-        "AlarmActions": [ref("AlertTopic")],
-        "OKActions": [ref("AlertTopic")],
+        "AlarmActions": [ref("ComplianceAlarmTopic")],
+        "OKActions": [ref("ComplianceAlarmTopic")],
     }
     return {
         "ComplianceRulesParameter": {"Type": "AWS::SSM::Parameter", "Properties": parameter},
