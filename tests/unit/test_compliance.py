@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from patchpilot.logic.compliance import derive_node, production_rate, risk_assessment, summarize
-from patchpilot.logic.compliance_collection import apply_compliance_event, refresh
+from patchpilot.logic.compliance_collection import apply_compliance_event, refresh, update_nodes
 from patchpilot.models.compliance import (
     ComplianceRules,
     ComplianceStateChangeEvent,
@@ -307,3 +307,14 @@ def test_compliance_event_with_unknown_status_or_malformed_fields_is_refused(
     raw["detail"][field] = value
     with pytest.raises(ValidationError, match=message):
         ComplianceStateChangeEvent.model_validate(raw)
+
+
+def test_compliance_stage_results_update_their_nodes_unless_an_event_was_newer() -> None:
+    store, fleet = InMemoryComplianceStore(), known_fleet()
+    refresh(fleet, store, AlertRecorder(), RULES, NOW - timedelta(hours=3))
+    apply_compliance_event(event(6, runtime="2026-12-20T14:00:00Z", event_id="newer"), fleet, store, RULES)
+    fleet.states[node_id(2)] = report("prod-1")  # rebooted and rescanned by the stage
+    written = update_nodes([node_id(2), node_id(6), "i-0000000000000dead"], fleet, store, RULES, NOW)
+    assert [node.node_id for node in written] == [node_id(2)]
+    assert store.rows[node_id(2)][0].status == ComplianceStatus.COMPLIANT
+    assert store.rows[node_id(6)][1] == "newer"

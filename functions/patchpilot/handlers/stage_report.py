@@ -1,5 +1,6 @@
 """Write the stage completion report (HTML, CSV, JSON to the artifacts bucket) after a stage passed."""
 
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.parser import event_parser
@@ -7,6 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from patchpilot.handlers import compliance_wiring, exclusion_wiring, wiring
 from patchpilot.integrations.compliance_metrics import emit_stage
+from patchpilot.logic.compliance_collection import update_nodes
 from patchpilot.logic.reports import build_stage_report, store_stage_report
 from patchpilot.models.report import StageReportRequest
 from patchpilot.observability import logger, metrics, tracer
@@ -25,6 +27,15 @@ def handler(event: StageReportRequest, context: LambdaContext) -> dict[str, Any]
         compliance_wiring.fleet_source(),
     )
     location = store_stage_report(report, compliance_wiring.report_store())
+    updated = update_nodes(
+        [node.node_id for node in report.nodes],
+        compliance_wiring.fleet_source(),
+        compliance_wiring.compliance_store(),
+        compliance_wiring.settings().rules,
+        datetime.now(UTC),
+    )
     emit_stage(report)
-    logger.info("stage report", extra={"stage": report.stage_name, **location.model_dump()})
+    logger.info(
+        "stage report", extra={"stage": report.stage_name, "nodes_updated": len(updated), **location.model_dump()}
+    )
     return location.model_dump()

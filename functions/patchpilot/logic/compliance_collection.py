@@ -187,3 +187,37 @@ def apply_compliance_event(
         node = node.model_copy(update={"patch_group": current[0].patch_group})
     written = store.put_node(node, event_id=event.id)
     return ComplianceEventOutcome(node_id=node_id, outcome="updated" if written else "stale", status=node.status)
+
+
+def update_nodes(
+    node_ids: list[str],
+    source: FleetComplianceSource,
+    store: ComplianceStore,
+    rules: ComplianceRules,
+    now: datetime,
+) -> list[NodeCompliance]:
+    """Re-derive and store the nodes a finished command touched (a stage's install results, from the runs table).
+
+    Nodes SSM no longer manages are left to the next full refresh. Returns the rows written.
+    """
+    written = []
+    for start in range(0, len(node_ids), 50):  # DescribeInstanceInformation takes at most 50 ids per filter
+        batch = node_ids[start : start + 50]
+        managed = {node.node_id: node for node in source.managed_nodes(batch)}
+        states = source.patch_states(sorted(managed))
+        operations = open_operations(source)
+        for node_id in sorted(managed):
+            current = store.node(node_id)
+            state = states.get(node_id)
+            lacking = source.lacking_patches(node_id) if state is not None and _lacks_any(state) else []
+            facts = NodeFacts(
+                node_id=node_id,
+                managed=managed[node_id],
+                patch_state=state,
+                open_operation=operations.get(node_id),
+                missing_patches=_with_first_seen(lacking, current[0] if current else None, now),
+            )
+            node = derive_node(facts, rules, now)
+            if store.put_node(node, event_id=None):
+                written.append(node)
+    return written
