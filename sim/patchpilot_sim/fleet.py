@@ -629,6 +629,8 @@ class SsmAgentSimulator:
             {
                 "InstanceId": i.instance_id,
                 "PingStatus": "Online" if i.reachable else "ConnectionLost",
+                # InstanceInformation (API reference): LastPingDateTime is the agent's last heartbeat; ResourceType
+                # is EC2Instance or ManagedInstance (hybrid activations, ids `mi-` + 17 hex digits).
                 "LastPingDateTime": self.clock.now() if i.reachable else (i.offline_since or self.clock.start),
                 "PlatformType": PLATFORMS[i.platform][0],
                 "PlatformName": PLATFORMS[i.platform][1],
