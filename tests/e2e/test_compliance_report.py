@@ -74,3 +74,20 @@ def test_compliance_report_command_builds_a_missing_run_report(runtime: LocalRun
     assert exit_code == 0, output
     assert json.loads((tmp_path / "report.json").read_text())["run_id"] == "2026-07"
     assert str(tmp_path / "report.html") in output
+
+
+def _compliance_event(instance_id: str, event_id: str) -> dict[str, object]:
+    event = json.loads((Path(__file__).resolve().parents[2] / "events/ssm/compliance-state-change.json").read_text())
+    event["id"] = event_id
+    event["resources"] = [f"arn:aws:ssm:us-east-1:123456789012:managed-instance/{instance_id}"]
+    event["detail"] = {**event["detail"], "resource-id": instance_id, "last-runtime": "2099-01-01T00:00:00Z"}
+    return event
+
+
+def test_compliance_event_function_updates_a_node_once(runtime: LocalRuntime) -> None:
+    instance_id = next(iter(runtime.fleet.instances))
+    first = runtime.lambdas.invoke("ComplianceEventFunction", _compliance_event(instance_id, "event-1"))
+    again = runtime.lambdas.invoke("ComplianceEventFunction", _compliance_event(instance_id, "event-1"))
+    assert not first.failed, first.error_message
+    assert (first.payload["outcome"], first.payload["status"]) == ("updated", "non_compliant")
+    assert again.payload["outcome"] == "duplicate"
