@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 NODES_KEY = "COMPLIANCE#NODES"
 SUMMARIES_KEY = "COMPLIANCE#SUMMARIES"
+SUMMARY_TTL_SECONDS = 400 * 24 * 3600  # the trend keeps a bit more than a year (the table's TTL attribute)
 
 
 def sortable(moment: datetime) -> str:
@@ -105,6 +106,7 @@ class DynamoDBComplianceStore(ComplianceStore):
                 "pk": {"S": SUMMARIES_KEY},
                 "sk": {"S": f"{sortable(summary.taken_at)}#{run_id or 'refresh'}"},
                 "summary": {"S": summary.model_copy(update={"missing_patches": []}).model_dump_json()},
+                "expires_at": {"N": str(int(summary.taken_at.timestamp()) + SUMMARY_TTL_SECONDS)},
                 **({"run_id": {"S": run_id}} if run_id else {}),
             },
         )
