@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from patchpilot_cli import chat, operator, resume
+from patchpilot_cli import report as report_command
 from patchpilot_cli.doctor import doctor
 from patchpilot_cli.errors import InputError, error_lines
 from patchpilot_cli.operator import build_decision, build_start_request, parse_bake_seconds
@@ -173,6 +174,7 @@ ApprovalTimeout = Annotated[
 exclusions_app = typer.Typer(no_args_is_help=True, help="Patches PatchPilot excluded in a run, with the evidence.")
 app.add_typer(exclusions_app, name="exclusions")
 app.add_typer(chat.chat_app, name="chat")
+app.command(name="report")(report_command.report)
 
 
 def _stack(stack_name: str | None, region: str | None) -> StackOutputs:

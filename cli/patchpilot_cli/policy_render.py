@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from patchpilot.models.compliance import ComplianceRules
 from patchpilot.models.policy import (
     APPROVE_AFTER_DAYS_UNSUPPORTED,
     KERNEL_PACKAGES,
@@ -344,6 +345,50 @@ def _scheduling_resources(policy: PatchPolicy) -> dict[str, Any]:
     }
 
 
+def compliance_rules(policy: PatchPolicy) -> ComplianceRules:
+    """The compliance settings the compliance functions read: thresholds and each patch group's environment."""
+    return ComplianceRules(
+        production_min_rate_percent=policy.compliance.production_min_rate_percent,
+        stale_scan_hours=policy.compliance.stale_scan_hours,
+        risk_after_days=policy.compliance.risk_after_days,
+        production_environments=list(policy.compliance.production_environments),
+        group_environments={name: group.environment for name, group in policy.patch_groups.items()},
+    )
+
+
+def _compliance_resources(policy: PatchPolicy) -> dict[str, Any]:
+    parameter = {
+        "Name": sub("/${AWS::StackName}/compliance-rules"),
+        "Type": "String",
+        "Description": "Compliance thresholds and patch group environments rendered from policy/patch-policy.yaml.",
+        "Value": compliance_rules(policy).model_dump_json(),
+    }
+    threshold = policy.compliance.production_min_rate_percent
+    alarm = {
+        "AlarmName": sub("${AWS::StackName}-production-compliance"),
+        "AlarmDescription": (
+            f"Production patch compliance (compliant nodes / all nodes of the environments "
+            f"{', '.join(policy.compliance.production_environments)}) is below {threshold:g} % "
+            "(policy compliance.production_min_rate_percent)."
+        ),
+        "Namespace": "PatchPilot",
+        "MetricName": "ProductionComplianceRate",
+        "Dimensions": [{"Name": "service", "Value": "patchpilot"}],
+        "Statistic": "Minimum",
+        "Period": 21600,
+        "EvaluationPeriods": 1,
+        "Threshold": threshold,
+        "ComparisonOperator": "LessThanThreshold",
+        "TreatMissingData": "ignore",
+        "AlarmActions": [ref("ComplianceAlarmTopic")],
+        "OKActions": [ref("ComplianceAlarmTopic")],
+    }
+    return {
+        "ComplianceRulesParameter": {"Type": "AWS::SSM::Parameter", "Properties": parameter},
+        "ProductionComplianceAlarm": {"Type": "AWS::CloudWatch::Alarm", "Properties": alarm},
+    }
+
+
 def render_resources(policy: PatchPolicy) -> dict[str, Any]:
     """Every generated resource by logical id, in a stable order (comments are `Comment` values keyed `#...`)."""
     resources: dict[str, Any] = {}
@@ -356,7 +401,7 @@ def render_resources(policy: PatchPolicy) -> dict[str, Any]:
             resources[logical_id] = baseline_resource(env_name, env, os_name, groups)
     for group in policy.patch_groups:
         resources |= _window_resources(policy, group)
-    return resources | _scheduling_resources(policy)
+    return resources | _scheduling_resources(policy) | _compliance_resources(policy)
 
 
 # -- YAML text -----------------------------------------------------------------------------------------------------

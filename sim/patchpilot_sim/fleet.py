@@ -89,6 +89,8 @@ class SimulatedInstance:
     last_no_reboot_install: datetime | None = None
     updateinfo: bool = True  # False: its repositories publish no updateinfo.xml (no classification, no severity)
     reports_installed_time: bool = True  # False: DescribeInstancePatches gives every row the epoch as InstalledTime
+    scan_minutes: float = SCAN_MINUTES
+    offline_since: datetime | None = None  # when the agent stopped reporting (LastPingDateTime while not Online)
 
     @property
     def reachable(self) -> bool:
@@ -441,7 +443,7 @@ class SsmAgentSimulator:
         elif command.operation == "Health":
             minutes, outcome = HEALTH_COMMAND_MINUTES, self.health_outcome(command, instance)
         else:
-            minutes, outcome = SCAN_MINUTES, "Success"
+            minutes, outcome = instance.scan_minutes, "Success"
             invocation.rejected = frozenset(self.rejected_patches(instance))
             invocation.unapproved = frozenset(self.unapproved_patches(instance))
         minutes *= self._rng.uniform(0.8, 1.25)
@@ -591,7 +593,11 @@ class SsmAgentSimulator:
     def _op_ListCommands(self, params: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
         if params.get("CommandId"):
             return {"Commands": [self._command_view(self._command(params["CommandId"]))]}
-        return {"Commands": [self._command_view(c) for c in self.commands.values()]}
+        commands = [
+            c for c in self.commands.values() if all(_command_filter(c, f) for f in params.get("Filters") or [])
+        ]
+        page, token = _page_of([self._command_view(c) for c in commands], params, 50)
+        return {"Commands": page, **({"NextToken": token} if token else {})}
 
     @staticmethod
     def _page(items: list[Any], params: dict[str, Any], default_size: int) -> tuple[list[Any], str | None]:
@@ -647,10 +653,13 @@ class SsmAgentSimulator:
             {
                 "InstanceId": i.instance_id,
                 "PingStatus": "Online" if i.reachable else "ConnectionLost",
+                # InstanceInformation (API reference): LastPingDateTime is the agent's last heartbeat; ResourceType
+                # is EC2Instance or ManagedInstance (hybrid activations, ids `mi-` + 17 hex digits).
+                "LastPingDateTime": self.clock.now() if i.reachable else (i.offline_since or self.clock.start),
                 "PlatformType": PLATFORMS[i.platform][0],
                 "PlatformName": PLATFORMS[i.platform][1],
                 "PlatformVersion": PLATFORMS[i.platform][2],
-                "ResourceType": "EC2Instance",
+                "ResourceType": "ManagedInstance" if i.instance_id.startswith("mi-") else "EC2Instance",
                 "AgentVersion": "3.3.1142.0",
                 "IsLatestVersion": True,
                 "ComputerName": i.tags.get("Name", i.instance_id),
@@ -764,3 +773,24 @@ def _count_filter(row: dict[str, Any], flt: dict[str, Any]) -> bool:
     if key not in COUNT_FILTER_KEYS or kind not in _COMPARISONS or len(values) != 1 or not str(values[0]).isdigit():
         raise SimulatedApiError("InvalidFilter", f"Unsupported instance patch state filter {flt!r}.")
     return _COMPARISONS[kind](int(row[key]), int(values[0]))
+
+
+COMMAND_STATUSES = frozenset({"Pending", "InProgress", "Success", "Cancelled", "Failed", "TimedOut", "Cancelling"})
+
+
+def _command_filter(command: Command, flt: dict[str, Any]) -> bool:
+    """One ListCommands filter (CommandFilter: InvokedAfter, InvokedBefore, Status, DocumentName; API reference)."""
+    key, value = flt.get("key", ""), str(flt.get("value", ""))
+    if key in ("InvokedAfter", "InvokedBefore"):
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError as error:
+            raise SimulatedApiError("InvalidFilterValue", f"{key} must be a timestamp, not {value!r}.") from error
+        return command.requested >= moment if key == "InvokedAfter" else command.requested <= moment
+    if key == "Status":
+        if value not in COMMAND_STATUSES:
+            raise SimulatedApiError("InvalidFilterValue", f"Status {value!r} is not a command status.")
+        return command.status == value
+    if key == "DocumentName":
+        return command.document_name == value
+    raise SimulatedApiError("InvalidFilterKey", f"Unsupported ListCommands filter key {key!r}.")

@@ -335,6 +335,8 @@ class LocalRuntime:
         return None
 
     def _baseline_id(self, instance: SimulatedInstance) -> str:
+        if not instance.patch_group:  # no patch group: Patch Manager uses the OS's default baseline
+            return self.baselines.default_baseline_id(instance.platform)
         answer = self.baselines.handle(
             "GetPatchBaselineForPatchGroup", {"PatchGroup": instance.patch_group, "OperatingSystem": instance.platform}
         )
@@ -342,6 +344,8 @@ class LocalRuntime:
 
     def _rejected_patches(self, instance: SimulatedInstance) -> set[str]:
         """What the instance's baseline rejects (BLOCK), as catalog patch ids: the agent never installs those."""
+        if not instance.patch_group:  # the OS's AWS-managed default baseline rejects nothing
+            return set()
         baseline = self.baselines.handle("GetPatchBaseline", {"BaselineId": self._baseline_id(instance)})
         return rejected_ids(instance.platform, baseline.get("RejectedPatches", []), instance.patches)
 

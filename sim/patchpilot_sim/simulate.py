@@ -15,6 +15,7 @@ from patchpilot.models.events import CommandInvocationEvent
 from patchpilot.models.rollout import StageCatalog
 from patchpilot_sim.chat import DEFAULT_CHANNELS
 from patchpilot_sim.chat_sink import ChatSink
+from patchpilot_sim.compliance_demo import ComplianceDemo, compliance_object, copy_reports
 from patchpilot_sim.faults import FaultInjector
 from patchpilot_sim.runtime import LocalRuntime
 from patchpilot_sim.scenarios import SCENARIOS, Scenario, apply_scenario, build_fleet, release_next_month
@@ -521,6 +522,23 @@ def run_simulation(options: SimulationOptions, say: Callable[[str], None] = lamb
     return summary
 
 
+def _inject_failures(
+    runtime: LocalRuntime, scenario: Scenario, options: SimulationOptions, say: Callable[[str], None]
+) -> FaultInjector:
+    """What the scenario breaks on purpose: chat webhooks, AWS faults, malformed events on the bus."""
+    if scenario.name == "webhook-outage":
+        runtime.chat.sink.fail_next(OUTAGE_FAILURES)  # type: ignore[union-attr]
+        say(f"scenario webhook-outage: the next {len(OUTAGE_FAILURES)} chat requests fail (500, 429, timeouts)")
+    injector = FaultInjector(scenario.faults, options.seed)
+    if scenario.faults.active:
+        injector.install(runtime)
+        runtime.fleet.emit_event = injector.wrap_emitter(runtime.fleet.emit_event, runtime.scheduler)
+        say(f"scenario {scenario.name}: faults injected: {scenario.faults}")
+    for _ in range(scenario.malformed_events):
+        runtime.router.put_event(json.loads(MALFORMED_EVENT.read_text()))
+    return injector
+
+
 def _run(
     runtime: LocalRuntime, scenario: Scenario, options: SimulationOptions, say: Callable[[str], None]
 ) -> dict[str, Any]:
@@ -533,16 +551,10 @@ def _run(
         say(f"  {group:8} baselines: " + ", ".join(sorted(set(baselines.values()))))
     for change in apply_scenario(scenario, fleet, options.seed):
         say(f"scenario {scenario.name}: {change}")
-    if scenario.name == "webhook-outage":
-        runtime.chat.sink.fail_next(OUTAGE_FAILURES)  # type: ignore[union-attr]
-        say(f"scenario webhook-outage: the next {len(OUTAGE_FAILURES)} chat requests fail (500, 429, timeouts)")
-    injector = FaultInjector(scenario.faults, options.seed)
-    if scenario.faults.active:
-        injector.install(runtime)
-        runtime.fleet.emit_event = injector.wrap_emitter(runtime.fleet.emit_event, runtime.scheduler)
-        say(f"scenario {scenario.name}: faults injected: {scenario.faults}")
-    for _ in range(scenario.malformed_events):
-        runtime.router.put_event(json.loads(MALFORMED_EVENT.read_text()))
+    injector = _inject_failures(runtime, scenario, options, say)
+    demo = ComplianceDemo.prepare(runtime) if options.out_dir is not None else None
+    for note in demo.notes if demo is not None else []:
+        say(f"compliance demo: {note}")
     catalog = stage_catalog(runtime)
     runtime.clock.restart()
     earlier: list[dict[str, Any]] = []
@@ -568,7 +580,7 @@ def _run(
     executions = runtime.admin.client("stepfunctions").list_executions(stateMachineArn=runtime.state_machine_arn())[
         "executions"
     ]
-    return {
+    summary = {
         "status": status,
         "execution_arn": execution_arn,
         "stages": rows,
@@ -599,6 +611,33 @@ def _run(
         "earlier_cycles": earlier,
         "verdict_reasons": _verdict_reasons(history),
     }
+    summary["compliance"] = _compliance(runtime, demo, start_request(catalog, scenario, cycle), options.out_dir, say)
+    return summary
+
+
+def _compliance(
+    runtime: LocalRuntime,
+    demo: ComplianceDemo | None,
+    request: dict[str, Any],
+    out: Path | None,
+    say: Callable[[str], None],
+) -> dict[str, Any] | None:
+    """The cycle's compliance summary (from the cycle-finished alert); with an output folder, the demo's reports."""
+    finished = [alert for alert in runtime.notifications() if alert.get("kind") == "cycle_finished"]
+    cycle = (finished[-1].get("details") or {}).get("compliance") if finished else None
+    if demo is None or out is None:
+        return {"cycle": cycle}
+    run_id = str(finished[-1]["run_id"]) if finished else str(request.get("cycle"))
+    report = demo.snapshot(run_id, request["bake_seconds"])
+    for note in demo.notes[-1:]:
+        say(f"compliance demo: {note}")
+    written = copy_reports(runtime, run_id, str(report["report_uri"]), out)
+    compliance = compliance_object(written["report.json"], cycle)
+    counts = ", ".join(f"{status} {count}" for status, count in compliance["counts"].items())
+    say(f"compliance {compliance['rate']} % of {compliance['nodes']} nodes: {counts}")
+    stages = sorted(str(path) for name, path in written.items() if name.startswith("stages/"))
+    say(f"reports: {written['report.html']}, {written['compliance.csv']}, stage reports {', '.join(stages)}")
+    return compliance
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ def local_outputs(runtime: LocalRuntime) -> dict[str, str]:
         "ChatDeadLetterQueueUrl": runtime.resources.queue_urls["ChatDeadLetterQueue"],
         "NotifierFunctionName": "NotifierFunction",
         "SlackInteractionUrl": "https://local.lambda-url.us-east-1.on.aws/",
+        "ComplianceReportFunctionName": "ComplianceReportFunction",
     }
 
 

@@ -34,7 +34,12 @@ EXPECTED: dict[str, tuple[str | None, int, str]] = {
     "ssm/command-invocation-malformed.json": (None, 2, "detail.instance-id: Field required"),
     "ssm/command-invocation-success.json": (None, 0, "CommandResultFunction (rule SsmCommandInvocationRule): ok"),
     "ssm/command-status-success.json": (None, 0, NO_RULE),
-    "ssm/compliance-state-change.json": (None, 0, NO_RULE),
+    "ssm/compliance-state-change.json": (None, 2, "UnknownComplianceNode: compliance event 2c4f9a8e"),
+    "ssm/compliance-state-change-malformed.json": (
+        None,
+        2,
+        "detail.compliance-status: Input should be 'compliant' or 'non_compliant'",
+    ),
 }
 
 

@@ -33,7 +33,7 @@ def test_alert_rejects_unknown_kind_severity_blank_summary_and_naive_time(change
 def test_alert_every_kind_has_a_default_severity() -> None:
     kinds = Alert.model_json_schema()["properties"]["kind"]["enum"]
     assert sorted(DEFAULT_SEVERITY) == sorted(kinds)
-    assert len(kinds) == 14
+    assert len(kinds) == 15
 
 
 def test_alert_subject_is_printable_ascii_of_at_most_100_chars() -> None:

@@ -13,20 +13,24 @@ from patchpilot.integrations.chat_webhooks import WebhookPoster
 from patchpilot.integrations.cloudwatch_alarms import CloudWatchAlarmMonitor
 from patchpilot.integrations.dynamodb_approvals import DynamoDBApprovalStore
 from patchpilot.integrations.dynamodb_chat import DynamoDBChatLedger, DynamoDBInteractionGuard
+from patchpilot.integrations.dynamodb_compliance import DynamoDBComplianceStore
 from patchpilot.integrations.dynamodb_exclusions import DynamoDBExclusionLedger
 from patchpilot.integrations.dynamodb_first_scan import DynamoDBFirstScanLedger
 from patchpilot.integrations.dynamodb_run_ledger import DynamoDBRunLedger
 from patchpilot.integrations.dynamodb_tracker import DynamoDBInstallTracker
 from patchpilot.integrations.ec2_inventory import Ec2InstanceInventory
 from patchpilot.integrations.patch_sets import S3PatchSetStore
+from patchpilot.integrations.s3_reports import S3ReportStore
 from patchpilot.integrations.sfn_callbacks import StepFunctionsCallbacks, StepFunctionsRolloutStarter
 from patchpilot.integrations.sns_alerts import SnsAlertPublisher
 from patchpilot.integrations.sqs_dead_letters import SqsRejectedInputStore
+from patchpilot.integrations.ssm_compliance import SsmFleetComplianceSource
 from patchpilot.integrations.ssm_directory import SsmCommandDirectory, SsmPatchComplianceReader
 from patchpilot.integrations.ssm_patches import SsmPatchBaselines, SsmPatchInventory
 from patchpilot.integrations.ssm_scanner import SsmPatchScanner
 from patchpilot.logic.slack_interaction import InteractionPorts, InteractionSettings
 from patchpilot.models.chat import ChatSecret
+from patchpilot.models.compliance_settings import ComplianceSettings
 from patchpilot.models.settings import (
     AlertSettings,
     ArtifactSettings,
@@ -171,3 +175,23 @@ def interaction_ports() -> InteractionPorts:
         guard=DynamoDBInteractionGuard(TrackingSettings.from_env().runs_table_name, aws_clients.dynamodb()),
         poster=poster(),
     )
+
+
+def compliance_settings() -> ComplianceSettings:
+    """The compliance functions' environment."""
+    return ComplianceSettings.from_env()
+
+
+def fleet_source() -> SsmFleetComplianceSource:
+    """SSM and EC2 reads of the fleet's compliance (SSM with adaptive retries: a refresh pages the whole fleet)."""
+    return SsmFleetComplianceSource(aws_clients.ssm_throttling_aware(), aws_clients.ec2())
+
+
+def compliance_store() -> DynamoDBComplianceStore:
+    """Node statuses and summaries in the runs table."""
+    return DynamoDBComplianceStore(compliance_settings().runs_table_name, aws_clients.dynamodb())
+
+
+def report_store() -> S3ReportStore:
+    """Reports in the artifacts bucket."""
+    return S3ReportStore(compliance_settings().artifacts_bucket_name, aws_clients.s3())

@@ -69,7 +69,18 @@ def sqs() -> "SQSClient":
     return classified(boto3.client("sqs", config=_CONFIG))
 
 
-CLIENT_FACTORIES = (dynamodb, ec2, ssm, stepfunctions, s3, cloudwatch, sns, sqs)
+# A full compliance refresh pages through the whole fleet: adaptive retries slow down on throttling instead of failing
+# (botocore "Retries" guide: adaptive = standard retries + client-side rate limiting).
+_THROTTLING_AWARE = Config(retries={"mode": "adaptive", "max_attempts": 10})
+
+
+@cache
+def ssm_throttling_aware() -> "SSMClient":
+    """An SSM client for fleet-wide paginated reads (adaptive retry mode)."""
+    return boto3.client("ssm", config=_THROTTLING_AWARE)
+
+
+CLIENT_FACTORIES = (dynamodb, ec2, ssm, stepfunctions, s3, cloudwatch, sns, sqs, ssm_throttling_aware)
 
 
 def reset_clients() -> None:

@@ -22,6 +22,7 @@ AlertKind = Literal[
     "rollout_failed",
     "cycle_finished",
     "events_dead_lettered",
+    "compliance_refresh_failed",
 ]
 Severity = Literal["info", "warning", "critical"]
 
@@ -40,6 +41,7 @@ DEFAULT_SEVERITY: dict[AlertKind, Severity] = {
     "rollout_failed": "critical",
     "cycle_finished": "info",
     "events_dead_lettered": "critical",
+    "compliance_refresh_failed": "warning",
 }
 PER_INSTANCE_KINDS: frozenset[AlertKind] = frozenset({"instance_unhealthy"})
 """Kinds about one instance: chat shows them as one digest per stage, never one message each."""

@@ -231,6 +231,15 @@ class Approvals(_PolicyModel):
     production_requester_may_approve: Literal[False] = False
 
 
+class CompliancePolicy(_PolicyModel):
+    """How fleet compliance is judged and alarmed (README, "Compliance and reports")."""
+
+    production_min_rate_percent: float = Field(default=95.0, ge=0, le=100)
+    stale_scan_hours: int = Field(default=26, ge=1, le=24 * 31)
+    risk_after_days: int = Field(default=7, ge=0, le=365)
+    production_environments: list[EnvironmentName] = Field(default=["prod"], min_length=1)
+
+
 class PatchPolicy(_PolicyModel):
     """The whole policy. Validation fails, naming the field and the allowed values, on any inconsistency."""
 
@@ -243,6 +252,7 @@ class PatchPolicy(_PolicyModel):
     daily_scan: DailyScan = DailyScan()
     rollout: RolloutSchedule
     approvals: Approvals = Approvals()
+    compliance: CompliancePolicy = CompliancePolicy()
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -266,6 +276,12 @@ class PatchPolicy(_PolicyModel):
                 f"default_patch_group: {self.default_patch_group!r} is not a patch group; "
                 f"allowed values: {', '.join(self.patch_groups)}"
             )
+        problems.extend(
+            f"compliance.production_environments: {name!r} is not defined; "
+            f"allowed values: {', '.join(self.environments)}"
+            for name in self.compliance.production_environments
+            if name not in self.environments
+        )
         if problems:
             raise ValueError("; ".join(problems))
         return self

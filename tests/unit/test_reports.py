@@ -1,0 +1,202 @@
+"""Stage and compliance reports: what they count, and that the one renderer writes self-contained HTML, CSV, JSON."""
+
+import csv
+import io
+import re
+from datetime import UTC, datetime, timedelta
+
+from patchpilot.logic.compliance_collection import refresh
+from patchpilot.logic.reports import build_compliance_report, build_stage_report, store_stage_report
+from patchpilot.models.compliance import ComplianceStatus, PatchStateCounts
+from patchpilot.models.exclusion import ExclusionRecord, PatchEvidence
+from patchpilot.models.patches import InstancePatch, PatchState
+from patchpilot.models.records import InstanceResult
+from patchpilot.models.report import ComplianceReport, StageReportRequest
+from patchpilot.reporting import render
+from tests.unit.fakes_compliance import (
+    AlertRecorder,
+    FixedExclusionLedger,
+    FixedPatchInventory,
+    InMemoryComplianceStore,
+    InMemoryReportStore,
+    ResultsOnlyTracker,
+)
+from tests.unit.test_compliance import NOW, RULES, known_fleet, node_id
+
+RUN_START = NOW - timedelta(days=2)
+
+
+def stage_request(reboot_option: str = "RebootIfNeeded") -> StageReportRequest:
+    return StageReportRequest.model_validate(
+        {
+            "run": {
+                "run_id": "2026-12",
+                "mode": "scheduled",
+                "started_at": RUN_START.isoformat(),
+                "on_bad_patch": "exclude_and_retry",
+                "approval_timeout_seconds": 3600,
+                "limits": {},
+            },
+            "stage": {
+                "name": "prod-1",
+                "patch_group": "prod-1",
+                "role": "production",
+                "index": 2,
+                "is_last": False,
+                "reboot_option": reboot_option,
+            },
+            "results": [{"phase": "install", "command_id": "cmd-install"}, {"phase": "scan", "command_id": "cmd-scan"}],
+            "verdict": {
+                "stage_name": "prod-1",
+                "phase_set": "verify",
+                "healthy": True,
+                "targeted": 3,
+                "unhealthy": 1,
+                "allowed_failures": 1,
+                "reasons": {"command_failed": 1},
+            },
+            "outcome": {"stage_name": "prod-1", "status": "passed", "targeted": 3, "unhealthy": 1},
+            "finished_at": NOW.isoformat(),
+        }
+    )
+
+
+def installed(instance: str, patch_id: str, state: PatchState = PatchState.INSTALLED) -> InstancePatch:
+    return InstancePatch(
+        instance_id=instance,
+        patch_id=patch_id,
+        title=patch_id,
+        classification="Security",
+        severity="Critical",
+        state=state,
+        installed_time=NOW - timedelta(hours=30),
+    )
+
+
+def stage_world() -> tuple[ResultsOnlyTracker, FixedPatchInventory, FixedExclusionLedger]:
+    a, b, c = node_id(1), node_id(2), node_id(3)
+    tracker = ResultsOnlyTracker(
+        {
+            "cmd-install": [
+                InstanceResult(instance_id=a, status="Success", succeeded=True),
+                InstanceResult(instance_id=b, status="Success", succeeded=True),
+                InstanceResult(instance_id=c, status="Failed", succeeded=False),
+            ],
+            "cmd-scan": [InstanceResult(instance_id=a, status="Success", succeeded=True)],
+        }
+    )
+    inventory = FixedPatchInventory(
+        {
+            a: [installed(a, "openssl.x86_64"), installed(a, "sudo.x86_64", PatchState.INSTALLED_PENDING_REBOOT)],
+            c: [installed(c, "openssl.x86_64", PatchState.FAILED)],
+        }
+    )
+    evidence = PatchEvidence(
+        patch_id="glibc.x86_64",
+        title="glibc",
+        failing_with=1,
+        failing_total=1,
+        healthy_with=0,
+        healthy_total=2,
+        failed_installs=1,
+        operating_systems=["REDHAT_ENTERPRISE_LINUX"],
+    )
+    ledger = FixedExclusionLedger(
+        [
+            ExclusionRecord(
+                run_id="2026-12", stage_name="prod-1", evidence=evidence, baseline_ids=["pb-1"], decided_at=NOW
+            ),
+            ExclusionRecord(
+                run_id="2026-12", stage_name="staging", evidence=evidence, baseline_ids=["pb-2"], decided_at=NOW
+            ),
+        ]
+    )
+    return tracker, inventory, ledger
+
+
+def test_report_stage_counts_installed_failed_rebooted_and_time_to_patch() -> None:
+    fleet = known_fleet()
+    fleet.command_times["cmd-install"] = NOW - timedelta(hours=6)
+    fleet.states[node_id(1)] = PatchStateCounts(patch_group="prod-1", operation_end=NOW - timedelta(hours=2))
+    report = build_stage_report(stage_request(), *stage_world(), fleet)
+    assert (report.targeted, report.installed, report.failed, report.rebooted) == (3, 2, 1, 1)
+    assert report.patches_installed == {"openssl.x86_64": 1, "sudo.x86_64": 1}
+    assert report.duration_hours == 4.0
+    assert [(e.stage_name, e.patch_id) for e in report.excluded] == [("prod-1", "glibc.x86_64")]
+    assert report.excluded[0].evidence["failing"] == "1/1 unhealthy"
+    assert build_stage_report(stage_request("NoReboot"), *stage_world(), fleet).rebooted == 0
+
+
+def test_report_stage_files_are_stored_as_html_csv_and_json() -> None:
+    reports = InMemoryReportStore()
+    report = build_stage_report(stage_request(), *stage_world(), known_fleet())
+    location = store_stage_report(report, reports)
+    assert location.html == "s3://artifacts/reports/2026-12/stages/prod-1.html"
+    assert reports.keys("reports/2026-12/stages/") == [
+        "reports/2026-12/stages/prod-1.csv",
+        "reports/2026-12/stages/prod-1.html",
+        "reports/2026-12/stages/prod-1.json",
+    ]
+    rows = list(csv.DictReader(io.StringIO(reports.files["reports/2026-12/stages/prod-1.csv"][0])))
+    first = rows[0]
+    assert (first["node_id"], first["result"], first["rebooted"]) == (node_id(1), "Success", "True")
+
+
+def compliance_report() -> tuple[ComplianceReport, InMemoryReportStore]:
+    fleet, store, reports = known_fleet(), InMemoryComplianceStore(), InMemoryReportStore()
+    refresh(fleet, store, AlertRecorder(), RULES, RUN_START - timedelta(hours=1))  # the "before"
+    fleet.states[node_id(2)] = PatchStateCounts(patch_group="prod-1", operation_end=NOW - timedelta(hours=1))
+    stage = build_stage_report(stage_request(), *stage_world(), fleet)
+    store_stage_report(stage, reports)
+    report, _ = build_compliance_report(
+        fleet, store, reports, stage_world()[2], RULES, NOW, run_id="2026-12", run_started_at=RUN_START
+    )
+    return report, reports
+
+
+def test_report_compliance_carries_before_after_stages_and_trend() -> None:
+    report, reports = compliance_report()
+    assert report.cycle is not None
+    assert (report.cycle.rate_before, report.cycle.rate_after) == (27.3, 36.4)  # node 2 rebooted and rescanned
+    assert report.cycle.non_compliant == 2
+    assert [s.stage_name for s in report.stages] == ["prod-1"]
+    assert [p.rate for p in report.trend] == [27.3, 36.4]
+    assert [e.stage_name for e in report.excluded] == ["prod-1", "staging"]
+    assert "reports/2026-12/report.html" in reports.files
+
+
+def test_report_compliance_html_is_self_contained_and_prints() -> None:
+    _, reports = compliance_report()
+    page = reports.files["reports/2026-12/report.html"][0]
+    assert page.count("<svg") == 5
+    assert not re.search(r"<script|<link|<img|src=|@import|url\(", page)
+    assert set(re.findall(r"https?://[^\"' ]+", page)) == {"http://www.w3.org/2000/svg"}  # the SVG namespace only
+    assert "@media print" in page
+    assert "27.3 %" in page
+    assert node_id(4) in page
+    assert "CVE-2026-1001" in page
+
+
+def test_report_renderer_escapes_what_it_shows() -> None:
+    report, _ = compliance_report()
+    hostile = report.model_copy(update={"title": "<script>alert(1)</script>"})
+    page = render.compliance_html(hostile)
+    assert "<script>alert(1)" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_report_compliance_csv_matches_the_summary() -> None:
+    report, reports = compliance_report()
+    rows = list(csv.DictReader(io.StringIO(reports.files["reports/2026-12/compliance.csv"][0])))
+    assert len(rows) == report.summary.nodes == 11
+    for status in ComplianceStatus:
+        assert sum(r["status"] == status.value for r in rows) == report.summary.counts[status]
+    assert next(r for r in rows if r["node_id"] == node_id(4))["missing_patch_ids"] == "openssl.x86_64 KB5071546"
+
+
+def test_report_on_demand_is_stored_under_its_time() -> None:
+    fleet, store, reports = known_fleet(), InMemoryComplianceStore(), InMemoryReportStore()
+    report, location = build_compliance_report(fleet, store, reports, None, RULES, datetime(2026, 12, 20, tzinfo=UTC))
+    assert (report.cycle, report.stages) == (None, [])
+    assert location.csv == "s3://artifacts/reports/on-demand/20261220T000000Z/compliance.csv"
+    assert len(store.nodes()) == 11
