@@ -246,6 +246,7 @@ def stage_catalog(policy: PatchPolicy) -> StageCatalog:
                 max_concurrency=stage.max_concurrency,
                 max_errors=stage.max_errors,
                 bake_seconds=stage.bake_seconds,
+                install_minutes=stage.install_minutes,
                 requires_approval=stage.requires_approval,
                 health_check=stage.health_check,
                 alarm_name_prefix=stage.alarm_name_prefix,

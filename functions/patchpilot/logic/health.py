@@ -4,6 +4,23 @@ from patchpilot.integrations.ports import AlarmMonitor, CommandDirectory, Instal
 from patchpilot.logic.platforms import operating_system_of
 from patchpilot.models.rollout import MAX_SAMPLE, InstanceRef, StageVerdict, VerifyStageRequest
 
+NOT_DELIVERED_REASONS = {
+    "DeliveryTimedOut": "not_started_in_time",
+    "Undeliverable": "undeliverable",
+    "Terminated": "terminated",
+}
+"""Command outcomes where the command never ran on the instance: their own reasons, never evidence against a patch."""
+
+
+def reason_for(phase: str, status: str) -> str:
+    """The verdict reason of a command that did not succeed on an instance (``install_failed``...)."""
+    return f"{phase}_{NOT_DELIVERED_REASONS.get(status) or status.lower()}"
+
+
+def is_patch_evidence(reason: str) -> bool:
+    """Whether a reason can point at a patch (a command that never ran on the instance cannot)."""
+    return not any(reason.endswith(f"_{suffix}") for suffix in NOT_DELIVERED_REASONS.values())
+
 
 def allowed_failures(max_errors: str, targeted: int) -> int:
     """How many unhealthy instances a stage tolerates, with SendCommand's `MaxErrors` semantics.
@@ -36,7 +53,7 @@ def _command_reasons(
             if row is None:
                 reasons[instance_id].append(f"{result.phase}_not_reported")
             elif not row.succeeded:
-                reasons[instance_id].append(f"{result.phase}_{row.status.lower()}")
+                reasons[instance_id].append(reason_for(result.phase, row.status))
     return reasons
 
 
@@ -52,8 +69,11 @@ def verify_stage_health(
 
     An instance is unhealthy when any command of the step (install, post-patch scan, health command) failed or
     never reported on it, when SSM no longer reaches it (ping status not Online), or, after a patch step, when its
-    post-patch scan reports a failed patch. The stage is healthy when unhealthy instances stay within the stage's
-    error budget (``max_errors``) and none of the stage's CloudWatch alarms is in ALARM.
+    post-patch scan reports a failed patch. A command that never ran on an instance (DeliveryTimedOut, Undeliverable,
+    Terminated) leaves it unpatched, so it counts against the budget, under its own reason
+    (``install_not_started_in_time``...); it is never evidence against a patch: such instances stay out of the
+    unhealthy sample the exclusion step correlates. The stage is healthy when unhealthy instances stay within the
+    stage's error budget (``max_errors``) and none of the stage's CloudWatch alarms is in ALARM.
 
     Parameters
     ----------
@@ -95,8 +115,10 @@ def verify_stage_health(
 
     healthy_ids = [instance_id for instance_id in sorted(instances) if not reasons[instance_id]]
     healthy = len(unhealthy) <= budget and not in_alarm
-    # Samples feed the exclusion step only: a healthy verdict keeps the same size for any fleet.
-    sampled_unhealthy = [] if healthy else unhealthy[:MAX_SAMPLE]
+    # Samples feed the exclusion step only: a healthy verdict keeps the same size for any fleet. An instance whose
+    # commands never ran on it (not started in time, undeliverable, terminated) says nothing about a patch.
+    evidence = [i for i in unhealthy if any(is_patch_evidence(reason) for reason in reasons[i])]
+    sampled_unhealthy = [] if healthy else evidence[:MAX_SAMPLE]
     sampled_healthy = [] if healthy else healthy_ids[:MAX_SAMPLE]
     return StageVerdict(
         stage_name=stage.name,

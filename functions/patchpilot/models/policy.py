@@ -15,7 +15,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from patchpilot.models.rollout import HealthCheck
+from patchpilot.models.rollout import INSTALL_MINUTES, MAX_INSTALL_MINUTES, MIN_INSTALL_MINUTES, HealthCheck
 
 OperatingSystem = Literal[
     "WINDOWS",
@@ -170,6 +170,12 @@ class Stage(_PolicyModel):
     max_concurrency: RateValue = "50%"
     max_errors: ErrorBudget = "0"
     bake_seconds: int = Field(default=86_400, ge=1, le=14 * 24 * 3600)
+    install_minutes: int = Field(
+        default=INSTALL_MINUTES,
+        ge=MIN_INSTALL_MINUTES,
+        le=MAX_INSTALL_MINUTES,
+        description="Expected patch-and-reboot time of one instance: sizes the install's delivery timeout per wave.",
+    )
     requires_approval: bool = False
     health_check: HealthCheck | None = None
     alarm_name_prefix: str | None = Field(default=None, min_length=1, max_length=200)

@@ -28,6 +28,7 @@ class CommandInfo(_Record):
     document_name: str
     comment: str
     status: str
+    target_count: int = 0  # ListCommands TargetCount: 0 until SSM resolved the command's targets
 
 
 class InvocationInfo(_Record):

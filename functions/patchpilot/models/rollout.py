@@ -24,6 +24,7 @@ StageRole = Literal["test", "production"]
 Phase = Literal["install", "scan", "health"]
 PhaseSet = Literal["patch", "verify"]
 MAX_SAMPLE = 50
+INSTALL_MINUTES, MIN_INSTALL_MINUTES, MAX_INSTALL_MINUTES = 60, 5, 720
 
 
 class _Model(BaseModel):
@@ -47,6 +48,7 @@ class StageDefinition(_Model):
     max_concurrency: RateValue = "50%"
     max_errors: ErrorBudget = "0"
     bake_seconds: int = Field(default=86_400, ge=1, le=MAX_BAKE_SECONDS)
+    install_minutes: int = Field(default=INSTALL_MINUTES, ge=MIN_INSTALL_MINUTES, le=MAX_INSTALL_MINUTES)
     reboot_option: Literal["RebootIfNeeded", "NoReboot"] = "RebootIfNeeded"
     requires_approval: bool = False
     health_check: HealthCheck | None = None
