@@ -250,6 +250,9 @@ class SsmAgentSimulator:
         self.rejected_patches: Callable[[SimulatedInstance], set[str]] = no_rejections
         self.fetch_object: Callable[[str], str] = fetch_object or s3_object_reader(region)
         self.baseline_id: Callable[[SimulatedInstance], str] = stable_baseline_id
+        # Instances that get their patch group tag while the next Install is being sent: SSM targets them (tag
+        # targets resolve after SendCommand) although the planner could not count them.
+        self.join_during_next_install: list[SimulatedInstance] = []
         self._rng = random.Random(seed)
         self._lock = threading.RLock()
 
@@ -370,6 +373,10 @@ class SsmAgentSimulator:
         if command.operation == "Install" and command.parameter("BaselineOverride"):
             self._read_baseline_override(command)
         self.commands[command.command_id] = command
+        if command.operation == "Install":
+            for joining in self.join_during_next_install:
+                self.add_instance(joining)
+            self.join_during_next_install = []
         if command.targets:
             self.scheduler.after(TARGET_RESOLUTION_SECONDS, lambda: self._resolve_command(command.command_id, params))
         else:

@@ -30,7 +30,7 @@ def _waiting(expected: int) -> tuple[InMemoryInstallTracker, FakeCommandDirector
     request = AwaitInstallRequest(
         task_token=TOKEN, run_id="2026-12", stage_name="dev", command_id=COMMAND, expected_instances=expected
     )
-    register_install_wait(request, tracker, callbacks)
+    register_install_wait(request, tracker, callbacks, directory)
     return tracker, directory, callbacks
 
 
@@ -95,6 +95,7 @@ def test_record_invocation_result_before_wait_registration_is_kept_and_resumes_a
         ),
         tracker,
         callbacks,
+        directory,
     )
     # Then it resumes at once
     assert tally.complete
@@ -151,3 +152,28 @@ def test_reconcile_install_gives_up_after_the_last_attempt() -> None:
     assert (outcome.tally.complete, outcome.attempts) == (False, 2)
     with pytest.raises(InstallResultsIncomplete, match="0/2 instances reported after 3"):
         reconcile_install(request.model_copy(update={"attempts_so_far": 2}), tracker, directory)
+
+
+def test_record_invocation_result_waits_for_every_instance_ssm_targeted() -> None:
+    # Given a stage planned for two instances, while SSM's resolved command targets three (one tagged meanwhile)
+    tracker, directory, callbacks = _waiting(expected=2)
+    directory.add_command(COMMAND, install_command_comment("2026-12", "dev"), target_count=3)
+    # When the two planned instances report
+    for instance in ("i-0000000000000001", "i-0000000000000002"):
+        record_invocation_result(_detail(instance, "Success"), tracker, directory, callbacks)
+    # Then the wait goes on until the third reports, and the tally counts three
+    assert callbacks.resumed == []
+    last = record_invocation_result(_detail("i-0000000000000003", "Success"), tracker, directory, callbacks)
+    assert last.resumed_execution
+    assert callbacks.resumed[0][1]["expected"] == 3
+
+
+def test_reconcile_install_expects_the_resolved_target_count() -> None:
+    tracker, directory, _ = _waiting(expected=1)
+    directory.add_command(COMMAND, install_command_comment("2026-12", "dev"), target_count=2)
+    directory.invocations[COMMAND] = [
+        InvocationInfo(command_id=COMMAND, instance_id="i-0000000000000001", status="Success")
+    ]
+    request = ReconcileRequest(command_id=COMMAND, expected_instances=1, attempts_so_far=0, max_attempts=3)
+    outcome = reconcile_install(request, tracker, directory)
+    assert (outcome.tally.expected, outcome.tally.complete) == (2, False)

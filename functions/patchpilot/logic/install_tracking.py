@@ -61,10 +61,26 @@ def tally_of(command: TrackedCommand, command_finished: bool = False) -> Install
     )
 
 
-def _resume_if_complete(command: TrackedCommand, tracker: InstallTracker, callbacks: ExecutionCallbacks) -> bool:
+def targeted_by_ssm(command_id: str, expected: int, directory: CommandDirectory) -> int:
+    """The instances the command really targets: ListCommands `TargetCount` once SSM resolved it, else `expected`.
+
+    The planner counts the patch group before the command is sent; an instance tagged into the group meanwhile is
+    targeted too (SendCommand resolves tag targets itself), so the planned count can be short.
+    """
+    info = directory.describe_command(command_id)
+    return max(expected, info.target_count) if info is not None else expected
+
+
+def _resume_if_complete(
+    command: TrackedCommand, tracker: InstallTracker, callbacks: ExecutionCallbacks, directory: CommandDirectory
+) -> bool:
     tally = tally_of(command)
     if not tally.complete or command.task_token is None or command.resumed:
         return False
+    targeted = targeted_by_ssm(command.command_id, command.expected or 0, directory)
+    if targeted > command.reported:
+        return False  # SSM targeted more instances than planned: wait for them too
+    tally = tally_of(command.model_copy(update={"expected": targeted}))
     if not tracker.claim_resume(command.command_id, command.task_token):
         return False
     return callbacks.resume(command.task_token, tally)
@@ -133,14 +149,14 @@ def record_invocation_result(
     command = tracker.get_command(detail.command_id)
     if command is None:
         raise CommandNotTracked(f"command {detail.command_id} lost its tracking row while recording a result")
-    resumed = _resume_if_complete(command, tracker, callbacks)
+    resumed = _resume_if_complete(command, tracker, callbacks, directory)
     if not resumed and outcome is RecordOutcome.RECORDED and command.task_token and not command.resumed:
         callbacks.heartbeat(command.task_token)
     return handled("recorded" if outcome is RecordOutcome.RECORDED else "duplicate", resumed, tally_of(command))
 
 
 def register_install_wait(
-    request: AwaitInstallRequest, tracker: InstallTracker, callbacks: ExecutionCallbacks
+    request: AwaitInstallRequest, tracker: InstallTracker, callbacks: ExecutionCallbacks, directory: CommandDirectory
 ) -> InstallTally:
     """Store the waiting task's token; if every instance already reported, resume at once.
 
@@ -148,8 +164,8 @@ def register_install_wait(
     ----------
     request : AwaitInstallRequest
         Token, command and expected instance count from the state machine.
-    tracker, callbacks
-        Ports to the tracking table and Step Functions.
+    tracker, callbacks, directory
+        Ports to the tracking table, Step Functions and SSM (the command's resolved target count).
 
     Returns
     -------
@@ -159,7 +175,7 @@ def register_install_wait(
     command = tracker.register_wait(
         request.command_id, request.run_id, request.stage_name, request.expected_instances, request.task_token
     )
-    _resume_if_complete(command, tracker, callbacks)
+    _resume_if_complete(command, tracker, callbacks, directory)
     return tally_of(command)
 
 
@@ -198,7 +214,8 @@ def reconcile_install(
         raise CommandNotTracked(f"command {request.command_id} has no tracking row to reconcile")
     info = directory.describe_command(request.command_id)
     finished = info is not None and info.status in TERMINAL_COMMAND_STATUSES
-    tally = tally_of(command.model_copy(update={"expected": request.expected_instances}), command_finished=finished)
+    expected = max(request.expected_instances, info.target_count if info is not None else 0)
+    tally = tally_of(command.model_copy(update={"expected": expected}), command_finished=finished)
     attempts = request.attempts_so_far + 1
     if not tally.complete and attempts >= request.max_attempts:
         raise InstallResultsIncomplete(
