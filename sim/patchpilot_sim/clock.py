@@ -22,23 +22,41 @@ class SimClock:
         self.start = start or datetime.now(UTC).replace(microsecond=0)
         self._t0 = time.monotonic()
         self._jumped = 0.0
+        self._held: float | None = None
 
     def now(self) -> datetime:
         return self.start + timedelta(seconds=self.elapsed_seconds())
 
     def elapsed_seconds(self) -> float:
         """Simulated seconds since the clock (re)started, jumps included."""
+        if self._held is not None:
+            return self._held
         return (time.monotonic() - self._t0) * self.time_scale + self._jumped
+
+    def hold(self) -> None:
+        """Stop simulated time until `release` (in-process latency between a decision and its command is not time)."""
+        if self._held is None:
+            self._held = self.elapsed_seconds()
+
+    def release(self) -> None:
+        """Let simulated time run on from where `hold` stopped it."""
+        if self._held is not None:
+            self._jumped = self._held - (time.monotonic() - self._t0) * self.time_scale
+            self._held = None
 
     def restart(self) -> None:
         """Start counting again from now (setting up the fleet is not part of the cycle)."""
         self.start = max(self.start, datetime.now(UTC).replace(microsecond=0))
         self._t0 = time.monotonic()
         self._jumped = 0.0
+        self._held = None
 
     def jump(self, simulated_seconds: float) -> None:
         """Move simulated time forward at once (a bake is pure waiting: it runs more compressed than the fleet)."""
-        self._jumped += max(simulated_seconds, 0.0)
+        if self._held is not None:
+            self._held += max(simulated_seconds, 0.0)
+        else:
+            self._jumped += max(simulated_seconds, 0.0)
 
     def to_real(self, simulated_seconds: float) -> float:
         return simulated_seconds / self.time_scale

@@ -6,13 +6,17 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from patchpilot.models.rollout import StageCatalog
 from patchpilot_sim.runtime import LocalRuntime
 from patchpilot_sim.scenarios import SCENARIOS, Scenario, apply_scenario, build_fleet
+from patchpilot_sim.template import SamTemplate
+from patchpilot_sim.windows import Calendar, deployed_windows
 
+CHANGE_CALENDAR = "patchpilot-change-freeze"
 # Bakes are pure waiting: one real second per simulated day, and the simulated clock jumps over the rest.
 BAKE_SECONDS_PER_REAL_SECOND = 86_400
 # Waits that guard against lost events are floored in *real* seconds: in-process handler latency is not
@@ -26,6 +30,8 @@ SHOWN_STATES = {
     "Verify Stage Health": "verifying health",
     "Find Failing Patches": "correlating patches of unhealthy instances",
     "Bake": "baking",
+    "Wait For Install Window": "waiting for its maintenance window",
+    "Run Stage Commands": "sending commands",
     "Record Stage Passed": "passed",
     "Reconcile Command Results": "reconciling lost results",
 }
@@ -96,6 +102,15 @@ class OnCall:
         self.runtime.scheduler.after(ON_CALL_ANSWER_SIMULATED_SECONDS, approve)
 
 
+def _shown(entered: dict[str, Any]) -> str:
+    text = SHOWN_STATES[entered["name"]]
+    if entered["name"] == "Wait For Install Window":
+        start = json.loads(entered["input"])["step"]["start"]
+        text += f" ({start['reason'].replace('_', ' ')}; the install may start {start['opens_at']}"
+        text += f" until {start['cutoff_at']})" if start.get("cutoff_at") else ")"
+    return text
+
+
 def _stage_name(details: dict[str, Any]) -> str | None:
     try:
         stage = json.loads(details.get("input") or "{}").get("stage")
@@ -116,8 +131,8 @@ def _follow(runtime: LocalRuntime, execution_arn: str, timeout: float, on_call: 
             if not entered or entered["name"] not in SHOWN_STATES:
                 continue
             stage = _stage_name(entered) or ""
-            on_call.say(f"[sim {runtime.clock.now():%a %d %H:%M}] {stage:8} {SHOWN_STATES[entered['name']]}")
-            if event["type"] == "WaitStateEntered":
+            on_call.say(f"[sim {runtime.clock.now():%a %d %H:%M}] {stage:8} {_shown(entered)}")
+            if entered["name"] == "Bake":
                 real_bake = json.loads(entered["input"])["stage"]["bake_seconds"]
                 runtime.clock.jump(real_bake * (BAKE_SECONDS_PER_REAL_SECOND - runtime.clock.time_scale))
         seen = len(history)
@@ -205,6 +220,12 @@ def judge(
     problems += [f"never entered {state!r}" for state in scenario.must_enter if state not in entered]
     if scenario.name == "bad-patch":
         problems += _bad_patch_problems(runtime, excluded)
+    if scenario.mode != "emergency":
+        problems += window_problems(runtime)
+    if scenario.change_freeze_hours:
+        problems += _freeze_problems(runtime, scenario)
+    if scenario.name == "large-stage":
+        problems += _large_stage_problems(scenario, runtime)
     if scenario.name == "duplicate-start" and duplicate_starts != 1:
         problems.append("the second start of the cycle was not a no-op")
     if scenario.name == "emergency":
@@ -214,6 +235,36 @@ def judge(
             if extra:
                 problems.append(f"{instance.instance_id} installed {sorted(extra)} outside the emergency list")
                 break
+    return problems
+
+
+def invocation_statuses(runtime: LocalRuntime) -> dict[str, int]:
+    """Ground truth: how every invocation of every command the fleet ran ended."""
+    counts: dict[str, int] = {}
+    for command in list(runtime.fleet.commands.values()):
+        for invocation in list(command.invocations.values()):
+            counts[invocation.status] = counts.get(invocation.status, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def _large_stage_problems(scenario: Scenario, runtime: LocalRuntime) -> list[str]:
+    problems = []
+    timed_out = invocation_statuses(runtime).get("DeliveryTimedOut", 0)
+    if timed_out:
+        problems.append(f"{timed_out} invocation(s) ended DeliveryTimedOut")
+    group = scenario.stage_group
+    installs = [
+        c
+        for c in runtime.fleet.commands.values()
+        if c.operation == "Install" and any(group in t.get("Values", []) for t in c.targets)
+    ]
+    members = {i.instance_id for i in runtime.fleet.instances.values() if i.patch_group == group}
+    if not installs:
+        problems.append(f"no install was sent to {group}")
+    for install in installs:
+        ran = {i for i, invocation in install.invocations.items() if invocation.status == "Success"}
+        if ran != members:
+            problems.append(f"the install on {group} succeeded on {len(ran)} of {len(members)} instances")
     return problems
 
 
@@ -256,6 +307,59 @@ def _payload_sizes(history: list[dict[str, Any]]) -> int:
     return max(sizes)
 
 
+def scenario_catalog(scenario: Scenario) -> StageCatalog | None:
+    """The stage catalog as the scenario's policy renders it (None: the repository's policy, as deployed)."""
+    if not scenario.change_freeze_hours:
+        return None
+    deployed = StageCatalog.model_validate_json(SamTemplate().resources["StageCatalogParameter"]["Properties"]["Value"])
+    stages = [stage.model_copy(update={"change_calendar": CHANGE_CALENDAR}) for stage in deployed.stages]
+    return StageCatalog(stages=stages)
+
+
+def close_change_calendar(runtime: LocalRuntime, scenario: Scenario) -> list[str]:
+    """The scenario's change freeze: the calendar is CLOSED from an hour before its group's next window opening."""
+    window = deployed_windows(runtime.template)[scenario.stage_group]
+    opens = window.first_opening_after(runtime.clock.now())
+    freeze = (opens - timedelta(hours=1), opens + timedelta(hours=scenario.change_freeze_hours))
+    runtime.calendars.add(Calendar(CHANGE_CALENDAR, closed=[freeze]))
+    return [f"change calendar {CHANGE_CALENDAR} CLOSED {freeze[0]:%a %d %H:%M} to {freeze[1]:%a %d %H:%M} (sim)"]
+
+
+def window_problems(runtime: LocalRuntime) -> list[str]:
+    """Every install must have started inside its patch group's maintenance window, before the cutoff."""
+    windows = deployed_windows(runtime.template)
+    problems = []
+    for command in list(runtime.fleet.commands.values()):
+        if command.operation != "Install":
+            continue
+        groups = {value for target in command.targets for value in target.get("Values", [])}
+        for group in sorted(groups & set(windows)):
+            if not windows[group].takes_installs_at(command.requested):
+                problems.append(
+                    f"the install on {group} started at {command.requested:%a %d %H:%M}, outside its window"
+                )
+    return problems
+
+
+def _freeze_problems(runtime: LocalRuntime, scenario: Scenario) -> list[str]:
+    calendar = runtime.calendars.calendars[CHANGE_CALENDAR]
+    frozen_until = calendar.closed[0][1]
+    installs = [
+        c
+        for c in runtime.fleet.commands.values()
+        if c.operation == "Install" and any(scenario.stage_group in t.get("Values", []) for t in c.targets)
+    ]
+    problems = [] if installs else [f"no install was sent to {scenario.stage_group}"]
+    problems += [
+        f"the install on {scenario.stage_group} started during the change freeze ({c.requested:%a %d %H:%M})"
+        for c in installs
+        if c.requested < frozen_until
+    ]
+    if not any(state == "CLOSED" for _, _, state in runtime.calendars.queries):
+        problems.append("the change calendar was never found CLOSED: the freeze delayed nothing")
+    return problems
+
+
 def run_simulation(options: SimulationOptions, say: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """Run one patch cycle on the local runtime and return summary.json's content."""
     scenario = SCENARIOS[options.scenario]
@@ -265,7 +369,10 @@ def run_simulation(options: SimulationOptions, say: Callable[[str], None] = lamb
         out.mkdir(parents=True, exist_ok=True)
     log = (out / "lambda.log").open("w") if out is not None else None
     try:
-        with LocalRuntime(time_scale=options.time_scale, seed=options.seed, lambda_log=log) as runtime:
+        catalog = scenario_catalog(scenario)
+        with LocalRuntime(
+            time_scale=options.time_scale, seed=options.seed, lambda_log=log, stage_catalog=catalog
+        ) as runtime:
             summary = _run(runtime, scenario, options, say)
             summary["real_seconds"] = round(time.monotonic() - started, 2)
     finally:
@@ -279,7 +386,9 @@ def run_simulation(options: SimulationOptions, say: Callable[[str], None] = lamb
 def _run(
     runtime: LocalRuntime, scenario: Scenario, options: SimulationOptions, say: Callable[[str], None]
 ) -> dict[str, Any]:
-    fleet = runtime.add_instances(build_fleet(options.instances, options.seed))
+    fleet = runtime.add_instances(
+        build_fleet(options.instances, options.seed, min_group_sizes=scenario.min_group_sizes)
+    )
     groups: dict[str, int] = {}
     for instance in fleet:
         groups[instance.patch_group] = groups.get(instance.patch_group, 0) + 1
@@ -290,6 +399,9 @@ def _run(
         say(f"scenario {scenario.name}: {change}")
     catalog = stage_catalog(runtime)
     runtime.clock.restart()
+    if scenario.change_freeze_hours:
+        for change in close_change_calendar(runtime, scenario):
+            say(f"scenario {scenario.name}: {change}")
     request = start_request(catalog, scenario, options.cycle)
     first = runtime.lambdas.invoke("StartRolloutFunction", request)
     if first.failed:
@@ -332,6 +444,7 @@ def _run(
         "duplicate_starts_ignored": duplicate_starts,
         "fleet_instances": len(fleet),
         "lost_events": len(runtime.fleet.dropped_events),
+        "invocations": invocation_statuses(runtime),
         "dead_letters": len(runtime.router.dead_letters),
         "lambda_invocations": len(runtime.lambdas.records),
         "command_result_ms_per_event": _mean_ms(runtime, "CommandResultFunction"),

@@ -1,12 +1,15 @@
 """Adapters for the handlers, built from env-var settings at invocation time (the edge of the system)."""
 
 from patchpilot.integrations import aws_clients
+from patchpilot.integrations.clocks import SystemClock
 from patchpilot.integrations.cloudwatch_alarms import CloudWatchAlarmMonitor
 from patchpilot.integrations.dynamodb_first_scan import DynamoDBFirstScanLedger
 from patchpilot.integrations.dynamodb_tracker import DynamoDBInstallTracker
 from patchpilot.integrations.ec2_inventory import Ec2InstanceInventory
 from patchpilot.integrations.patch_sets import S3PatchSetStore
+from patchpilot.integrations.ports import Clock
 from patchpilot.integrations.sfn_callbacks import StepFunctionsCallbacks, StepFunctionsRolloutStarter
+from patchpilot.integrations.ssm_calendar import SsmChangeCalendar
 from patchpilot.integrations.ssm_directory import SsmCommandDirectory, SsmPatchComplianceReader
 from patchpilot.integrations.ssm_scanner import SsmPatchScanner
 from patchpilot.models.settings import ArtifactSettings, StarterSettings, TrackingSettings
@@ -67,3 +70,23 @@ def patch_sets() -> S3PatchSetStore:
 def rollout_starter() -> StepFunctionsRolloutStarter:
     """Step Functions, for the rollout state machine named by STATE_MACHINE_ARN."""
     return StepFunctionsRolloutStarter(aws_clients.stepfunctions(), StarterSettings.from_env().state_machine_arn)
+
+
+_clock: Clock = SystemClock()
+
+
+def clock() -> Clock:
+    """The clock rollout decisions use (the system clock; a local runtime installs its simulated one)."""
+    return _clock
+
+
+def use_clock(replacement: Clock) -> Clock:
+    """Make `replacement` the clock handlers use; returns the previous one (to restore it)."""
+    global _clock
+    previous, _clock = _clock, replacement
+    return previous
+
+
+def change_calendar() -> SsmChangeCalendar:
+    """SSM Change Calendar (GetCalendarState)."""
+    return SsmChangeCalendar(aws_clients.ssm())

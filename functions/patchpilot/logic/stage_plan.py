@@ -3,8 +3,9 @@
 import math
 import uuid
 
-from patchpilot.integrations.ports import CommandDirectory, PatchSetStore
+from patchpilot.integrations.ports import ChangeCalendar, Clock, CommandDirectory, PatchSetStore
 from patchpilot.logic.commands import install_command_comment
+from patchpilot.logic.install_window import decide_install_start
 from patchpilot.models.exceptions import NoInstancesInPatchGroup, NoTestedPatchSet
 from patchpilot.models.rollout import CommandSpec, CommandTarget, Phase, StageCommands, StageStepRequest
 
@@ -137,3 +138,35 @@ def plan_stage_commands(
         parameters = {"commands": check.commands, "executionTimeout": [str(check.timeout_seconds)]}
         commands.append(command("health", check.document_name, parameters, timeout(check.timeout_seconds)))
     return StageCommands(targeted_instances=targeted, commands=commands)
+
+
+def plan_stage_step(
+    request: StageStepRequest,
+    directory: CommandDirectory,
+    patch_sets: PatchSetStore,
+    patch_group_tag_key: str,
+    clock: Clock,
+    calendar: ChangeCalendar,
+) -> StageCommands:
+    """Plan a stage step's commands and whether they may start now (window, cutoff, change calendar).
+
+    Parameters
+    ----------
+    request : StageStepRequest
+        The run, the stage and the step.
+    directory, patch_sets
+        As for `plan_stage_commands`.
+    patch_group_tag_key : str
+        The patch group tag.
+    clock, calendar
+        The time to decide for, and the stage's SSM Change Calendar.
+
+    Returns
+    -------
+    StageCommands
+        The commands, and in ``start`` either ``start_now`` or the ``wait_until`` timestamp after which the state
+        machine plans the step again.
+    """
+    start = decide_install_start(request, clock, calendar)
+    planned = plan_stage_commands(request, directory, patch_sets, patch_group_tag_key)
+    return planned.model_copy(update={"start": start})

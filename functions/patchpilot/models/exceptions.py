@@ -59,3 +59,7 @@ class RejectedPatchListFull(PatchPilotError):
 
 class BaselineUpdateConflict(PatchPilotError):
     """Concurrent writers kept removing the excluded patches from a baseline's RejectedPatches after every retry."""
+
+
+class UnsupportedSchedule(PatchPilotError):
+    """A maintenance window schedule PatchPilot cannot compute openings for (a rate, or an unsupported cron field)."""

@@ -1,5 +1,7 @@
 """Records the integrations return to the logic (DynamoDB rows, SSM command descriptions)."""
 
+from datetime import datetime
+
 from pydantic import BaseModel, ConfigDict
 
 
@@ -55,3 +57,10 @@ class ManagedInstance(_Record):
     platform_type: str
     platform_name: str
     platform_version: str
+
+
+class CalendarState(_Record):
+    """What GetCalendarState says about an SSM Change Calendar at a moment."""
+
+    open: bool
+    next_transition: datetime | None = None  # when the state changes next (None: it does not, as far as SSM knows)
