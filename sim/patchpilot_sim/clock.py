@@ -63,7 +63,12 @@ class SimClock:
 
 
 class Scheduler:
-    """Runs callbacks after simulated delays on one background thread."""
+    """Runs callbacks after simulated delays on one background thread, in simulated-time order.
+
+    A callback that schedules another measures the delay from its own due time, not from when it ran: on a busy
+    machine callbacks run late, but a chain of them (wave after wave of a rate-controlled command) keeps its place
+    against a deadline scheduled at the start (the delivery timeout). Order never depends on machine speed.
+    """
 
     def __init__(self, clock: SimClock) -> None:
         self.clock = clock
@@ -72,12 +77,15 @@ class Scheduler:
         self._cv = threading.Condition()
         self._stopped = False
         self._busy = 0
+        self._running_due: float | None = None  # the due time of the callback now running (scheduler thread)
         self.errors: list[BaseException] = []
         self._thread = threading.Thread(target=self._run, name="sim-scheduler", daemon=True)
         self._thread.start()
 
     def after(self, simulated_seconds: float, action: Callable[[], None]) -> None:
-        due = time.monotonic() + self.clock.to_real(max(simulated_seconds, 0.0))
+        on_scheduler = threading.current_thread() is self._thread and self._running_due is not None
+        base = self._running_due if on_scheduler and self._running_due is not None else time.monotonic()
+        due = base + self.clock.to_real(max(simulated_seconds, 0.0))
         with self._cv:
             heapq.heappush(self._queue, (due, next(self._counter), action))
             self._cv.notify()
@@ -100,12 +108,14 @@ class Scheduler:
                     self._cv.wait(timeout)
                 if self._stopped:
                     return
-                _, _, action = heapq.heappop(self._queue)
+                due, _, action = heapq.heappop(self._queue)
                 self._busy += 1
+            self._running_due = due
             try:
                 action()
             except Exception as error:
                 self.errors.append(error)
             finally:
+                self._running_due = None
                 with self._cv:
                     self._busy -= 1

@@ -32,6 +32,12 @@ ACCOUNT_ID = "123456789012"
 PATCH_DOCUMENT = "AWS-RunPatchBaseline"
 SHELL_DOCUMENTS = frozenset({"AWS-RunShellScript", "AWS-RunPowerShellScript"})
 SUPPORTED_DOCUMENTS = frozenset({PATCH_DOCUMENT, *SHELL_DOCUMENTS})
+# The platforms each document runs on; any other ends InvalidPlatform (monitor-commands.md: "Invalid Platform").
+DOCUMENT_PLATFORMS = {
+    PATCH_DOCUMENT: frozenset({"Windows", "Linux"}),
+    "AWS-RunShellScript": frozenset({"Linux"}),
+    "AWS-RunPowerShellScript": frozenset({"Windows"}),
+}
 SCAN_MINUTES = 2.0
 HEALTH_COMMAND_MINUTES = 0.5
 DEFAULT_TIMEOUT_SECONDS = 3600  # SendCommand TimeoutSeconds default (API reference: SendCommand)
@@ -495,6 +501,9 @@ class SsmAgentSimulator:
     def _start(self, command: Command, instance_id: str) -> None:
         invocation = command.invocations[instance_id]
         instance = invocation.instance
+        if PLATFORMS[instance.platform][0] not in DOCUMENT_PLATFORMS[command.document_name]:
+            self._finish(command, instance_id, "InvalidPlatform")  # never runs, holds no slot
+            return
         if not instance.reachable:
             command.running += 1  # holds its slot, never starts: the delivery deadline ends it
             return

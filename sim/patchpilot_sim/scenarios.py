@@ -29,6 +29,7 @@ class Scenario:
     must_enter: tuple[str, ...] = ()  # states the execution must pass through
     min_group_sizes: tuple[tuple[str, int], ...] = ()  # patch groups the scenario needs at least this big
     change_freeze_hours: float = 0.0  # a change calendar closed this long from stage_group's window opening
+    health_checks: bool = False  # every stage runs health commands (shell on Linux, PowerShell on Windows)
 
 
 EMERGENCY_PATCHES = ("KB5071546", "openssh-server.x86_64")
@@ -36,7 +37,13 @@ EMERGENCY_PATCHES = ("KB5071546", "openssh-server.x86_64")
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
-        Scenario("healthy", "every instance installs its patches and stays healthy: all stages pass", "SUCCEEDED"),
+        Scenario(
+            "healthy",
+            "every instance installs its patches and stays healthy (health commands on Linux and Windows confirm it "
+            "after each install and bake): all stages pass",
+            "SUCCEEDED",
+            health_checks=True,
+        ),
         Scenario(
             "failing-instance",
             "one dev instance fails every install: dev fails its health check, nothing is excluded, the cycle stops",

@@ -10,13 +10,18 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from patchpilot.models.rollout import StageCatalog
+from patchpilot.models.rollout import HealthCheck, StageCatalog
 from patchpilot_sim.runtime import LocalRuntime
 from patchpilot_sim.scenarios import SCENARIOS, Scenario, apply_scenario, build_fleet
 from patchpilot_sim.template import SamTemplate
 from patchpilot_sim.windows import Calendar, deployed_windows
 
 CHANGE_CALENDAR = "patchpilot-change-freeze"
+LINUX_HEALTH_CHECK = HealthCheck(document_name="AWS-RunShellScript", commands=["curl -fsS http://localhost/health"])
+WINDOWS_HEALTH_CHECK = HealthCheck(
+    document_name="AWS-RunPowerShellScript",
+    commands=["Invoke-WebRequest -UseBasicParsing http://localhost/health | Out-Null"],
+)
 # Bakes are pure waiting: one real second per simulated day, and the simulated clock jumps over the rest.
 BAKE_SECONDS_PER_REAL_SECOND = 86_400
 # Waits that guard against lost events are floored in *real* seconds: in-process handler latency is not
@@ -220,12 +225,7 @@ def judge(
     problems += [f"never entered {state!r}" for state in scenario.must_enter if state not in entered]
     if scenario.name == "bad-patch":
         problems += _bad_patch_problems(runtime, excluded)
-    if scenario.mode != "emergency":
-        problems += window_problems(runtime)
-    if scenario.change_freeze_hours:
-        problems += _freeze_problems(runtime, scenario)
-    if scenario.name == "large-stage":
-        problems += _large_stage_problems(scenario, runtime)
+    problems += aws_semantics_problems(scenario, runtime)
     if scenario.name == "duplicate-start" and duplicate_starts != 1:
         problems.append("the second start of the cycle was not a no-op")
     if scenario.name == "emergency":
@@ -238,6 +238,18 @@ def judge(
     return problems
 
 
+def aws_semantics_problems(scenario: Scenario, runtime: LocalRuntime) -> list[str]:
+    """What contradicts AWS's rules the scenario exercises: windows, change freezes, waves, health commands."""
+    problems = window_problems(runtime) if scenario.mode != "emergency" else []
+    if scenario.change_freeze_hours:
+        problems += _freeze_problems(runtime, scenario)
+    if scenario.name == "large-stage":
+        problems += _large_stage_problems(scenario, runtime)
+    if scenario.health_checks:
+        problems += _health_command_problems(runtime)
+    return problems
+
+
 def invocation_statuses(runtime: LocalRuntime) -> dict[str, int]:
     """Ground truth: how every invocation of every command the fleet ran ended."""
     counts: dict[str, int] = {}
@@ -245,6 +257,16 @@ def invocation_statuses(runtime: LocalRuntime) -> dict[str, int]:
         for invocation in list(command.invocations.values()):
             counts[invocation.status] = counts.get(invocation.status, 0) + 1
     return dict(sorted(counts.items()))
+
+
+def _health_command_problems(runtime: LocalRuntime) -> list[str]:
+    health = [c for c in list(runtime.fleet.commands.values()) if c.operation == "Health"]
+    documents = {c.document_name for c in health}
+    if documents != {"AWS-RunShellScript", "AWS-RunPowerShellScript"}:
+        return [f"health commands sent with {sorted(documents)}, expected both shell documents"]
+    checked = {i for c in health for i, inv in c.invocations.items() if inv.status == "Success"}
+    unchecked = set(runtime.fleet.instances) - checked
+    return [f"{len(unchecked)} instance(s) never passed a health command"] if unchecked else []
 
 
 def _large_stage_problems(scenario: Scenario, runtime: LocalRuntime) -> list[str]:
@@ -309,11 +331,15 @@ def _payload_sizes(history: list[dict[str, Any]]) -> int:
 
 def scenario_catalog(scenario: Scenario) -> StageCatalog | None:
     """The stage catalog as the scenario's policy renders it (None: the repository's policy, as deployed)."""
-    if not scenario.change_freeze_hours:
+    changes: dict[str, object] = {}
+    if scenario.change_freeze_hours:
+        changes["change_calendar"] = CHANGE_CALENDAR
+    if scenario.health_checks:
+        changes |= {"health_check": LINUX_HEALTH_CHECK, "windows_health_check": WINDOWS_HEALTH_CHECK}
+    if not changes:
         return None
     deployed = StageCatalog.model_validate_json(SamTemplate().resources["StageCatalogParameter"]["Properties"]["Value"])
-    stages = [stage.model_copy(update={"change_calendar": CHANGE_CALENDAR}) for stage in deployed.stages]
-    return StageCatalog(stages=stages)
+    return StageCatalog(stages=[stage.model_copy(update=changes) for stage in deployed.stages])
 
 
 def close_change_calendar(runtime: LocalRuntime, scenario: Scenario) -> list[str]:

@@ -32,9 +32,9 @@ class SimulatedWallClock(Clock):
         return self.clock.now()
 
     def wait_timestamp(self, moment: datetime) -> datetime:
+        self.clock.hold()
         now = self.clock.now()
         self.waits.append((now, moment))
-        self.clock.hold()
         self.clock.jump((moment - now).total_seconds())
         return datetime.now(UTC)
 

@@ -1,13 +1,17 @@
 """The rollout on a fleet that behaves as AWS documents Run Command: resolved targets, every document's events."""
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from patchpilot.models.rollout import StageCatalog
 from patchpilot_sim.fleet import SimulatedInstance
 from patchpilot_sim.runtime import LocalRuntime
-from tests.runtime_helpers import launch_fleet, start, task_outputs
+from patchpilot_sim.template import SamTemplate
+from patchpilot_sim.windows import Calendar, deployed_windows
+from tests.runtime_helpers import entered_states, launch_fleet, start, task_outputs
 
 pytestmark = pytest.mark.runtime
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -40,3 +44,24 @@ def test_install_wait_resumes_only_after_an_instance_targeted_after_planning_rep
         assert install_tally["expected"] == len(planned) + 1
         assert install_tally["reported"] == len(planned) + 1
         assert runtime.fleet.installed_during_cycle(late.instance_id)
+
+
+def _catalog_with_calendar(name: str) -> StageCatalog:
+    deployed = StageCatalog.model_validate_json(SamTemplate().resources["StageCatalogParameter"]["Properties"]["Value"])
+    return StageCatalog(stages=[stage.model_copy(update={"change_calendar": name}) for stage in deployed.stages])
+
+
+def test_install_starts_in_the_window_once_the_change_calendar_opens() -> None:
+    with LocalRuntime(stage_catalog=_catalog_with_calendar("freeze")) as runtime:
+        launch_fleet(runtime, instances=10, groups={"dev"})
+        window = deployed_windows(runtime.template)["dev"]
+        opens = window.first_opening_after(runtime.clock.now())
+        freeze_ends = opens + timedelta(minutes=30)
+        runtime.calendars.add(Calendar("freeze", closed=[(opens - timedelta(hours=2), freeze_ends)]))
+        description = start(runtime, stages=["dev"])
+        assert description["status"] == "SUCCEEDED", description.get("cause")
+        assert entered_states(runtime, description["executionArn"]).count("Wait For Install Window") == 2
+        [install] = [c for c in runtime.fleet.commands.values() if c.operation == "Install"]
+        assert freeze_ends <= install.requested
+        assert window.takes_installs_at(install.requested)
+        assert [state for _, _, state in runtime.calendars.queries] == ["CLOSED", "OPEN"]

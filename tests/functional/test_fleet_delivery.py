@@ -132,3 +132,15 @@ def test_tag_targets_resolve_after_send_command_and_include_instances_tagged_mea
     _finish(sim)
     assert _command(sim, command_id)["TargetCount"] == 4
     assert _statuses(sim, command_id) == {"Success": 4}
+
+
+def test_a_shell_document_ends_invalid_platform_on_windows(sim: SsmAgentSimulator) -> None:
+    _add(sim, 2)
+    windows = SimulatedInstance(
+        instance_id="i-0eeeeeeeeeeeeeee1", patch_group=GROUP, platform="WINDOWS", tags={"PatchGroup": GROUP}
+    )
+    sim.add_instance(windows)
+    command_id = _send(sim, DocumentName="AWS-RunShellScript", Parameters={"commands": ["curl -f :8080"]})
+    _finish(sim)
+    assert _statuses(sim, command_id) == {"Success": 2, "InvalidPlatform": 1}
+    assert _command(sim, command_id)["Status"] == "Success"  # InvalidPlatform does not count toward MaxErrors

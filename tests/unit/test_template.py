@@ -89,3 +89,19 @@ def test_template_event_rules_keep_rejected_events() -> None:
     for spec, rule in rules:
         assert rule.dead_letter_logical_id == "EventsDeadLetterQueue", rule.name
         assert spec.async_on_failure_logical_id == "EventsDeadLetterQueue", spec.logical_id
+
+
+def test_template_patch_group_tag_key_allows_only_the_keys_patch_manager_honours() -> None:
+    parameter = TEMPLATE.document["Parameters"]["PatchGroupTagKey"]
+    assert parameter["AllowedValues"] == ["PatchGroup", "Patch Group"]
+    assert parameter["Default"] in parameter["AllowedValues"]
+
+
+def test_template_command_invocation_rule_matches_every_document_patchpilot_sends() -> None:
+    events = TEMPLATE.resources["CommandResultFunction"]["Properties"]["Events"]
+    pattern = events["SsmCommandInvocation"]["Properties"]["Pattern"]
+    assert set(pattern["detail"]["document-name"]) == {
+        "AWS-RunPatchBaseline",
+        "AWS-RunShellScript",
+        "AWS-RunPowerShellScript",
+    }

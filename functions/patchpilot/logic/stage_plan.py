@@ -133,10 +133,10 @@ def plan_stage_commands(
         scan = {"Operation": ["Scan"], "SnapshotId": install["SnapshotId"]}
         commands.append(command("install", PATCH_DOCUMENT, install, timeout(stage.install_minutes * 60)))
         commands.append(command("scan", PATCH_DOCUMENT, scan, timeout(SCAN_MINUTES * 60)))
-    if stage.health_check is not None:
-        check = stage.health_check
-        parameters = {"commands": check.commands, "executionTimeout": [str(check.timeout_seconds)]}
-        commands.append(command("health", check.document_name, parameters, timeout(check.timeout_seconds)))
+    for check in (stage.health_check, stage.windows_health_check):
+        if check is not None:
+            parameters = {"commands": check.commands, "executionTimeout": [str(check.timeout_seconds)]}
+            commands.append(command("health", check.document_name, parameters, timeout(check.timeout_seconds)))
     return StageCommands(targeted_instances=targeted, commands=commands)
 
 

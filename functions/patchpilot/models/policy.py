@@ -188,6 +188,11 @@ class Stage(_PolicyModel):
     )
     requires_approval: bool = False
     health_check: HealthCheck | None = None
+    windows_health_check: HealthCheck | None = Field(
+        default=None,
+        description="A second check for the group's Windows instances (AWS-RunPowerShellScript) when health_check "
+        "uses AWS-RunShellScript: a document ends InvalidPlatform on the other platform.",
+    )
     alarm_name_prefix: str | None = Field(default=None, min_length=1, max_length=200)
 
 
@@ -231,6 +236,10 @@ class PatchPolicy(_PolicyModel):
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         problems: list[str] = []
+        for name, stage in self.stages.items():
+            check = stage.windows_health_check
+            if check is not None and check.document_name != "AWS-RunPowerShellScript":
+                problems.append(f"stages.{name}.windows_health_check.document_name: must be AWS-RunPowerShellScript")
         for env_name, env in self.environments.items():
             problems.extend(self._environment_problems(env_name, env))
         stage_names = list(self.stages)

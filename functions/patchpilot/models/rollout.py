@@ -77,6 +77,7 @@ class StageDefinition(_Model):
     reboot_option: Literal["RebootIfNeeded", "NoReboot"] = "RebootIfNeeded"
     requires_approval: bool = False
     health_check: HealthCheck | None = None
+    windows_health_check: HealthCheck | None = None  # for mixed groups: each check runs where its document runs
     alarm_name_prefix: str | None = Field(default=None, min_length=1, max_length=200)
     eligible_classifications: list[str] = Field(default_factory=list)
     eligible_severities: list[str] = Field(default_factory=list)
