@@ -65,9 +65,10 @@ class SimClock:
 class Scheduler:
     """Runs callbacks after simulated delays on one background thread, in simulated-time order.
 
-    A callback that schedules another measures the delay from its own due time, not from when it ran: on a busy
-    machine callbacks run late, but a chain of them (wave after wave of a rate-controlled command) keeps its place
-    against a deadline scheduled at the start (the delivery timeout). Order never depends on machine speed.
+    A `chained` callback scheduled by a running callback measures its delay from that callback's due time, not from
+    when it ran: on a busy machine callbacks run late, but a chain of them (wave after wave of a rate-controlled
+    command) keeps its place against a deadline scheduled at the start (the delivery timeout), so their order never
+    depends on machine speed. Unchained callbacks (polling, an operator's answer) count from the real present.
     """
 
     def __init__(self, clock: SimClock) -> None:
@@ -82,9 +83,9 @@ class Scheduler:
         self._thread = threading.Thread(target=self._run, name="sim-scheduler", daemon=True)
         self._thread.start()
 
-    def after(self, simulated_seconds: float, action: Callable[[], None]) -> None:
-        on_scheduler = threading.current_thread() is self._thread and self._running_due is not None
-        base = self._running_due if on_scheduler and self._running_due is not None else time.monotonic()
+    def after(self, simulated_seconds: float, action: Callable[[], None], chained: bool = False) -> None:
+        running_due = self._running_due if threading.current_thread() is self._thread else None
+        base = running_due if chained and running_due is not None else time.monotonic()
         due = base + self.clock.to_real(max(simulated_seconds, 0.0))
         with self._cv:
             heapq.heappush(self._queue, (due, next(self._counter), action))

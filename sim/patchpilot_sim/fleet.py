@@ -521,7 +521,7 @@ class SsmAgentSimulator:
         seconds = minutes * 60 * self._rng.uniform(0.8, 1.25)
         if seconds > command.execution_timeout_seconds:
             seconds, outcome = command.execution_timeout_seconds, "ExecutionTimedOut"
-        self.scheduler.after(seconds, lambda: self._complete(command.command_id, instance_id, outcome))
+        self.scheduler.after(seconds, lambda: self._complete(command.command_id, instance_id, outcome), chained=True)
 
     def _begin_install(self, command: Command, invocation: Invocation) -> str:
         """Decide what an Install does on its instance (the baseline snapshot is taken when it starts)."""

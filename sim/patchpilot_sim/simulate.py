@@ -259,6 +259,30 @@ def invocation_statuses(runtime: LocalRuntime) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
+def install_starts(runtime: LocalRuntime) -> list[dict[str, Any]]:
+    """Ground truth for the operator: when each install reached the fleet (simulated time) and its group's window."""
+    windows = deployed_windows(runtime.template)
+    rows = []
+    for command in sorted(list(runtime.fleet.commands.values()), key=lambda c: c.requested):
+        if command.operation != "Install":
+            continue
+        for group in sorted({v for t in command.targets for v in t.get("Values", [])} & set(windows)):
+            window = windows[group]
+            opens = window.first_opening_after(command.requested - timedelta(hours=window.duration_hours))
+            rows.append(
+                {
+                    "patch_group": group,
+                    "requested": command.requested.isoformat(timespec="minutes"),
+                    "window_opens": opens.isoformat(timespec="minutes"),
+                    "window_cutoff": (opens + timedelta(hours=window.duration_hours - window.cutoff_hours)).isoformat(
+                        timespec="minutes"
+                    ),
+                    "inside_window": window.takes_installs_at(command.requested),
+                }
+            )
+    return rows
+
+
 def _health_command_problems(runtime: LocalRuntime) -> list[str]:
     health = [c for c in list(runtime.fleet.commands.values()) if c.operation == "Health"]
     documents = {c.document_name for c in health}
@@ -445,6 +469,12 @@ def _run(
     on_call.read_alerts()
     history = runtime.history(execution_arn)
     status = description["status"]
+    installs = install_starts(runtime)
+    for row in installs:
+        say(
+            f"install on {row['patch_group']:8} reached the fleet at {row['requested']} (sim); window "
+            f"{row['window_opens']} to cutoff {row['window_cutoff']}: {'inside' if row['inside_window'] else 'OUTSIDE'}"
+        )
     excluded = excluded_patches(history)
     problems = judge(scenario, description, runtime, history, excluded, duplicate_starts)
     executions = runtime.admin.client("stepfunctions").list_executions(stateMachineArn=runtime.state_machine_arn())[
@@ -471,6 +501,7 @@ def _run(
         "fleet_instances": len(fleet),
         "lost_events": len(runtime.fleet.dropped_events),
         "invocations": invocation_statuses(runtime),
+        "installs": installs,
         "dead_letters": len(runtime.router.dead_letters),
         "lambda_invocations": len(runtime.lambdas.records),
         "command_result_ms_per_event": _mean_ms(runtime, "CommandResultFunction"),

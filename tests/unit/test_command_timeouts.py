@@ -2,11 +2,11 @@
 
 import pytest
 
-from patchpilot.logic.health import is_patch_evidence, reason_for
+from patchpilot.logic.health import is_patch_evidence, reason_for, verify_stage_health
 from patchpilot.logic.stage_plan import delivery_timeout_seconds, plan_stage_commands, rate_limit, snapshot_id
-from patchpilot.models.rollout import StageStepRequest
+from patchpilot.models.rollout import CommandResultRef, StageStepRequest, VerifyStageRequest
 from tests.unit.fakes import InMemoryInstallTracker
-from tests.unit.fakes_rollout import FakePatchSets
+from tests.unit.fakes_rollout import FakeAlarms, FakeCompliance, FakePatchSets
 from tests.unit.test_rollout import _directory, _plan, _verify
 
 
@@ -73,3 +73,22 @@ def test_verify_stage_health_keeps_not_delivered_instances_out_of_the_patch_evid
     }
     assert (verdict.unhealthy, verdict.healthy) == (4, False)  # not patched: they count against the budget
     assert [r.instance_id for r in verdict.unhealthy_sample] == [ids[3]]  # only the failed install is evidence
+
+
+def test_verify_stage_health_ignores_a_health_check_meant_for_the_other_platform() -> None:
+    directory = _directory("dev", 3)
+    ids = [i.instance_id for i in directory.fleet[("PatchGroup", "dev")]]
+    tracker = InMemoryInstallTracker()
+    tracker.register_wait("health-1", "2026-12", "dev", len(ids), "t")
+    tracker.record_result("health-1", ids[0], "InvalidPlatform", False)
+    tracker.record_result("health-1", ids[1], "Success", True)
+    tracker.record_result("health-1", ids[2], "Failed", False)
+    plan = _plan()
+    request = VerifyStageRequest(
+        run=plan.run,
+        stage=plan.stages[0],
+        phase_set="verify",
+        results=[CommandResultRef(phase="health", command_id="health-1")],
+    )
+    verdict = verify_stage_health(request, tracker, directory, FakeAlarms(), FakeCompliance(), "PatchGroup")
+    assert verdict.reasons == {"health_failed": 1}

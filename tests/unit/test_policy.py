@@ -159,3 +159,9 @@ def test_policy_renders_each_stage_window_and_calendar_into_the_catalog() -> Non
     assert staging.change_calendar == "patchpilot-change-freeze"
     assert catalog["prod-3"].window is not None
     assert catalog["prod-3"].window.schedule == "cron(0 3 ? * TUE#3 *)"
+
+
+def test_policy_windows_health_check_must_use_powershell() -> None:
+    raw = _raw()
+    raw["stages"]["dev"]["windows_health_check"] = {"document_name": "AWS-RunShellScript", "commands": ["true"]}
+    assert "stages.dev.windows_health_check.document_name" in _error(raw)
