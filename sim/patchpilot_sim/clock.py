@@ -83,9 +83,18 @@ class Scheduler:
         self._thread = threading.Thread(target=self._run, name="sim-scheduler", daemon=True)
         self._thread.start()
 
-    def after(self, simulated_seconds: float, action: Callable[[], None], chained: bool = False) -> None:
+    def anchor(self, chained: bool = False) -> float:
+        """The moment delays count from: the running callback's due time when `chained`, else the real present.
+
+        Pass it to several `after` calls so that their order is that of their delays, however late each call runs.
+        """
         running_due = self._running_due if threading.current_thread() is self._thread else None
-        base = running_due if chained and running_due is not None else time.monotonic()
+        return running_due if chained and running_due is not None else time.monotonic()
+
+    def after(
+        self, simulated_seconds: float, action: Callable[[], None], chained: bool = False, anchor: float | None = None
+    ) -> None:
+        base = self.anchor(chained) if anchor is None else anchor
         due = base + self.clock.to_real(max(simulated_seconds, 0.0))
         with self._cv:
             heapq.heappush(self._queue, (due, next(self._counter), action))

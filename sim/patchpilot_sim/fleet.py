@@ -384,13 +384,15 @@ class SsmAgentSimulator:
             for joining in self.join_during_next_install:
                 self.add_instance(joining)
             self.join_during_next_install = []
+        anchor = self.scheduler.anchor(chained=True)  # one base: resolution, deadline and expiry keep their order
         if command.targets:
-            self.scheduler.after(TARGET_RESOLUTION_SECONDS, lambda: self._resolve_command(command.command_id, params))
+            resolve = lambda: self._resolve_command(command.command_id, params)  # noqa: E731
+            self.scheduler.after(TARGET_RESOLUTION_SECONDS, resolve, anchor=anchor)
         else:
-            self._target(command, instances)
-        self.scheduler.after(timeout, lambda: self._delivery_deadline(command.command_id))
+            self._target(command, instances, anchor)
+        self.scheduler.after(timeout, lambda: self._delivery_deadline(command.command_id), anchor=anchor)
         expiry = timeout + command.execution_timeout_seconds
-        self.scheduler.after(expiry, lambda: self._expire(command.command_id))
+        self.scheduler.after(expiry, lambda: self._expire(command.command_id), anchor=anchor)
         return {"Command": self._command_view(command)}
 
     @staticmethod
@@ -407,12 +409,12 @@ class SsmAgentSimulator:
             self._target(command, self._resolve_targets(params))
         self._dispatch(command_id)
 
-    def _target(self, command: Command, instances: list[SimulatedInstance]) -> None:
+    def _target(self, command: Command, instances: list[SimulatedInstance], anchor: float | None = None) -> None:
         command.invocations = {i.instance_id: Invocation(instance=i) for i in instances}
         command.queue = [i.instance_id for i in instances]
         command.resolved = True
         if not command.targets:
-            self.scheduler.after(2.0, lambda: self._dispatch(command.command_id))
+            self.scheduler.after(2.0, lambda: self._dispatch(command.command_id), anchor=anchor)
 
     def _delivery_deadline(self, command_id: str) -> None:
         """TimeoutSeconds passed: an invocation that has not started by now never runs (DeliveryTimedOut)."""
