@@ -9,12 +9,14 @@ change-calendar-getstate.md).
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from typing import Literal
 
 from patchpilot.integrations.ports import ChangeCalendar, Clock
 from patchpilot.models.exceptions import UnsupportedSchedule
 from patchpilot.models.rollout import InstallStart, InstallWindow, StageStepRequest
 
+WaitReason = Literal["window_closed", "past_cutoff", "calendar_closed"]
 DAY_NAMES = {"SUN": 1, "MON": 2, "TUE": 3, "WED": 4, "THU": 5, "FRI": 6, "SAT": 7}
 SEARCH_DAYS = 800  # a monthly window (Patch Tuesday) recurs well within this
 _CRON = re.compile(r"^cron\((\d{1,2}) (\d{1,2}) (\S+) (\S+) (\S+) (\S+)\)$")
@@ -101,11 +103,11 @@ def occurrences(window: InstallWindow, since: datetime) -> Iterator[WindowOccurr
             yield WindowOccurrence(opens, closes - timedelta(hours=window.cutoff_hours), closes)
 
 
-def _wait(reason: str, until: datetime, clock: Clock, occurrence: WindowOccurrence) -> InstallStart:
+def _wait(reason: WaitReason, until: datetime, clock: Clock, occurrence: WindowOccurrence) -> InstallStart:
     return InstallStart(
         start_now=False,
-        reason=reason,  # type: ignore[arg-type]
-        wait_until=clock.wait_timestamp(until).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        reason=reason,
+        wait_until=clock.wait_timestamp(until).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         opens_at=occurrence.opens_at,
         cutoff_at=occurrence.cutoff_at,
     )
