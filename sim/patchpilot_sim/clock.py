@@ -23,20 +23,27 @@ class SimClock:
         self._t0 = time.monotonic()
         self._jumped = 0.0
         self._held: float | None = None
+        self._held_until = 0.0  # real (monotonic) time at which a hold lapses by itself
 
     def now(self) -> datetime:
         return self.start + timedelta(seconds=self.elapsed_seconds())
 
     def elapsed_seconds(self) -> float:
         """Simulated seconds since the clock (re)started, jumps included."""
+        if self._held is not None and time.monotonic() >= self._held_until:
+            self.release()  # nobody released it (an execution of a runtime that stopped): time runs again
         if self._held is not None:
             return self._held
         return (time.monotonic() - self._t0) * self.time_scale + self._jumped
 
-    def hold(self) -> None:
-        """Stop simulated time until `release` (in-process latency between a decision and its command is not time)."""
+    def hold(self, real_seconds: float = 10.0) -> None:
+        """Stop simulated time until `release`, at most `real_seconds` of real time.
+
+        In-process latency between a decision and its command is not simulated time.
+        """
         if self._held is None:
             self._held = self.elapsed_seconds()
+        self._held_until = time.monotonic() + real_seconds
 
     def release(self) -> None:
         """Let simulated time run on from where `hold` stopped it."""
