@@ -145,9 +145,13 @@ class FakeCommandDirectory(CommandDirectory):
         self.fleet: dict[tuple[str, str], list[ManagedInstance]] = {}
         self.describe_calls = 0
 
-    def add_command(self, command_id: str, comment: str, status: str = "InProgress") -> None:
+    def add_command(self, command_id: str, comment: str, status: str = "InProgress", target_count: int = 0) -> None:
         self.commands[command_id] = CommandInfo(
-            command_id=command_id, document_name="AWS-RunPatchBaseline", comment=comment, status=status
+            command_id=command_id,
+            document_name="AWS-RunPatchBaseline",
+            comment=comment,
+            status=status,
+            target_count=target_count,
         )
 
     def describe_command(self, command_id: str) -> CommandInfo | None:

@@ -20,10 +20,11 @@ from patchpilot.models.policy import (
     KERNEL_PACKAGES,
     ApprovalRule,
     Environment,
+    MaintenanceWindowSpec,
     OperatingSystem,
     PatchPolicy,
 )
-from patchpilot.models.rollout import StageCatalog, StageDefinition
+from patchpilot.models.rollout import InstallWindow, StageCatalog, StageDefinition
 from patchpilot_cli.exclusion_ledger import EXCLUSIONS_PATH, LedgerError, apply_ledger, load_ledger
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -179,6 +180,17 @@ def window_schedule(offset_days: int, hour: int) -> tuple[str, int]:
     return f"cron(0 {hour} ? * TUE#{week} *)", offset
 
 
+def install_window(spec: MaintenanceWindowSpec) -> InstallWindow:
+    """The stage's install window exactly as its AWS::SSM::MaintenanceWindow is rendered."""
+    schedule, offset = window_schedule(spec.patch_tuesday_offset_days, spec.start_hour_utc)
+    return InstallWindow(
+        schedule=schedule,
+        schedule_offset_days=offset,
+        duration_hours=spec.duration_hours,
+        cutoff_hours=spec.cutoff_hours,
+    )
+
+
 def _window_resources(policy: PatchPolicy, group: str) -> dict[str, Any]:
     stage = policy.stages[policy.stage_of(group)]
     schedule, offset = window_schedule(stage.window.patch_tuesday_offset_days, stage.window.start_hour_utc)
@@ -261,11 +273,15 @@ def stage_catalog(policy: PatchPolicy) -> StageCatalog:
                 max_concurrency=stage.max_concurrency,
                 max_errors=stage.max_errors,
                 bake_seconds=stage.bake_seconds,
+                install_minutes=stage.install_minutes,
                 requires_approval=stage.requires_approval,
                 health_check=stage.health_check,
+                windows_health_check=stage.windows_health_check,
                 alarm_name_prefix=stage.alarm_name_prefix,
                 eligible_classifications=classes,
                 eligible_severities=severities,
+                window=install_window(stage.window),
+                change_calendar=policy.change_calendar,
             )
         )
     return StageCatalog(stages=stages, approvers=list(policy.approvals.approvers))

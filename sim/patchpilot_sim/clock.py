@@ -22,30 +22,61 @@ class SimClock:
         self.start = start or datetime.now(UTC).replace(microsecond=0)
         self._t0 = time.monotonic()
         self._jumped = 0.0
+        self._held: float | None = None
+        self._held_until = 0.0  # real (monotonic) time at which a hold lapses by itself
 
     def now(self) -> datetime:
         return self.start + timedelta(seconds=self.elapsed_seconds())
 
     def elapsed_seconds(self) -> float:
         """Simulated seconds since the clock (re)started, jumps included."""
+        if self._held is not None and time.monotonic() >= self._held_until:
+            self.release()  # nobody released it (an execution of a runtime that stopped): time runs again
+        if self._held is not None:
+            return self._held
         return (time.monotonic() - self._t0) * self.time_scale + self._jumped
+
+    def hold(self, real_seconds: float = 10.0) -> None:
+        """Stop simulated time until `release`, at most `real_seconds` of real time.
+
+        In-process latency between a decision and its command is not simulated time.
+        """
+        if self._held is None:
+            self._held = self.elapsed_seconds()
+        self._held_until = time.monotonic() + real_seconds
+
+    def release(self) -> None:
+        """Let simulated time run on from where `hold` stopped it."""
+        if self._held is not None:
+            self._jumped = self._held - (time.monotonic() - self._t0) * self.time_scale
+            self._held = None
 
     def restart(self) -> None:
         """Start counting again from now (setting up the fleet is not part of the cycle)."""
         self.start = max(self.start, datetime.now(UTC).replace(microsecond=0))
         self._t0 = time.monotonic()
         self._jumped = 0.0
+        self._held = None
 
     def jump(self, simulated_seconds: float) -> None:
         """Move simulated time forward at once (a bake is pure waiting: it runs more compressed than the fleet)."""
-        self._jumped += max(simulated_seconds, 0.0)
+        if self._held is not None:
+            self._held += max(simulated_seconds, 0.0)
+        else:
+            self._jumped += max(simulated_seconds, 0.0)
 
     def to_real(self, simulated_seconds: float) -> float:
         return simulated_seconds / self.time_scale
 
 
 class Scheduler:
-    """Runs callbacks after simulated delays on one background thread."""
+    """Runs callbacks after simulated delays on one background thread, in simulated-time order.
+
+    A `chained` callback scheduled by a running callback measures its delay from that callback's due time, not from
+    when it ran: on a busy machine callbacks run late, but a chain of them (wave after wave of a rate-controlled
+    command) keeps its place against a deadline scheduled at the start (the delivery timeout), so their order never
+    depends on machine speed. Unchained callbacks (polling, an operator's answer) count from the real present.
+    """
 
     def __init__(self, clock: SimClock) -> None:
         self.clock = clock
@@ -54,12 +85,24 @@ class Scheduler:
         self._cv = threading.Condition()
         self._stopped = False
         self._busy = 0
+        self._running_due: float | None = None  # the due time of the callback now running (scheduler thread)
         self.errors: list[BaseException] = []
         self._thread = threading.Thread(target=self._run, name="sim-scheduler", daemon=True)
         self._thread.start()
 
-    def after(self, simulated_seconds: float, action: Callable[[], None]) -> None:
-        due = time.monotonic() + self.clock.to_real(max(simulated_seconds, 0.0))
+    def anchor(self, chained: bool = False) -> float:
+        """The moment delays count from: the running callback's due time when `chained`, else the real present.
+
+        Pass it to several `after` calls so that their order is that of their delays, however late each call runs.
+        """
+        running_due = self._running_due if threading.current_thread() is self._thread else None
+        return running_due if chained and running_due is not None else time.monotonic()
+
+    def after(
+        self, simulated_seconds: float, action: Callable[[], None], chained: bool = False, anchor: float | None = None
+    ) -> None:
+        base = self.anchor(chained) if anchor is None else anchor
+        due = base + self.clock.to_real(max(simulated_seconds, 0.0))
         with self._cv:
             heapq.heappush(self._queue, (due, next(self._counter), action))
             self._cv.notify()
@@ -82,12 +125,14 @@ class Scheduler:
                     self._cv.wait(timeout)
                 if self._stopped:
                     return
-                _, _, action = heapq.heappop(self._queue)
+                due, _, action = heapq.heappop(self._queue)
                 self._busy += 1
+            self._running_due = due
             try:
                 action()
             except Exception as error:
                 self.errors.append(error)
             finally:
+                self._running_due = None
                 with self._cv:
                     self._busy -= 1

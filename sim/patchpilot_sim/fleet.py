@@ -32,8 +32,26 @@ ACCOUNT_ID = "123456789012"
 PATCH_DOCUMENT = "AWS-RunPatchBaseline"
 SHELL_DOCUMENTS = frozenset({"AWS-RunShellScript", "AWS-RunPowerShellScript"})
 SUPPORTED_DOCUMENTS = frozenset({PATCH_DOCUMENT, *SHELL_DOCUMENTS})
+# The platforms each document runs on; any other ends InvalidPlatform (monitor-commands.md: "Invalid Platform").
+DOCUMENT_PLATFORMS = {
+    PATCH_DOCUMENT: frozenset({"Windows", "Linux"}),
+    "AWS-RunShellScript": frozenset({"Linux"}),
+    "AWS-RunPowerShellScript": frozenset({"Windows"}),
+}
 SCAN_MINUTES = 2.0
 HEALTH_COMMAND_MINUTES = 0.5
+DEFAULT_TIMEOUT_SECONDS = 3600  # SendCommand TimeoutSeconds default (API reference: SendCommand)
+MIN_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS = 30, 2_592_000
+# The execution timeout each document gives its plugin ("timeoutSeconds" in the document): AWS-RunPatchBaseline's
+# plugins run up to 7200 s; AWS-RunShellScript/AWS-RunPowerShellScript take it from `executionTimeout` (3600).
+EXECUTION_TIMEOUT_SECONDS = {PATCH_DOCUMENT: 7200}
+DEFAULT_EXECUTION_TIMEOUT_SECONDS = 3600
+# Invocation outcomes that do not count toward MaxErrors (SSM user guide, monitor-commands.md: "Delivery Timed Out",
+# "Undeliverable", "Invalid Platform", "Access Denied"); Failed and ExecutionTimedOut do.
+NOT_COUNTED_AS_ERRORS = frozenset({"DeliveryTimedOut", "Undeliverable", "InvalidPlatform", "AccessDenied"})
+# How long SSM takes to resolve a command's tag targets: until then ListCommands reports TargetCount 0 and no
+# invocation exists (the SendCommand response always carries TargetCount 0 for tag targets).
+TARGET_RESOLUTION_SECONDS = 2.0
 MAX_PATCH_RESULTS = 100
 INSTALLED_STATES = pm.ON_DISK | {pm.INSTALLED_REJECTED}
 COUNT_FILTER_KEYS = {
@@ -138,6 +156,8 @@ class Command:
     max_errors: str
     requested: datetime
     delivery_timeout_seconds: int
+    execution_timeout_seconds: int = DEFAULT_EXECUTION_TIMEOUT_SECONDS
+    resolved: bool = False  # tag targets resolved into invocations (TargetCount known)
     override: list[pm.OverrideEntry] | None = None  # the InstallOverrideList of an Install, read at SendCommand
     override_error: str | None = None  # why that list could not be read (every Install invocation then fails)
     baseline_override: dict[str, list[str]] | None = None  # BaselineOverride: approved patches/CVEs per OS
@@ -149,7 +169,12 @@ class Command:
 
     @property
     def finished(self) -> bool:
-        return all(inv.status in TERMINAL for inv in self.invocations.values())
+        return self.resolved and all(inv.status in TERMINAL for inv in self.invocations.values())
+
+    @property
+    def expires_after(self) -> datetime:
+        """When the command expires: TimeoutSeconds + the document's execution timeout after it was sent."""
+        return self.requested + timedelta(seconds=self.delivery_timeout_seconds + self.execution_timeout_seconds)
 
     @property
     def operation(self) -> str:
@@ -250,6 +275,9 @@ class SsmAgentSimulator:
         self.fetch_object: Callable[[str], str] = fetch_object or s3_object_reader(region)
         self.baseline_id: Callable[[SimulatedInstance], str] = stable_baseline_id
         self.health_outcome: Callable[[Command, SimulatedInstance], str] = healthy_outcome
+        # Instances that get their patch group tag while the next Install is being sent: SSM targets them (tag
+        # targets resolve after SendCommand) although the planner could not count them.
+        self.join_during_next_install: list[SimulatedInstance] = []
         self._rng = random.Random(seed)
         self._lock = threading.RLock()
 
@@ -292,6 +320,10 @@ class SsmAgentSimulator:
 
     def _instances_with_tag(self, key: str, values: list[str]) -> list[SimulatedInstance]:
         return [i for i in self.instances.values() if i.tags.get(key) in values]
+
+    def hold(self) -> threading.RLock:
+        """The service's lock: `with sim.hold():` makes several calls land before any scheduled step runs."""
+        return self._lock
 
     def busy(self) -> bool:
         with self._lock:
@@ -344,9 +376,15 @@ class SsmAgentSimulator:
         comment = params.get("Comment", "")
         if len(comment) > 100:
             raise SimulatedApiError("ValidationException", "Comment must be at most 100 characters.")
+        timeout = int(params.get("TimeoutSeconds", DEFAULT_TIMEOUT_SECONDS))
+        if not MIN_TIMEOUT_SECONDS <= timeout <= MAX_TIMEOUT_SECONDS:
+            raise SimulatedApiError(
+                "ValidationException", f"TimeoutSeconds must be {MIN_TIMEOUT_SECONDS} to {MAX_TIMEOUT_SECONDS}."
+            )
         parameters = params.get("Parameters") or {}
         self._check_parameters(document, parameters)
-        instances = self._resolve_targets(params)
+        instances = self._resolve_targets(params)  # validates the targets now; tag targets resolve again later
+        self.clock.release()  # a command is work: simulated time runs again (see windows.py)
         command = Command(
             command_id=str(uuid.UUID(int=self._rng.getrandbits(128))),
             document_name=document,
@@ -356,17 +394,73 @@ class SsmAgentSimulator:
             max_concurrency=str(params.get("MaxConcurrency", "50")),
             max_errors=str(params.get("MaxErrors", "0")),
             requested=self.clock.now(),
-            delivery_timeout_seconds=int(params.get("TimeoutSeconds", 3600)),
+            delivery_timeout_seconds=timeout,
+            execution_timeout_seconds=self._execution_timeout(document, parameters),
         )
         if command.operation == "Install" and command.parameter("InstallOverrideList"):
             self._read_override_list(command)
         if command.operation == "Install" and command.parameter("BaselineOverride"):
             self._read_baseline_override(command)
+        self.commands[command.command_id] = command
+        if command.operation == "Install":
+            for joining in self.join_during_next_install:
+                self.add_instance(joining)
+            self.join_during_next_install = []
+        anchor = self.scheduler.anchor(chained=True)  # one base: resolution, deadline and expiry keep their order
+        if command.targets:
+            resolve = lambda: self._resolve_command(command.command_id, params)  # noqa: E731
+            self.scheduler.after(TARGET_RESOLUTION_SECONDS, resolve, anchor=anchor)
+        else:
+            self._target(command, instances, anchor)
+        self.scheduler.after(timeout, lambda: self._delivery_deadline(command.command_id), anchor=anchor)
+        expiry = timeout + command.execution_timeout_seconds
+        self.scheduler.after(expiry, lambda: self._expire(command.command_id), anchor=anchor)
+        return {"Command": self._command_view(command)}
+
+    @staticmethod
+    def _execution_timeout(document: str, parameters: dict[str, list[str]]) -> int:
+        if document in SHELL_DOCUMENTS:
+            value = (parameters.get("executionTimeout") or [str(DEFAULT_EXECUTION_TIMEOUT_SECONDS)])[0]
+            return int(value)
+        return EXECUTION_TIMEOUT_SECONDS.get(document, DEFAULT_EXECUTION_TIMEOUT_SECONDS)
+
+    def _resolve_command(self, command_id: str, params: dict[str, Any]) -> None:
+        """Tag targets resolve a moment after SendCommand: instances tagged by then are targeted too."""
+        with self._lock:
+            command = self.commands[command_id]
+            self._target(command, self._resolve_targets(params))
+        self._dispatch(command_id)
+
+    def _target(self, command: Command, instances: list[SimulatedInstance], anchor: float | None = None) -> None:
         command.invocations = {i.instance_id: Invocation(instance=i) for i in instances}
         command.queue = [i.instance_id for i in instances]
-        self.commands[command.command_id] = command
-        self.scheduler.after(2.0, lambda: self._dispatch(command.command_id))
-        return {"Command": self._command_view(command)}
+        command.resolved = True
+        if not command.targets:
+            self.scheduler.after(2.0, lambda: self._dispatch(command.command_id), anchor=anchor)
+
+    def _delivery_deadline(self, command_id: str) -> None:
+        """TimeoutSeconds passed: an invocation that has not started by now never runs (DeliveryTimedOut)."""
+        with self._lock:
+            command = self.commands[command_id]
+            for invocation in command.invocations.values():
+                if invocation.status in TERMINAL or invocation.started is not None:
+                    continue
+                if invocation.instance.instance_id in command.queue:
+                    command.queue.remove(invocation.instance.instance_id)
+                else:
+                    command.running -= 1  # an unreachable instance held its slot
+                self._finish(command, invocation.instance.instance_id, "DeliveryTimedOut")
+        self._dispatch(command_id)
+
+    def _expire(self, command_id: str) -> None:
+        """The command expired: every invocation still InProgress, Pending or Delayed becomes DeliveryTimedOut."""
+        with self._lock:
+            command = self.commands[command_id]
+            for invocation in command.invocations.values():
+                if invocation.status not in TERMINAL:
+                    command.queue[:] = [i for i in command.queue if i != invocation.instance.instance_id]
+                    self._finish(command, invocation.instance.instance_id, "DeliveryTimedOut")
+            self._maybe_complete(command)
 
     @staticmethod
     def _check_parameters(document: str, parameters: dict[str, list[str]]) -> None:
@@ -412,6 +506,8 @@ class SsmAgentSimulator:
     def _dispatch(self, command_id: str) -> None:
         with self._lock:
             command = self.commands[command_id]
+            if not command.resolved or command.status in TERMINAL:
+                return
             if command.status == "Pending":
                 command.status = "InProgress"
             total = len(command.invocations)
@@ -419,8 +515,8 @@ class SsmAgentSimulator:
             error_budget = _limit(command.max_errors, total, 0)
             while command.queue and command.running < concurrency:
                 if command.errors > error_budget:
-                    for instance_id in command.queue:
-                        self._finish(command, instance_id, "Cancelled")
+                    for instance_id in command.queue:  # max-errors exceeded: the rest never run
+                        self._finish(command, instance_id, "Terminated")
                     command.queue.clear()
                     break
                 self._start(command, command.queue.pop(0))
@@ -429,10 +525,11 @@ class SsmAgentSimulator:
     def _start(self, command: Command, instance_id: str) -> None:
         invocation = command.invocations[instance_id]
         instance = invocation.instance
+        if PLATFORMS[instance.platform][0] not in DOCUMENT_PLATFORMS[command.document_name]:
+            self._finish(command, instance_id, "InvalidPlatform")  # never runs, holds no slot
+            return
         if not instance.reachable:
-            command.running += 1
-            delay = command.delivery_timeout_seconds
-            self.scheduler.after(delay, lambda: self._complete(command.command_id, instance_id, "DeliveryTimedOut"))
+            command.running += 1  # holds its slot, never starts: the delivery deadline ends it
             return
         invocation.status = "InProgress"
         invocation.started = self.clock.now()
@@ -446,8 +543,10 @@ class SsmAgentSimulator:
             minutes, outcome = instance.scan_minutes, "Success"
             invocation.rejected = frozenset(self.rejected_patches(instance))
             invocation.unapproved = frozenset(self.unapproved_patches(instance))
-        minutes *= self._rng.uniform(0.8, 1.25)
-        self.scheduler.after(minutes * 60, lambda: self._complete(command.command_id, instance_id, outcome))
+        seconds = minutes * 60 * self._rng.uniform(0.8, 1.25)
+        if seconds > command.execution_timeout_seconds:
+            seconds, outcome = command.execution_timeout_seconds, "ExecutionTimedOut"
+        self.scheduler.after(seconds, lambda: self._complete(command.command_id, instance_id, outcome), chained=True)
 
     def _begin_install(self, command: Command, invocation: Invocation) -> str:
         """Decide what an Install does on its instance (the baseline snapshot is taken when it starts)."""
@@ -474,8 +573,10 @@ class SsmAgentSimulator:
     def _complete(self, command_id: str, instance_id: str, status: str) -> None:
         with self._lock:
             command = self.commands[command_id]
+            if command.invocations[instance_id].status in TERMINAL:
+                return  # the command expired while it ran
             command.running -= 1
-            if status != "Success":
+            if status != "Success" and status not in NOT_COUNTED_AS_ERRORS:
                 command.errors += 1
             self._record_patching(command, command.invocations[instance_id], status)
             self._finish(command, instance_id, status)
@@ -517,7 +618,10 @@ class SsmAgentSimulator:
         if command.status in TERMINAL or not command.finished:
             return
         error_budget = _limit(command.max_errors, len(command.invocations), 0)
-        command.status = "Failed" if command.errors > error_budget else "Success"
+        statuses = [inv.status for inv in command.invocations.values()]
+        # Not-counted outcomes alone do not fail a command, unless no invocation succeeded (monitor-commands.md).
+        failed = command.errors > error_budget or "Success" not in statuses
+        command.status = "Failed" if failed else "Success"
         self.emit_event(
             self._event(
                 "EC2 Command Status-change Notification",
@@ -525,7 +629,7 @@ class SsmAgentSimulator:
                 {
                     "command-id": command.command_id,
                     "document-name": command.document_name,
-                    "expire-after": _iso(command.requested),
+                    "expire-after": _iso(command.expires_after),
                     "parameters": command.parameters,
                     "requested-date-time": _iso(command.requested),
                     "status": command.status,
@@ -575,6 +679,7 @@ class SsmAgentSimulator:
             "RequestedDateTime": command.requested,
             "Status": command.status,
             "StatusDetails": command.status,
+            "ExpiresAfter": command.expires_after,
             "MaxConcurrency": command.max_concurrency,
             "MaxErrors": command.max_errors,
             "TargetCount": len(statuses),

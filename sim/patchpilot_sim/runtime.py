@@ -24,7 +24,9 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
     state_task_service_aws_sdk as aws_sdk_task,
 )
 
+from patchpilot.handlers import wiring
 from patchpilot.integrations import aws_clients
+from patchpilot.models.rollout import StageCatalog
 from patchpilot_sim.baselines import PatchBaselineStandIn
 from patchpilot_sim.chat import LocalChat, generated_secret_string
 from patchpilot_sim.clock import Scheduler, SimClock
@@ -33,6 +35,7 @@ from patchpilot_sim.fleet import ACCOUNT_ID, SimulatedApiError, SimulatedInstanc
 from patchpilot_sim.lambdas import ENVIRONMENT_LOCK, InProcessLambda, ThreadRoutedStream
 from patchpilot_sim.patches import rejected_ids, unapproved_ids
 from patchpilot_sim.sqs_poller import SqsEventSourcePoller
+from patchpilot_sim.windows import ChangeCalendarStandIn, SimulatedWallClock
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2.type_defs import TagSpecificationTypeDef, TagTypeDef
@@ -83,10 +86,13 @@ class LocalRuntime:
         region: str = "us-east-1",
         template_path: Path = TEMPLATE_PATH,
         lambda_log: IO[str] | None = None,
+        stage_catalog: StageCatalog | None = None,
     ) -> None:
         self.region = region
         self.template = SamTemplate(template_path)
         self.clock = SimClock(time_scale)
+        # The deployed stage catalog (StageCatalogParameter) as a differently configured policy would render it.
+        self.stage_catalog_override = stage_catalog
         self.seed = seed
         self.lambda_log: IO[str] = lambda_log or io.StringIO()
         self.aws_calls: Counter[str] = Counter()
@@ -132,6 +138,9 @@ class LocalRuntime:
         self.fleet.rejected_patches = self._rejected_patches
         self.fleet.unapproved_patches = self._unapproved_patches
         self.fleet.baseline_id = self._baseline_id
+        self.calendars = ChangeCalendarStandIn(self.clock)
+        self.wall_clock = SimulatedWallClock(self.clock)
+        self._previous_clock = wiring.use_clock(self.wall_clock)
         self.resources = self._create_resources()
         self.lambdas = InProcessLambda(
             self.template.functions(), self._function_env, self._function_arn, self.lambda_log
@@ -153,6 +162,7 @@ class LocalRuntime:
         self.chat.stop()
         self.router.stop()
         self.scheduler.stop()
+        wiring.use_clock(self._previous_clock)
         self.lambdas.restore_environment()
         self._mock.stop()
         boto3.DEFAULT_SESSION = None
@@ -236,9 +246,26 @@ class LocalRuntime:
             self.admin.client("s3").create_bucket(Bucket=name.lower())
             self.bucket_names[logical_id] = refs[logical_id] = name.lower()
             attributes[(logical_id, "Arn")] = f"arn:aws:s3:::{name.lower()}"
-        elif kind == "AWS::SSM::Parameter":
+        else:
+            self._name_resource(logical_id, kind, props, refs, attributes)
+
+    def _name_resource(
+        self,
+        logical_id: str,
+        kind: str,
+        props: dict[str, Any],
+        refs: dict[str, str],
+        attributes: dict[tuple[str, str], str],
+    ) -> None:
+        """Refs and attributes of a resource moto has nothing to create for (or the runtime creates later)."""
+        name = self._physical_name(logical_id)
+        arn_prefix = f"{self.region}:{ACCOUNT_ID}"
+        if kind == "AWS::SSM::Parameter":
             # Its value is plain text (no intrinsics): the rendered stage catalog.
-            attributes[(logical_id, "Value")] = str(props["Value"])
+            value = str(props["Value"])
+            if logical_id == "StageCatalogParameter" and self.stage_catalog_override is not None:
+                value = self.stage_catalog_override.model_dump_json(exclude_defaults=True)
+            attributes[(logical_id, "Value")] = value
         elif kind == "AWS::Serverless::Function":
             refs[logical_id] = logical_id
             attributes[(logical_id, "Arn")] = self._function_arn(logical_id)
@@ -354,9 +381,11 @@ class LocalRuntime:
         baseline = self.baselines.handle("GetPatchBaseline", {"BaselineId": self._baseline_id(instance)})
         return unapproved_ids(instance.platform, baseline, instance.patches, instance.updateinfo)
 
-    def _ssm_stand_in(self, operation: str) -> SsmAgentSimulator | PatchBaselineStandIn | None:
+    def _ssm_stand_in(self, operation: str) -> SsmAgentSimulator | PatchBaselineStandIn | ChangeCalendarStandIn | None:
         if operation in self.fleet.operations:
             return self.fleet
+        if operation in self.calendars.operations:
+            return self.calendars
         if operation in self.baselines.operations:
             return self.baselines
         return None

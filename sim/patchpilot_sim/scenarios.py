@@ -32,6 +32,9 @@ class Scenario:
     must_enter: tuple[str, ...] = ()  # states the execution must pass through
     faults: FaultPlan = NO_FAULTS  # what AWS does wrong during the run (faults.py)
     malformed_events: int = 0  # malformed status events put on the bus: they must end in the dead-letter queue
+    min_group_sizes: tuple[tuple[str, int], ...] = ()  # patch groups the scenario needs at least this big
+    change_freeze_hours: float = 0.0  # a change calendar closed this long from stage_group's window opening
+    health_checks: bool = False  # every stage runs health commands (shell on Linux, PowerShell on Windows)
 
 
 EMERGENCY_PATCHES = ("KB5071546", "openssh-server.x86_64")
@@ -39,7 +42,13 @@ EMERGENCY_PATCHES = ("KB5071546", "openssh-server.x86_64")
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
-        Scenario("healthy", "every instance installs its patches and stays healthy: all stages pass", "SUCCEEDED"),
+        Scenario(
+            "healthy",
+            "every instance installs its patches and stays healthy (health commands on Linux and Windows confirm it "
+            "after each install and bake): all stages pass",
+            "SUCCEEDED",
+            health_checks=True,
+        ),
         Scenario(
             "failing-instance",
             "one dev instance fails every install: dev fails its health check, nothing is excluded, the cycle stops",
@@ -112,6 +121,25 @@ SCENARIOS: dict[str, Scenario] = {
             "SUCCEEDED",
         ),
         Scenario(
+            "large-stage",
+            "prod-1 is big enough for many waves at its MaxConcurrency (10 %): every wave must start before the "
+            "install's TimeoutSeconds (sized from the stage), nothing ends DeliveryTimedOut, all stages pass",
+            "SUCCEEDED",
+            stage_group="prod-1",
+            stages=("dev", "prod-1"),
+            min_group_sizes=(("prod-1", 30),),
+        ),
+        Scenario(
+            "windows",
+            "every install starts inside its patch group's maintenance window, before the cutoff; a change freeze "
+            "(SSM Change Calendar CLOSED) over the opening of staging's window delays staging's install until it ends",
+            "SUCCEEDED",
+            stage_group="staging",
+            stages=("dev", "staging", "prod-1"),
+            change_freeze_hours=1.5,
+            must_enter=("Wait For Install Window",),
+        ),
+        Scenario(
             "approval-timeout",
             "nobody answers the approval request before prod-1: the timeout rejects the promotion",
             "FAILED",
@@ -123,11 +151,15 @@ SCENARIOS: dict[str, Scenario] = {
 }
 
 
-def build_fleet(instances: int, seed: int, min_per_group: int = 1) -> list[SimulatedInstance]:
+def build_fleet(
+    instances: int, seed: int, min_per_group: int = 1, min_group_sizes: tuple[tuple[str, int], ...] = ()
+) -> list[SimulatedInstance]:
     """A mixed fleet over the dev, staging and prod groups and the supported OSes, each with its patch level."""
     rng = random.Random(seed)
     patch_rng = random.Random(f"patches:{seed}")  # a stream of its own: install times stay as they were
     counts = {group: max(min_per_group, round(instances * share)) for group, share in GROUP_SHARES.items()}
+    for group, size in min_group_sizes:
+        counts[group] = max(counts.get(group, 0), size)
     fleet: list[SimulatedInstance] = []
     for group, count in counts.items():
         for index in range(count):

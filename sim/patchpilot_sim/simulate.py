@@ -6,21 +6,31 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from patchpilot.models.events import CommandInvocationEvent
-from patchpilot.models.rollout import StageCatalog
+from patchpilot.models.rollout import HealthCheck, StageCatalog
 from patchpilot_sim.chat import DEFAULT_CHANNELS
 from patchpilot_sim.chat_sink import ChatSink
 from patchpilot_sim.compliance_demo import ComplianceDemo, compliance_object, copy_reports
 from patchpilot_sim.faults import FaultInjector
 from patchpilot_sim.runtime import LocalRuntime
 from patchpilot_sim.scenarios import SCENARIOS, Scenario, apply_scenario, build_fleet, release_next_month
+from patchpilot_sim.template import SamTemplate
+from patchpilot_sim.windows import Calendar, deployed_windows
 
 MALFORMED_EVENT = Path(__file__).resolve().parents[2] / "events" / "ssm" / "command-invocation-malformed.json"
+
+CHANGE_CALENDAR = "patchpilot-change-freeze"
+LINUX_HEALTH_CHECK = HealthCheck(document_name="AWS-RunShellScript", commands=["curl -fsS http://localhost/health"])
+WINDOWS_HEALTH_CHECK = HealthCheck(
+    document_name="AWS-RunPowerShellScript",
+    commands=["Invoke-WebRequest -UseBasicParsing http://localhost/health | Out-Null"],
+)
 # Bakes are pure waiting: one real second per simulated day, and the simulated clock jumps over the rest.
 BAKE_SECONDS_PER_REAL_SECOND = 86_400
 # Waits that guard against lost events are floored in *real* seconds: in-process handler latency is not
@@ -39,6 +49,8 @@ SHOWN_STATES = {
     "Verify Stage Health": "verifying health",
     "Find Failing Patches": "correlating patches of unhealthy instances",
     "Bake": "baking",
+    "Wait For Install Window": "waiting for its maintenance window",
+    "Run Stage Commands": "sending commands",
     "Record Stage Passed": "passed",
     "Reconcile Command Results": "reconciling lost results",
 }
@@ -141,6 +153,15 @@ def chat_line(message: dict[str, Any]) -> str:
     return f"  chat {message['platform']}/#{message['channel']:9} [{message['kind']}] {text}"
 
 
+def _shown(entered: dict[str, Any]) -> str:
+    text = SHOWN_STATES[entered["name"]]
+    if entered["name"] == "Wait For Install Window":
+        start = json.loads(entered["input"])["step"]["start"]
+        text += f" ({start['reason'].replace('_', ' ')}; the install may start {start['opens_at']}"
+        text += f" until {start['cutoff_at']})" if start.get("cutoff_at") else ")"
+    return text
+
+
 def _stage_name(details: dict[str, Any]) -> str | None:
     try:
         stage = json.loads(details.get("input") or "{}").get("stage")
@@ -161,8 +182,8 @@ def _follow(runtime: LocalRuntime, execution_arn: str, timeout: float, on_call: 
             if not entered or entered["name"] not in SHOWN_STATES:
                 continue
             stage = _stage_name(entered) or ""
-            on_call.say(f"[sim {runtime.clock.now():%a %d %H:%M}] {stage:8} {SHOWN_STATES[entered['name']]}")
-            if event["type"] == "WaitStateEntered":
+            on_call.say(f"[sim {runtime.clock.now():%a %d %H:%M}] {stage:8} {_shown(entered)}")
+            if entered["name"] == "Bake":
                 real_bake = json.loads(entered["input"])["stage"]["bake_seconds"]
                 runtime.clock.jump(real_bake * (BAKE_SECONDS_PER_REAL_SECOND - runtime.clock.time_scale))
         seen = len(history)
@@ -251,6 +272,7 @@ def judge(
     if not earlier:  # a later month of a multi-month scenario need not repeat the first month's path
         problems += [f"never entered {state!r}" for state in scenario.must_enter if state not in entered]
     problems += _scenario_problems(scenario, runtime, history, excluded, duplicate_starts, earlier)
+    problems += aws_semantics_problems(scenario, runtime)
     return problems
 
 
@@ -286,6 +308,82 @@ def _scenario_problems(
     if scenario.name == "emergency":
         return _emergency_problems(scenario, runtime)
     return []
+
+
+def aws_semantics_problems(scenario: Scenario, runtime: LocalRuntime) -> list[str]:
+    """What contradicts AWS's rules the scenario exercises: windows, change freezes, waves, health commands."""
+    problems = window_problems(runtime) if scenario.mode != "emergency" else []
+    if scenario.change_freeze_hours:
+        problems += _freeze_problems(runtime, scenario)
+    if scenario.name == "large-stage":
+        problems += _large_stage_problems(scenario, runtime)
+    if scenario.health_checks:
+        problems += _health_command_problems(runtime)
+    return problems
+
+
+def invocation_statuses(runtime: LocalRuntime) -> dict[str, int]:
+    """Ground truth: how every invocation of every command the fleet ran ended."""
+    counts: dict[str, int] = {}
+    for command in list(runtime.fleet.commands.values()):
+        for invocation in list(command.invocations.values()):
+            counts[invocation.status] = counts.get(invocation.status, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def install_starts(runtime: LocalRuntime) -> list[dict[str, Any]]:
+    """Ground truth for the operator: when each install reached the fleet (simulated time) and its group's window."""
+    windows = deployed_windows(runtime.template)
+    rows = []
+    for command in sorted(list(runtime.fleet.commands.values()), key=lambda c: c.requested):
+        if command.operation != "Install":
+            continue
+        for group in sorted({v for t in command.targets for v in t.get("Values", [])} & set(windows)):
+            window = windows[group]
+            opens = window.first_opening_after(command.requested - timedelta(hours=window.duration_hours))
+            rows.append(
+                {
+                    "patch_group": group,
+                    "requested": command.requested.isoformat(timespec="minutes"),
+                    "window_opens": opens.isoformat(timespec="minutes"),
+                    "window_cutoff": (opens + timedelta(hours=window.duration_hours - window.cutoff_hours)).isoformat(
+                        timespec="minutes"
+                    ),
+                    "inside_window": window.takes_installs_at(command.requested),
+                }
+            )
+    return rows
+
+
+def _health_command_problems(runtime: LocalRuntime) -> list[str]:
+    health = [c for c in list(runtime.fleet.commands.values()) if c.operation == "Health"]
+    documents = {c.document_name for c in health}
+    if documents != {"AWS-RunShellScript", "AWS-RunPowerShellScript"}:
+        return [f"health commands sent with {sorted(documents)}, expected both shell documents"]
+    checked = {i for c in health for i, inv in c.invocations.items() if inv.status == "Success"}
+    unchecked = set(runtime.fleet.instances) - checked
+    return [f"{len(unchecked)} instance(s) never passed a health command"] if unchecked else []
+
+
+def _large_stage_problems(scenario: Scenario, runtime: LocalRuntime) -> list[str]:
+    problems = []
+    timed_out = invocation_statuses(runtime).get("DeliveryTimedOut", 0)
+    if timed_out:
+        problems.append(f"{timed_out} invocation(s) ended DeliveryTimedOut")
+    group = scenario.stage_group
+    installs = [
+        c
+        for c in runtime.fleet.commands.values()
+        if c.operation == "Install" and any(group in t.get("Values", []) for t in c.targets)
+    ]
+    members = {i.instance_id for i in runtime.fleet.instances.values() if i.patch_group == group}
+    if not installs:
+        problems.append(f"no install was sent to {group}")
+    for install in installs:
+        ran = {i for i, invocation in install.invocations.items() if invocation.status == "Success"}
+        if ran != members:
+            problems.append(f"the install on {group} succeeded on {len(ran)} of {len(members)} instances")
+    return problems
 
 
 def _bad_patch_problems(runtime: LocalRuntime, excluded: list[dict[str, Any]]) -> list[str]:
@@ -497,6 +595,63 @@ def _payload_sizes(history: list[dict[str, Any]]) -> int:
     return max(sizes)
 
 
+def scenario_catalog(scenario: Scenario) -> StageCatalog | None:
+    """The stage catalog as the scenario's policy renders it (None: the repository's policy, as deployed)."""
+    changes: dict[str, object] = {}
+    if scenario.change_freeze_hours:
+        changes["change_calendar"] = CHANGE_CALENDAR
+    if scenario.health_checks:
+        changes |= {"health_check": LINUX_HEALTH_CHECK, "windows_health_check": WINDOWS_HEALTH_CHECK}
+    if not changes:
+        return None
+    deployed = StageCatalog.model_validate_json(SamTemplate().resources["StageCatalogParameter"]["Properties"]["Value"])
+    return StageCatalog(stages=[stage.model_copy(update=changes) for stage in deployed.stages])
+
+
+def close_change_calendar(runtime: LocalRuntime, scenario: Scenario) -> list[str]:
+    """The scenario's change freeze: the calendar is CLOSED from an hour before its group's next window opening."""
+    window = deployed_windows(runtime.template)[scenario.stage_group]
+    opens = window.first_opening_after(runtime.clock.now())
+    freeze = (opens - timedelta(hours=1), opens + timedelta(hours=scenario.change_freeze_hours))
+    runtime.calendars.add(Calendar(CHANGE_CALENDAR, closed=[freeze]))
+    return [f"change calendar {CHANGE_CALENDAR} CLOSED {freeze[0]:%a %d %H:%M} to {freeze[1]:%a %d %H:%M} (sim)"]
+
+
+def window_problems(runtime: LocalRuntime) -> list[str]:
+    """Every install must have started inside its patch group's maintenance window, before the cutoff."""
+    windows = deployed_windows(runtime.template)
+    problems = []
+    for command in list(runtime.fleet.commands.values()):
+        if command.operation != "Install":
+            continue
+        groups = {value for target in command.targets for value in target.get("Values", [])}
+        for group in sorted(groups & set(windows)):
+            if not windows[group].takes_installs_at(command.requested):
+                problems.append(
+                    f"the install on {group} started at {command.requested:%a %d %H:%M}, outside its window"
+                )
+    return problems
+
+
+def _freeze_problems(runtime: LocalRuntime, scenario: Scenario) -> list[str]:
+    calendar = runtime.calendars.calendars[CHANGE_CALENDAR]
+    frozen_until = calendar.closed[0][1]
+    installs = [
+        c
+        for c in runtime.fleet.commands.values()
+        if c.operation == "Install" and any(scenario.stage_group in t.get("Values", []) for t in c.targets)
+    ]
+    problems = [] if installs else [f"no install was sent to {scenario.stage_group}"]
+    problems += [
+        f"the install on {scenario.stage_group} started during the change freeze ({c.requested:%a %d %H:%M})"
+        for c in installs
+        if c.requested < frozen_until
+    ]
+    if not any(state == "CLOSED" for _, _, state in runtime.calendars.queries):
+        problems.append("the change calendar was never found CLOSED: the freeze delayed nothing")
+    return problems
+
+
 def run_simulation(options: SimulationOptions, say: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """Run one patch cycle on the local runtime and return summary.json's content."""
     scenario = SCENARIOS[options.scenario]
@@ -507,9 +662,12 @@ def run_simulation(options: SimulationOptions, say: Callable[[str], None] = lamb
     log = (out / "lambda.log").open("w") if out is not None else None
     chat_path = out / "chat.jsonl" if out is not None else None
     try:
+        catalog = scenario_catalog(scenario)
         with (
             ChatSink(chat_path, on_message=lambda message: say(chat_line(message))) as sink,
-            LocalRuntime(time_scale=options.time_scale, seed=options.seed, lambda_log=log) as runtime,
+            LocalRuntime(
+                time_scale=options.time_scale, seed=options.seed, lambda_log=log, stage_catalog=catalog
+            ) as runtime,
         ):
             runtime.chat.configure(sink)
             summary = _run(runtime, scenario, options, say)
@@ -539,10 +697,23 @@ def _inject_failures(
     return injector
 
 
+def _report_installs(runtime: LocalRuntime, say: Callable[[str], None]) -> list[dict[str, Any]]:
+    """When each install reached the fleet, against its group's window (told to the operator, kept in the summary)."""
+    installs = install_starts(runtime)
+    for row in installs:
+        say(
+            f"install on {row['patch_group']:8} reached the fleet at {row['requested']} (sim); window "
+            f"{row['window_opens']} to cutoff {row['window_cutoff']}: {'inside' if row['inside_window'] else 'OUTSIDE'}"
+        )
+    return installs
+
+
 def _run(
     runtime: LocalRuntime, scenario: Scenario, options: SimulationOptions, say: Callable[[str], None]
 ) -> dict[str, Any]:
-    fleet = runtime.add_instances(build_fleet(options.instances, options.seed))
+    fleet = runtime.add_instances(
+        build_fleet(options.instances, options.seed, min_group_sizes=scenario.min_group_sizes)
+    )
     groups: dict[str, int] = {}
     for instance in fleet:
         groups[instance.patch_group] = groups.get(instance.patch_group, 0) + 1
@@ -557,6 +728,9 @@ def _run(
         say(f"compliance demo: {note}")
     catalog = stage_catalog(runtime)
     runtime.clock.restart()
+    if scenario.change_freeze_hours:
+        for change in close_change_calendar(runtime, scenario):
+            say(f"scenario {scenario.name}: {change}")
     earlier: list[dict[str, Any]] = []
     if scenario.name == "next-month":
         month = _cycle(runtime, scenario, options.cycle, options, say)
@@ -577,6 +751,7 @@ def _run(
     rows = stage_rows(catalog, history)
     if scenario.faults.active:
         problems += fleet_count_problems(runtime, rows)
+    installs = _report_installs(runtime, say)
     executions = runtime.admin.client("stepfunctions").list_executions(stateMachineArn=runtime.state_machine_arn())[
         "executions"
     ]
@@ -605,6 +780,8 @@ def _run(
         "faults_injected": dict(sorted(injector.injected.items())),
         "sqs_batches": len(runtime.poller.batches),
         "sqs_messages": sum(batch.size for batch in runtime.poller.batches),
+        "invocations": invocation_statuses(runtime),
+        "installs": installs,
         "lambda_invocations": len(runtime.lambdas.records),
         "command_result_ms_per_event": _mean_ms(runtime, "CommandResultFunction"),
         "simulated_hours": round(runtime.clock.elapsed_seconds() / 3600, 1),

@@ -60,7 +60,10 @@ def test_simulation_healthy_cycle_passes_every_stage_in_order(tmp_path: Path) ->
     lines = [json.loads(line) for line in (tmp_path / "chat.jsonl").read_text().splitlines()]
     assert len(lines) == chat["messages"]
     assert all(set(line) == {"platform", "channel", "kind", "payload"} for line in lines)
-    assert summary["aws_calls"]["ssm.SendCommand"] == 10  # install + scan per stage
+    # per stage: install, scan, the Linux and Windows health checks, and both checks again after the bake
+    assert summary["aws_calls"]["ssm.SendCommand"] == 5 * 6
+    assert all(row["inside_window"] for row in summary["installs"])
+    assert [row["patch_group"] for row in summary["installs"]] == ["dev", "staging", "prod-1", "prod-2", "prod-3"]
     assert summary["simulated_hours"] >= 24 * 6  # bakes: 24 + 48 + 24 + 24 + 24 hours
     assert '"service":"patchpilot"' in (tmp_path / "lambda.log").read_text()
 

@@ -49,7 +49,7 @@ def _waiting(expected: int, heartbeat_seconds: int = 900) -> TrackingPorts:
         expected_instances=expected,
         heartbeat_seconds=heartbeat_seconds,
     )
-    register_install_wait(request, ports.tracker, ports.callbacks, NOW)
+    register_install_wait(request, ports.tracker, ports.callbacks, ports.directory, NOW)
     return ports
 
 
@@ -135,7 +135,7 @@ def test_record_command_results_before_wait_registration_is_kept_and_resumes_at_
     request = AwaitInstallRequest(
         task_token=TOKEN, run_id="2026-12", stage_name="dev", command_id=COMMAND, expected_instances=1
     )
-    tally = register_install_wait(request, ports.tracker, ports.callbacks, NOW + 5)
+    tally = register_install_wait(request, ports.tracker, ports.callbacks, ports.directory, NOW + 5)
     # Then it resumes at once
     assert tally.complete
     assert [token for token, _ in _callbacks(ports).resumed] == [TOKEN]
@@ -241,3 +241,29 @@ def test_reconcile_install_gives_up_after_the_last_attempt() -> None:
     assert (outcome.tally.complete, outcome.attempts) == (False, 2)
     with pytest.raises(InstallResultsIncomplete, match="0/2 instances reported after 3"):
         reconcile_install(request.model_copy(update={"attempts_so_far": 2}), ports.tracker, ports.directory)
+
+
+def test_record_command_results_waits_for_every_instance_ssm_targeted() -> None:
+    # Given a stage planned for two instances, while SSM's resolved command targets three (one tagged meanwhile)
+    ports = _waiting(expected=2)
+    assert isinstance(ports.directory, FakeCommandDirectory)
+    ports.directory.add_command(COMMAND, install_command_comment("2026-12", "dev"), target_count=3)
+    # When the two planned instances report
+    record_command_results(COMMAND, [_detail(_instance(1), "Success"), _detail(_instance(2), "Success")], ports, NOW)
+    # Then the wait goes on until the third reports, and the tally counts three
+    assert _callbacks(ports).resumed == []
+    last = record_command_results(COMMAND, [_detail(_instance(3), "Success")], ports, NOW + 1)
+    assert last.resumed_execution
+    assert _callbacks(ports).resumed[0][1]["expected"] == 3
+
+
+def test_reconcile_install_expects_the_resolved_target_count() -> None:
+    ports = _waiting(expected=1)
+    assert isinstance(ports.directory, FakeCommandDirectory)
+    ports.directory.add_command(COMMAND, install_command_comment("2026-12", "dev"), target_count=2)
+    ports.directory.invocations[COMMAND] = [
+        InvocationInfo(command_id=COMMAND, instance_id=_instance(1), status="Success")
+    ]
+    request = ReconcileRequest(command_id=COMMAND, expected_instances=1, attempts_so_far=0, max_attempts=3)
+    outcome = reconcile_install(request, ports.tracker, ports.directory)
+    assert (outcome.tally.expected, outcome.tally.complete) == (2, False)

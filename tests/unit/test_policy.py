@@ -9,7 +9,7 @@ import yaml
 from pydantic import ValidationError
 
 from patchpilot.models.policy import CLASSIFICATIONS, SEVERITIES, PatchPolicy
-from patchpilot_cli.policy_render import POLICY_PATH, PolicyError, load_policy
+from patchpilot_cli.policy_render import POLICY_PATH, PolicyError, load_policy, stage_catalog
 
 RAW: dict[str, Any] = yaml.safe_load(POLICY_PATH.read_text())
 
@@ -135,3 +135,44 @@ def test_policy_ubuntu_must_enable_non_security_where_the_environment_wants_bug_
     message = _error(raw)
     assert "environments.dev.rules.UBUNTU: other OSes enable non-security updates" in message
     assert "*-security pocket" in message
+
+
+def test_policy_first_window_must_still_take_installs_when_the_rollout_starts() -> None:
+    raw = _raw()
+    raw["stages"]["dev"]["window"] = {"patch_tuesday_offset_days": 0, "start_hour_utc": 18, "duration_hours": 2}
+    message = _error(raw)
+    assert "stages.dev.window" in message
+    assert "next month's window" in message
+
+
+@pytest.mark.parametrize(("field", "value"), [("install_minutes", 2), ("change_calendar", "no spaces allowed")])
+def test_policy_rejects_bad_install_minutes_and_calendar_names(field: str, value: object) -> None:
+    raw = _raw()
+    if field == "install_minutes":
+        raw["stages"]["prod-1"][field] = value
+    else:
+        raw[field] = value
+    assert field in _error(raw)
+
+
+def test_policy_renders_each_stage_window_and_calendar_into_the_catalog() -> None:
+    raw = _raw()
+    raw["change_calendar"] = "patchpilot-change-freeze"
+    catalog = stage_catalog(PatchPolicy.model_validate(raw)).by_name()
+    staging = catalog["staging"]
+    assert staging.window is not None
+    assert staging.window.model_dump() == {
+        "schedule": "cron(0 3 ? * TUE#2 *)",
+        "schedule_offset_days": 3,
+        "duration_hours": 4,
+        "cutoff_hours": 1,
+    }
+    assert staging.change_calendar == "patchpilot-change-freeze"
+    assert catalog["prod-3"].window is not None
+    assert catalog["prod-3"].window.schedule == "cron(0 3 ? * TUE#3 *)"
+
+
+def test_policy_windows_health_check_must_use_powershell() -> None:
+    raw = _raw()
+    raw["stages"]["dev"]["windows_health_check"] = {"document_name": "AWS-RunShellScript", "commands": ["true"]}
+    assert "stages.dev.windows_health_check.document_name" in _error(raw)

@@ -145,10 +145,13 @@ def test_plan_stage_commands_patch_step_installs_scans_and_checks_health() -> No
     commands = plan_stage_commands(step, _directory("dev", 3), FakePatchSets(), "PatchGroup")
     assert commands.targeted_instances == 3
     assert [c.phase for c in commands.commands] == ["install", "scan", "health"]
-    install = commands.commands[0]
-    assert install.parameters == {"Operation": ["Install"], "RebootOption": ["RebootIfNeeded"]}
+    install, scan, health = commands.commands
+    snapshot = install.parameters["SnapshotId"]
+    assert install.parameters == {"Operation": ["Install"], "RebootOption": ["RebootIfNeeded"], "SnapshotId": snapshot}
+    assert scan.parameters == {"Operation": ["Scan"], "SnapshotId": snapshot}
     assert install.targets[0].model_dump() == {"Key": "tag:PatchGroup", "Values": ["dev"]}
-    assert commands.commands[2].parameters == {"commands": ["curl -fsS localhost/health"]}
+    assert health.parameters["commands"] == ["curl -fsS localhost/health"]
+    assert health.parameters["executionTimeout"] == ["120"]  # the check's own timeout bounds its run
 
 
 def test_plan_stage_commands_production_installs_exactly_the_frozen_set() -> None:

@@ -115,3 +115,18 @@ def test_template_event_rules_keep_rejected_events() -> None:
         assert int(redrive["maxReceiveCount"]) >= 5, rule.name
         [source] = [s for s in spec.sqs_sources if s.queue_logical_id == rule.queue_logical_id]
         assert source.report_batch_item_failures, spec.logical_id
+
+
+def test_template_patch_group_tag_key_allows_only_the_keys_patch_manager_honours() -> None:
+    parameter = TEMPLATE.document["Parameters"]["PatchGroupTagKey"]
+    assert parameter["AllowedValues"] == ["PatchGroup", "Patch Group"]
+    assert parameter["Default"] in parameter["AllowedValues"]
+
+
+def test_template_command_invocation_rule_matches_every_document_patchpilot_sends() -> None:
+    pattern = TEMPLATE.resources["SsmCommandInvocationRule"]["Properties"]["EventPattern"]
+    assert set(pattern["detail"]["document-name"]) == {
+        "AWS-RunPatchBaseline",
+        "AWS-RunShellScript",
+        "AWS-RunPowerShellScript",
+    }

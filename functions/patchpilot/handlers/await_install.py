@@ -18,7 +18,9 @@ from patchpilot.observability import logger, metrics, tracer
 @tracer.capture_lambda_handler
 @event_parser(model=AwaitInstallRequest)
 def handler(event: AwaitInstallRequest, context: LambdaContext) -> dict[str, Any]:
-    tally = register_install_wait(event, wiring.install_tracker(), wiring.execution_callbacks(), time.time())
+    tally = register_install_wait(
+        event, wiring.install_tracker(), wiring.execution_callbacks(), wiring.command_directory(), time.time()
+    )
     metrics.add_metric(name="InstallWaitsRegistered", unit=MetricUnit.Count, value=1)
     logger.info("install wait registered", extra=tally.model_dump())
     return tally.model_dump(mode="json")

@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities import parameters
 
 from patchpilot.integrations import aws_clients
 from patchpilot.integrations.chat_webhooks import WebhookPoster
+from patchpilot.integrations.clocks import SystemClock
 from patchpilot.integrations.cloudwatch_alarms import CloudWatchAlarmMonitor
 from patchpilot.integrations.dynamodb_approvals import DynamoDBApprovalStore
 from patchpilot.integrations.dynamodb_chat import DynamoDBChatLedger, DynamoDBInteractionGuard
@@ -20,10 +21,12 @@ from patchpilot.integrations.dynamodb_run_ledger import DynamoDBRunLedger
 from patchpilot.integrations.dynamodb_tracker import DynamoDBInstallTracker
 from patchpilot.integrations.ec2_inventory import Ec2InstanceInventory
 from patchpilot.integrations.patch_sets import S3PatchSetStore
+from patchpilot.integrations.ports import Clock
 from patchpilot.integrations.s3_reports import S3ReportStore
 from patchpilot.integrations.sfn_callbacks import StepFunctionsCallbacks, StepFunctionsRolloutStarter
 from patchpilot.integrations.sns_alerts import SnsAlertPublisher
 from patchpilot.integrations.sqs_dead_letters import SqsRejectedInputStore
+from patchpilot.integrations.ssm_calendar import SsmChangeCalendar
 from patchpilot.integrations.ssm_compliance import SsmFleetComplianceSource
 from patchpilot.integrations.ssm_directory import SsmCommandDirectory, SsmPatchComplianceReader
 from patchpilot.integrations.ssm_patches import SsmPatchBaselines, SsmPatchInventory
@@ -195,3 +198,23 @@ def compliance_store() -> DynamoDBComplianceStore:
 def report_store() -> S3ReportStore:
     """Reports in the artifacts bucket."""
     return S3ReportStore(compliance_settings().artifacts_bucket_name, aws_clients.s3())
+
+
+_clock: Clock = SystemClock()
+
+
+def clock() -> Clock:
+    """The clock rollout decisions use (the system clock; a local runtime installs its simulated one)."""
+    return _clock
+
+
+def use_clock(replacement: Clock) -> Clock:
+    """Make `replacement` the clock handlers use; returns the previous one (to restore it)."""
+    global _clock
+    previous, _clock = _clock, replacement
+    return previous
+
+
+def change_calendar() -> SsmChangeCalendar:
+    """SSM Change Calendar (GetCalendarState)."""
+    return SsmChangeCalendar(aws_clients.ssm())

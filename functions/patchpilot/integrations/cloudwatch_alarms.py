@@ -9,7 +9,11 @@ if TYPE_CHECKING:
 
 
 class CloudWatchAlarmMonitor(AlarmMonitor):
-    """DescribeAlarms by name prefix, state ALARM."""
+    """DescribeAlarms by name prefix, state ALARM, metric and composite alarms.
+
+    DescribeAlarms returns only metric alarms unless `AlarmTypes` names `CompositeAlarm` (CloudWatch API reference,
+    DescribeAlarms).
+    """
 
     def __init__(self, client: "CloudWatchClient") -> None:
         self._client = client
@@ -18,6 +22,8 @@ class CloudWatchAlarmMonitor(AlarmMonitor):
         paginator = self._client.get_paginator("describe_alarms")
         return [
             alarm["AlarmName"]
-            for page in paginator.paginate(AlarmNamePrefix=name_prefix, StateValue="ALARM")
+            for page in paginator.paginate(
+                AlarmNamePrefix=name_prefix, StateValue="ALARM", AlarmTypes=["MetricAlarm", "CompositeAlarm"]
+            )
             for alarm in [*page.get("MetricAlarms", []), *page.get("CompositeAlarms", [])]
         ]

@@ -13,6 +13,7 @@ from patchpilot.models.exclusion import ExclusionRecord, RetiredExclusion
 from patchpilot.models.patches import InstancePatch, InstancePatchSummary
 from patchpilot.models.records import (
     BatchRecorded,
+    CalendarState,
     CommandInfo,
     ExecutionAttempt,
     InstanceResult,
@@ -205,6 +206,26 @@ class PatchComplianceReader(ABC):
     @abstractmethod
     def summaries(self, instance_ids: list[str]) -> list[InstancePatchSummary]:
         """Patch state counts per instance (DescribeInstancePatchStates, 50 instances a call)."""
+
+
+class Clock(ABC):
+    """The time the rollout's decisions use, and how a Step Functions Wait reaches a moment of it."""
+
+    @abstractmethod
+    def now(self) -> datetime:
+        """The current time (UTC)."""
+
+    @abstractmethod
+    def wait_timestamp(self, moment: datetime) -> datetime:
+        """The wall-clock time a Wait state's `TimestampPath` must name to end when this clock reads `moment`."""
+
+
+class ChangeCalendar(ABC):
+    """SSM Change Calendar (GetCalendarState)."""
+
+    @abstractmethod
+    def state(self, calendar: str, at: datetime) -> CalendarState:
+        """Whether the calendar is OPEN at `at`, and when that changes next."""
 
 
 class RolloutStarter(ABC):

@@ -33,6 +33,7 @@ class SsmCommandDirectory(CommandDirectory):
             document_name=command.get("DocumentName", ""),
             comment=command.get("Comment", ""),
             status=command.get("Status", ""),
+            target_count=command.get("TargetCount", 0),
         )
 
     def list_invocations(self, command_id: str) -> list[InvocationInfo]:

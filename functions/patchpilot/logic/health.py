@@ -5,6 +5,23 @@ from patchpilot.logic.platforms import operating_system_of
 from patchpilot.logic.silent_patching import APPROVES_NOTHING, silent_patching_reasons
 from patchpilot.models.rollout import MAX_SAMPLE, InstanceRef, StageVerdict, VerifyStageRequest
 
+NOT_DELIVERED_REASONS = {
+    "DeliveryTimedOut": "not_started_in_time",
+    "Undeliverable": "undeliverable",
+    "Terminated": "terminated",
+}
+"""Command outcomes where the command never ran on the instance: their own reasons, never evidence against a patch."""
+
+
+def reason_for(phase: str, status: str) -> str:
+    """The verdict reason of a command that did not succeed on an instance (``install_failed``...)."""
+    return f"{phase}_{NOT_DELIVERED_REASONS.get(status) or status.lower()}"
+
+
+def is_patch_evidence(reason: str) -> bool:
+    """Whether a reason can point at a patch (a command that never ran on the instance cannot)."""
+    return not any(reason.endswith(f"_{suffix}") for suffix in NOT_DELIVERED_REASONS.values())
+
 
 def allowed_failures(max_errors: str, targeted: int) -> int:
     """How many unhealthy instances a stage tolerates, with SendCommand's `MaxErrors` semantics.
@@ -36,8 +53,10 @@ def _command_reasons(
             row = recorded.get(instance_id)
             if row is None:
                 reasons[instance_id].append(f"{result.phase}_not_reported")
+            elif result.phase == "health" and row.status == "InvalidPlatform":
+                continue  # a check for the other platform (a mixed group runs one per document)
             elif not row.succeeded:
-                reasons[instance_id].append(f"{result.phase}_{row.status.lower()}")
+                reasons[instance_id].append(reason_for(result.phase, row.status))
     return reasons
 
 
@@ -54,9 +73,12 @@ def verify_stage_health(
     An instance is unhealthy when any command of the step (install, post-patch scan, health command) failed or
     never reported on it, when SSM no longer reaches it (ping status not Online), or, after a patch step, when its
     post-patch scan reports a failed patch, or when its patching silently did nothing (its OS's baseline approves
-    nothing, or its install left approved patches missing: see ``silent_patching_reasons``). The stage is healthy
-    when unhealthy instances stay within the stage's error budget (``max_errors``), no OS approves nothing (a
-    configuration fault no budget covers) and none of the stage's CloudWatch alarms is in ALARM.
+    nothing, or its install left approved patches missing: see ``silent_patching_reasons``). A command that never ran
+    on an instance (DeliveryTimedOut, Undeliverable, Terminated) leaves it unpatched, so it counts against the budget,
+    under its own reason (``install_not_started_in_time``...); it is never evidence against a patch: such instances
+    stay out of the unhealthy sample the exclusion step correlates. The stage is healthy when unhealthy instances stay
+    within the stage's error budget (``max_errors``), no OS approves nothing (a configuration fault no budget covers)
+    and none of the stage's CloudWatch alarms is in ALARM.
 
     Parameters
     ----------
@@ -108,8 +130,10 @@ def verify_stage_health(
     healthy_ids = [instance_id for instance_id in sorted(instances) if not reasons[instance_id]]
     # An OS whose baseline approves nothing is a configuration fault of the whole OS: no error budget covers it.
     healthy = len(unhealthy) <= budget and not in_alarm and APPROVES_NOTHING not in counts
-    # Samples feed the exclusion step only: a healthy verdict keeps the same size for any fleet.
-    sampled_unhealthy = [] if healthy else unhealthy[:MAX_SAMPLE]
+    # Samples feed the exclusion step only: a healthy verdict keeps the same size for any fleet. An instance whose
+    # commands never ran on it (not started in time, undeliverable, terminated) says nothing about a patch.
+    evidence = [i for i in unhealthy if any(is_patch_evidence(reason) for reason in reasons[i])]
+    sampled_unhealthy = [] if healthy else evidence[:MAX_SAMPLE]
     sampled_healthy = [] if healthy else healthy_ids[:MAX_SAMPLE]
     return StageVerdict(
         stage_name=stage.name,

@@ -95,8 +95,22 @@ def tally_of(command: TrackedCommand, command_finished: bool = False) -> Install
     )
 
 
+def targeted_by_ssm(command_id: str, expected: int, directory: CommandDirectory) -> int:
+    """The instances the command really targets: ListCommands `TargetCount` once SSM resolved it, else `expected`.
+
+    The planner counts the patch group before the command is sent; an instance tagged into the group meanwhile is
+    targeted too (SendCommand resolves tag targets itself), so the planned count can be short.
+    """
+    info = directory.describe_command(command_id)
+    return max(expected, info.target_count) if info is not None else expected
+
+
 def _resume_if_complete(
-    command: TrackedCommand, tracker: InstallTracker, callbacks: ExecutionCallbacks, now: float
+    command: TrackedCommand,
+    tracker: InstallTracker,
+    callbacks: ExecutionCallbacks,
+    directory: CommandDirectory,
+    now: float,
 ) -> bool:
     """Resume the waiting execution exactly once.
 
@@ -109,6 +123,10 @@ def _resume_if_complete(
     tally = tally_of(command)
     if not tally.complete or command.task_token is None or command.resumed:
         return False
+    targeted = targeted_by_ssm(command.command_id, command.expected or 0, directory)
+    if targeted > command.reported:
+        return False  # SSM targeted more instances than planned: wait for them too
+    tally = tally_of(command.model_copy(update={"expected": targeted}))
     token = command.task_token
     if not tracker.claim_resume(command.command_id, token, now, RESUME_LEASE_SECONDS):
         return False
@@ -204,13 +222,17 @@ def record_command_results(
         return handled
     if command.foreign:
         return handled.model_copy(update={"ignored_foreign": True})
-    resumed = _resume_if_complete(command, ports.tracker, ports.callbacks, now)
+    resumed = _resume_if_complete(command, ports.tracker, ports.callbacks, ports.directory, now)
     beat = not resumed and _heartbeat_if_due(command, ports.tracker, ports.callbacks, now)
     return handled.model_copy(update={"resumed_execution": resumed, "heartbeat_sent": beat, "tally": tally_of(command)})
 
 
 def register_install_wait(
-    request: AwaitInstallRequest, tracker: InstallTracker, callbacks: ExecutionCallbacks, now: float
+    request: AwaitInstallRequest,
+    tracker: InstallTracker,
+    callbacks: ExecutionCallbacks,
+    directory: CommandDirectory,
+    now: float,
 ) -> InstallTally:
     """Store the waiting task's token; if every instance already reported, resume at once.
 
@@ -218,8 +240,8 @@ def register_install_wait(
     ----------
     request : AwaitInstallRequest
         Token, command, expected instance count and heartbeat from the state machine.
-    tracker, callbacks
-        Ports to the tracking table and Step Functions.
+    tracker, callbacks, directory
+        Ports to the tracking table, Step Functions and SSM (the command's resolved target count).
     now : float
         The current time (epoch seconds).
 
@@ -236,7 +258,7 @@ def register_install_wait(
         request.task_token,
         heartbeat_interval_for(request.heartbeat_seconds),
     )
-    _resume_if_complete(command, tracker, callbacks, now)
+    _resume_if_complete(command, tracker, callbacks, directory, now)
     return tally_of(command)
 
 
@@ -274,7 +296,8 @@ def reconcile_install(
         raise CommandNotTracked(f"command {request.command_id} has no tracking row to reconcile")
     info = directory.describe_command(request.command_id)
     finished = info is not None and info.status in TERMINAL_COMMAND_STATUSES
-    tally = tally_of(command.model_copy(update={"expected": request.expected_instances}), command_finished=finished)
+    expected = max(request.expected_instances, info.target_count if info is not None else 0)
+    tally = tally_of(command.model_copy(update={"expected": expected}), command_finished=finished)
     attempts = request.attempts_so_far + (0 if recovered and not finished else 1)
     if not tally.complete and attempts >= request.max_attempts:
         raise InstallResultsIncomplete(

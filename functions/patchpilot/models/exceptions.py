@@ -71,3 +71,7 @@ class TransientAwsError(PatchPilotError):
 
 class NothingToResume(PatchPilotError):
     """A resume names a cycle that has no execution yet (start it instead)."""
+
+
+class UnsupportedSchedule(PatchPilotError):
+    """A maintenance window schedule PatchPilot cannot compute openings for (a rate, or an unsupported cron field)."""

@@ -11,12 +11,19 @@ soon as it is published (that is what AWS-UbuntuDefaultPatchBaseline does), and 
 the staged rollout itself (later stages scan and install days after Patch Tuesday) plus the BLOCK rejected list.
 """
 
+import re
 from typing import Annotated, Literal, Self
 
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from patchpilot.models.bounds import Utf8Input
-from patchpilot.models.rollout import HealthCheck
+from patchpilot.models.rollout import (
+    INSTALL_MINUTES,
+    MAX_INSTALL_MINUTES,
+    MIN_INSTALL_MINUTES,
+    CalendarName,
+    HealthCheck,
+)
 
 OperatingSystem = Literal[
     "WINDOWS",
@@ -173,7 +180,10 @@ class Environment(_PolicyModel):
 
 
 class MaintenanceWindowSpec(_PolicyModel):
-    """When a stage's maintenance window opens: Patch Tuesday (second Tuesday) + offset, at a time of day."""
+    """When a stage's maintenance window opens: Patch Tuesday (second Tuesday) + offset, at a time of day.
+
+    The stage's install starts only inside it (before its cutoff); the window also runs the group's scan.
+    """
 
     patch_tuesday_offset_days: int = Field(ge=0, le=20)
     start_hour_utc: int = Field(default=3, ge=0, le=23)
@@ -196,8 +206,19 @@ class Stage(_PolicyModel):
     max_concurrency: RateValue = "50%"
     max_errors: ErrorBudget = "0"
     bake_seconds: int = Field(default=86_400, ge=1, le=14 * 24 * 3600)
+    install_minutes: int = Field(
+        default=INSTALL_MINUTES,
+        ge=MIN_INSTALL_MINUTES,
+        le=MAX_INSTALL_MINUTES,
+        description="Expected patch-and-reboot time of one instance: sizes the install's delivery timeout per wave.",
+    )
     requires_approval: bool = False
     health_check: HealthCheck | None = None
+    windows_health_check: HealthCheck | None = Field(
+        default=None,
+        description="A second check for the group's Windows instances (AWS-RunPowerShellScript) when health_check "
+        "uses AWS-RunShellScript: a document ends InvalidPlatform on the other platform.",
+    )
     alarm_name_prefix: str | None = Field(default=None, min_length=1, max_length=200)
 
 
@@ -253,10 +274,18 @@ class PatchPolicy(_PolicyModel):
     rollout: RolloutSchedule
     approvals: Approvals = Approvals()
     compliance: CompliancePolicy = CompliancePolicy()
+    change_calendar: CalendarName | None = Field(
+        default=None,
+        description="An SSM Change Calendar (name or ARN): while it is CLOSED no stage starts its install.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         problems: list[str] = []
+        for name, stage in self.stages.items():
+            check = stage.windows_health_check
+            if check is not None and check.document_name != "AWS-RunPowerShellScript":
+                problems.append(f"stages.{name}.windows_health_check.document_name: must be AWS-RunPowerShellScript")
         for env_name, env in self.environments.items():
             problems.extend(self._environment_problems(env_name, env))
         stage_names = list(self.stages)
@@ -271,6 +300,7 @@ class PatchPolicy(_PolicyModel):
                     f"patch_groups.{group_name}.environment: {group.environment!r} is not defined; "
                     f"allowed values: {', '.join(self.environments)}"
                 )
+        problems.extend(self._first_window_problems())
         if self.default_patch_group not in self.patch_groups:
             problems.append(
                 f"default_patch_group: {self.default_patch_group!r} is not a patch group; "
@@ -285,6 +315,21 @@ class PatchPolicy(_PolicyModel):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _first_window_problems(self) -> list[str]:
+        """The first stage's window must still take installs when the cycle starts (else it waits a month)."""
+        match = re.fullmatch(r"cron\((\d+) (\d+) \? \* TUE#2 \*\)", self.rollout.schedule)
+        first_name, first = next(iter(self.stages.items()))
+        if match is None or first.window.patch_tuesday_offset_days > 0:
+            return []
+        starts = (int(match.group(2)), int(match.group(1)))
+        last_start = (first.window.start_hour_utc + first.window.duration_hours - first.window.cutoff_hours, 0)
+        if starts >= last_start:
+            return [
+                f"stages.{first_name}.window: closes to new installs at {last_start[0]:02d}:00 UTC on Patch Tuesday, "
+                f"before the rollout starts ({self.rollout.schedule}): the stage would wait for next month's window"
+            ]
+        return []
 
     def _environment_problems(self, env_name: str, env: Environment) -> list[str]:
         problems: list[str] = []

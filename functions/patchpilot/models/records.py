@@ -33,6 +33,7 @@ class CommandInfo(_Record):
     document_name: str
     comment: str
     status: str
+    target_count: int = 0  # ListCommands TargetCount: 0 until SSM resolved the command's targets
 
 
 class InvocationInfo(_Record):
@@ -78,3 +79,10 @@ class ExecutionAttempt(_Record):
     status: str
     input: str
     started_at: datetime
+
+
+class CalendarState(_Record):
+    """What GetCalendarState says about an SSM Change Calendar at a moment."""
+
+    open: bool
+    next_transition: datetime | None = None  # when the state changes next (None: it does not, as far as SSM knows)

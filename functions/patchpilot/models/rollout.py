@@ -25,6 +25,7 @@ StageRole = Literal["test", "production"]
 Phase = Literal["install", "scan", "health"]
 PhaseSet = Literal["patch", "verify"]
 MAX_SAMPLE = 50
+INSTALL_MINUTES, MIN_INSTALL_MINUTES, MAX_INSTALL_MINUTES = 60, 5, 720
 
 
 class _Model(Utf8Input):
@@ -39,6 +40,31 @@ class HealthCheck(_Model):
     timeout_seconds: int = Field(default=120, ge=30, le=3600)
 
 
+class InstallWindow(_Model):
+    """A patch group's maintenance window, as rendered into AWS::SSM::MaintenanceWindow: when installs may start.
+
+    `schedule` is the window's cron expression (UTC), `schedule_offset_days` its ScheduleOffset (days after the cron
+    date), `duration_hours` and `cutoff_hours` its Duration and Cutoff (no new task starts in the last
+    `cutoff_hours`).
+    """
+
+    schedule: Annotated[str, StringConstraints(pattern=r"^cron\([^()]+\)$")]
+    schedule_offset_days: int = Field(default=0, ge=0, le=6)
+    duration_hours: int = Field(ge=1, le=24)
+    cutoff_hours: int = Field(default=0, ge=0, le=23)
+
+    @model_validator(mode="after")
+    def _cutoff_inside(self) -> Self:
+        if self.cutoff_hours >= self.duration_hours:
+            raise ValueError(f"cutoff_hours ({self.cutoff_hours}) must be less than duration_hours")
+        return self
+
+
+CalendarName = Annotated[
+    str, StringConstraints(pattern=r"^(arn:aws[a-z-]*:ssm:[a-z0-9-]+:\d{12}:document/)?[A-Za-z0-9_.-]{3,128}$")
+]
+
+
 class StageDefinition(_Model):
     """A stage of the catalog (rendered from policy/patch-policy.yaml into the STAGE_CATALOG env var)."""
 
@@ -48,12 +74,16 @@ class StageDefinition(_Model):
     max_concurrency: RateValue = "50%"
     max_errors: ErrorBudget = "0"
     bake_seconds: int = Field(default=86_400, ge=1, le=MAX_BAKE_SECONDS)
+    install_minutes: int = Field(default=INSTALL_MINUTES, ge=MIN_INSTALL_MINUTES, le=MAX_INSTALL_MINUTES)
     reboot_option: Literal["RebootIfNeeded", "NoReboot"] = "RebootIfNeeded"
     requires_approval: bool = False
     health_check: HealthCheck | None = None
+    windows_health_check: HealthCheck | None = None  # for mixed groups: each check runs where its document runs
     alarm_name_prefix: str | None = Field(default=None, min_length=1, max_length=200)
     eligible_classifications: list[str] = Field(default_factory=list)
     eligible_severities: list[str] = Field(default_factory=list)
+    window: InstallWindow | None = None  # None: the install may start at once
+    change_calendar: CalendarName | None = None  # an SSM Change Calendar: CLOSED holds the install back
 
 
 class StageCatalog(_Model):
@@ -163,11 +193,24 @@ class StageStepRequest(_Model):
     attempt: int = Field(default=1, ge=1, le=5)
 
 
+class InstallStart(_Model):
+    """Whether a stage step may send its commands now, or until when the state machine waits before asking again."""
+
+    start_now: bool
+    reason: Literal[
+        "no_window", "window_open", "window_closed", "past_cutoff", "calendar_closed", "verify_step", "emergency"
+    ]
+    wait_until: str | None = None  # ISO-8601 UTC `...Z` for the Wait state's TimestampPath (None: start now)
+    opens_at: datetime | None = None  # the window opening the step waits for (or runs in)
+    cutoff_at: datetime | None = None  # no install starts at or after this
+
+
 class StageCommands(_Model):
-    """The commands of a stage step and how many instances they target."""
+    """The commands of a stage step, how many instances they target, and whether they may start now."""
 
     targeted_instances: int = Field(ge=1)
     commands: list[CommandSpec]
+    start: InstallStart = InstallStart(start_now=True, reason="no_window")
 
 
 class CommandResultRef(_Model):

@@ -1,0 +1,71 @@
+"""The rollout on a fleet that behaves as AWS documents Run Command: resolved targets, every document's events."""
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from patchpilot.models.rollout import StageCatalog
+from patchpilot_sim.fleet import SimulatedInstance
+from patchpilot_sim.runtime import LocalRuntime
+from patchpilot_sim.template import SamTemplate
+from patchpilot_sim.windows import Calendar, deployed_windows
+from tests.runtime_helpers import entered_states, launch_fleet, start, task_outputs
+
+pytestmark = pytest.mark.runtime
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+
+
+@pytest.mark.parametrize("document", ["AWS-RunShellScript", "AWS-RunPowerShellScript"])
+def test_health_command_status_events_reach_the_command_result_function(document: str) -> None:
+    event = json.loads((EVENTS / "ssm/command-invocation-success.json").read_text())
+    event["detail"]["document-name"] = document
+    with LocalRuntime() as runtime:
+        results = runtime.router.deliver_now(event)
+        assert [spec.logical_id for spec, _ in results] == ["CommandResultFunction"]
+        assert not results[0][1].failed
+
+
+def test_install_wait_resumes_only_after_an_instance_targeted_after_planning_reports() -> None:
+    with LocalRuntime() as runtime:
+        planned = launch_fleet(runtime, instances=10, groups={"dev"})["dev"]
+        late = SimulatedInstance(
+            instance_id="i-0fffffffffffffff1",
+            patch_group="dev",
+            platform="AMAZON_LINUX_2023",
+            tags={"PatchGroup": "dev", "Name": "dev-late"},
+            install_minutes=90.0,  # still installing when the planned instances have all reported
+        )
+        runtime.fleet.join_during_next_install = [late]
+        description = start(runtime, stages=["dev"])
+        assert description["status"] == "SUCCEEDED", description.get("cause")
+        arn = description["executionArn"]
+        tallies = [o["tally"] for o in task_outputs(runtime, arn, "Wait For Command Results") if "tally" in o]
+        tallies += [o["reconcile"]["tally"] for o in task_outputs(runtime, arn, "Reconcile Command Results")]
+        [install] = [c for c in runtime.fleet.commands.values() if c.operation == "Install"]
+        [final] = [t for t in tallies if t["command_id"] == install.command_id and t["complete"]]
+        assert final["expected"] == len(planned) + 1
+        assert final["reported"] == len(planned) + 1
+        assert runtime.fleet.installed_during_cycle(late.instance_id)
+
+
+def _catalog_with_calendar(name: str) -> StageCatalog:
+    deployed = StageCatalog.model_validate_json(SamTemplate().resources["StageCatalogParameter"]["Properties"]["Value"])
+    return StageCatalog(stages=[stage.model_copy(update={"change_calendar": name}) for stage in deployed.stages])
+
+
+def test_install_starts_in_the_window_once_the_change_calendar_opens() -> None:
+    with LocalRuntime(stage_catalog=_catalog_with_calendar("freeze")) as runtime:
+        launch_fleet(runtime, instances=10, groups={"dev"})
+        window = deployed_windows(runtime.template)["dev"]
+        opens = window.first_opening_after(runtime.clock.now())
+        freeze_ends = opens + timedelta(minutes=30)
+        runtime.calendars.add(Calendar("freeze", closed=[(opens - timedelta(hours=2), freeze_ends)]))
+        description = start(runtime, stages=["dev"])
+        assert description["status"] == "SUCCEEDED", description.get("cause")
+        assert entered_states(runtime, description["executionArn"]).count("Wait For Install Window") == 2
+        [install] = [c for c in runtime.fleet.commands.values() if c.operation == "Install"]
+        assert freeze_ends <= install.requested
+        assert window.takes_installs_at(install.requested)
+        assert [state for _, _, state in runtime.calendars.queries] == ["CLOSED", "OPEN"]

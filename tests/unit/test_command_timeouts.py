@@ -1,0 +1,94 @@
+"""Command sizing from the stage (delivery timeout per wave, SnapshotId) and not-delivered commands in the verdict."""
+
+import pytest
+
+from patchpilot.logic.health import is_patch_evidence, reason_for, verify_stage_health
+from patchpilot.logic.stage_plan import delivery_timeout_seconds, plan_stage_commands, rate_limit, snapshot_id
+from patchpilot.models.rollout import CommandResultRef, StageStepRequest, VerifyStageRequest
+from tests.unit.fakes import InMemoryInstallTracker
+from tests.unit.fakes_rollout import FakeAlarms, FakeCompliance, FakePatchSets
+from tests.unit.test_rollout import _directory, _plan, _verify
+
+
+@pytest.mark.parametrize(
+    ("max_concurrency", "targeted", "expected"),
+    [("10%", 100, 10), ("10%", 5, 1), ("25%", 10, 3), ("7", 100, 7), ("100%", 3, 3)],
+)
+def test_rate_limit_follows_max_concurrency_rounding_up(max_concurrency: str, targeted: int, expected: int) -> None:
+    assert rate_limit(max_concurrency, targeted) == expected
+
+
+def test_delivery_timeout_covers_every_wave_of_a_rate_controlled_install() -> None:
+    assert delivery_timeout_seconds(100, "10%", 3600) == 10 * 3600
+    assert delivery_timeout_seconds(10, "100%", 3600) == 3600
+    assert delivery_timeout_seconds(1, "50%", 60) == 600  # never below SendCommand's usual floor
+    assert delivery_timeout_seconds(10_000, "1", 3600) == 2_592_000  # SendCommand's maximum
+
+
+def test_plan_stage_commands_sizes_each_command_timeout_from_the_stage() -> None:
+    plan = _plan()
+    stage = plan.stages[0].model_copy(update={"max_concurrency": "10%", "install_minutes": 45})
+    step = StageStepRequest(run=plan.run, stage=stage, phase_set="patch")
+    install, scan, health = plan_stage_commands(step, _directory("dev", 30), FakePatchSets(), "PatchGroup").commands
+    waves = 10  # 30 instances, 3 at a time
+    assert install.timeout_seconds == waves * 45 * 60
+    assert scan.timeout_seconds == waves * 10 * 60
+    assert health.timeout_seconds == waves * 120
+
+
+def test_snapshot_id_is_one_uuid_per_stage_attempt() -> None:
+    first = snapshot_id("2026-12", "dev", 1)
+    assert len(first) == 36
+    assert first == snapshot_id("2026-12", "dev", 1)
+    assert len({first, snapshot_id("2026-12", "dev", 2), snapshot_id("2026-12", "staging", 1)}) == 3
+
+
+def test_reasons_of_commands_that_never_ran_are_not_patch_evidence() -> None:
+    assert reason_for("install", "DeliveryTimedOut") == "install_not_started_in_time"
+    assert reason_for("health", "Undeliverable") == "health_undeliverable"
+    assert reason_for("install", "Terminated") == "install_terminated"
+    assert reason_for("install", "ExecutionTimedOut") == "install_executiontimedout"
+    assert not is_patch_evidence("install_not_started_in_time")
+    assert is_patch_evidence("install_failed")
+    assert is_patch_evidence("install_executiontimedout")
+    assert is_patch_evidence("unreachable")
+
+
+def test_verify_stage_health_keeps_not_delivered_instances_out_of_the_patch_evidence() -> None:
+    directory = _directory("dev", 10)
+    ids = [i.instance_id for i in directory.fleet[("PatchGroup", "dev")]]
+    tracker = InMemoryInstallTracker()
+    statuses = {ids[0]: "DeliveryTimedOut", ids[1]: "Undeliverable", ids[2]: "Terminated", ids[3]: "Failed"}
+    for command in ("install-1", "scan-1"):
+        tracker.register_wait(command, "2026-12", "dev", len(ids), "t")
+        for instance_id in ids:
+            status = statuses.get(instance_id, "Success") if command == "install-1" else "Success"
+            tracker.record_result(command, instance_id, status, status == "Success")
+    verdict = _verify(0, directory, tracker)
+    assert verdict.reasons == {
+        "install_failed": 1,
+        "install_not_started_in_time": 1,
+        "install_terminated": 1,
+        "install_undeliverable": 1,
+    }
+    assert (verdict.unhealthy, verdict.healthy) == (4, False)  # not patched: they count against the budget
+    assert [r.instance_id for r in verdict.unhealthy_sample] == [ids[3]]  # only the failed install is evidence
+
+
+def test_verify_stage_health_ignores_a_health_check_meant_for_the_other_platform() -> None:
+    directory = _directory("dev", 3)
+    ids = [i.instance_id for i in directory.fleet[("PatchGroup", "dev")]]
+    tracker = InMemoryInstallTracker()
+    tracker.register_wait("health-1", "2026-12", "dev", len(ids), "t")
+    tracker.record_result("health-1", ids[0], "InvalidPlatform", False)
+    tracker.record_result("health-1", ids[1], "Success", True)
+    tracker.record_result("health-1", ids[2], "Failed", False)
+    plan = _plan()
+    request = VerifyStageRequest(
+        run=plan.run,
+        stage=plan.stages[0],
+        phase_set="verify",
+        results=[CommandResultRef(phase="health", command_id="health-1")],
+    )
+    verdict = verify_stage_health(request, tracker, directory, FakeAlarms(), FakeCompliance(), "PatchGroup")
+    assert verdict.reasons == {"health_failed": 1}
