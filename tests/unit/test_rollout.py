@@ -494,6 +494,7 @@ def test_record_stage_passed_on_an_os_without_installed_time_freezes_what_the_in
         tracker,
         FakePatchInventory({"i-a": rows}),
         patch_sets,
+        InMemoryExclusionLedger(),
     )
     assert outcome.frozen_patch_count == 2
     assert [p.patch_id for p in patch_sets.frozen["2026-12"]] == ["libc6.amd64", "sudo.amd64"]
@@ -527,7 +528,7 @@ def test_record_stage_passed_keeps_each_distributions_version_of_a_shared_packag
         verdict=verdict,
         results=[CommandResultRef(phase="install", command_id="install-1")],
     )
-    assert record_stage_passed(request, tracker, inventory, patch_sets).frozen_patch_count == 2
+    assert record_stage_passed(request, tracker, inventory, patch_sets, InMemoryExclusionLedger()).frozen_patch_count == 2
     assert sorted(p.title for p in patch_sets.frozen["2026-12"]) == [
         "glibc.x86_64:0:2.34-100.el9_4.4",
         "glibc.x86_64:0:2.34-117.amzn2023.0.1",
