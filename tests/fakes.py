@@ -10,9 +10,11 @@ from patchpilot.integrations.ports import (
     AlarmMonitor,
     AlertPublisher,
     ApprovalStore,
+    ChangeCalendar,
     ChatClaim,
     ChatLedger,
     ChatPoster,
+    Clock,
     CommandDirectory,
     ExclusionLedger,
     ExecutionCallbacks,
@@ -48,6 +50,7 @@ from patchpilot.models.exclusion import ExclusionRecord, PatchEvidence, RetiredE
 from patchpilot.models.patches import InstancePatch, InstancePatchSummary
 from patchpilot.models.records import (
     BatchRecorded,
+    CalendarState,
     CommandInfo,
     ExecutionAttempt,
     InstanceResult,
@@ -529,6 +532,30 @@ class InMemoryRunLedger(RunLedger):
 # -- chat ------------------------------------------------------------------------------------------------------------
 NOW = datetime(2026, 12, 8, 20, 0, tzinfo=UTC)
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:patchpilot-rollout:cycle-2026-12"
+
+
+# -- install windows -----------------------------------------------------------------------------------------------
+class FixedClock(Clock):
+    def __init__(self, now: datetime) -> None:
+        self.moment = now
+
+    def now(self) -> datetime:
+        return self.moment
+
+    def wait_timestamp(self, moment: datetime) -> datetime:
+        return moment
+
+
+class FakeCalendar(ChangeCalendar):
+    def __init__(self, closed: list[tuple[datetime, datetime]] | None = None) -> None:
+        self.closed = closed or []
+        self.asked: list[tuple[str, datetime]] = []
+
+    def state(self, calendar: str, at: datetime) -> CalendarState:
+        self.asked.append((calendar, at))
+        is_open = not any(start <= at < end for start, end in self.closed)
+        later = [moment for period in self.closed for moment in period if moment > at]
+        return CalendarState(open=is_open, next_transition=min(later) if later else None)
 
 
 class ScriptedPoster(ChatPoster):
