@@ -346,6 +346,13 @@ class InMemoryExclusionLedger(ExclusionLedger):
     def retired_of(self, run_id: str) -> list[RetiredExclusion]:
         return [retired for retired in self.retired if retired.record.run_id == run_id]
 
+    def all_exclusions(self) -> tuple[list[ExclusionRecord], list[RetiredExclusion]]:
+        def order(record: ExclusionRecord) -> tuple[str, str, str]:
+            return record.run_id, record.stage_name, record.patch_id
+
+        active = sorted(self.records.values(), key=order)
+        return active, sorted(self.retired, key=lambda retired: (order(retired.record), retired.retired_at))
+
 
 # -- auto-registration ---------------------------------------------------------------------------------------------
 class InMemoryInventory(InstanceInventory):
