@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from patchpilot.logic.compliance_collection import refresh
 from patchpilot.logic.reports import build_compliance_report, build_stage_report, store_stage_report
 from patchpilot.models.compliance import ComplianceStatus, PatchStateCounts
-from patchpilot.models.exclusion import ExclusionRecord, PatchEvidence
 from patchpilot.models.patches import InstancePatch, PatchState
 from patchpilot.models.records import InstanceResult
 from patchpilot.models.report import ComplianceReport, StageReportRequest
@@ -20,6 +19,7 @@ from tests.fakes import (
     InMemoryInstallTracker,
     InMemoryReportStore,
     RecordingAlertPublisher,
+    sample_exclusion,
 )
 from tests.unit.test_compliance import NOW, RULES, known_fleet, node_id
 
@@ -92,23 +92,9 @@ def stage_world() -> tuple[InMemoryInstallTracker, FakePatchInventory, InMemoryE
             c: [installed(c, "openssl.x86_64", PatchState.FAILED)],
         }
     )
-    evidence = PatchEvidence(
-        patch_id="glibc.x86_64",
-        title="glibc",
-        failing_with=1,
-        failing_total=1,
-        healthy_with=0,
-        healthy_total=2,
-        failed_installs=1,
-        operating_systems=["REDHAT_ENTERPRISE_LINUX"],
-    )
     ledger = InMemoryExclusionLedger()
     for stage_name, baseline_id in (("prod-1", "pb-1"), ("staging", "pb-2")):
-        ledger.record(
-            ExclusionRecord(
-                run_id="2026-12", stage_name=stage_name, evidence=evidence, baseline_ids=[baseline_id], decided_at=NOW
-            )
-        )
+        ledger.record(sample_exclusion("glibc.x86_64", stage_name, baseline_ids=(baseline_id,), decided_at=NOW))
     return tracker, inventory, ledger
 
 
@@ -121,7 +107,7 @@ def test_report_stage_counts_installed_failed_rebooted_and_time_to_patch() -> No
     assert report.patches_installed == {"openssl.x86_64": 1, "sudo.x86_64": 1}
     assert report.duration_hours == 4.0
     assert [(e.stage_name, e.patch_id) for e in report.excluded] == [("prod-1", "glibc.x86_64")]
-    assert report.excluded[0].evidence["failing"] == "1/1 unhealthy"
+    assert report.excluded[0].evidence["failing"] == "9/10 unhealthy"
     assert build_stage_report(stage_request("NoReboot"), *stage_world(), fleet).rebooted == 0
 
 
