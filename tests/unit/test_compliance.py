@@ -1,10 +1,12 @@
 """The five compliance statuses, their aggregation, and collection from events and refreshes (fakes only)."""
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
 
+from patchpilot.integrations.compliance_metrics import emit_compliance
 from patchpilot.logic.compliance import derive_node, production_rate, risk_assessment, summarize
 from patchpilot.logic.compliance_collection import apply_compliance_event, refresh, update_nodes
 from patchpilot.models.compliance import (
@@ -318,3 +320,38 @@ def test_compliance_stage_results_update_their_nodes_unless_an_event_was_newer()
     assert [node.node_id for node in written] == [node_id(2)]
     assert store.rows[node_id(2)][0].status == ComplianceStatus.COMPLIANT
     assert store.rows[node_id(6)][1] == "newer"
+
+
+def test_compliance_metrics_emit_rates_per_group_and_environment_and_counts_per_status(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "PatchPilot")
+    nodes = [
+        derive_node(facts(1, patch_state=report()), RULES, NOW),
+        derive_node(facts(2, patch_state=report(missing=1)), RULES, NOW),
+    ]
+    summary = summarize(nodes, NOW)
+    emit_compliance(summary, RULES, production_rate(nodes, RULES))
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    emitted = {
+        (metric["Name"], tuple(sorted(set(line["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0]) - {"service"}))): line[
+            metric["Name"]
+        ]
+        for line in lines
+        for metric in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+    }
+    assert emitted == {  # EMF carries each value as a list
+        ("ComplianceRate", ()): [50.0],
+        ("ProductionComplianceRate", ()): [50.0],
+        ("ComplianceRate", ("PatchGroup",)): [50.0],
+        ("ComplianceRate", ("Environment",)): [50.0],
+        ("CompliantNodes", ()): [1.0],
+        ("NonCompliantNodes", ()): [1.0],
+        ("UnmanagedNodes", ()): [0.0],
+        ("ScanInProgressNodes", ()): [0.0],
+        ("InstallInProgressNodes", ()): [0.0],
+        ("CriticalMissingPatches", ()): [0.0],
+        ("ImportantMissingPatches", ()): [0.0],
+        ("StaleScans", ()): [0.0],
+    }
+    assert all(line["service"] == "patchpilot" for line in lines)
