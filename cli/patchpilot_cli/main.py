@@ -419,7 +419,7 @@ def exclusions_export(
         existing = load_ledger(output)
     except (PolicyError, LedgerError) as error:
         fail(str(error))
-    active, removed = operator.all_exclusions(_stack(stack_name, region))
+    active, removed = operator.all_exclusions(operator.connect(_stack(stack_name, region)))
     ledger = merge_ledger(existing, active, removed, policy)
     output.write_text(dump_ledger(ledger))
     added = len({e.key for e in ledger.exclusions} - {e.key for e in existing.exclusions})

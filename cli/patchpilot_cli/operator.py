@@ -13,7 +13,6 @@ from pydantic import ValidationError
 from patchpilot.integrations.dynamodb_approvals import DynamoDBApprovalStore
 from patchpilot.integrations.dynamodb_exclusions import DynamoDBExclusionLedger
 from patchpilot.integrations.ports import ApprovalStore, ExclusionLedger, PatchBaselines
-from patchpilot.integrations.runs_table_keys import EXCLUSION_PREFIX, RETIRED_EXCLUSION_PREFIX
 from patchpilot.integrations.ssm_patches import SsmPatchBaselines
 from patchpilot.models.approval import ApprovalRecord, DecideApprovalRequest
 from patchpilot.models.cycle import StartRolloutRequest
@@ -223,19 +222,7 @@ def remove_exclusion(
     return changed
 
 
-def all_exclusions(outputs: StackOutputs) -> tuple[list[ExclusionRecord], list[ExclusionRecord]]:
-    """Every run's exclusions in the runs table: (active, removed by an operator). One Scan, every page."""
-    paginator = outputs.client("dynamodb").get_paginator("scan")
-    pages = paginator.paginate(
-        TableName=outputs.runs_table,
-        FilterExpression="begins_with(sk, :active) OR begins_with(sk, :removed)",
-        ExpressionAttributeValues={":active": {"S": EXCLUSION_PREFIX}, ":removed": {"S": RETIRED_EXCLUSION_PREFIX}},
-        ConsistentRead=True,
-    )
-    active: list[ExclusionRecord] = []
-    removed: list[ExclusionRecord] = []
-    for page in pages:
-        for item in page.get("Items", []):
-            record = ExclusionRecord.model_validate_json(str(item["record"]["S"]))
-            (removed if str(item["sk"]["S"]).startswith(RETIRED_EXCLUSION_PREFIX) else active).append(record)
-    return active, removed
+def all_exclusions(ports: StackPorts) -> tuple[list[ExclusionRecord], list[ExclusionRecord]]:
+    """Every run's exclusions in the runs table: (active, removed by an operator), through the ledger's index."""
+    active, retired = ports.ledger.all_exclusions()
+    return active, [removed.record for removed in retired]

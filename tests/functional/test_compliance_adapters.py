@@ -9,10 +9,12 @@ from typing import Any
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from moto import mock_aws
 
 from patchpilot.integrations.dynamodb_compliance import DynamoDBComplianceStore
+from patchpilot.integrations.s3_reports import S3ReportStore
 from patchpilot.integrations.ssm_compliance import SsmFleetComplianceSource
 from patchpilot.logic.compliance import derive_node
 from patchpilot.logic.compliance_collection import collect_facts, open_operations
@@ -185,3 +187,29 @@ def test_compliance_store_never_replaces_a_row_observed_later(store: DynamoDBCom
     assert store.nodes() == [newer]
     store.remove_nodes(["i-0123456789abcdef0"], observed_before=now)
     assert store.nodes() == []
+
+
+def test_report_store_puts_gets_and_lists_reports_in_the_artifacts_bucket(aws: None) -> None:
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="artifacts")
+    store = S3ReportStore("artifacts", s3)
+    assert store.get("reports/compliance/2026-12.html") is None
+    location = store.put("reports/compliance/2026-12.html", "<p>98 % compliant — ✓</p>", "text/html; charset=utf-8")
+    store.put("reports/compliance/2026-12.csv", "node,status\n", "text/csv")
+    store.put("reports/stages/2026-12/prod-1.json", "{}", "application/json")
+    assert location == "s3://artifacts/reports/compliance/2026-12.html"
+    assert store.get("reports/compliance/2026-12.html") == "<p>98 % compliant — ✓</p>"
+    head = s3.head_object(Bucket="artifacts", Key="reports/compliance/2026-12.html")
+    assert head["ContentType"] == "text/html; charset=utf-8"
+    assert store.keys("reports/compliance/") == [
+        "reports/compliance/2026-12.csv",
+        "reports/compliance/2026-12.html",
+    ]
+
+
+def test_report_store_raises_other_s3_errors() -> None:
+    s3 = boto3.client("s3", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y")
+    with Stubber(s3) as stub:
+        stub.add_client_error("get_object", service_error_code="AccessDenied", http_status_code=403)
+        with pytest.raises(ClientError, match="AccessDenied"):
+            S3ReportStore("artifacts", s3).get("reports/compliance/2026-12.html")

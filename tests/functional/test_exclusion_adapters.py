@@ -334,3 +334,20 @@ def test_dynamodb_ledger_excluded_patches_keeps_patch_ids_with_hashes(dynamodb: 
     ledger = DynamoDBExclusionLedger("runs", dynamodb)
     assert ledger.record(_record("prod-1", "pkg#1.2-3"))
     assert ledger.excluded_patches("2026-12") == {"pkg#1.2-3"}
+
+
+def test_dynamodb_ledger_all_exclusions_queries_the_sparse_index_across_runs(dynamodb: Any) -> None:
+    ledger = DynamoDBExclusionLedger("runs", dynamodb)
+    kept, retired = _record("staging", "bad-lib.x86_64"), _record("dev", "KB5031234")
+    later = _record("prod-1", "pkg#1.2-3", run_id="2027-01")
+    for record in (kept, retired, later):
+        assert ledger.record(record)
+    retired_at = datetime(2026, 12, 9, 10, 30, tzinfo=UTC)
+    assert ledger.retire(retired, "alice", retired_at)
+    dynamodb.put_item(TableName="runs", Item={"pk": {"S": "RUN#2026-12"}, "sk": {"S": "FROZEN"}})  # not in the index
+    operations: list[str] = []
+    dynamodb.meta.events.register("before-call.dynamodb", lambda model, **_: operations.append(model.name))
+    active, removed = ledger.all_exclusions()
+    assert active == [kept, later]
+    assert [(r.record, r.retired_by, r.retired_at) for r in removed] == [(retired, "alice", retired_at)]
+    assert set(operations) == {"Query"}

@@ -19,11 +19,12 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, get_type_hints
 from unittest import mock
 
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from patchpilot import observability
 from patchpilot.handlers import wiring
@@ -32,17 +33,22 @@ from patchpilot_sim.lambdas import LambdaContext
 from patchpilot_sim.template import SamTemplate
 from tests.fakes import (
     FakeAlarms,
+    FakeCalendar,
     FakeCommandDirectory,
     FakeCompliance,
+    FakeFleetSource,
     FakePatchInventory,
     FakePatchSets,
     FakeStarter,
+    FixedClock,
     InMemoryApprovalStore,
+    InMemoryComplianceStore,
     InMemoryExclusionLedger,
     InMemoryFirstScanLedger,
     InMemoryInstallTracker,
     InMemoryInventory,
     InMemoryPatchBaselines,
+    InMemoryReportStore,
     InMemoryRunLedger,
     RecordingAlertPublisher,
     RecordingCallbacks,
@@ -52,6 +58,7 @@ from tests.fakes import (
 OUTCOMES: defaultdict[str, Counter[str]] = defaultdict(Counter)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SEEDS = Path(__file__).resolve().parent / "seeds"
+CLOCK_NOW = datetime(2026, 11, 29, 16, 30, tzinfo=UTC)  # shortly after the seeds' run started
 
 
 def walk_text(value: Any) -> None:
@@ -112,6 +119,11 @@ class Fakes:
     baselines: InMemoryPatchBaselines = field(default_factory=lambda: InMemoryPatchBaselines({}))
     exclusions: InMemoryExclusionLedger = field(default_factory=InMemoryExclusionLedger)
     run_ledger: InMemoryRunLedger = field(default_factory=InMemoryRunLedger)
+    clock: FixedClock = field(default_factory=lambda: FixedClock(CLOCK_NOW))
+    calendar: FakeCalendar = field(default_factory=FakeCalendar)
+    fleet: FakeFleetSource = field(default_factory=FakeFleetSource)
+    compliance_nodes: InMemoryComplianceStore = field(default_factory=InMemoryComplianceStore)
+    reports: InMemoryReportStore = field(default_factory=InMemoryReportStore)
     calls: list[str] = field(default_factory=list)
 
     def wiring(self) -> dict[tuple[Any, str], Any]:
@@ -133,6 +145,11 @@ class Fakes:
             (wiring, "patch_baselines"): self.baselines,
             (wiring, "exclusion_ledger"): self.exclusions,
             (wiring, "run_ledger"): self.run_ledger,
+            (wiring, "clock"): self.clock,
+            (wiring, "change_calendar"): self.calendar,
+            (wiring, "fleet_source"): self.fleet,
+            (wiring, "compliance_store"): self.compliance_nodes,
+            (wiring, "report_store"): self.reports,
         }
         names = _names(ports)
         return {key: StrictPort(name, fake, self.calls) for (key, fake), name in zip(ports.items(), names, strict=True)}
@@ -157,12 +174,29 @@ class Target:
     logic: str
     seed: dict[str, Any]
     prepare: Callable[[Fakes, Any], None] = lambda fakes, event: None
+    output: type[BaseModel] | None = None  # when the handler's output is not its logic's (an SQS batch response)
 
     @property
     def output_model(self) -> type[BaseModel]:
+        if self.output is not None:
+            return self.output
         logic = getattr(importlib.import_module(self.module), self.logic)
         model: type[BaseModel] = get_type_hints(logic)["return"]
         return model
+
+
+class BatchItemFailure(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    itemIdentifier: str  # noqa: N815 (the Lambda partial batch response's field name)
+
+
+class BatchResponse(BaseModel):
+    """An SQS event source mapping's partial batch response (`ReportBatchItemFailures`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    batchItemFailures: list[BatchItemFailure]  # noqa: N815
 
 
 def seed(function: str) -> dict[str, Any]:

@@ -6,6 +6,7 @@ as strict as botocore about text. Counts per outcome are printed at the end of t
 
 from __future__ import annotations
 
+import json
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +19,7 @@ from pydantic import SecretStr
 
 from patchpilot.models.approval import ApprovalRecord
 from patchpilot_cli.policy_render import POLICY_PATH, PolicyError, load_policy
-from tests.fuzz.harness import OUTCOMES, Fakes, Target, handler_environment, run, sample_event, seed
+from tests.fuzz.harness import OUTCOMES, BatchResponse, Fakes, Target, handler_environment, run, sample_event, seed
 from tests.fuzz.strategies import inputs
 
 NOW = datetime.now(UTC)
@@ -32,11 +33,25 @@ def _text(event: Any, *keys: str) -> str | None:
     return event if isinstance(event, str) else None
 
 
+def _invocation_events(event: Any) -> list[Any]:
+    """The EventBridge events inside an SQS batch (bodies that are not JSON are skipped: the handler rejects them)."""
+    records = event.get("Records") if isinstance(event, dict) else None
+    found = []
+    for record in records if isinstance(records, list) else []:
+        body = record.get("body") if isinstance(record, dict) else None
+        try:
+            found.append(json.loads(body) if isinstance(body, str) else None)
+        except ValueError:
+            continue
+    return found
+
+
 def _track_command(fakes: Fakes, event: Any) -> None:
-    command_id = _text(event, "detail", "command-id") or _text(event, "command_id")
-    if command_id:
-        fakes.tracker.track_command(command_id, "2026-12", "dev")
-        fakes.directory.add_command(command_id, "PatchPilot 2026-12 dev install")
+    for invocation in _invocation_events(event):
+        command_id = _text(invocation, "detail", "command-id")
+        if command_id:
+            fakes.tracker.track_command(command_id, "2026-12", "dev")
+            fakes.directory.add_command(command_id, "PatchPilot 2026-12 dev install")
 
 
 def _wait_on_command(fakes: Fakes, event: Any) -> None:
@@ -68,22 +83,27 @@ def _managed_fleet(fakes: Fakes, event: Any) -> None:
 
 
 def _command_result_seed() -> dict[str, Any]:
+    """The SQS batch the queue delivers, its one EventBridge event a successful invocation."""
     event = seed("CommandResultFunction")
-    event["detail"]["status"] = "Success"
+    for record in event["Records"]:
+        invocation = json.loads(record["body"])
+        invocation["detail"]["status"] = "Success"
+        record["body"] = json.dumps(invocation)
     return event
 
 
 H = "patchpilot.handlers."
 TARGETS = [
     Target("PlanRolloutFunction", H + "plan_rollout", "plan_rollout", seed("PlanRolloutFunction")),
-    Target("PlanStageFunction", H + "plan_stage", "plan_stage_commands", seed("PlanStageFunction"), _managed_fleet),
+    Target("PlanStageFunction", H + "plan_stage", "plan_stage_step", seed("PlanStageFunction"), _managed_fleet),
     Target("AwaitInstallFunction", H + "await_install", "register_install_wait", seed("AwaitInstallFunction")),
     Target(
         "CommandResultFunction",
         H + "command_result",
-        "record_invocation_result",
+        "record_command_results",
         _command_result_seed(),
         _track_command,
+        BatchResponse,
     ),
     Target(
         "ReconcileInstallFunction",
@@ -119,6 +139,9 @@ def test_fuzz_seed_input_is_handled(target: Target) -> None:
         handled = run(target, target.seed)
     assert handled.outcome == "valid"
     assert handled.result
+    assert handled.result.get("batchItemFailures", []) == []  # a valid batch has no failed item
+    if target.function == "CommandResultFunction":
+        assert len(handled.fakes.tracker.results) == len(target.seed["Records"])
 
 
 @pytest.mark.parametrize("target", TARGETS, ids=lambda target: target.function)

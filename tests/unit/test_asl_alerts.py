@@ -22,7 +22,13 @@ ASL_PATH = Path(__file__).resolve().parents[2] / "statemachines" / "rollout.asl.
 # that reads a path missing here fails with the path named: add a sample value for it.
 SAMPLE_INPUT: dict[str, Any] = {
     "run": {"run_id": "2026-12", "mode": "scheduled", "approval_timeout_seconds": 86400},
-    "stage": {"name": "prod-1"},
+    "stage": {
+        "name": "prod-1",
+        "patch_group": "prod-1",
+        "role": "production",
+        "max_concurrency": "25%",
+        "max_errors": "1",
+    },
     "phase_set": "verify",
     "attempt": 1,
     "verdict": {
@@ -34,7 +40,25 @@ SAMPLE_INPUT: dict[str, Any] = {
         "unhealthy_sample": [{"instance_id": "i-0123456789abcdef0", "platform": "AMAZON_LINUX_2023"}],
     },
     "exclusion": {"outcome": "exclude", "patches": [{"patch_id": "bad-lib.x86_64"}]},
-    "plan": {"run": {"run_id": "2026-12"}},
+    "plan": {
+        "run": {
+            "run_id": "2026-12",
+            "mode": "emergency",
+            "patch_ids": ["openssl.x86_64"],
+            "cve_ids": ["CVE-2026-0001"],
+        },
+        "stages": [{"name": "dev"}, {"name": "staging"}, {"name": "prod-1"}],
+    },
+    "outcome": {"stage_name": "prod-1", "status": "passed", "targeted": 10, "unhealthy": 1, "frozen_patch_count": None},
+    "compliance": {
+        "rate_before": 91.5,
+        "rate_after": 98.0,
+        "non_compliant": 2,
+        "unmanaged": 0,
+        "nodes": 100,
+        "counts": {"compliant": 98, "non_compliant": 2},
+        "report_uri": "s3://patchpilot-artifacts/reports/compliance/2026-12.html",
+    },
     "stages_passed": [{"stage_name": "dev", "status": "passed"}, {"stage_name": "prod-1", "status": "passed"}],
     "failure": {"Error": "StageUnhealthy", "Cause": "stage prod-1: 3 of 10 instances unhealthy"},
 }
@@ -61,16 +85,26 @@ def _notify_states(machine: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _path(expression: str) -> Any:
-    """A reference path (`$.a.b` into the state input, `$$.a.b` into the context object)."""
+    """A reference path (`$.a.b` into the state input, `$$.a.b` into the context object, `[*]` projects a list) or
+    `States.ArrayLength(path)`."""
+    length = re.fullmatch(r"States\.ArrayLength\((.+)\)", expression)
+    if length:
+        return len(_path(length.group(1)))
     document, rest = (
         (SAMPLE_CONTEXT, expression[3:]) if expression.startswith("$$.") else (SAMPLE_INPUT, expression[2:])
     )
-    value: Any = document
-    for part in rest.split("."):
-        if not isinstance(value, dict) or part not in value:
-            raise AssertionError(f"{expression}: no sample value (add it to SAMPLE_INPUT or SAMPLE_CONTEXT)")
-        value = value[part]
-    return value
+    return _select(document, rest.split("."), expression)
+
+
+def _select(value: Any, parts: list[str], expression: str) -> Any:
+    if not parts:
+        return value
+    part, projected = (parts[0][:-3], True) if parts[0].endswith("[*]") else (parts[0], False)
+    if not isinstance(value, dict) or part not in value:
+        raise AssertionError(f"{expression}: no sample value (add it to SAMPLE_INPUT or SAMPLE_CONTEXT)")
+    if projected:
+        return [_select(item, parts[1:], expression) for item in value[part]]
+    return _select(value[part], parts[1:], expression)
 
 
 def _format(expression: str) -> str:
@@ -125,7 +159,16 @@ def test_asl_alerts_every_notify_state_publishes_a_valid_alert() -> None:
         alert = Alert.model_validate(message)
         kinds[name] = alert.kind
         assert alert.severity == DEFAULT_SEVERITY[alert.kind], name
-    assert set(kinds.values()) >= {"stage_failed", "rollout_failed", "cycle_finished", "approval_timed_out"}
+    assert set(kinds.values()) >= {
+        "cycle_started",
+        "emergency_started",
+        "stage_started",
+        "stage_passed",
+        "stage_failed",
+        "rollout_failed",
+        "cycle_finished",
+        "approval_timed_out",
+    }
 
 
 def test_asl_alerts_notify_states_are_sns_publish_tasks_whose_attributes_match_the_alert() -> None:
@@ -144,7 +187,7 @@ def test_asl_alerts_notify_states_are_sns_publish_tasks_whose_attributes_match_t
     [
         (lambda message: message.pop("occurred_at.$"), r"occurred_at\n  Field required"),
         (lambda message: message.pop("run_id.$"), r"run_id\n  Field required"),
-        (lambda message: message.update(kind="stage_exploded"), r"kind\n  Input should be 'stage_failed'"),
+        (lambda message: message.update(kind="stage_exploded"), r"kind\n  Input should be '[a-z_', ]*'stage_failed'"),
         (lambda message: message.update(severity="fatal"), r"severity\n  Input should be 'info'"),
         (lambda message: message.update(task_token="AQCEAAAA"), r"task_token\n  Extra inputs are not permitted"),
     ],
@@ -171,6 +214,9 @@ def test_asl_alerts_render_evaluates_format_and_paths() -> None:
         "b": "cycle-2026-12",
         "c": {"d": {"i-0123456789abcdef0": ["health_failed"]}},
     }
+    assert render(
+        {"n.$": "States.Format('{} stages', States.ArrayLength($.plan.stages))", "s.$": "$.plan.stages[*].name"}
+    ) == {"n": "3 stages", "s": ["dev", "staging", "prod-1"]}
     with pytest.raises(AssertionError, match=r"\$\.nowhere: no sample value"):
         render({"x.$": "$.nowhere"})
     with pytest.raises(AssertionError, match="unsupported intrinsic"):

@@ -5,8 +5,7 @@ import pytest
 from patchpilot.logic.health import is_patch_evidence, reason_for, verify_stage_health
 from patchpilot.logic.stage_plan import delivery_timeout_seconds, plan_stage_commands, rate_limit, snapshot_id
 from patchpilot.models.rollout import CommandResultRef, StageStepRequest, VerifyStageRequest
-from tests.unit.fakes import InMemoryInstallTracker
-from tests.unit.fakes_rollout import FakeAlarms, FakeCompliance, FakePatchSets
+from tests.fakes import FakeAlarms, FakeCompliance, FakePatchSets, InMemoryInstallTracker
 from tests.unit.test_rollout import _directory, _plan, _verify
 
 

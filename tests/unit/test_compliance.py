@@ -1,10 +1,12 @@
 """The five compliance statuses, their aggregation, and collection from events and refreshes (fakes only)."""
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
 
+from patchpilot.integrations.compliance_metrics import emit_compliance
 from patchpilot.logic.compliance import derive_node, production_rate, risk_assessment, summarize
 from patchpilot.logic.compliance_collection import apply_compliance_event, refresh, update_nodes
 from patchpilot.models.compliance import (
@@ -19,7 +21,7 @@ from patchpilot.models.compliance import (
     StageTiming,
     UnknownComplianceNode,
 )
-from tests.unit.fakes_compliance import AlertRecorder, FakeFleetSource, InMemoryComplianceStore
+from tests.fakes import FakeFleetSource, InMemoryComplianceStore, RecordingAlertPublisher
 
 NOW = datetime(2026, 12, 20, 12, 0, tzinfo=UTC)
 RULES = ComplianceRules(
@@ -165,7 +167,7 @@ def known_fleet() -> FakeFleetSource:
 
 
 def test_compliance_aggregation_numbers_on_a_known_fleet() -> None:
-    store, alerts = InMemoryComplianceStore(), AlertRecorder()
+    store, alerts = InMemoryComplianceStore(), RecordingAlertPublisher()
     outcome = refresh(known_fleet(), store, alerts, RULES, NOW)
     summary = outcome.summary
     assert summary is not None
@@ -202,10 +204,10 @@ def test_compliance_time_to_patch_per_stage() -> None:
 def test_compliance_risk_lists_nodes_missing_urgent_patches_longer_than_n_days_ranked() -> None:
     store = InMemoryComplianceStore()
     fleet = known_fleet()
-    refresh(fleet, store, AlertRecorder(), RULES, NOW - timedelta(days=10))
+    refresh(fleet, store, RecordingAlertPublisher(), RULES, NOW - timedelta(days=10))
     fleet.lacking[node_id(2)] = [IMPORTANT]
     fleet.states[node_id(2)] = report("prod-1", failed=1)
-    refresh(fleet, store, AlertRecorder(), RULES, NOW)
+    refresh(fleet, store, RecordingAlertPublisher(), RULES, NOW)
     risks = risk_assessment(store.nodes(), RULES, NOW)
     assert [(r.node_id, r.critical, r.important, r.days_exposed) for r in risks] == [(node_id(4), 1, 1, 10.0)]
     assert risks[0].cve_ids == ("CVE-2026-1001", "CVE-2026-2002", "CVE-2026-2003")
@@ -214,7 +216,7 @@ def test_compliance_risk_lists_nodes_missing_urgent_patches_longer_than_n_days_r
 
 
 def test_compliance_failed_refresh_keeps_previous_data_and_alerts() -> None:
-    store, alerts = InMemoryComplianceStore(), AlertRecorder()
+    store, alerts = InMemoryComplianceStore(), RecordingAlertPublisher()
     fleet = known_fleet()
     refresh(fleet, store, alerts, RULES, NOW)
     before = {node.node_id: node for node in store.nodes()}
@@ -229,7 +231,7 @@ def test_compliance_failed_refresh_keeps_previous_data_and_alerts() -> None:
 
 
 def test_compliance_refresh_that_sees_no_managed_node_keeps_previous_data() -> None:
-    store, alerts = InMemoryComplianceStore(), AlertRecorder()
+    store, alerts = InMemoryComplianceStore(), RecordingAlertPublisher()
     fleet = known_fleet()
     refresh(fleet, store, alerts, RULES, NOW)
     fleet.managed.clear()
@@ -264,7 +266,7 @@ def event(
 
 def test_compliance_event_updates_the_node_once_and_ignores_duplicates_and_older_events() -> None:
     store, fleet = InMemoryComplianceStore(), known_fleet()
-    refresh(fleet, store, AlertRecorder(), RULES, NOW)
+    refresh(fleet, store, RecordingAlertPublisher(), RULES, NOW)
     fleet.states[node_id(6)] = report("prod-1", missing=2)
     first = apply_compliance_event(event(6, runtime="2026-12-20T14:00:00Z", event_id="late"), fleet, store, RULES)
     assert (first.outcome, first.status) == ("updated", ComplianceStatus.NON_COMPLIANT)
@@ -281,7 +283,7 @@ def test_compliance_event_updates_the_node_once_and_ignores_duplicates_and_older
 
 def test_compliance_event_before_the_last_refresh_changes_nothing() -> None:
     store, fleet = InMemoryComplianceStore(), known_fleet()
-    refresh(fleet, store, AlertRecorder(), RULES, NOW)
+    refresh(fleet, store, RecordingAlertPublisher(), RULES, NOW)
     outcome = apply_compliance_event(event(6, runtime="2026-12-20T11:00:00Z"), fleet, store, RULES)
     assert outcome.outcome == "stale"
     assert store.rows[node_id(6)][1] is None
@@ -311,10 +313,45 @@ def test_compliance_event_with_unknown_status_or_malformed_fields_is_refused(
 
 def test_compliance_stage_results_update_their_nodes_unless_an_event_was_newer() -> None:
     store, fleet = InMemoryComplianceStore(), known_fleet()
-    refresh(fleet, store, AlertRecorder(), RULES, NOW - timedelta(hours=3))
+    refresh(fleet, store, RecordingAlertPublisher(), RULES, NOW - timedelta(hours=3))
     apply_compliance_event(event(6, runtime="2026-12-20T14:00:00Z", event_id="newer"), fleet, store, RULES)
     fleet.states[node_id(2)] = report("prod-1")  # rebooted and rescanned by the stage
     written = update_nodes([node_id(2), node_id(6), "i-0000000000000dead"], fleet, store, RULES, NOW)
     assert [node.node_id for node in written] == [node_id(2)]
     assert store.rows[node_id(2)][0].status == ComplianceStatus.COMPLIANT
     assert store.rows[node_id(6)][1] == "newer"
+
+
+def test_compliance_metrics_emit_rates_per_group_and_environment_and_counts_per_status(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "PatchPilot")
+    nodes = [
+        derive_node(facts(1, patch_state=report()), RULES, NOW),
+        derive_node(facts(2, patch_state=report(missing=1)), RULES, NOW),
+    ]
+    summary = summarize(nodes, NOW)
+    emit_compliance(summary, RULES, production_rate(nodes, RULES))
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    emitted = {
+        (metric["Name"], tuple(sorted(set(line["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0]) - {"service"}))): line[
+            metric["Name"]
+        ]
+        for line in lines
+        for metric in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+    }
+    assert emitted == {  # EMF carries each value as a list
+        ("ComplianceRate", ()): [50.0],
+        ("ProductionComplianceRate", ()): [50.0],
+        ("ComplianceRate", ("PatchGroup",)): [50.0],
+        ("ComplianceRate", ("Environment",)): [50.0],
+        ("CompliantNodes", ()): [1.0],
+        ("NonCompliantNodes", ()): [1.0],
+        ("UnmanagedNodes", ()): [0.0],
+        ("ScanInProgressNodes", ()): [0.0],
+        ("InstallInProgressNodes", ()): [0.0],
+        ("CriticalMissingPatches", ()): [0.0],
+        ("ImportantMissingPatches", ()): [0.0],
+        ("StaleScans", ()): [0.0],
+    }
+    assert all(line["service"] == "patchpilot" for line in lines)

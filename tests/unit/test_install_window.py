@@ -4,39 +4,15 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from patchpilot.integrations.ports import ChangeCalendar, Clock
 from patchpilot.logic.install_window import decide_install_start, occurrences, parse_cron
 from patchpilot.models.exceptions import UnsupportedSchedule
-from patchpilot.models.records import CalendarState
 from patchpilot.models.rollout import InstallWindow, StageStepRequest
+from tests.fakes import FakeCalendar, FixedClock
 from tests.unit.test_rollout import _plan
 
 # Patch Tuesday of December 2026 is the 8th; staging's window: TUE#2 03:00 + 3 days, 4 h, cutoff 1 h.
 STAGING = InstallWindow(schedule="cron(0 3 ? * TUE#2 *)", schedule_offset_days=3, duration_hours=4, cutoff_hours=1)
 OPENS = datetime(2026, 12, 11, 3, 0, tzinfo=UTC)
-
-
-class FixedClock(Clock):
-    def __init__(self, now: datetime) -> None:
-        self.moment = now
-
-    def now(self) -> datetime:
-        return self.moment
-
-    def wait_timestamp(self, moment: datetime) -> datetime:
-        return moment
-
-
-class FakeCalendar(ChangeCalendar):
-    def __init__(self, closed: list[tuple[datetime, datetime]] | None = None) -> None:
-        self.closed = closed or []
-        self.asked: list[tuple[str, datetime]] = []
-
-    def state(self, calendar: str, at: datetime) -> CalendarState:
-        self.asked.append((calendar, at))
-        is_open = not any(start <= at < end for start, end in self.closed)
-        later = [moment for period in self.closed for moment in period if moment > at]
-        return CalendarState(open=is_open, next_transition=min(later) if later else None)
 
 
 def _step(

@@ -8,18 +8,18 @@ from datetime import UTC, datetime, timedelta
 from patchpilot.logic.compliance_collection import refresh
 from patchpilot.logic.reports import build_compliance_report, build_stage_report, store_stage_report
 from patchpilot.models.compliance import ComplianceStatus, PatchStateCounts
-from patchpilot.models.exclusion import ExclusionRecord, PatchEvidence
 from patchpilot.models.patches import InstancePatch, PatchState
 from patchpilot.models.records import InstanceResult
 from patchpilot.models.report import ComplianceReport, StageReportRequest
 from patchpilot.reporting import render
-from tests.unit.fakes_compliance import (
-    AlertRecorder,
-    FixedExclusionLedger,
-    FixedPatchInventory,
+from tests.fakes import (
+    FakePatchInventory,
     InMemoryComplianceStore,
+    InMemoryExclusionLedger,
+    InMemoryInstallTracker,
     InMemoryReportStore,
-    ResultsOnlyTracker,
+    RecordingAlertPublisher,
+    sample_exclusion,
 )
 from tests.unit.test_compliance import NOW, RULES, known_fleet, node_id
 
@@ -73,44 +73,28 @@ def installed(instance: str, patch_id: str, state: PatchState = PatchState.INSTA
     )
 
 
-def stage_world() -> tuple[ResultsOnlyTracker, FixedPatchInventory, FixedExclusionLedger]:
+def stage_world() -> tuple[InMemoryInstallTracker, FakePatchInventory, InMemoryExclusionLedger]:
     a, b, c = node_id(1), node_id(2), node_id(3)
-    tracker = ResultsOnlyTracker(
-        {
-            "cmd-install": [
-                InstanceResult(instance_id=a, status="Success", succeeded=True),
-                InstanceResult(instance_id=b, status="Success", succeeded=True),
-                InstanceResult(instance_id=c, status="Failed", succeeded=False),
-            ],
-            "cmd-scan": [InstanceResult(instance_id=a, status="Success", succeeded=True)],
-        }
-    )
-    inventory = FixedPatchInventory(
+    tracker = InMemoryInstallTracker()
+    for command_id, results in {
+        "cmd-install": [
+            InstanceResult(instance_id=a, status="Success", succeeded=True),
+            InstanceResult(instance_id=b, status="Success", succeeded=True),
+            InstanceResult(instance_id=c, status="Failed", succeeded=False),
+        ],
+        "cmd-scan": [InstanceResult(instance_id=a, status="Success", succeeded=True)],
+    }.items():
+        tracker.track_command(command_id, "2026-12", "prod-1")
+        tracker.record_results(command_id, results)
+    inventory = FakePatchInventory(
         {
             a: [installed(a, "openssl.x86_64"), installed(a, "sudo.x86_64", PatchState.INSTALLED_PENDING_REBOOT)],
             c: [installed(c, "openssl.x86_64", PatchState.FAILED)],
         }
     )
-    evidence = PatchEvidence(
-        patch_id="glibc.x86_64",
-        title="glibc",
-        failing_with=1,
-        failing_total=1,
-        healthy_with=0,
-        healthy_total=2,
-        failed_installs=1,
-        operating_systems=["REDHAT_ENTERPRISE_LINUX"],
-    )
-    ledger = FixedExclusionLedger(
-        [
-            ExclusionRecord(
-                run_id="2026-12", stage_name="prod-1", evidence=evidence, baseline_ids=["pb-1"], decided_at=NOW
-            ),
-            ExclusionRecord(
-                run_id="2026-12", stage_name="staging", evidence=evidence, baseline_ids=["pb-2"], decided_at=NOW
-            ),
-        ]
-    )
+    ledger = InMemoryExclusionLedger()
+    for stage_name, baseline_id in (("prod-1", "pb-1"), ("staging", "pb-2")):
+        ledger.record(sample_exclusion("glibc.x86_64", stage_name, baseline_ids=(baseline_id,), decided_at=NOW))
     return tracker, inventory, ledger
 
 
@@ -123,7 +107,7 @@ def test_report_stage_counts_installed_failed_rebooted_and_time_to_patch() -> No
     assert report.patches_installed == {"openssl.x86_64": 1, "sudo.x86_64": 1}
     assert report.duration_hours == 4.0
     assert [(e.stage_name, e.patch_id) for e in report.excluded] == [("prod-1", "glibc.x86_64")]
-    assert report.excluded[0].evidence["failing"] == "1/1 unhealthy"
+    assert report.excluded[0].evidence["failing"] == "9/10 unhealthy"
     assert build_stage_report(stage_request("NoReboot"), *stage_world(), fleet).rebooted == 0
 
 
@@ -144,7 +128,7 @@ def test_report_stage_files_are_stored_as_html_csv_and_json() -> None:
 
 def compliance_report() -> tuple[ComplianceReport, InMemoryReportStore]:
     fleet, store, reports = known_fleet(), InMemoryComplianceStore(), InMemoryReportStore()
-    refresh(fleet, store, AlertRecorder(), RULES, RUN_START - timedelta(hours=1))  # the "before"
+    refresh(fleet, store, RecordingAlertPublisher(), RULES, RUN_START - timedelta(hours=1))  # the "before"
     fleet.states[node_id(2)] = PatchStateCounts(patch_group="prod-1", operation_end=NOW - timedelta(hours=1))
     stage = build_stage_report(stage_request(), *stage_world(), fleet)
     store_stage_report(stage, reports)

@@ -350,6 +350,16 @@ def test_start_rollout_same_cycle_twice_starts_one_execution() -> None:
     assert len(starter.executions) == 1
 
 
+def test_start_rollout_an_invalid_request_is_rejected_before_asking_step_functions() -> None:
+    class Untouchable(FakeStarter):
+        def latest_attempt(self, execution_name: str) -> None:
+            raise AssertionError("an invalid request reached the starter")
+
+    request = StartRolloutRequest.model_validate({"cycle": "2026-12", "bake_seconds": {"dev": 0}})
+    with pytest.raises(ValidationError, match=r"bake_seconds\.dev\n  Input should be greater than or equal to 1"):
+        start_rollout(request, Untouchable(), NOW)
+
+
 def test_start_rollout_of_a_failed_cycle_says_so_and_starts_nothing() -> None:
     starter = FakeStarter()
     start_rollout(StartRolloutRequest(), starter, NOW)
@@ -494,6 +504,7 @@ def test_record_stage_passed_on_an_os_without_installed_time_freezes_what_the_in
         tracker,
         FakePatchInventory({"i-a": rows}),
         patch_sets,
+        InMemoryExclusionLedger(),
     )
     assert outcome.frozen_patch_count == 2
     assert [p.patch_id for p in patch_sets.frozen["2026-12"]] == ["libc6.amd64", "sudo.amd64"]
@@ -527,7 +538,8 @@ def test_record_stage_passed_keeps_each_distributions_version_of_a_shared_packag
         verdict=verdict,
         results=[CommandResultRef(phase="install", command_id="install-1")],
     )
-    assert record_stage_passed(request, tracker, inventory, patch_sets).frozen_patch_count == 2
+    outcome = record_stage_passed(request, tracker, inventory, patch_sets, InMemoryExclusionLedger())
+    assert outcome.frozen_patch_count == 2
     assert sorted(p.title for p in patch_sets.frozen["2026-12"]) == [
         "glibc.x86_64:0:2.34-100.el9_4.4",
         "glibc.x86_64:0:2.34-117.amzn2023.0.1",

@@ -1,5 +1,7 @@
 """The edge of the Lambda package: cached boto3 clients and the one wiring module."""
 
+import inspect
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -7,6 +9,7 @@ import pytest
 
 from patchpilot.handlers import wiring
 from patchpilot.integrations import aws_clients
+from patchpilot_sim.template import SamTemplate
 
 
 @pytest.fixture(autouse=True)
@@ -44,12 +47,26 @@ def test_wiring_builds_every_adapter_from_the_environment(monkeypatch: pytest.Mo
         "ARTIFACTS_BUCKET_NAME": "artifacts",
         "ALERT_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:alerts",
         "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:rollout",
+        "CHAT_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:patchpilot-chat",
+        "CHAT_DEAD_LETTER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/chat-dlq",
+        "STAGE_CATALOG": SamTemplate().resources["StageCatalogParameter"]["Properties"]["Value"],
+        "COMPLIANCE_RULES": json.dumps({"group_environments": {"prod-1": "prod"}}),
     }.items():
         monkeypatch.setenv(key, value)
+    secrets: list[str] = []
+
+    def get_secret(name: str, **options: Any) -> dict[str, Any]:
+        secrets.append(name)
+        return {"channels": [], "slack_signing_secret": "s3cr3t"}
+
+    monkeypatch.setattr(wiring.parameters, "get_secret", get_secret)
     builders = [
         value
         for name, value in vars(wiring).items()
-        if callable(value) and not name.startswith("_") and getattr(value, "__module__", "") == wiring.__name__
+        if callable(value)
+        and not name.startswith("_")
+        and getattr(value, "__module__", "") == wiring.__name__
+        and not inspect.signature(value).parameters  # factories; use_clock replaces the clock
     ]
     built = {builder.__name__: type(builder()).__name__ for builder in builders}
     assert built == {
@@ -68,4 +85,18 @@ def test_wiring_builds_every_adapter_from_the_environment(monkeypatch: pytest.Mo
         "exclusion_ledger": "DynamoDBExclusionLedger",
         "approval_store": "DynamoDBApprovalStore",
         "alert_publisher": "SnsAlertPublisher",
+        "run_ledger": "DynamoDBRunLedger",
+        "chat_secret": "ChatSecret",
+        "poster": "WebhookPoster",
+        "chat_ledger": "DynamoDBChatLedger",
+        "rejected_inputs": "SqsRejectedInputStore",
+        "interaction_settings": "InteractionSettings",
+        "interaction_ports": "InteractionPorts",
+        "compliance_settings": "ComplianceSettings",
+        "fleet_source": "SsmFleetComplianceSource",
+        "compliance_store": "DynamoDBComplianceStore",
+        "report_store": "S3ReportStore",
+        "clock": "SystemClock",
+        "change_calendar": "SsmChangeCalendar",
     }
+    assert set(secrets) == {"arn:aws:secretsmanager:us-east-1:123456789012:secret:patchpilot-chat"}

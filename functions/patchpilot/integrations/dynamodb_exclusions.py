@@ -9,7 +9,10 @@ from botocore.exceptions import ClientError
 
 from patchpilot.integrations.ports import ExclusionLedger
 from patchpilot.integrations.runs_table_keys import (
+    EXCLUSION_ATTRIBUTE,
     EXCLUSION_PREFIX,
+    EXCLUSION_VALUE,
+    EXCLUSIONS_INDEX,
     RETIRED_EXCLUSION_PREFIX,
     exclusion_sort_key,
     patch_of_exclusion_sort_key,
@@ -47,6 +50,7 @@ class DynamoDBExclusionLedger(ExclusionLedger):
             "baseline_ids": {"L": [{"S": baseline_id} for baseline_id in record.baseline_ids]},
             "record": {"S": record.model_dump_json()},
             "expires_at": {"N": str(int(time.time()) + self._ttl_seconds)},
+            EXCLUSION_ATTRIBUTE: {"S": EXCLUSION_VALUE},
         }
         try:
             self._client.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)")
@@ -102,6 +106,7 @@ class DynamoDBExclusionLedger(ExclusionLedger):
                                 "removed_by": {"S": retired_by},
                                 "removed_at": {"S": when},
                                 "expires_at": {"N": str(int(time.time()) + self._ttl_seconds)},
+                                EXCLUSION_ATTRIBUTE: {"S": EXCLUSION_VALUE},
                             },
                         }
                     },
@@ -114,11 +119,33 @@ class DynamoDBExclusionLedger(ExclusionLedger):
         return True
 
     def retired_of(self, run_id: str) -> list[RetiredExclusion]:
-        return [
-            RetiredExclusion(
-                record=ExclusionRecord.model_validate_json(str(item["record"]["S"])),
-                retired_by=str(item["removed_by"]["S"]),
-                retired_at=datetime.fromisoformat(str(item["removed_at"]["S"])),
-            )
-            for item in self._rows(run_id, RETIRED_EXCLUSION_PREFIX)
+        return [_retired(item) for item in self._rows(run_id, RETIRED_EXCLUSION_PREFIX)]
+
+    def all_exclusions(self) -> tuple[list[ExclusionRecord], list[RetiredExclusion]]:
+        """One Query of the sparse ``Exclusions`` index (every page), never a Scan of the table."""
+        paginator = self._client.get_paginator("query")
+        pages = paginator.paginate(
+            TableName=self._table,
+            IndexName=EXCLUSIONS_INDEX,
+            KeyConditionExpression=f"{EXCLUSION_ATTRIBUTE} = :exclusion",
+            ExpressionAttributeValues={":exclusion": {"S": EXCLUSION_VALUE}},
+        )
+        items = sorted(
+            (item for page in pages for item in page.get("Items", [])),
+            key=lambda item: (str(item["pk"]["S"]), str(item["sk"]["S"])),
+        )
+        active = [
+            ExclusionRecord.model_validate_json(str(item["record"]["S"]))
+            for item in items
+            if str(item["sk"]["S"]).startswith(EXCLUSION_PREFIX)
         ]
+        retired = [_retired(item) for item in items if str(item["sk"]["S"]).startswith(RETIRED_EXCLUSION_PREFIX)]
+        return active, retired
+
+
+def _retired(item: dict[str, Any]) -> RetiredExclusion:
+    return RetiredExclusion(
+        record=ExclusionRecord.model_validate_json(str(item["record"]["S"])),
+        retired_by=str(item["removed_by"]["S"]),
+        retired_at=datetime.fromisoformat(str(item["removed_at"]["S"])),
+    )

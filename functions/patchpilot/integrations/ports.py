@@ -413,6 +413,10 @@ class ExclusionLedger(ABC):
     def retired_of(self, run_id: str) -> list[RetiredExclusion]:
         """Every exclusion of the run that an operator retired."""
 
+    @abstractmethod
+    def all_exclusions(self) -> tuple[list[ExclusionRecord], list[RetiredExclusion]]:
+        """Every run's exclusions: (active, retired by an operator), ordered by run, stage and patch."""
+
 
 class ChatPoster(ABC):
     """HTTPS POST of a JSON message to a chat webhook (Slack incoming webhook, Teams Workflows webhook)."""

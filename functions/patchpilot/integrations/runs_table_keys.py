@@ -16,6 +16,10 @@ One table (``pk``/``sk``, template.yaml ``RunsTable``) holds:
 The global secondary index ``PendingApprovals`` (hash ``pending_approval``, range ``deadline``) is sparse: an
 approval carries ``pending_approval`` only while it waits, so the index holds exactly the waiting approvals, oldest
 deadline first, and listing them is a Query, never a Scan.
+
+The global secondary index ``Exclusions`` (hash ``exclusion``, range ``sk``) is sparse too: only exclusion rows,
+active and retired, carry ``exclusion``, so ``patchpilot exclusions export`` reads every run's exclusions with one
+Query (rows written before the index existed lack the attribute and are not listed).
 """
 
 RUN_PREFIX = "RUN#"
@@ -31,6 +35,10 @@ APPROVAL_SORT_KEY = "APPROVAL"
 PENDING_APPROVALS_INDEX = "PendingApprovals"
 PENDING_APPROVAL_ATTRIBUTE = "pending_approval"
 PENDING_APPROVAL_VALUE = "PENDING"
+
+EXCLUSIONS_INDEX = "Exclusions"
+EXCLUSION_ATTRIBUTE = "exclusion"
+EXCLUSION_VALUE = "EXCLUSION"
 
 
 def run_key(run_id: str) -> str:

@@ -68,15 +68,15 @@ def start_rollout(
     (``cycle-2026-12-r2``) with the same run id, skipping the stages any attempt recorded as passed.
     """
     run_id, name = _run_id_and_name(request, now)
-    latest = starter.latest_attempt(name)
     if request.resume:
-        return _resume(request, run_id, name, latest, starter, ledger)
+        return _resume(request, run_id, name, starter.latest_attempt(name), starter, ledger)
+    fields = request.model_dump(exclude={"cycle", "resume"}, exclude_none=True)
+    rollout = RolloutRequest.model_validate({"run_id": run_id, **fields})  # an invalid request reaches no port
+    latest = starter.latest_attempt(name)
     if latest is not None:
         return RolloutStarted(
             execution_name=latest.name, execution_arn=latest.arn, run_id=run_id, started=False, status=latest.status
         )
-    fields = request.model_dump(exclude={"cycle", "resume"}, exclude_none=True)
-    rollout = RolloutRequest.model_validate({"run_id": run_id, **fields})
     arn, started = starter.start(name, rollout)
     return RolloutStarted(execution_name=name, execution_arn=arn, run_id=run_id, started=started)
 
