@@ -159,3 +159,19 @@ def test_iam_standin_deployer_resolves_if_and_no_value_as_cloudformation(tag_key
     assert len(resolved) == (2 if tag_key == "PatchGroup" else 1)
     with pytest.raises(ValueError, match="not a condition function"):
         deployer._holds({"Fn::Whatever": []})
+
+
+def test_iam_standin_null_condition_tests_whether_the_key_is_present() -> None:
+    policy = {
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "ec2:CreateTags",
+                "Resource": "*",
+                "Condition": {"Null": {"ec2:ResourceTag/PatchGroup": "true"}},
+            }
+        ]
+    }
+    assert evaluate([policy], "ec2:CreateTags", "arn:aws:ec2:r:1:instance/i-1") == ("allowed", [])
+    tagged = {"ec2:ResourceTag/PatchGroup": ["dev"]}
+    assert evaluate([policy], "ec2:CreateTags", "arn:aws:ec2:r:1:instance/i-1", tagged) == ("implicitDeny", [])
