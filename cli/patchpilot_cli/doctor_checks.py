@@ -436,6 +436,20 @@ REQUIRED_PERMISSIONS: tuple[Need, ...] = (
         resource_type_documented=False,
     ),
     Need(
+        "AwaitInstallFunctionRole",
+        "resume the rollout when every instance already reported",
+        ("states:SendTaskSuccess", "states:SendTaskHeartbeat"),
+        ("{state_machine}",),
+        resource_type_documented=False,
+    ),
+    Need(
+        "RequestApprovalFunctionRole",
+        "redeliver an earlier approval decision",
+        ("states:SendTaskSuccess", "states:SendTaskFailure"),
+        ("{state_machine}",),
+        resource_type_documented=False,
+    ),
+    Need(
         "DecideApprovalFunctionRole",
         "resume the rollout on an approval",
         ("states:SendTaskSuccess", "states:SendTaskFailure"),
