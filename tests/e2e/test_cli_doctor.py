@@ -106,6 +106,9 @@ def test_doctor_reports_a_healthy_stack_then_each_injected_misconfiguration(runt
     assert "ok    baselines: exclusions: 1 ledger exclusion(s) all rejected in their baselines" in output
     assert "ok    fleet: untagged instances: every running instance has a patch group tag" in output
     assert "ok    permissions: group prod-1: instance profile s3:GetObject:" in output
+    assert "ok    permissions: RolloutStateMachineRole: patch, scan and health commands: ssm:SendCommand " in output
+    assert "ok    permissions: NotifierFunctionRole: read the chat webhooks: secretsmanager:GetSecretValue " in output
+    assert "permissions: SlackInteractionFunctionRole: resume the rollout on a Slack approval: " in output
     schedule = next(line for line in output.splitlines() if "stack: schedule" in line)
     assert schedule.startswith("ok    ")
     assert f"ENABLED, cron(0 20 ? * TUE#2 *) UTC, next {_second_tuesday_8pm_after(datetime.now(UTC))} UTC" in schedule
