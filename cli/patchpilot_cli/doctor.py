@@ -20,7 +20,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from patchpilot_cli import doctor_checks as checks
 from patchpilot_cli import doctor_readers as read
-from patchpilot_cli.doctor_checks import REQUIRED_PERMISSIONS, Baseline, Check, FleetView, Need
+from patchpilot_cli.doctor_checks import (
+    PATCH_GROUP_TAG_KEYS,
+    REQUIRED_PERMISSIONS,
+    Baseline,
+    Check,
+    Ec2Instance,
+    FleetView,
+    Need,
+)
 from patchpilot_cli.errors import InputError
 from patchpilot_cli.stack import REQUIRED_OUTPUTS, STACK_ENV, StackOutputs, default_stack_name, resolve_outputs
 
@@ -132,10 +140,27 @@ def baseline_checks(stack: Stack) -> list[Check]:
     return found
 
 
+def _sample_instance(stack: Stack) -> Ec2Instance:
+    """A managed instance of the fleet, or a hypothetical one in a patch group when the fleet has none."""
+    fleet = stack.fleet or FleetView([], {})
+    sample = Ec2Instance(SAMPLE_INSTANCE, {key: "sample" for key in PATCH_GROUP_TAG_KEYS})
+    return next((i for i in fleet.instances if i.instance_id in fleet.nodes and i.patch_group), sample)
+
+
+def _context_of(need: Need, stack: Stack) -> dict[str, list[str]]:
+    """The ContextEntries the simulation needs: the resource tags IAM would read from the resources themselves."""
+    context: dict[str, list[str]] = {}
+    if checks.INSTANCE_TAGS in need.context:
+        context |= {f"ssm:resourceTag/{key}": [value] for key, value in _sample_instance(stack).tags.items()}
+    if checks.STACK_TAG in need.context:
+        context["aws:ResourceTag/patchpilot-stack"] = [stack.outputs.stack_name]
+    return context
+
+
 def _resources_of(need: Need, stack: Stack) -> list[str]:
     partition, region, account = stack.arn_parts
-    fleet = stack.fleet or FleetView([], {})
-    instance = next((i.instance_id for i in fleet.instances if i.instance_id in fleet.nodes), SAMPLE_INSTANCE)
+    instance = _sample_instance(stack).instance_id
+    chat_secret = stack.resources.get("ChatSecret")
     filled = []
     for template in need.resources:
         for baseline in sorted(stack.ours) if "{baseline}" in template else [""]:
@@ -147,6 +172,7 @@ def _resources_of(need: Need, stack: Stack) -> list[str]:
                     instance=instance,
                     baseline=baseline,
                     state_machine=stack.outputs.state_machine_arn,
+                    chat_secret=chat_secret.physical_id if chat_secret else "",
                 )
             )
     return filled
@@ -162,7 +188,7 @@ def permission_checks(stack: Stack) -> list[Check]:
             found.append(checks.check_role(need, None, [], []))
             continue
         role_arn = f"arn:{partition}:iam::{account}:role/{role.physical_id}"
-        scoped = read.simulate(iam, role_arn, list(need.actions), _resources_of(need, stack))
+        scoped = read.simulate(iam, role_arn, list(need.actions), _resources_of(need, stack), _context_of(need, stack))
         unscoped = [] if need.resource_type_documented else read.simulate(iam, role_arn, list(need.actions), ["*"])
         found.append(checks.check_role(need, role_arn, scoped, unscoped))
     bucket = stack.outputs.values.get("ArtifactsBucketName")

@@ -401,6 +401,13 @@ class Need:
     actions: tuple[str, ...]
     resources: tuple[str, ...]
     resource_type_documented: bool = True  # False: the Service Authorization Reference lists no resource type
+    # Condition keys the policy decides on that SimulatePrincipalPolicy cannot look up itself (it never reads a
+    # resource's tags: they are passed as ContextEntries; IAM API reference, SimulatePrincipalPolicy ContextEntries).
+    context: tuple[str, ...] = ()
+
+
+INSTANCE_TAGS = "instance-tags"  # ssm:resourceTag/<key> for each tag of the instance simulated
+STACK_TAG = "stack-tag"  # aws:ResourceTag/patchpilot-stack = the stack name (the tag every PatchPilot baseline has)
 
 
 _DOCUMENT = "arn:{partition}:ssm:{region}::document/"
@@ -418,12 +425,27 @@ REQUIRED_PERMISSIONS: tuple[Need, ...] = (
             _DOCUMENT + "AWS-RunPowerShellScript",
             _INSTANCE,
         ),
+        context=(INSTANCE_TAGS,),
     ),
     Need("StartRolloutFunctionRole", "start the monthly cycle", ("states:StartExecution",), ("{state_machine}",)),
     Need(
         "CommandResultFunctionRole",
         "resume the rollout on command results",
         ("states:SendTaskSuccess", "states:SendTaskHeartbeat"),
+        ("{state_machine}",),
+        resource_type_documented=False,
+    ),
+    Need(
+        "AwaitInstallFunctionRole",
+        "resume the rollout when every instance already reported",
+        ("states:SendTaskSuccess", "states:SendTaskHeartbeat"),
+        ("{state_machine}",),
+        resource_type_documented=False,
+    ),
+    Need(
+        "RequestApprovalFunctionRole",
+        "redeliver an earlier approval decision",
+        ("states:SendTaskSuccess", "states:SendTaskFailure"),
         ("{state_machine}",),
         resource_type_documented=False,
     ),
@@ -439,12 +461,28 @@ REQUIRED_PERMISSIONS: tuple[Need, ...] = (
         "exclude failing patches",
         ("ssm:UpdatePatchBaseline",),
         ("arn:{partition}:ssm:{region}:{account}:patchbaseline/{baseline}",),
+        context=(STACK_TAG,),
     ),
     Need(
         "InstanceRegistrationFunctionRole",
         "first scan of new instances",
         ("ssm:SendCommand",),
         (_DOCUMENT + "AWS-RunPatchBaseline", _INSTANCE),
+        context=(INSTANCE_TAGS,),
+    ),
+    Need("NotifierFunctionRole", "read the chat webhooks", ("secretsmanager:GetSecretValue",), ("{chat_secret}",)),
+    Need(
+        "SlackInteractionFunctionRole",
+        "verify Slack clicks",
+        ("secretsmanager:GetSecretValue",),
+        ("{chat_secret}",),
+    ),
+    Need(
+        "SlackInteractionFunctionRole",
+        "resume the rollout on a Slack approval",
+        ("states:SendTaskSuccess", "states:SendTaskFailure"),
+        ("{state_machine}",),
+        resource_type_documented=False,
     ),
 )
 

@@ -81,10 +81,14 @@ def _reason(message: dict[str, Any]) -> str:
     text = (attributes.get("ErrorMessage") or attributes.get("ERROR_MESSAGE") or {}).get("StringValue")
     if not code:
         try:
-            payload = json.loads(message.get("Body") or "{}").get("responsePayload") or {}
+            body = json.loads(message.get("Body") or "{}")
+            payload = body.get("responsePayload") or {}
         except (json.JSONDecodeError, AttributeError):
-            payload = {}
+            body, payload = {}, {}
         code, text = payload.get("errorType"), payload.get("errorMessage")
+        if not code and isinstance(body, dict) and {"source", "detail-type"} <= set(body):
+            # moved by a queue's redrive policy after maxReceiveCount failed receives: SQS keeps the event, no error
+            return f"{body['source']} {body['detail-type']} failed on every receive (redrive; see the function's logs)"
     first_line = (text or "").strip().splitlines()[0][:160] if text and text.strip() else ""
     return f"{code or 'unknown error'}" + (f" ({first_line})" if first_line else "")
 
@@ -222,12 +226,21 @@ def ledger_exclusions(dynamodb: Any, table: str, run_ids: list[str]) -> list[Exc
     return [record for run_id in run_ids for record in ledger.exclusions_of(run_id)]
 
 
-def simulate(iam: Any, principal_arn: str, actions: list[str], resources: list[str]) -> list[Simulation]:
-    """SimulatePrincipalPolicy: the principal's identity policies for the actions on the resources."""
+def simulate(
+    iam: Any, principal_arn: str, actions: list[str], resources: list[str], context: dict[str, list[str]] | None = None
+) -> list[Simulation]:
+    """SimulatePrincipalPolicy: the principal's identity policies for the actions on the resources.
+
+    `context` supplies condition keys the simulator cannot read itself (resource tags), as ContextEntries.
+    """
     decisions: dict[str, dict[str, str]] = {action: {} for action in actions}
     missing: dict[str, set[str]] = {action: set() for action in actions}
+    entries = [
+        {"ContextKeyName": key, "ContextKeyValues": values, "ContextKeyType": "string"}
+        for key, values in (context or {}).items()
+    ]
     pages = iam.get_paginator("simulate_principal_policy").paginate(
-        PolicySourceArn=principal_arn, ActionNames=actions, ResourceArns=resources
+        PolicySourceArn=principal_arn, ActionNames=actions, ResourceArns=resources, ContextEntries=entries
     )
     for page in pages:
         for result in page["EvaluationResults"]:

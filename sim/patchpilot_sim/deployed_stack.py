@@ -65,6 +65,9 @@ _S3_READS = (
 )
 
 
+_NO_VALUE = object()  # what {"Ref": "AWS::NoValue"} resolves to before the key or list item holding it is dropped
+
+
 def _response(status: int) -> AWSResponse:
     return AWSResponse("https://local.patchpilot", status, HTTPHeaders(), None)
 
@@ -181,13 +184,47 @@ class _Deployer:
                 self.renames += [(f":stateMachine:{template_name}", f":stateMachine:{actual}")]
                 self.renames += [(f":execution:{template_name}:", f":execution:{actual}:")]
 
+    def condition(self, name: str) -> bool:
+        """The value of a template condition (the ``Conditions`` section), as CloudFormation evaluates it."""
+        conditions = self.runtime.template.document.get("Conditions", {})
+        if name not in conditions:
+            raise KeyError(f"the template has no condition {name}")
+        return self._holds(conditions[name])
+
+    def _holds(self, spec: Any) -> bool:
+        """Fn::Equals / Fn::Not / Fn::And / Fn::Or / Condition (CloudFormation user guide, "Condition functions")."""
+        if isinstance(spec, dict) and len(spec) == 1:
+            ((function, args),) = spec.items()
+            if function == "Condition":
+                return self.condition(str(args))
+            if function == "Fn::Equals":
+                left, right = (self.resolve(arg) for arg in args)
+                return str(left) == str(right)
+            if function == "Fn::Not":
+                return not self._holds(args[0])
+            if function in ("Fn::And", "Fn::Or"):
+                results = [self._holds(arg) for arg in args]
+                return all(results) if function == "Fn::And" else any(results)
+        raise ValueError(f"not a condition function: {spec!r}")
+
     def resolve(self, value: Any) -> Any:
+        """Resolve intrinsics as CloudFormation does, including Fn::If and AWS::NoValue (the key or item is removed)."""
+        resolved = self._resolve(value)
+        return None if resolved is _NO_VALUE else resolved
+
+    def _resolve(self, value: Any) -> Any:
         if isinstance(value, list):
-            return [self.resolve(item) for item in value]
+            return [item for item in (self._resolve(item) for item in value) if item is not _NO_VALUE]
+        if isinstance(value, dict) and set(value) == {"Fn::If"}:
+            name, when_true, when_false = value["Fn::If"]
+            return self._resolve(when_true if self.condition(str(name)) else when_false)
+        if value == {"Ref": "AWS::NoValue"}:
+            return _NO_VALUE
         if isinstance(value, dict) and "Fn::GetAtt" in value and tuple(value["Fn::GetAtt"]) in self.extra:
             return self.extra[tuple(value["Fn::GetAtt"])]
         if isinstance(value, dict) and not {"Ref", "Fn::GetAtt", "Fn::Sub"} & set(value):
-            return {key: self.resolve(item) for key, item in value.items()}
+            entries = ((key, self._resolve(item)) for key, item in value.items())
+            return {key: item for key, item in entries if item is not _NO_VALUE}
         resolved = self.runtime.resolver.resolve(value)
         if isinstance(resolved, str):
             for old, new in self.renames:
@@ -241,6 +278,9 @@ class _Deployer:
         }
         if kind in handlers:
             handlers[kind](logical_id, props)
+            return
+        if kind == "AWS::SecretsManager::Secret":  # Ref (and the physical id) of a secret is its ARN
+            self.stack.add(logical_id, kind, str(self.runtime.resolver.ref(logical_id)))
             return
         physical = {
             "AWS::DynamoDB::Table": self.runtime.resources.table_names,

@@ -7,7 +7,7 @@ and implicit denies" (..._AccessPolicyLanguage_Interplay)]: an applicable Deny -
 Allow -> `allowed`; else `implicitDeny`. A statement applies when its Action/NotAction matches (case-insensitive,
 `*`/`?` wildcards), its Resource/NotResource matches (case-sensitive wildcards; a requested resource "*" matches
 only a policy resource "*"), and every Condition holds. Conditions: String(Not)Equals, StringLike, ArnEquals,
-ArnLike, Bool, with `ForAllValues:`/`ForAnyValue:` prefixes and `IfExists`; a key the request lacks makes the
+ArnLike, Bool, Null, with `ForAllValues:`/`ForAnyValue:` prefixes and `IfExists`; a key the request lacks makes the
 condition false (true for ForAllValues) and is reported in MissingContextValues, as the API does. Operators outside
 this list make the statement not apply (never a silent allow). Permission boundaries, SCPs, session and resource
 policies are not simulated (SimulatePrincipalPolicy without ResourcePolicy does not include the latter either).
@@ -54,9 +54,11 @@ def _condition_holds(operator: str, key: str, expected: list[str], context: dict
     qualifier, _, base = operator.rpartition(":")
     if_exists = base.endswith("IfExists")
     base = base.removesuffix("IfExists")
+    values = context.get(key.lower())
+    if base == "Null":  # "true": the key is absent from the request; "false": it is present (never missing)
+        return (values is None) == (expected[0].lower() == "true"), False
     if base not in _STRING_OPERATORS:
         return False, False
-    values = context.get(key.lower())
     if values is None:
         return (qualifier == "ForAllValues" or if_exists), True
     if qualifier == "ForAllValues":

@@ -96,3 +96,82 @@ def test_iam_standin_unknown_role_is_no_such_entity(iam: Any) -> None:
         iam.simulate_principal_policy(
             PolicySourceArn="arn:aws:iam::123456789012:role/pp-missing", ActionNames=["s3:GetObject"]
         )
+
+
+class _Template:
+    document: dict[str, Any] = {
+        "Conditions": {
+            "KeyHasSpace": {"Fn::Equals": [{"Ref": "TagKey"}, "Patch Group"]},
+            "KeyIsPlain": {"Fn::Not": [{"Condition": "KeyHasSpace"}]},
+            "Both": {
+                "Fn::And": [
+                    {"Condition": "KeyIsPlain"},
+                    {"Fn::Or": [{"Condition": "KeyHasSpace"}, {"Condition": "KeyIsPlain"}]},
+                ]
+            },
+        }
+    }
+
+    def of_type(self, _kind: str) -> dict[str, Any]:
+        return {}
+
+
+class _Runtime:
+    def __init__(self, tag_key: str) -> None:
+        from patchpilot_sim.template import IntrinsicResolver
+
+        self.template = _Template()
+        self.resolver = IntrinsicResolver({"TagKey": tag_key}, {}, {"AWS::Region": "us-east-1"})
+        self.admin = self
+
+    def client(self, _service: str) -> None:
+        return None
+
+
+@pytest.mark.parametrize(("tag_key", "expected_key"), [("PatchGroup", "PatchGroup"), ("Patch Group", "Patch Group")])
+def test_iam_standin_deployer_resolves_if_and_no_value_as_cloudformation(tag_key: str, expected_key: str) -> None:
+    from patchpilot_sim.deployed_stack import DeployedStack, _Deployer
+
+    runtime: Any = _Runtime(tag_key)
+    deployer = _Deployer(runtime, DeployedStack(runtime, "pp"))
+    statements = [
+        {
+            "Effect": "Allow",
+            "Action": "ssm:SendCommand",
+            "Resource": {"Fn::Sub": "arn:aws:ec2:${AWS::Region}:1:instance/*"},
+            "Condition": {
+                "Fn::If": [
+                    "KeyHasSpace",
+                    {"StringLike": {"ssm:resourceTag/Patch Group": "*"}},
+                    {"StringLike": {"ssm:resourceTag/PatchGroup": "*"}},
+                ]
+            },
+            "Sid": {"Fn::If": ["KeyIsPlain", "Plain", {"Ref": "AWS::NoValue"}]},
+        },
+        {"Fn::If": ["Both", {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}, {"Ref": "AWS::NoValue"}]},
+    ]
+
+    resolved = deployer.resolve(statements)
+
+    assert resolved[0]["Condition"] == {"StringLike": {f"ssm:resourceTag/{expected_key}": "*"}}
+    assert resolved[0]["Resource"] == "arn:aws:ec2:us-east-1:1:instance/*"
+    assert ("Sid" in resolved[0]) == (tag_key == "PatchGroup")
+    assert len(resolved) == (2 if tag_key == "PatchGroup" else 1)
+    with pytest.raises(ValueError, match="not a condition function"):
+        deployer._holds({"Fn::Whatever": []})
+
+
+def test_iam_standin_null_condition_tests_whether_the_key_is_present() -> None:
+    policy = {
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "ec2:CreateTags",
+                "Resource": "*",
+                "Condition": {"Null": {"ec2:ResourceTag/PatchGroup": "true"}},
+            }
+        ]
+    }
+    assert evaluate([policy], "ec2:CreateTags", "arn:aws:ec2:r:1:instance/i-1") == ("allowed", [])
+    tagged = {"ec2:ResourceTag/PatchGroup": ["dev"]}
+    assert evaluate([policy], "ec2:CreateTags", "arn:aws:ec2:r:1:instance/i-1", tagged) == ("implicitDeny", [])

@@ -81,6 +81,19 @@ EXCEPTIONS: dict[tuple[str, str], Justified] = {
         reason="read-only: GetPatchBaselineForPatchGroup has no resource type; reading a baseline changes nothing",
     ),
     ("InstanceRegistrationFunction", "ReadInstanceTags"): _exception("ec2:DescribeInstances"),
+    ("AwaitInstallFunction", "CountTargets"): _exception("ssm:ListCommands"),
+    ("ComplianceEventFunction", "ReadNodeCompliance"): _exception(
+        "ssm:DescribeInstanceInformation", "ssm:ListCommands", "ssm:ListCommandInvocations"
+    ),
+    ("StageReportFunction", "ReadStageNodes"): _exception(
+        "ssm:DescribeInstanceInformation", "ssm:ListCommands", "ssm:ListCommandInvocations"
+    ),
+    ("ComplianceRefreshFunction", "ReadFleetCompliance"): _exception(
+        "ec2:DescribeInstances", "ssm:DescribeInstanceInformation", "ssm:ListCommands", "ssm:ListCommandInvocations"
+    ),
+    ("ComplianceReportFunction", "ReadFleetCompliance"): _exception(
+        "ec2:DescribeInstances", "ssm:DescribeInstanceInformation", "ssm:ListCommands", "ssm:ListCommandInvocations"
+    ),
     ("RolloutStateMachine", "DeliverExecutionLogs"): _exception(
         "logs:CreateLogDelivery",
         "logs:GetLogDelivery",
