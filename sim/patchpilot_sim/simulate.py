@@ -605,7 +605,7 @@ def scenario_catalog(scenario: Scenario) -> StageCatalog | None:
     if not changes:
         return None
     deployed = StageCatalog.model_validate_json(SamTemplate().resources["StageCatalogParameter"]["Properties"]["Value"])
-    return StageCatalog(stages=[stage.model_copy(update=changes) for stage in deployed.stages])
+    return deployed.model_copy(update={"stages": [stage.model_copy(update=changes) for stage in deployed.stages]})
 
 
 def close_change_calendar(runtime: LocalRuntime, scenario: Scenario) -> list[str]:
