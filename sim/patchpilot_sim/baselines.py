@@ -192,10 +192,45 @@ class PatchBaselineStandIn:
             raise SimulatedApiError("DoesNotExistException", f"Baseline {baseline_id} does not exist.")
         return self.baselines[baseline_id]
 
+    def _predefined_default(self, baseline_id: str) -> dict[str, Any] | None:
+        """AWS's predefined default baseline behind a default-baseline ARN: GetPatchBaseline serves these too.
+
+        Their rules, per "Predefined baselines" (SSM user guide, patch-manager-predefined-and-custom-patch-baselines):
+        security classifications approved 7 days after release, no rule enabling non-security updates, no approved
+        or rejected patches (bugfix approvals on Amazon Linux are not modelled).
+        """
+        for os_name, name in _PREDEFINED_DEFAULTS.items():
+            if baseline_id == self.default_baseline_id(os_name):
+                classes = ["CriticalUpdates", "SecurityUpdates"] if os_name == "WINDOWS" else ["Security"]
+                rule = {
+                    "PatchFilterGroup": {"PatchFilters": [{"Key": "CLASSIFICATION", "Values": classes}]},
+                    "ApproveAfterDays": 7,
+                    "ComplianceLevel": "UNSPECIFIED",
+                    "EnableNonSecurity": False,
+                }
+                return {
+                    "BaselineId": baseline_id,
+                    "Name": name,
+                    "OperatingSystem": os_name,
+                    "Description": f"Default Patch Baseline for {os_name} Provided by AWS.",
+                    "GlobalFilters": {"PatchFilters": []},
+                    "ApprovalRules": {"PatchRules": [rule]},
+                    "ApprovedPatches": [],
+                    "ApprovedPatchesComplianceLevel": "UNSPECIFIED",
+                    "ApprovedPatchesEnableNonSecurity": False,
+                    "RejectedPatches": [],
+                    "RejectedPatchesAction": "ALLOW_AS_DEPENDENCY",
+                    "Sources": [],
+                }
+        return None
+
     def _patch_groups_of(self, baseline_id: str) -> list[str]:
         return sorted(group for (group, _), registered in self.registrations.items() if registered == baseline_id)
 
     def _op_GetPatchBaseline(self, params: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
+        predefined = self._predefined_default(str(params.get("BaselineId", "")))
+        if predefined is not None:
+            return predefined | {"PatchGroups": []}
         baseline = self._baseline(params)
         return {**baseline, "PatchGroups": self._patch_groups_of(baseline["BaselineId"])}
 

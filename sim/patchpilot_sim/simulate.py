@@ -361,7 +361,9 @@ def _health_command_problems(runtime: LocalRuntime) -> list[str]:
     if documents != {"AWS-RunShellScript", "AWS-RunPowerShellScript"}:
         return [f"health commands sent with {sorted(documents)}, expected both shell documents"]
     checked = {i for c in health for i, inv in c.invocations.items() if inv.status == "Success"}
-    unchecked = set(runtime.fleet.instances) - checked
+    # Nodes outside every stage's patch group (the compliance demo's ungrouped and legacy nodes) are not rolled out to.
+    groups = {stage.patch_group for stage in stage_catalog(runtime).stages}
+    unchecked = {i for i, node in runtime.fleet.instances.items() if node.patch_group in groups} - checked
     return [f"{len(unchecked)} instance(s) never passed a health command"] if unchecked else []
 
 
@@ -605,7 +607,7 @@ def scenario_catalog(scenario: Scenario) -> StageCatalog | None:
     if not changes:
         return None
     deployed = StageCatalog.model_validate_json(SamTemplate().resources["StageCatalogParameter"]["Properties"]["Value"])
-    return StageCatalog(stages=[stage.model_copy(update=changes) for stage in deployed.stages])
+    return deployed.model_copy(update={"stages": [stage.model_copy(update=changes) for stage in deployed.stages]})
 
 
 def close_change_calendar(runtime: LocalRuntime, scenario: Scenario) -> list[str]:
