@@ -53,7 +53,15 @@ LOCAL_ENV = {
 # What a handler sees beyond the template's variables: there is no X-Ray daemon here; the chat webhooks are a
 # loopback sink whose "timeouts" hold an answer 1.5 s, so the notifier waits 1 s instead of 5 (in-process handlers
 # take turns: a long wait would hold up the rollout's handlers, which real Lambda never does).
-HANDLER_ENV = {"POWERTOOLS_TRACE_DISABLED": "true", "CHAT_POST_TIMEOUT_SECONDS": "1"}
+# Waits that guard against lost events are floored in *real* seconds: in-process handler latency is not
+# compressed by the clock, so a heartbeat of a few simulated minutes would otherwise fire on every event. They are
+# also the local stack's default wait limits, so a run started from the CLI waits like a simulated one.
+LOCAL_LIMITS = {"heartbeat_seconds": 5, "install_timeout_seconds": 60, "max_reconcile_attempts": 5}
+HANDLER_ENV = {
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "CHAT_POST_TIMEOUT_SECONDS": "1",
+    "DEFAULT_WAIT_LIMITS": json.dumps(LOCAL_LIMITS),
+}
 PARAMS_KEY = "patchpilot_sim_api_params"
 
 

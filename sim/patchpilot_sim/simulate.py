@@ -18,7 +18,7 @@ from patchpilot_sim.chat import DEFAULT_CHANNELS
 from patchpilot_sim.chat_sink import ChatSink
 from patchpilot_sim.compliance_demo import ComplianceDemo, compliance_object, copy_reports
 from patchpilot_sim.faults import FaultInjector
-from patchpilot_sim.runtime import LocalRuntime
+from patchpilot_sim.runtime import LOCAL_LIMITS, LocalRuntime
 from patchpilot_sim.scenarios import SCENARIOS, Scenario, apply_scenario, build_fleet, release_next_month
 from patchpilot_sim.template import SamTemplate
 from patchpilot_sim.windows import Calendar, deployed_windows
@@ -33,9 +33,6 @@ WINDOWS_HEALTH_CHECK = HealthCheck(
 )
 # Bakes are pure waiting: one real second per simulated day, and the simulated clock jumps over the rest.
 BAKE_SECONDS_PER_REAL_SECOND = 86_400
-# Waits that guard against lost events are floored in *real* seconds: in-process handler latency is not
-# compressed by the clock, so a heartbeat of a few simulated minutes would otherwise fire on every event.
-LOCAL_LIMITS = {"heartbeat_seconds": 5, "install_timeout_seconds": 60, "max_reconcile_attempts": 5}
 APPROVAL_TIMEOUT_REAL_SECONDS = 15
 ON_CALL_ANSWER_SIMULATED_SECONDS = 1_800
 ON_CALL_USER = "oncall-sim"  # on the policy's approvals.approvers list

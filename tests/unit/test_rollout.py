@@ -1,3 +1,4 @@
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -28,6 +29,8 @@ from patchpilot.models.rollout import (
     StageVerdict,
     VerifyStageRequest,
 )
+from patchpilot.models.settings import StarterSettings
+from patchpilot.models.state import WaitLimits
 from tests.fakes import (
     FakeAlarms,
     FakeCommandDirectory,
@@ -348,6 +351,38 @@ def test_start_rollout_same_cycle_twice_starts_one_execution() -> None:
     assert (first.execution_name, first.run_id, first.started) == ("cycle-2026-12", "2026-12", True)
     assert (second.execution_name, second.started) == ("cycle-2026-12", False)
     assert len(starter.executions) == 1
+
+
+def test_start_rollout_uses_the_stacks_default_wait_limits_only_when_the_request_names_none() -> None:
+    # Given a stack whose default wait limits differ from the model's
+    defaults = WaitLimits(install_timeout_seconds=600, heartbeat_seconds=30, max_reconcile_attempts=4)
+    starter = FakeStarter()
+    # When one run names no limits and another names its own
+    start_rollout(StartRolloutRequest(cycle="2026-11"), starter, NOW, default_limits=defaults)
+    own = WaitLimits(install_timeout_seconds=900, heartbeat_seconds=60)
+    start_rollout(StartRolloutRequest(cycle="2026-12", limits=own), starter, NOW, default_limits=defaults)
+    # Then the first runs with the stack's defaults, the second with its own
+    first = json.loads(starter.executions["cycle-2026-11"])["limits"]
+    second = json.loads(starter.executions["cycle-2026-12"])["limits"]
+    assert first == defaults.model_dump()
+    assert second == own.model_dump()
+
+
+def test_starter_settings_default_wait_limits_empty_means_the_model_defaults() -> None:
+    arn = "arn:aws:states:us-east-1:123456789012:stateMachine:rollout"
+    empty = StarterSettings.model_validate({"STATE_MACHINE_ARN": arn, "DEFAULT_WAIT_LIMITS": ""})
+    set_ = StarterSettings.model_validate(
+        {"STATE_MACHINE_ARN": arn, "DEFAULT_WAIT_LIMITS": '{"heartbeat_seconds": 5, "install_timeout_seconds": 60}'}
+    )
+    assert empty.default_wait_limits is None
+    assert set_.default_wait_limits == WaitLimits(heartbeat_seconds=5, install_timeout_seconds=60)
+    with pytest.raises(ValidationError, match=r"heartbeat_seconds \(60\) must be shorter than install_timeout"):
+        StarterSettings.model_validate(
+            {
+                "STATE_MACHINE_ARN": arn,
+                "DEFAULT_WAIT_LIMITS": '{"heartbeat_seconds": 60, "install_timeout_seconds": 60}',
+            }
+        )
 
 
 def test_start_rollout_an_invalid_request_is_rejected_before_asking_step_functions() -> None:

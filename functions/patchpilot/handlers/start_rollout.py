@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from patchpilot.handlers import wiring
 from patchpilot.logic.cycle import start_rollout
 from patchpilot.models.cycle import StartRolloutRequest
+from patchpilot.models.settings import StarterSettings
 from patchpilot.observability import logger, metrics, tracer
 
 
@@ -19,7 +20,8 @@ from patchpilot.observability import logger, metrics, tracer
 @event_parser(model=StartRolloutRequest)
 def handler(event: StartRolloutRequest, context: LambdaContext) -> dict[str, Any]:
     ledger = wiring.run_ledger() if event.resume else None
-    started = start_rollout(event, wiring.rollout_starter(), datetime.now(UTC), ledger)
+    defaults = StarterSettings.from_env().default_wait_limits
+    started = start_rollout(event, wiring.rollout_starter(), datetime.now(UTC), ledger, defaults)
     metrics.add_metric(
         name="RolloutsStarted" if started.started else "RolloutStartsDeduplicated", unit=MetricUnit.Count, value=1
     )

@@ -9,6 +9,7 @@ from patchpilot.models.cycle import RolloutStarted, StartRolloutRequest
 from patchpilot.models.exceptions import NothingToResume
 from patchpilot.models.records import ExecutionAttempt
 from patchpilot.models.rollout import RolloutRequest
+from patchpilot.models.state import WaitLimits
 
 RESUMABLE_STATUSES = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
 _ATTEMPT_SUFFIX = re.compile(r"-r(\d+)$")
@@ -34,7 +35,11 @@ def next_attempt_name(run_name: str, latest: ExecutionAttempt) -> str:
 
 
 def start_rollout(
-    request: StartRolloutRequest, starter: RolloutStarter, now: datetime, ledger: RunLedger | None = None
+    request: StartRolloutRequest,
+    starter: RolloutStarter,
+    now: datetime,
+    ledger: RunLedger | None = None,
+    default_limits: WaitLimits | None = None,
 ) -> RolloutStarted:
     """Start (or resume) the rollout a request asks for, under a name that makes a repeated request a no-op.
 
@@ -49,6 +54,8 @@ def start_rollout(
         The current time (UTC).
     ledger : RunLedger, optional
         The run's passed stages (needed to resume).
+    default_limits : WaitLimits, optional
+        The stack's wait limits for a request that names none (else the model's defaults).
 
     Returns
     -------
@@ -71,6 +78,8 @@ def start_rollout(
     if request.resume:
         return _resume(request, run_id, name, starter.latest_attempt(name), starter, ledger)
     fields = request.model_dump(exclude={"cycle", "resume"}, exclude_none=True)
+    if "limits" not in fields and default_limits is not None:
+        fields["limits"] = default_limits.model_dump()
     rollout = RolloutRequest.model_validate({"run_id": run_id, **fields})  # an invalid request reaches no port
     latest = starter.latest_attempt(name)
     if latest is not None:

@@ -3,9 +3,10 @@
 import os
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, Json
+from pydantic import BaseModel, ConfigDict, Field, Json, field_validator
 
 from patchpilot.models.rollout import StageCatalog
+from patchpilot.models.state import WaitLimits
 
 
 class _EnvSettings(BaseModel):
@@ -53,6 +54,13 @@ class StarterSettings(_EnvSettings):
     """Settings of the rollout starter."""
 
     state_machine_arn: str = Field(alias="STATE_MACHINE_ARN", pattern=r"^arn:aws[a-z-]*:states:")
+    # The wait limits of a run whose start request names none (JSON of WaitLimits; empty: the model's defaults).
+    default_wait_limits: Json[WaitLimits] | None = Field(default=None, alias="DEFAULT_WAIT_LIMITS")
+
+    @field_validator("default_wait_limits", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
 
 
 class AlertSettings(_EnvSettings):
