@@ -5,7 +5,9 @@ same honest way: the decision is computed against the simulated clock, the simul
 state machine waits for, and the Wait state's wall-clock timestamp is the present, so the real Wait state runs and
 ends at once. The simulated clock then holds still until the next command reaches the fleet: the in-process latency
 of planning and sending (milliseconds in AWS, magnified by the time scale here) is not simulated time, so the install
-is requested at the moment the window opened (or the calendar opened again).
+is requested at the moment the window opened (or the calendar opened again). A decision to start now holds the clock
+the same way: at a time scale of 3,600 a tenth of a real second between "the window is open" and SendCommand would be
+six simulated minutes, enough to carry a decision taken just before the cutoff past it on a busy machine.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class SimulatedWallClock(Clock):
         self.waits: list[tuple[datetime, datetime]] = []  # (decided at, waits until), simulated time
 
     def now(self) -> datetime:
+        self.clock.hold()  # the decision's moment is the command's moment (SendCommand releases: fleet.py)
         return self.clock.now()
 
     def wait_timestamp(self, moment: datetime) -> datetime:

@@ -1,5 +1,6 @@
 """SSM Change Calendar: the GetCalendarState stand-in (moto lacks it) and the adapter's request, on botocore."""
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import boto3
@@ -62,3 +63,17 @@ def test_simulated_wall_clock_jumps_to_the_window_and_holds_until_released() -> 
     assert clock.now() == OPENS  # held at the opening: in-process latency is not simulated time
     clock.release()
     assert clock.now() >= OPENS
+
+
+def test_simulated_wall_clock_holds_a_start_now_decision_until_the_command_is_sent() -> None:
+    # Given a clock an hour of simulated time per real second
+    clock = SimClock(time_scale=3600.0, start=OPENS)
+    wall = SimulatedWallClock(clock)
+    # When the stage planner reads the time and the machine is slow to send the command
+    decided = wall.now()
+    time.sleep(0.05)
+    # Then the command still goes out at the decision's moment (3 simulated minutes would have passed otherwise)
+    assert clock.now() == decided
+    clock.release()
+    time.sleep(0.01)
+    assert clock.now() > decided
