@@ -298,3 +298,16 @@ def test_plan_text_names_each_stage_its_window_and_the_assumptions() -> None:
     )
     assert "  install:  starts Tue 2026-12-15 03:00 UTC, waits for its window" in text
     assert "approval gate is answered 4 h after it is asked (assumed; --approval-wait)" in text
+
+
+def test_plan_preview_marks_production_patches_the_last_test_stage_does_not_lack() -> None:
+    fleet = known_fleet()
+    postgres = MissingPatch(
+        patch_id="postgresql.x86_64", classification="Security", severity="Important", state="Missing"
+    )
+    fleet.add("prod-1", "AMAZON_LINUX_2023", [postgres, OPENSSL])
+    prod = _preview(fleet).stages[1]
+    marks = {p.patch_id: p.in_test_stage for p in prod.operating_systems[0].patches}
+    assert marks == {"sudo.x86_64": True, "openssl-libs.x86_64": True, "postgresql.x86_64": False}
+    assert any(w.startswith("1 patch(es) are not missing on the last test stage (dev)") for w in prod.warnings)
+    assert "(not in the test stage)" in "\n".join(render_text(_preview(fleet)))

@@ -371,6 +371,24 @@ def _assumptions(options: PlanOptions, catalog_stages: list[StagePlan], cycle_st
     return notes
 
 
+def _against_frozen_set(fleet: GroupFleet, frozen: set[str], test_stage: str) -> GroupFleet:
+    """A production stage's patches marked by whether the last test stage lacks them too (its frozen set's source)."""
+    systems = [
+        system.model_copy(
+            update={"patches": [p.model_copy(update={"in_test_stage": p.patch_id in frozen}) for p in system.patches]}
+        )
+        for system in fleet.operating_systems
+    ]
+    untested = {p.patch_id for system in systems for p in system.patches if not p.in_test_stage}
+    warnings = list(fleet.warnings)
+    if untested:
+        warnings.append(
+            f"{len(untested)} patch(es) are not missing on the last test stage ({test_stage}): production installs "
+            "only the set that stage freezes, so they are likely left out"
+        )
+    return GroupFleet(fleet.instances, systems, fleet.distinct_patches, fleet.oldest_scan, warnings)
+
+
 def preview_plan(
     catalog: StageCatalog,
     request: RolloutRequest,
@@ -414,10 +432,16 @@ def preview_plan(
     stages: list[StagePreview] = []
     ready: datetime | None = cycle_start
     tested: set[str] = set()
+    frozen: set[str] | None = None
+    last_test = ""
     for stage in plan.stages:
         fleet = read_group(stage, ports, options, moment)
         if stage.role == "test":
             tested.update(s.operating_system for s in fleet.operating_systems if s.instances)
+            frozen = {p.patch_id for s in fleet.operating_systems for p in s.patches}
+            last_test = stage.name
+        elif frozen is not None:
+            fleet = _against_frozen_set(fleet, frozen, last_test)
         untested = [s.operating_system for s in fleet.operating_systems if s.operating_system not in tested]
         if stage.role == "production" and untested:
             fleet.warnings.append(

@@ -22,6 +22,10 @@ class PlannedPatch(_Model):
     cve_ids: list[str] = Field(default_factory=list)
     instances: int = Field(ge=1)
     failed_on: int = Field(default=0, ge=0, description="Instances where an earlier install of it failed.")
+    in_test_stage: bool = Field(
+        default=True,
+        description="Production: the last test stage lacks it too (so it can enter the set that stage freezes).",
+    )
 
 
 class OsPreview(_Model):

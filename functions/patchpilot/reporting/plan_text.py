@@ -32,8 +32,9 @@ def _os_lines(system: OsPreview, all_patches: bool) -> list[str]:
     for patch in shown:
         cves = ",".join(patch.cve_ids) or "-"
         failed = f" (failed before on {patch.failed_on})" if patch.failed_on else ""
+        failed += "" if patch.in_test_stage else " (not in the test stage)"
         lines.append(
-            f"      {patch.patch_id:40} {patch.classification or '-':16} {patch.severity or '-':10} "
+            f"      {patch.patch_id:40} {patch.classification or '-':16} {patch.severity or '-':11} "
             f"on {patch.instances}/{system.instances}{failed}  {cves}"
         )
     if len(shown) < len(system.patches):
