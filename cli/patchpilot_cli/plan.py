@@ -35,6 +35,10 @@ SCHEDULE_RESOURCE = "MonthlyRolloutSchedule"
 READ_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 10})
 
 
+class StackUnreadable(Exception):
+    """The stack's rollout resources cannot be read as PatchPilot wrote them (exit 1, not bad input)."""
+
+
 @dataclass(frozen=True)
 class DeployedRollout:
     """What the stack says about its rollout: the stage catalog and the monthly schedule."""
@@ -66,8 +70,14 @@ def read_rollout(outputs: StackOutputs) -> DeployedRollout:
         )
     raw = outputs.client("ssm").get_parameter(Name=resources[CATALOG_RESOURCE])["Parameter"]["Value"]
     schedule = outputs.client("scheduler").get_schedule(Name=resources[SCHEDULE_RESOURCE])
+    try:
+        catalog = StageCatalog.model_validate_json(raw)
+    except ValidationError as error:
+        raise UnsupportedSchedule(
+            f"the stack's stage catalog {resources[CATALOG_RESOURCE]} is not valid: {error}"
+        ) from None
     return DeployedRollout(
-        catalog=StageCatalog.model_validate_json(raw),
+        catalog=catalog,
         schedule=schedule["ScheduleExpression"],
         timezone=schedule.get("ScheduleExpressionTimezone") or "UTC",
         schedule_state=schedule.get("State", "ENABLED"),
@@ -151,7 +161,7 @@ def plan(
         )
     except InputError as error:
         raise _fail(str(error)) from None
-    except (ComplianceReadFailed, ClientError, BotoCoreError, UnsupportedSchedule) as error:
+    except (ComplianceReadFailed, ClientError, BotoCoreError, UnsupportedSchedule, StackUnreadable) as error:
         raise _fail(f"cannot plan: {error}", code=1) from None
     if json_output:
         typer.echo(json.dumps(preview_json(preview), indent=2))
