@@ -5,18 +5,29 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from patchpilot.logic.plan_preview import (
+    MAX_DECISIONS,
     PlanOptions,
     PlanPorts,
     aggregate_patches,
+    install_start,
     next_cycle,
     preview_plan,
     scheduled_start,
 )
 from patchpilot.models.compliance import MissingPatch, PatchStateCounts
-from patchpilot.models.exceptions import InvalidRolloutRequest
+from patchpilot.models.exceptions import InvalidRolloutRequest, UnsupportedSchedule
 from patchpilot.models.plan_preview import PlanPreview
 from patchpilot.models.records import ManagedInstance
-from patchpilot.models.rollout import HealthCheck, InstallWindow, RolloutRequest, StageCatalog, StageDefinition
+from patchpilot.models.rollout import (
+    HealthCheck,
+    InstallWindow,
+    RolloutRequest,
+    RunContext,
+    StageCatalog,
+    StageDefinition,
+    StagePlan,
+    StageStepRequest,
+)
 from patchpilot.reporting.plan_text import render_text
 from tests.fakes import FakeCalendar, FakeCommandDirectory, FakeFleetSource
 
@@ -47,6 +58,7 @@ PLATFORMS = {
     "AMAZON_LINUX_2023": ("Linux", "Amazon Linux", "2023"),
     "UBUNTU": ("Linux", "Ubuntu", "22.04"),
     "WINDOWS": ("Windows", "Microsoft Windows Server 2022 Datacenter", "10.0.20348"),
+    "SUSE": ("Linux", "SLES", "15.5"),
 }
 OPENSSL = MissingPatch(
     patch_id="openssl-libs.x86_64",
@@ -311,3 +323,66 @@ def test_plan_preview_marks_production_patches_the_last_test_stage_does_not_lack
     assert marks == {"sudo.x86_64": True, "openssl-libs.x86_64": True, "postgresql.x86_64": False}
     assert any(w.startswith("1 patch(es) are not missing on the last test stage (dev)") for w in prod.warnings)
     assert "(not in the test stage)" in "\n".join(render_text(_preview(fleet)))
+
+
+def test_scheduled_start_of_a_schedule_that_skips_the_month_is_unsupported() -> None:
+    with pytest.raises(UnsupportedSchedule, match=r"does not fire in 2027-02"):
+        scheduled_start("cron(0 20 31 * ? *)", "2027-02")
+
+
+def test_plan_preview_warns_of_instances_on_an_os_without_a_baseline() -> None:
+    fleet = known_fleet()
+    fleet.add("dev", "SUSE", [])
+    dev = _preview(fleet).stages[0]
+    assert ("UNKNOWN", 1) in [(s.operating_system, s.instances) for s in dev.operating_systems]
+    assert "1 instance(s) on an operating system PatchPilot has no baseline for" in dev.warnings
+
+
+def test_plan_preview_of_an_emergency_run_is_refused() -> None:
+    request = RolloutRequest(run_id="emergency-1", mode="emergency", patch_ids=["KB5071546"])
+    with pytest.raises(InvalidRolloutRequest, match=r"an emergency run starts at once"):
+        preview_plan(CATALOG, request, CYCLE_START, known_fleet().ports())
+
+
+def _dev_step(mode: str = "scheduled") -> StageStepRequest:
+    run = RunContext.model_validate(
+        {
+            "run_id": "2026-12",
+            "mode": mode,
+            "started_at": CYCLE_START,
+            "on_bad_patch": "halt",
+            "approval_timeout_seconds": 60,
+            "limits": {},
+            "patch_ids": ["KB5071546"] if mode == "emergency" else [],
+        }
+    )
+    stage = StagePlan(**DEV.model_dump(), index=0, is_last=True).model_copy(update={"change_calendar": "freeze"})
+    return StageStepRequest(run=run, stage=stage, phase_set="patch")
+
+
+def test_install_start_gives_up_on_a_calendar_that_keeps_closing() -> None:
+    opens = datetime(2026, 12, 8, 21, 0, tzinfo=UTC)
+    minute = timedelta(minutes=1)
+    calendar = FakeCalendar([(opens + n * minute, opens + (n + 1) * minute) for n in range(MAX_DECISIONS + 5)])
+    with pytest.raises(UnsupportedSchedule, match=rf"no install start within {MAX_DECISIONS} window decisions"):
+        install_start(_dev_step(), CYCLE_START, calendar)
+
+
+def test_install_start_of_a_step_that_a_window_does_not_govern_is_unsupported() -> None:
+    with pytest.raises(UnsupportedSchedule, match=r"starts by emergency, not a window"):
+        install_start(_dev_step("emergency"), CYCLE_START, FakeCalendar())
+
+
+def test_plan_text_shows_ten_patches_per_os_unless_asked_for_all() -> None:
+    fleet = Fleet()
+    many = [
+        MissingPatch(patch_id=f"pkg{n:02d}.x86_64", classification="Security", severity="Important", state="Missing")
+        for n in range(12)
+    ]
+    fleet.add("dev", "AMAZON_LINUX_2023", many)
+    fleet.add("prod-1", "AMAZON_LINUX_2023", [])
+    preview = _preview(fleet)
+    short, full = render_text(preview), render_text(preview, all_patches=True)
+    assert "      ... and 2 more (--all-patches or --json)" in short
+    assert sum("pkg" in line for line in short) == 10
+    assert sum("pkg" in line for line in full) == 12

@@ -423,10 +423,13 @@ def preview_plan(
     Raises
     ------
     InvalidRolloutRequest
-        Unknown stages, or production without a test stage before it (as the start would refuse them).
+        An emergency run, unknown stages, or production without a test stage before it (as the start would refuse
+        them).
     UnsupportedSchedule
         A stage's window cannot be computed.
     """
+    if request.mode == "emergency":
+        raise InvalidRolloutRequest("the plan previews a scheduled or manual cycle; an emergency run starts at once")
     plan = plan_rollout(request, catalog, cycle_start)
     moment = now or cycle_start
     stages: list[StagePreview] = []
