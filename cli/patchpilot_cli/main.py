@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from patchpilot_cli import chat, operator, resume
+from patchpilot_cli import plan as plan_command
 from patchpilot_cli import report as report_command
 from patchpilot_cli.doctor import doctor
 from patchpilot_cli.errors import InputError, error_lines
@@ -438,6 +439,7 @@ def exclusions_export(
 
 app.command("doctor")(doctor)
 app.command()(resume.resume)
+app.command("plan")(plan_command.plan)
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from patchpilot_sim.chat import DEFAULT_CHANNELS
 from patchpilot_sim.chat_sink import ChatSink
 from patchpilot_sim.compliance_demo import ComplianceDemo, compliance_object, copy_reports
 from patchpilot_sim.faults import FaultInjector
+from patchpilot_sim.plan_demo import say_plan
 from patchpilot_sim.runtime import LOCAL_LIMITS, LocalRuntime
 from patchpilot_sim.scenarios import SCENARIOS, Scenario, apply_scenario, build_fleet, release_next_month
 from patchpilot_sim.template import SamTemplate
@@ -730,6 +731,8 @@ def _run(
     if scenario.change_freeze_hours:
         for change in close_change_calendar(runtime, scenario):
             say(f"scenario {scenario.name}: {change}")
+    # issue 14: the plan preview (`patchpilot plan`) before the cycle starts, in the demo (an output folder)
+    say_plan(runtime, catalog, start_request(catalog, scenario, options.cycle), say, options.out_dir is not None)
     earlier: list[dict[str, Any]] = []
     if scenario.name == "next-month":
         month = _cycle(runtime, scenario, options.cycle, options, say)

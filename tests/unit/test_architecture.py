@@ -61,7 +61,9 @@ def test_architecture_simulator_uses_only_the_cli_error_module(path: Path) -> No
 
 
 @pytest.mark.parametrize(
-    "argv", [["--help"], ["status", "--help"], ["approve", "--help"], ["doctor", "--help"]], ids=" ".join
+    "argv",
+    [["--help"], ["status", "--help"], ["approve", "--help"], ["doctor", "--help"], ["plan", "--help"]],
+    ids=" ".join,
 )
 def test_architecture_operator_cli_runs_without_moto(tmp_path: Path, argv: list[str]) -> None:
     # Given a moto and a simulator that cannot be imported (an operator's machine without the dev dependencies)

@@ -7,7 +7,7 @@ from patchpilot.integrations.ports import ExclusionLedger, PatchSetStore
 from patchpilot.integrations.runs_table_keys import FROZEN_SORT_KEY, run_key
 from patchpilot.models.patches import InstancePatch
 from patchpilot.models.policy import OperatingSystem
-from patchpilot.models.rollout import RunContext, StagePlan
+from patchpilot.models.rollout import RunContext, StageDefinition, StagePlan
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -29,9 +29,14 @@ def install_override_yaml(patches: list[dict[str, str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _eligible(patch: dict[str, str], stage: StagePlan) -> bool:
+def is_eligible(classification: str, severity: str, stage: StageDefinition) -> bool:
+    """Whether a stage may receive a patch of this classification and severity (empty lists: any)."""
     classes, severities = stage.eligible_classifications, stage.eligible_severities
-    return (not classes or patch["classification"] in classes) and (not severities or patch["severity"] in severities)
+    return (not classes or classification in classes) and (not severities or severity in severities)
+
+
+def _eligible(patch: dict[str, str], stage: StagePlan) -> bool:
+    return is_eligible(patch["classification"], patch["severity"], stage)
 
 
 class S3PatchSetStore(PatchSetStore):
