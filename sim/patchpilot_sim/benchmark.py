@@ -205,9 +205,11 @@ def cost_at_10000(
         return None, "no size was measured"
     sizes = sorted(measured)
     if len(sizes) == 1:
-        zero = CycleCounts(state_transitions=0, aws_calls={})
-        counts = extrapolate(zero, 0, measured[sizes[0]], sizes[0], COST_SIZE)
-        return cycle_cost(counts), f"estimated: the {sizes[0]}-instance counts scaled to 10000 (10000 not measured)"
+        only = measured[sizes[0]]
+        empty_fleet = CycleCounts(state_transitions=only.state_transitions, aws_calls={})
+        counts = extrapolate(empty_fleet, 0, only, sizes[0], COST_SIZE)
+        basis = f"estimated: the {sizes[0]}-instance counts scaled to 10000, transitions held (10000 not measured)"
+        return cycle_cost(counts), basis
     small, large = sizes[-2:]
     counts = extrapolate(measured[small], small, measured[large], large, COST_SIZE)
     return cycle_cost(counts), f"estimated on the line through {small} and {large} instances (10000 not measured)"

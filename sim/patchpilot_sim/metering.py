@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -115,6 +117,7 @@ class CallMeter:
     read_units: float = 0.0
     write_units: float = 0.0
     command_result_events: int = 0
+    handler_ms: dict[str, list[float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _runtime: LocalRuntime | None = None
 
@@ -126,7 +129,31 @@ class CallMeter:
         events.register("before-parameter-build.dynamodb.*", meter.remember_params)
         events.register("after-call.*.*", meter.on_call)
         runtime.lambdas.on_invoke.append(meter.on_invoke)
+        meter._time_handlers(getattr(runtime.lambdas, "_handlers", None))
         return meter
+
+    def _time_handlers(self, handlers: object) -> None:
+        """Time each loaded handler itself: an invocation record also holds the wait for the in-process lock.
+
+        Lambda bills the handler's run, so that is the duration the cost model needs. Without the handlers to wrap
+        (another runtime), `invocations()` falls back to the records.
+        """
+        if not isinstance(handlers, dict):
+            return
+        for name, handler in list(handlers.items()):
+            handlers[name] = self._timed(name, handler)
+
+    def _timed(self, function: str, handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+        def timed(event: Any, context: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return handler(event, context)
+            finally:
+                elapsed_ms = (time.perf_counter() - started) * 1000
+                with self._lock:
+                    self.handler_ms.setdefault(function, []).append(elapsed_ms)
+
+        return timed
 
     @staticmethod
     def remember_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
@@ -156,13 +183,16 @@ class CallMeter:
 
     def invocations(self) -> dict[str, dict[str, float]]:
         """Per function: invocations, billed milliseconds (each invocation rounded up to 1 ms) and seconds."""
+        with self._lock:
+            durations = [(name, ms) for name, values in self.handler_ms.items() for ms in values]
+        if not durations and self._runtime is not None:
+            durations = [(record.function, record.duration_ms) for record in list(self._runtime.lambdas.records)]
         rows: dict[str, dict[str, float]] = {}
-        records = list(self._runtime.lambdas.records) if self._runtime is not None else []
-        for record in records:
-            row = rows.setdefault(record.function, {"count": 0, "billed_ms": 0, "seconds": 0.0})
+        for function, duration_ms in durations:
+            row = rows.setdefault(function, {"count": 0, "billed_ms": 0, "seconds": 0.0})
             row["count"] += 1
-            row["billed_ms"] += math.ceil(record.duration_ms)
-            row["seconds"] += record.duration_ms / 1000
+            row["billed_ms"] += math.ceil(duration_ms)
+            row["seconds"] += duration_ms / 1000
         return {name: {**row, "seconds": round(row["seconds"], 3)} for name, row in sorted(rows.items())}
 
     def report(self) -> dict[str, Any]:

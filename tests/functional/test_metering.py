@@ -91,3 +91,24 @@ def test_metering_keeps_threads_apart(meter: CallMeter) -> None:
         STATE_MACHINE: {"sns.ListTopics": 1},
         "NotifyFunction": {"sns.ListTopics": 1},
     }
+
+
+def test_metering_times_each_loaded_handler_itself(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    boto3.setup_default_session(region_name=REGION)
+
+    def succeeds(event: Any, context: Any) -> Any:
+        return {"seen": event}
+
+    def fails(event: Any, context: Any) -> Any:
+        raise RuntimeError("handler broke")
+
+    handlers = {"Good": succeeds, "Bad": fails}
+    lambdas = SimpleNamespace(on_invoke=[], records=[InvocationRecord("Good", 99_999.0, None)], _handlers=handlers)
+    meter = CallMeter.attach(cast(Any, SimpleNamespace(lambdas=lambdas)))
+    assert handlers["Good"]({"a": 1}, None) == {"seen": {"a": 1}}
+    with pytest.raises(RuntimeError, match="handler broke"):
+        handlers["Bad"]({}, None)
+    invocations = meter.invocations()
+    assert {name: row["count"] for name, row in invocations.items()} == {"Bad": 1, "Good": 1}
+    assert invocations["Good"]["billed_ms"] < 99_999  # the handler's time, not the record's

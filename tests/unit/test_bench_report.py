@@ -73,6 +73,9 @@ def test_bench_results_name_a_size_left_out_of_bench_sizes() -> None:
         "10000": {"skipped": "not in BENCH_SIZES"},
     }
     assert results["cost_basis_10000"].startswith("estimated: the 10-instance counts scaled")
+    lines = {line["item"]: line["quantity"] for line in results["cost_breakdown_10000"]["lines"]}
+    assert lines["Step Functions Standard state transitions"] == 200  # a cycle's transitions do not scale
+    assert lines["DynamoDB on-demand write request units"] == pytest.approx(160_000)  # 4 WRU x 40 events x 1,000
 
 
 def test_bench_cost_measured_at_10000_when_it_ran() -> None:
