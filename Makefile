@@ -16,7 +16,7 @@ SCAN_BIN := $(SCAN_VENV)/bin
 FUZZ_EXAMPLES ?= 1000
 PIP_FLAGS := --disable-pip-version-check --no-input --quiet
 BENCH_SIZES ?= 10,1000,10000
-BENCH_BUDGET_S ?= 420
+BENCH_BUDGET_S ?= 540
 BENCH_IMPORT_REPEATS ?= 3
 export SAM_CLI_TELEMETRY := 0
 

@@ -143,6 +143,19 @@ def test_bench_cold_import_ratio_is_median_over_baseline_median() -> None:
     assert result["baseline_s"] == 1.2
 
 
+def test_bench_cold_import_rounds_stop_before_the_time_limit() -> None:
+    ticks = iter([0.0, 0.0, 40.0, 40.0, 80.0])  # start; round 1 from 0 to 40 s; round 2 from 40 to 80 s
+
+    def clock() -> float:
+        return next(ticks)
+
+    result = cold_import_ratios(
+        {"AFunction": "patchpilot.handlers.a"}, repeats=5, measure=lambda _: 1.0, time_limit=100.0, clock=clock
+    )
+    assert result["repeats"] == 2  # a third round would end at 120 s, past the limit
+    assert result["ratios"] == {"AFunction": 1.0}
+
+
 def test_bench_handler_modules_of_the_template() -> None:
     modules = handler_modules(SamTemplate())
     assert modules["CommandResultFunction"] == "patchpilot.handlers.command_result"
