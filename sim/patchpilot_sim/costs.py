@@ -13,8 +13,8 @@ applied (a monthly cycle shares the account's free tier with everything else the
 - SNS standard topics: $0.50 per 1M publish requests; deliveries to SQS and Lambda are free.
   https://aws.amazon.com/sns/pricing/
 - SQS standard queues: $0.40 per 1M requests. Besides the product's own calls, every event EventBridge delivers to a
-  queue is a SendMessage, and every batch the Lambda event source mapping takes is a ReceiveMessage and a
-  DeleteMessageBatch. https://aws.amazon.com/sqs/pricing/ ,
+  queue is a SendMessage, and every batch the Lambda event source mapping takes is at least one ReceiveMessage and
+  one DeleteMessageBatch (each carries at most 10 messages). https://aws.amazon.com/sqs/pricing/ ,
   https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html
 - Systems Manager: Run Command, Patch Manager on EC2 and standard-throughput API calls (Parameter Store standard
   parameters included) carry no charge. https://aws.amazon.com/systems-manager/pricing/
@@ -53,6 +53,7 @@ SECRETS_MANAGER_PER_CALL = 0.05 / 10_000
 S3_PER_WRITE_REQUEST = 0.005 / 1_000
 S3_PER_READ_REQUEST = 0.0004 / 1_000
 CLOUDWATCH_PER_REQUEST = 0.01 / 1_000
+SQS_MESSAGES_PER_CALL = 10  # ReceiveMessage's MaxNumberOfMessages and DeleteMessageBatch's entries
 S3_WRITE_OPERATIONS = frozenset(
     {"PutObject", "CopyObject", "PostObject", "ListObjects", "ListObjectsV2", "CreateMultipartUpload", "UploadPart"}
 )
@@ -92,7 +93,7 @@ class CycleCounts:
     dynamodb_read_units: float = 0.0
     dynamodb_write_units: float = 0.0
     sqs_event_messages: int = 0  # events an EventBridge rule delivered to a queue (one SendMessage each)
-    sqs_batches: int = 0  # batches an SQS event source mapping took (one ReceiveMessage + one DeleteMessageBatch)
+    sqs_batches: int = 0  # batches an SQS event source mapping took (ReceiveMessage + DeleteMessageBatch, 10 each)
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,11 @@ def _calls(counts: CycleCounts, service: str, operations: frozenset[str] | None 
     return total
 
 
+def _mapping_round_trips(counts: CycleCounts) -> int:
+    """ReceiveMessage/DeleteMessageBatch pairs of the event source mappings: one per batch, at most 10 messages each."""
+    return max(counts.sqs_batches, math.ceil(counts.sqs_event_messages / SQS_MESSAGES_PER_CALL))
+
+
 def _lambda_lines(counts: CycleCounts) -> list[CostLine]:
     source = "https://aws.amazon.com/lambda/pricing/"
     requests = sum(use.invocations for use in counts.functions.values())
@@ -207,7 +213,7 @@ def cycle_cost(counts: CycleCounts) -> CycleCost:
         ),
         CostLine(
             "SQS requests",
-            _calls(counts, "sqs") + counts.sqs_event_messages + 2 * counts.sqs_batches,
+            _calls(counts, "sqs") + counts.sqs_event_messages + 2 * _mapping_round_trips(counts),
             "requests",
             SQS_PER_REQUEST,
             "https://aws.amazon.com/sqs/pricing/",

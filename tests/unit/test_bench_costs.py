@@ -50,6 +50,13 @@ def test_cost_sqs_counts_event_deliveries_and_mapping_batches() -> None:
     assert line.usd == pytest.approx(1_210 * 0.40 / 1e6)
 
 
+def test_cost_sqs_batches_larger_than_ten_take_several_receives() -> None:
+    # 1,000 messages in 10 batches of 100: ReceiveMessage and DeleteMessageBatch carry 10 each, so 100 of each.
+    counts = CycleCounts(state_transitions=0, aws_calls={}, sqs_event_messages=1_000, sqs_batches=10)
+    [line] = [line for line in cycle_cost(counts).lines if line.item == "SQS requests"]
+    assert line.quantity == 1_000 + 2 * 100
+
+
 def test_cost_total_of_a_known_cycle() -> None:
     counts = CycleCounts(
         state_transitions=200,  # $0.005
