@@ -282,6 +282,34 @@ def markdown_table(results: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def report(rows: Mapping[str, dict[str, Any]], imports: Mapping[str, Any], out: Path) -> dict[str, Any]:
+    """Write bench.json from the measured rows and cold imports; print the table, the cost and the goals."""
+    from patchpilot_sim.bench_goals import evaluate, render_goals
+
+    configuration = function_configuration(SamTemplate())
+    results = build_results(rows, imports, configuration)
+    results["goals"] = evaluate(results)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
+    print()
+    print(markdown_table(results))
+    print()
+    print(f"10,000-instance cycle, {results['cost_basis_10000']}:")
+    cost = cost_at_10000(rows, configuration)[0]
+    print("\n".join(cost.render() if cost is not None else []))
+    ratios: Mapping[str, float] = imports.get("ratios", {})
+    if ratios:
+        worst = max(ratios, key=lambda name: ratios[name])
+        print(
+            f"cold import vs a minimal Powertools handler ({imports['baseline_s']:.3f} s, median of "
+            f"{imports['repeats']}): worst {worst} {ratios[worst]}"
+        )
+    print()
+    print("\n".join(render_goals(results["goals"])))
+    print(f"\nwrote {out / 'bench.json'}")
+    return results
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default=os.environ.get("BENCH_SIZES", ",".join(REPORTED_SIZES)))
@@ -291,41 +319,28 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=Path("out/bench"))
+    parser.add_argument(
+        "--from-json", type=Path, help="report again from an earlier bench.json's measurements (prices, goals)"
+    )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one is not None:
         print(json.dumps(run_one(args.one, args.seed)))
         return
-    from patchpilot_sim.bench_goals import evaluate, render_goals
-
-    template = SamTemplate()
+    if args.from_json is not None:
+        earlier = json.loads(args.from_json.read_text())
+        report(earlier["runs"], earlier["cold_import"], args.out)
+        return
     sizes = [int(size) for size in args.sizes.split(",") if size.strip()]
     budget = Budget(args.budget)
     print(f"cold imports: up to {args.import_repeats} interleaved rounds of every handler and the minimal handler ...")
     started = time.perf_counter()
     imports = cold_import_ratios(
-        handler_modules(template), args.import_repeats, time_limit=args.budget * IMPORT_SHARE_OF_BUDGET
+        handler_modules(SamTemplate()), args.import_repeats, time_limit=args.budget * IMPORT_SHARE_OF_BUDGET
     )
     budget.spend(time.perf_counter() - started)
     print(f"fleet sizes {sizes}, each in a fresh process, {budget.seconds:.0f} s of the budget left ...")
-    rows = run_sizes(sizes, args.seed, budget)
-    results = build_results(rows, imports, function_configuration(template))
-    results["goals"] = evaluate(results)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
-    print()
-    print(markdown_table(results))
-    print()
-    breakdown = results["cost_breakdown_10000"]
-    print(f"10,000-instance cycle, {results['cost_basis_10000']}:")
-    if breakdown is not None:
-        cost = cost_at_10000(rows, function_configuration(template))[0]
-        print("\n".join(cost.render() if cost is not None else []))
-    worst = max(imports["ratios"].items(), key=lambda item: item[1])
-    print(f"cold import vs a minimal Powertools handler ({imports['baseline_s']:.3f} s): worst {worst[0]} {worst[1]}")
-    print()
-    print("\n".join(render_goals(results["goals"])))
-    print(f"\nwrote {args.out / 'bench.json'}")
+    report(run_sizes(sizes, args.seed, budget), imports, args.out)
 
 
 if __name__ == "__main__":
