@@ -19,6 +19,12 @@ def _values(per_size: Mapping[str, Any]) -> dict[str, Any]:
     return {size: value for size, value in per_size.items() if not (isinstance(value, dict) and "skipped" in value)}
 
 
+def _healthy(results: Mapping[str, Any], per_size: Mapping[str, Any]) -> dict[str, Any]:
+    """The measured values of the sizes whose cycle ended as the healthy scenario expects (whole cycles only)."""
+    runs = results.get("runs", {})
+    return {size: value for size, value in _values(per_size).items() if runs.get(size, {}).get("outcome_as_expected")}
+
+
 def _goal(name: str, status: str, detail: str) -> dict[str, str]:
     return {"goal": name, "status": status, "detail": detail}
 
@@ -41,7 +47,7 @@ def spread(values: list[float]) -> float:
 
 def _flat(name: str, per_size: Mapping[str, float], exact: bool = False) -> dict[str, str]:
     if len(per_size) < 2:
-        return _goal(name, "not measured", "fewer than two sizes measured")
+        return _goal(name, "not measured", "fewer than two sizes ran a whole healthy cycle")
     shown = ", ".join(f"{size}: {value:g}" for size, value in per_size.items())
     width = spread(list(per_size.values()))
     if width == 0 or (not exact and width <= FLAT_TOLERANCE):
@@ -49,17 +55,42 @@ def _flat(name: str, per_size: Mapping[str, float], exact: bool = False) -> dict
     return _goal(name, "missed", f"{shown} ({width:.0%} apart)")
 
 
+def _cycle_goal(results: Mapping[str, Any]) -> dict[str, str]:
+    outcomes = _values(results.get("cycle", {}))
+    name = "the healthy cycle SUCCEEDED at every size run"
+    if not outcomes:
+        return _goal(name, "not measured", "no size ran")
+    failed = {size: outcome for size, outcome in outcomes.items() if outcome != "SUCCEEDED"}
+    if not failed:
+        return _goal(name, "met", ", ".join(outcomes))
+    return _goal(name, "missed", "; ".join(f"{size}: {outcome}" for size, outcome in failed.items()))
+
+
+def _limit_of_size(
+    results: Mapping[str, Any], key: str, size: str, name: str, limit: float, unit: str
+) -> dict[str, str]:
+    """A time or memory limit: a cycle that did not end as expected meets nothing, but can still miss."""
+    value = _values(results[key]).get(size)
+    goal = _at_most(name, value, limit, unit)
+    if value is not None and size not in _healthy(results, results[key]):
+        if goal["status"] == "met":
+            return _goal(name, "not measured", f"{value:g} {unit}, but the cycle did not end as expected")
+        goal["detail"] += " (and the cycle did not end as expected)"
+    return goal
+
+
 def _size_goals(results: Mapping[str, Any]) -> list[dict[str, str]]:
-    wall, rss = _values(results["wall_s"]), _values(results["peak_rss_mib"])
     return [
-        _at_most("10,000 instances in <= 60 s", wall.get("10000"), MAX_WALL_S["10000"], "s"),
-        _at_most("10,000 instances in <= 1 GiB peak RSS", rss.get("10000"), MAX_RSS_MIB_10000, "MiB"),
-        _at_most("1,000 instances in <= 10 s", wall.get("1000"), MAX_WALL_S["1000"], "s"),
+        _limit_of_size(results, "wall_s", "10000", "10,000 instances in <= 60 s", MAX_WALL_S["10000"], "s"),
+        _limit_of_size(
+            results, "peak_rss_mib", "10000", "10,000 instances in <= 1 GiB peak RSS", MAX_RSS_MIB_10000, "MiB"
+        ),
+        _limit_of_size(results, "wall_s", "1000", "1,000 instances in <= 10 s", MAX_WALL_S["1000"], "s"),
     ]
 
 
 def _transition_goals(results: Mapping[str, Any]) -> list[dict[str, str]]:
-    transitions = _values(results["state_transitions"])
+    transitions = _healthy(results, results["state_transitions"])
     stages = {size: run.get("stages", 0) for size, run in results.get("runs", {}).items() if "skipped" not in run}
     per_stage = [transitions[size] / stages[size] for size in transitions if stages.get(size)]
     return [
@@ -74,18 +105,30 @@ def _transition_goals(results: Mapping[str, Any]) -> list[dict[str, str]]:
 
 
 def _payload_goals(results: Mapping[str, Any]) -> list[dict[str, str]]:
-    payloads = _values(results["max_state_payload_bytes"])
+    payloads = _healthy(results, results["max_state_payload_bytes"])
     return [
         _at_most("largest state payload <= 8 KiB", max(payloads.values(), default=None), MAX_PAYLOAD_BYTES, "B"),
         _flat("largest state payload flat across sizes", payloads),
     ]
 
 
+def _not_growing(name: str, per_size: Mapping[str, float]) -> dict[str, str]:
+    """Flat or falling with fleet size: no larger fleet above the smallest one's value (within the tolerance)."""
+    if len(per_size) < 2:
+        return _goal(name, "not measured", "fewer than two sizes ran a whole healthy cycle")
+    shown = ", ".join(f"{size}: {value:g}" for size, value in per_size.items())
+    smallest = per_size[min(per_size, key=int)]
+    worst = max(per_size.values())
+    if worst <= smallest * (1 + FLAT_TOLERANCE):
+        return _goal(name, "met", shown)
+    return _goal(name, "missed", f"{shown} ({worst / smallest - 1:.0%} above the smallest fleet's)")
+
+
 def _per_event_goals(results: Mapping[str, Any]) -> list[dict[str, str]]:
-    per_event = _values(results["per_event"])
+    per_event = _healthy(results, results["per_event"])
     return [
-        _flat("table ops per command-result event flat", {s: v["table_ops"] for s, v in per_event.items()}),
-        _flat("API calls per command-result event flat", {s: v["api_calls"] for s, v in per_event.items()}),
+        _not_growing("table ops per command-result event flat", {s: v["table_ops"] for s, v in per_event.items()}),
+        _not_growing("API calls per command-result event flat", {s: v["api_calls"] for s, v in per_event.items()}),
     ]
 
 
@@ -115,6 +158,7 @@ def _cost_goal(results: Mapping[str, Any]) -> dict[str, str]:
 def evaluate(results: Mapping[str, Any]) -> list[dict[str, str]]:
     """Every goal of issue 12 with its status and the numbers behind it."""
     return [
+        _cycle_goal(results),
         *_size_goals(results),
         *_transition_goals(results),
         *_payload_goals(results),

@@ -194,8 +194,17 @@ def cold_import_ratios(
 
 
 # -- results ------------------------------------------------------------------------------------------------------
-def _measured(rows: Mapping[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {size: row for size, row in rows.items() if "skipped" not in row}
+def _healthy(rows: Mapping[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The runs that ended as the healthy scenario expects: only their counts describe a whole cycle."""
+    return {size: row for size, row in rows.items() if "skipped" not in row and row.get("outcome_as_expected")}
+
+
+def cycle_outcome(row: Mapping[str, Any]) -> str:
+    """How a run's cycle ended: SUCCEEDED, or its status and first problem (a failed cycle's counts are partial)."""
+    if row.get("outcome_as_expected"):
+        return str(row["status"])
+    problems = row.get("problems") or ["not as expected"]
+    return f"{row['status']}: {problems[-1]}"
 
 
 def _per_size(rows: Mapping[str, dict[str, Any]], value: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
@@ -216,11 +225,11 @@ def cost_at_10000(
     rows: Mapping[str, dict[str, Any]], configuration: Mapping[str, tuple[int, str]]
 ) -> tuple[CycleCost | None, str]:
     """The 10,000-instance cycle's cost: measured, or estimated from the measured sizes (the basis says which)."""
-    measured = {int(size): counts_from_run(row, configuration) for size, row in _measured(rows).items()}
+    measured = {int(size): counts_from_run(row, configuration) for size, row in _healthy(rows).items()}
     if COST_SIZE in measured:
         return cycle_cost(measured[COST_SIZE]), "measured at 10000 instances"
     if not measured:
-        return None, "no size was measured"
+        return None, "no size ran a whole healthy cycle"
     sizes = sorted(measured)
     if len(sizes) == 1:
         only = measured[sizes[0]]
@@ -239,6 +248,7 @@ def build_results(
     """bench.json: every metric by fleet size (string keys), the cold import ratios and the priced cycle."""
     cost, basis = cost_at_10000(rows, configuration)
     return {
+        "cycle": _per_size(rows, cycle_outcome),
         "state_transitions": _per_size(rows, lambda row: row["state_transitions"]),
         "max_state_payload_bytes": _per_size(rows, lambda row: row["max_state_payload_bytes"]),
         "aws_calls": _per_size(rows, lambda row: row["aws_calls"]),
@@ -259,12 +269,12 @@ def markdown_table(results: Mapping[str, Any]) -> str:
     """One row per fleet size."""
     header = (
         "| instances | wall s | peak RSS MiB | state transitions | max payload B | AWS calls "
-        "| table ops / event | API calls / event | events / s |"
+        "| table ops / event | API calls / event | events / s | cycle |"
     )
     lines = [header, "|" + "---|" * header.count(" | ") + "---|"]
     for size, transitions in results["state_transitions"].items():
         if isinstance(transitions, dict):
-            lines.append(f"| {size} | skipped: {transitions['skipped']} |" + " |" * 7)
+            lines.append(f"| {size} | skipped: {transitions['skipped']} |" + " |" * 8)
             continue
         per_event = results["per_event"][size]
         cells = [
@@ -277,6 +287,7 @@ def markdown_table(results: Mapping[str, Any]) -> str:
             f"{per_event['table_ops']:.2f}",
             f"{per_event['api_calls']:.2f}",
             f"{results['command_result_events_per_s'][size]:.1f}",
+            results["cycle"][size],
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -19,10 +19,15 @@ from patchpilot_sim.template import SamTemplate
 CONFIGURATION = {"CommandResultFunction": (256, "arm64")}
 
 
-def _run(instances: int, wall: float, transitions: int = 200, payload: int = 5_000) -> dict[str, Any]:
+def _run(
+    instances: int, wall: float, transitions: int = 200, payload: int = 5_000, healthy: bool = True
+) -> dict[str, Any]:
     events = instances * 4
     return {
         "instances": instances,
+        "status": "SUCCEEDED" if healthy else "FAILED",
+        "outcome_as_expected": healthy,
+        "problems": [] if healthy else ["ended FAILED StageHealthCheckFailed, expected SUCCEEDED", "750 unhealthy"],
         "stages": 5,
         "wall_s": wall,
         "peak_rss_mib": 300.0 + instances / 10,
@@ -90,18 +95,41 @@ def test_bench_cost_measured_at_10000_when_it_ran() -> None:
 
 def test_bench_no_cost_when_nothing_was_measured() -> None:
     results = build_results({"10": {"skipped": "the run failed"}}, IMPORTS, CONFIGURATION)
-    assert results["cost_usd_10000"] == {"skipped": "no size was measured"}
+    assert results["cost_usd_10000"] == {"skipped": "no size ran a whole healthy cycle"}
 
 
 def test_bench_markdown_table_one_row_per_size() -> None:
     rows = {"10": _run(10, 20.04), "1000": {"skipped": "stopped after 400 s"}}
     table = markdown_table(build_results(rows, IMPORTS, CONFIGURATION)).splitlines()
     assert table[0].startswith("| instances | wall s | peak RSS MiB | state transitions |")
-    assert table[1] == "|---|---|---|---|---|---|---|---|---|"
-    assert table[2] == "| 10 | 20.0 | 301 | 200 | 5000 | 90 | 3.00 | 4.00 | 20.0 |"
+    assert table[1] == "|---|---|---|---|---|---|---|---|---|---|"
+    assert table[2] == "| 10 | 20.0 | 301 | 200 | 5000 | 90 | 3.00 | 4.00 | 20.0 | SUCCEEDED |"
     assert table[3].startswith("| 1000 | skipped: stopped after 400 s |")
     assert table[4].startswith("| 10000 | skipped: not in BENCH_SIZES |")
-    assert all(line.count("|") == 10 for line in table)
+    assert all(line.count("|") == 11 for line in table)
+
+
+def test_bench_a_cycle_that_failed_is_shown_and_kept_out_of_the_comparisons() -> None:
+    rows = {"10": _run(10, 20.0), "1000": _run(1_000, 5.0, transitions=150, healthy=False)}
+    results = build_results(rows, IMPORTS, CONFIGURATION)
+    assert results["cycle"]["1000"] == "FAILED: 750 unhealthy"
+    assert markdown_table(results).splitlines()[3].endswith("| FAILED: 750 unhealthy |")
+    assert results["cost_basis_10000"].startswith("estimated: the 10-instance counts scaled")  # not through 1000
+    goals = _goals(results)
+    assert goals["the healthy cycle SUCCEEDED at every size run"]["status"] == "missed"
+    assert goals["state transitions identical at every size"]["status"] == "not measured"
+    assert goals["1,000 instances in <= 10 s"] == {
+        "goal": "1,000 instances in <= 10 s",
+        "status": "not measured",
+        "detail": "5 s, but the cycle did not end as expected",
+    }
+
+
+def test_bench_a_failed_cycle_over_its_time_limit_still_misses_it() -> None:
+    rows = {"1000": _run(1_000, 1_260.0, healthy=False)}
+    goal = _goals(build_results(rows, IMPORTS, CONFIGURATION))["1,000 instances in <= 10 s"]
+    assert goal["status"] == "missed"
+    assert goal["detail"].endswith("(and the cycle did not end as expected)")
 
 
 def test_bench_run_sizes_skips_larger_sizes_once_one_runs_out_of_time() -> None:
@@ -186,6 +214,25 @@ def test_bench_goals_met_missed_and_not_measured() -> None:
         in goals["orchestration cost of a 10,000-instance cycle <= $0.10"]["detail"]
     )
     assert render_goals(evaluate(build_results(rows, IMPORTS, CONFIGURATION)))[0] == "goals (issue 12):"
+
+
+def test_bench_goals_per_event_cost_may_fall_but_not_grow() -> None:
+    falling = {"10": _run(10, 1.0), "1000": _run(1_000, 1.0)}
+    falling["1000"]["metering"]["per_event"] = {"table_ops": 0.5, "api_calls": 4.4}
+    goals = _goals(build_results(falling, IMPORTS, CONFIGURATION))
+    assert goals["table ops per command-result event flat"] == {
+        "goal": "table ops per command-result event flat",
+        "status": "met",
+        "detail": "10: 3, 1000: 0.5",
+    }
+    assert goals["API calls per command-result event flat"]["status"] == "met"  # 10 % above: within the tolerance
+    falling["1000"]["metering"]["per_event"] = {"table_ops": 3.5, "api_calls": 4.0}
+    goal = _goals(build_results(falling, IMPORTS, CONFIGURATION))["table ops per command-result event flat"]
+    assert goal == {
+        "goal": "table ops per command-result event flat",
+        "status": "missed",
+        "detail": "10: 3, 1000: 3.5 (17% above the smallest fleet's)",
+    }
 
 
 def test_bench_goals_transitions_must_be_identical_not_just_close() -> None:
