@@ -151,7 +151,10 @@ def _cost_goal(results: Mapping[str, Any]) -> dict[str, str]:
         MAX_COST_USD,
         "USD",
     )
-    goal["detail"] += f" ({results['cost_basis_10000']})"
+    if goal["status"] == "not measured":
+        goal["detail"] = str(results["cost_basis_10000"])
+    else:
+        goal["detail"] += f" ({results['cost_basis_10000']})"
     return goal
 
 

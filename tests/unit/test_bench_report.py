@@ -96,6 +96,8 @@ def test_bench_cost_measured_at_10000_when_it_ran() -> None:
 def test_bench_no_cost_when_nothing_was_measured() -> None:
     results = build_results({"10": {"skipped": "the run failed"}}, IMPORTS, CONFIGURATION)
     assert results["cost_usd_10000"] == {"skipped": "no size ran a whole healthy cycle"}
+    goal = _goals(results)["orchestration cost of a 10,000-instance cycle <= $0.10"]
+    assert (goal["status"], goal["detail"]) == ("not measured", "no size ran a whole healthy cycle")
 
 
 def test_bench_markdown_table_one_row_per_size() -> None:
