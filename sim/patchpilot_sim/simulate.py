@@ -18,6 +18,7 @@ from patchpilot_sim.chat import DEFAULT_CHANNELS
 from patchpilot_sim.chat_sink import ChatSink
 from patchpilot_sim.compliance_demo import ComplianceDemo, compliance_object, copy_reports
 from patchpilot_sim.faults import FaultInjector
+from patchpilot_sim.metering import CallMeter
 from patchpilot_sim.plan_demo import say_plan
 from patchpilot_sim.runtime import LOCAL_LIMITS, LocalRuntime
 from patchpilot_sim.scenarios import SCENARIOS, Scenario, apply_scenario, build_fleet, release_next_month
@@ -670,7 +671,10 @@ def run_simulation(options: SimulationOptions, say: Callable[[str], None] = lamb
             ) as runtime,
         ):
             runtime.chat.configure(sink)
+            # Metering (metering.py): AWS calls per function and the cost of one command-result event.
+            meter = CallMeter.attach(runtime)
             summary = _run(runtime, scenario, options, say)
+            summary["metering"] = meter.report()
             summary["real_seconds"] = round(time.monotonic() - started, 2)
     finally:
         if log is not None:
