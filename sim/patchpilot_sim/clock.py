@@ -58,6 +58,15 @@ class SimClock:
         self._jumped = 0.0
         self._held = None
 
+    def set_time_scale(self, time_scale: float) -> None:
+        """Run on at another speed from the present simulated moment (callbacks already queued keep their due time)."""
+        if time_scale <= 0:
+            raise ValueError("time_scale must be positive")
+        elapsed = self.elapsed_seconds()
+        self._t0 = time.monotonic()
+        self._jumped = elapsed
+        self.time_scale = time_scale
+
     def jump(self, simulated_seconds: float) -> None:
         """Move simulated time forward at once (a bake is pure waiting: it runs more compressed than the fleet)."""
         if self._held is not None:

@@ -25,8 +25,12 @@ if TYPE_CHECKING:
     from patchpilot_sim.runtime import LocalRuntime
 
 HYBRID_NODE_ID = "mi-0c0ffee0c0ffee001"
-SLOW_MINUTES = 24 * 60.0  # a simulated day: 24 real seconds at the default time scale
-SNAPSHOT_TIMEOUT_SECONDS = 60.0
+SLOW_MINUTES = 24 * 60.0  # longer than the 2-hour execution timeout: the invocation runs until that timeout
+SNAPSHOT_TIMEOUT_SECONDS = 600.0
+SNAPSHOT_TIME_SCALE = 60.0
+"""While the snapshot is set up the simulation runs at 60x: an AWS-RunPatchBaseline invocation ends after its
+2-hour execution timeout, so the first scan and the emergency install overlap for up to 2 real minutes (at 3,600x,
+2 seconds), far more than the in-process latency between them. The moment both run is caught by a pause."""
 
 
 @dataclass
@@ -95,25 +99,28 @@ class ComplianceDemo:
         dev[0].install_minutes = SLOW_MINUTES
         both = BothRunning(self, dev[0].instance_id, new.instance_id)
         self.runtime.fleet.invocation_started.append(both)
-        self.runtime.router.put_event(_instance_running(new.instance_id, self.runtime.region))
-        started = self.runtime.lambdas.invoke(
-            "StartRolloutFunction",
-            {
-                "mode": "emergency",
-                "stages": ["dev"],
-                "patch_ids": ["openssh-server.x86_64"],
-                "bake_seconds": {"dev": catalog_bake.get("dev", 1)},
-            },
-        )
-        if started.failed:
-            raise RuntimeError(f"emergency start failed: {started.error_type}: {started.error_message}")
+        time_scale = self.runtime.clock.time_scale
+        self.runtime.clock.set_time_scale(SNAPSHOT_TIME_SCALE)
         try:
+            self.runtime.router.put_event(_instance_running(new.instance_id, self.runtime.region))
+            started = self.runtime.lambdas.invoke(
+                "StartRolloutFunction",
+                {
+                    "mode": "emergency",
+                    "stages": ["dev"],
+                    "patch_ids": ["openssh-server.x86_64"],
+                    "bake_seconds": {"dev": catalog_bake.get("dev", 1)},
+                },
+            )
+            if started.failed:
+                raise RuntimeError(f"emergency start failed: {started.error_type}: {started.error_message}")
             if not both.reached.wait(SNAPSHOT_TIMEOUT_SECONDS):
                 raise TimeoutError("the emergency install and the first scan did not both start")
             report = self.runtime.lambdas.invoke("ComplianceReportFunction", {"action": "on_demand", "run_id": run_id})
         finally:
             self.runtime.fleet.invocation_started.remove(both)
             self.runtime.scheduler.resume()
+            self.runtime.clock.set_time_scale(time_scale)
         self.runtime.admin.client("stepfunctions").stop_execution(
             executionArn=started.payload["execution_arn"], cause="demo snapshot taken"
         )
