@@ -42,6 +42,14 @@ INSTALLABLE = frozenset({MISSING, FAILED})
 SECURITY_CLASSIFICATIONS = frozenset({"Security", "SecurityUpdates", "CriticalUpdates"})
 NOT_INSTALLED_TIME = datetime(1970, 1, 1, tzinfo=UTC)  # what the API reports as InstalledTime of a missing patch
 CYCLE = "2026-12"
+CATALOG_PUBLISHED = datetime(2026, 12, 8, tzinfo=UTC)
+"""Patch Tuesday of the catalog's month: the simulated fleet sees the catalog from its start, so a simulated moment
+before this day (a fleet set up, or an emergency run, at today's date) judges approval delays as on this day."""
+
+
+def catalog_time(simulated_now: datetime) -> datetime:
+    """The moment approval delays are judged at: the simulated time, never before the catalog was published."""
+    return max(simulated_now, CATALOG_PUBLISHED)
 
 
 @dataclass(frozen=True)

@@ -638,3 +638,10 @@ def test_patches_windows_msrc_severity_and_ubuntu_priority_filters() -> None:
     required = {"ApprovalRules": {"PatchRules": [_rule(0, SECTION=["*"], PRIORITY=["Required"])]}}
     approved = set(ubuntu) - pm.unapproved_ids("UBUNTU", required, ubuntu, True, at)
     assert approved == {p for p, r in ubuntu.items() if r.patch.severity == "Critical"} != set()
+
+
+def test_patches_catalog_time_never_judges_before_the_catalogs_patch_tuesday() -> None:
+    before = datetime(2026, 11, 29, 18, 0, tzinfo=UTC)
+    later = datetime(2026, 12, 20, tzinfo=UTC)
+    assert pm.catalog_time(before) == pm.CATALOG_PUBLISHED
+    assert pm.catalog_time(later) == later
