@@ -42,14 +42,6 @@ INSTALLABLE = frozenset({MISSING, FAILED})
 SECURITY_CLASSIFICATIONS = frozenset({"Security", "SecurityUpdates", "CriticalUpdates"})
 NOT_INSTALLED_TIME = datetime(1970, 1, 1, tzinfo=UTC)  # what the API reports as InstalledTime of a missing patch
 CYCLE = "2026-12"
-CATALOG_PUBLISHED = datetime(2026, 12, 8, tzinfo=UTC)
-"""Patch Tuesday of the catalog's month: the simulated fleet sees the catalog from its start, so a simulated moment
-before this day (a fleet set up, or an emergency run, at today's date) judges approval delays as on this day."""
-
-
-def catalog_time(simulated_now: datetime) -> datetime:
-    """The moment approval delays are judged at: the simulated time, never before the catalog was published."""
-    return max(simulated_now, CATALOG_PUBLISHED)
 
 
 @dataclass(frozen=True)
@@ -651,7 +643,7 @@ def _approved_at(rule: Mapping[str, Any], patch: CatalogPatch) -> datetime | Non
     return released + timedelta(days=int(rule.get("ApproveAfterDays") or 0))
 
 
-def approved_by_rules(platform: str, baseline: Mapping[str, Any], patch: CatalogPatch, now: datetime) -> bool:
+def approved_by_rules(platform: str, baseline: Mapping[str, Any], patch: CatalogPatch, now: datetime | None) -> bool:
     """Whether a baseline's GlobalFilters and one of its ApprovalRules approve a patch at ``now``.
 
     SSM user guide, "Patch baseline rules" (patch-manager-approval-rules / "How patch baseline rules work on
@@ -659,6 +651,7 @@ def approved_by_rules(platform: str, baseline: Mapping[str, Any], patch: Catalog
     every filter of at least one rule's PatchFilterGroup, ApproveAfterDays after its release date (or, with
     ApproveUntilDate, when released on or before that date). A baseline without rules approves only its
     ApprovedPatches. Ubuntu rules carry no delay (ApproveAfterDays is not supported there): approval is immediate.
+    With ``now`` None the approval delay is not judged (only whether a rule matches; see ``unapproved_ids``).
     """
     global_filters = (baseline.get("GlobalFilters") or {}).get("PatchFilters") or []
     if not _matches_filters(global_filters, patch, platform):
@@ -668,7 +661,7 @@ def approved_by_rules(platform: str, baseline: Mapping[str, Any], patch: Catalog
         if not _matches_filters(filters, patch, platform):
             continue
         approved_at = _approved_at(rule, patch)
-        if approved_at is not None and approved_at <= now:
+        if approved_at is not None and (now is None or approved_at <= now):
             return True
     return False
 
@@ -678,7 +671,7 @@ def unapproved_ids(
     baseline: Mapping[str, Any],
     records: Mapping[str, InstancePatchRecord],
     updateinfo: bool,
-    now: datetime,
+    now: datetime | None,
 ) -> set[str]:
     """The ids of the patches a baseline does NOT approve on an instance at ``now``.
 
@@ -694,7 +687,9 @@ def unapproved_ids(
       baseline permits non-security updates, so a Security-only baseline approves nothing.
 
     Without updateinfo (YUM), patches carry no classification or severity for rules to match: the silent case alone
-    decides. ``now`` is the simulated clock's time.
+    decides. ``now`` is the moment approval delays are judged at; None judges no delay (the local runtime, for now:
+    its fleet has no history of earlier months' approved patches, so a baseline still inside its delay would approve
+    nothing at all, which in AWS the Installed older patches never show).
     """
     explicit = list(baseline.get("ApprovedPatches") or [])
     non_security = _enables_non_security(baseline)

@@ -33,7 +33,7 @@ from patchpilot_sim.clock import Scheduler, SimClock
 from patchpilot_sim.eventbus import EventRouter
 from patchpilot_sim.fleet import ACCOUNT_ID, SimulatedApiError, SimulatedInstance, SsmAgentSimulator
 from patchpilot_sim.lambdas import ENVIRONMENT_LOCK, InProcessLambda, ThreadRoutedStream
-from patchpilot_sim.patches import catalog_time, rejected_ids, unapproved_ids
+from patchpilot_sim.patches import rejected_ids, unapproved_ids
 from patchpilot_sim.sqs_poller import SqsEventSourcePoller
 from patchpilot_sim.windows import ChangeCalendarStandIn, SimulatedWallClock
 
@@ -387,8 +387,9 @@ class LocalRuntime:
     def _unapproved_patches(self, instance: SimulatedInstance) -> set[str]:
         """What the instance's baseline does not approve at the simulated now (its rules and the silent cases)."""
         baseline = self.baselines.handle("GetPatchBaseline", {"BaselineId": self._baseline_id(instance)})
-        now = catalog_time(self.clock.now())  # a cycle's clock jumps to its windows; never before the catalog
-        return unapproved_ids(instance.platform, baseline, instance.patches, instance.updateinfo, now)
+        # Approval delays are not judged yet: the simulated fleet has no earlier months' approved patches Installed,
+        # so a baseline inside its delay would look silent (approving nothing), which AWS never shows.
+        return unapproved_ids(instance.platform, baseline, instance.patches, instance.updateinfo, None)
 
     def _ssm_stand_in(self, operation: str) -> SsmAgentSimulator | PatchBaselineStandIn | ChangeCalendarStandIn | None:
         if operation in self.fleet.operations:

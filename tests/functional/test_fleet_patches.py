@@ -640,8 +640,7 @@ def test_patches_windows_msrc_severity_and_ubuntu_priority_filters() -> None:
     assert approved == {p for p, r in ubuntu.items() if r.patch.severity == "Critical"} != set()
 
 
-def test_patches_catalog_time_never_judges_before_the_catalogs_patch_tuesday() -> None:
-    before = datetime(2026, 11, 29, 18, 0, tzinfo=UTC)
-    later = datetime(2026, 12, 20, tzinfo=UTC)
-    assert pm.catalog_time(before) == pm.CATALOG_PUBLISHED
-    assert pm.catalog_time(later) == later
+def test_patches_without_a_moment_rules_match_but_no_delay_is_judged() -> None:
+    records = pm.initial_patch_states("AMAZON_LINUX_2023")
+    approved = set(records) - pm.unapproved_ids("AMAZON_LINUX_2023", PROD_AL2023, records, True, None)
+    assert approved == {"kernel.x86_64", "openssl-libs.x86_64"} | ({"nginx.x86_64"} & set(records))
