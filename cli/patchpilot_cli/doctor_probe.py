@@ -5,7 +5,10 @@ patch group and platform sends AWS-RunShellScript (Linux) or AWS-RunPowerShellSc
 nodes (at most 50) that reads that object with the instance's own credentials, the way AWS-RunPatchBaseline reads an
 install list. It waits for every invocation to end (default 60 s) and tests the event each invocation emits against the
 stack's command-invocation rule (EventBridge TestEventPattern) to tell whether results reach PatchPilot by event or
-only by reconciliation. It never changes a baseline, a tag or an instance's patches.
+only by reconciliation. Where the rule matches, it then observes the events arriving: CommandResultFunction records
+the status event of a command PatchPilot did not start as a foreign-command row (``COMMAND#<id>`` / ``COMMAND`` in the
+runs table); the probe waits (at most a minute, by default) for that row of every probe command. It never changes a
+baseline, a tag or an instance's patches.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from patchpilot.integrations.runs_table_keys import COMMAND_SORT_KEY, command_key
 from patchpilot_cli.doctor import PROBE_KEY, Stack
 from patchpilot_cli.doctor_checks import Check, FleetView
 
@@ -35,6 +39,7 @@ INVOCATION_EVENT = "EC2 Command Invocation Status-change Notification"
 MAX_TARGETS = 50
 FIRST_POLL_SECONDS = 0.25
 MAX_POLL_SECONDS = 5.0
+EVENT_WAIT_SECONDS = 60.0  # the issue's promise: a status event reaches PatchPilot within a minute
 
 
 def _command_lines(platform_type: str, bucket: str) -> tuple[str, list[str]]:
@@ -145,35 +150,98 @@ def _status_event(stack: Stack, document: str, command_id: str, node: str) -> di
     }
 
 
-def event_check(stack: Stack, samples: list[tuple[str, str, str]]) -> Check:
-    """Whether a rule of the stack matches the probe commands' status events (TestEventPattern per document)."""
+def _recorded(dynamodb: Any, table: str, command_id: str) -> bool:
+    key = {"pk": {"S": command_key(command_id)}, "sk": {"S": COMMAND_SORT_KEY}}
+    return "Item" in dynamodb.get_item(TableName=table, Key=key, ConsistentRead=True)
+
+
+def wait_for_records(
+    dynamodb: Any,
+    table: str,
+    command_ids: list[str],
+    timeout: float,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> dict[str, float | None]:
+    """Poll the runs table until PatchPilot recorded each command's status event: id -> seconds (None: not seen)."""
+    started = clock()
+    seen: dict[str, float] = {}
+    pause = FIRST_POLL_SECONDS
+    while True:
+        for command_id in command_ids:
+            if command_id not in seen and _recorded(dynamodb, table, command_id):
+                seen[command_id] = clock() - started
+        if len(seen) == len(command_ids) or clock() - started >= timeout:
+            break
+        sleep(pause)
+        pause = min(pause * 2, MAX_POLL_SECONDS)
+    return {command_id: seen.get(command_id) for command_id in command_ids}
+
+
+def _rules(stack: Stack) -> dict[str, str]:
     events = stack.outputs.client("events")
     rules = {}
     for rule in stack.of_type("AWS::Events::Rule"):
         pattern = events.describe_rule(Name=rule.physical_id).get("EventPattern")
         if pattern and INVOCATION_EVENT in pattern:
             rules[rule.logical_id] = pattern
+    return rules
+
+
+def unmatched_documents(stack: Stack, rules: dict[str, str], samples: list[tuple[str, str, str]]) -> set[str]:
+    """The probe documents whose status events no rule of the stack matches (EventBridge TestEventPattern)."""
+    events = stack.outputs.client("events")
+    missed = set()
+    for document, command_id, node in samples:
+        event = json.dumps(_status_event(stack, document, command_id, node))
+        if not any(events.test_event_pattern(EventPattern=p, Event=event)["Result"] for p in rules.values()):
+            missed.add(document)
+    return missed
+
+
+def event_check(
+    rules: dict[str, str],
+    samples: list[tuple[str, str, str]],
+    missed: set[str],
+    arrivals: dict[str, float | None],
+    wait: float,
+) -> Check:
+    """Whether the probe commands' status events reach PatchPilot: the rule matches them, and they were recorded."""
     if not samples:
         return Check("probe", "status events", "warn", "no probe command was sent")
     if not rules:
         return Check("probe", "status events", "fail", "no rule of the stack takes command status events", "redeploy")
-    missed = []
-    for document, command_id, node in samples:
-        event = json.dumps(_status_event(stack, document, command_id, node))
-        if not any(events.test_event_pattern(EventPattern=p, Event=event)["Result"] for p in rules.values()):
-            missed.append(document)
     names = ", ".join(sorted(rules))
     if missed:
         return Check(
             "probe",
             "status events",
             "warn",
-            f"rule {names} does not match {', '.join(sorted(set(missed)))} status events: health-check results reach "
+            f"rule {names} does not match {', '.join(sorted(missed))} status events: health-check results reach "
             "PatchPilot only by reconciliation (slower, more API calls)",
             "add the shell documents to the rule's document-name pattern (template.yaml) and redeploy",
         )
+    lost = sorted(command_id for command_id, seconds in arrivals.items() if seconds is None)
+    if lost:
+        return Check(
+            "probe",
+            "status events",
+            "fail",
+            f"rule {names} matches the probe's status events, but PatchPilot recorded none for "
+            f"{len(lost)}/{len(arrivals)} probe command(s) within {wait:.0f} s ({', '.join(lost[:3])})",
+            f"check that rule {names} is ENABLED and targets the command-result queue, that the queue and "
+            "CommandResultFunction are not failing (its DLQ: patchpilot doctor), then probe again; until then results "
+            "reach PatchPilot only by reconciliation",
+        )
     documents = ", ".join(sorted({d for d, _, _ in samples}))
-    return Check("probe", "status events", "ok", f"rule {names} matches the {documents} status events")
+    slowest = max((seconds for seconds in arrivals.values() if seconds is not None), default=0.0)
+    return Check(
+        "probe",
+        "status events",
+        "ok",
+        f"rule {names} matches the {documents} status events; PatchPilot recorded all {len(arrivals)} within "
+        f"{slowest:.0f} s",
+    )
 
 
 def run_probe(
@@ -214,5 +282,24 @@ def run_probe(
         outcomes = [(document, results[command_id][0]) for document, command_id in group_commands]
         waited = max((results[command_id][1] for _, command_id in group_commands), default=0.0)
         found.append(group_check(group, outcomes, waited))
-    found.append(event_check(stack, samples))
+    found.append(_observe_events(stack, samples, min(timeout, EVENT_WAIT_SECONDS), clock, sleep))
     return found
+
+
+def _observe_events(
+    stack: Stack,
+    samples: list[tuple[str, str, str]],
+    wait: float,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> Check:
+    rules = _rules(stack) if samples else {}
+    missed = unmatched_documents(stack, rules, samples) if rules else set()
+    arrivals: dict[str, float | None] = {}
+    table = stack.outputs.values.get("RunsTableName")
+    if rules and not missed:
+        if not table:
+            return Check("probe", "status events", "fail", "the stack has no RunsTableName output", "redeploy")
+        dynamodb = stack.outputs.client("dynamodb")
+        arrivals = wait_for_records(dynamodb, table, [sample[1] for sample in samples], wait, clock, sleep)
+    return event_check(rules, samples, missed, arrivals, wait)

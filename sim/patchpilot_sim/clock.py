@@ -58,6 +58,15 @@ class SimClock:
         self._jumped = 0.0
         self._held = None
 
+    def set_time_scale(self, time_scale: float) -> None:
+        """Run on at another speed from the present simulated moment (callbacks already queued keep their due time)."""
+        if time_scale <= 0:
+            raise ValueError("time_scale must be positive")
+        elapsed = self.elapsed_seconds()
+        self._t0 = time.monotonic()
+        self._jumped = elapsed
+        self.time_scale = time_scale
+
     def jump(self, simulated_seconds: float) -> None:
         """Move simulated time forward at once (a bake is pure waiting: it runs more compressed than the fleet)."""
         if self._held is not None:
@@ -86,6 +95,7 @@ class Scheduler:
         self._stopped = False
         self._busy = 0
         self._running_due: float | None = None  # the due time of the callback now running (scheduler thread)
+        self._paused_at: float | None = None  # real time at which `pause` stopped the simulation
         self.errors: list[BaseException] = []
         self._thread = threading.Thread(target=self._run, name="sim-scheduler", daemon=True)
         self._thread.start()
@@ -107,6 +117,28 @@ class Scheduler:
             heapq.heappush(self._queue, (due, next(self._counter), action))
             self._cv.notify()
 
+    def pause(self, real_seconds: float = 300.0) -> None:
+        """Freeze the simulation where it is: no callback runs and simulated time stands still until `resume`.
+
+        Safe to call from a running callback (an observer of the fleet). The clock's hold lapses by itself after
+        `real_seconds` of real time, like any hold; callbacks wait for `resume`.
+        """
+        with self._cv:
+            if self._paused_at is None:
+                self._paused_at = time.monotonic()
+        self.clock.hold(real_seconds)
+
+    def resume(self) -> None:
+        """Run on from where `pause` froze the simulation: every waiting callback keeps its distance to the present."""
+        with self._cv:
+            if self._paused_at is not None:
+                paused = time.monotonic() - self._paused_at
+                self._queue = [(due + paused, order, action) for due, order, action in self._queue]
+                heapq.heapify(self._queue)
+                self._paused_at = None
+                self._cv.notify()
+        self.clock.release()
+
     def idle(self) -> bool:
         with self._cv:
             return not self._queue and self._busy == 0
@@ -120,8 +152,11 @@ class Scheduler:
     def _run(self) -> None:
         while True:
             with self._cv:
-                while not self._stopped and (not self._queue or self._queue[0][0] > time.monotonic()):
-                    timeout = None if not self._queue else max(self._queue[0][0] - time.monotonic(), 0)
+                while not self._stopped and (
+                    self._paused_at is not None or not self._queue or self._queue[0][0] > time.monotonic()
+                ):
+                    waiting = self._paused_at is not None or not self._queue
+                    timeout = None if waiting else max(self._queue[0][0] - time.monotonic(), 0)
                     self._cv.wait(timeout)
                 if self._stopped:
                     return

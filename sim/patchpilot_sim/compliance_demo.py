@@ -11,6 +11,7 @@ a scan and an install in progress. Every step goes through the product's own fun
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -18,14 +19,18 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from patchpilot_sim.fleet import ACCOUNT_ID, PatchOperation, SimulatedInstance
+from patchpilot_sim.fleet import ACCOUNT_ID, Command, PatchOperation, SimulatedInstance
 
 if TYPE_CHECKING:
     from patchpilot_sim.runtime import LocalRuntime
 
 HYBRID_NODE_ID = "mi-0c0ffee0c0ffee001"
-SLOW_MINUTES = 24 * 60.0  # a simulated day: 24 real seconds at the default time scale
-SNAPSHOT_TIMEOUT_SECONDS = 60.0
+SLOW_MINUTES = 24 * 60.0  # longer than the 2-hour execution timeout: the invocation runs until that timeout
+SNAPSHOT_TIMEOUT_SECONDS = 600.0
+SNAPSHOT_TIME_SCALE = 60.0
+"""While the snapshot is set up the simulation runs at 60x: an AWS-RunPatchBaseline invocation ends after its
+2-hour execution timeout, so the first scan and the emergency install overlap for up to 2 real minutes (at 3,600x,
+2 seconds), far more than the in-process latency between them. The moment both run is caught by a pause."""
 
 
 @dataclass
@@ -90,22 +95,32 @@ class ComplianceDemo:
     def snapshot(self, run_id: str, catalog_bake: dict[str, int]) -> dict[str, Any]:
         """Boot a new instance, start an emergency run on dev, and take the on-demand report while both run."""
         new = self._add_managed("AMAZON_LINUX_2023", {"Name": "web-new-01"}, group="", scan_minutes=SLOW_MINUTES)
-        self.runtime.router.put_event(_instance_running(new.instance_id, self.runtime.region))
         dev = [i for i in self.runtime.fleet.instances.values() if i.patch_group == "dev"]
         dev[0].install_minutes = SLOW_MINUTES
-        started = self.runtime.lambdas.invoke(
-            "StartRolloutFunction",
-            {
-                "mode": "emergency",
-                "stages": ["dev"],
-                "patch_ids": ["openssh-server.x86_64"],
-                "bake_seconds": {"dev": catalog_bake.get("dev", 1)},
-            },
-        )
-        if started.failed:
-            raise RuntimeError(f"emergency start failed: {started.error_type}: {started.error_message}")
-        self._wait_until_busy(dev[0].instance_id, new.instance_id)
-        report = self.runtime.lambdas.invoke("ComplianceReportFunction", {"action": "on_demand", "run_id": run_id})
+        both = BothRunning(self, dev[0].instance_id, new.instance_id)
+        self.runtime.fleet.invocation_started.append(both)
+        time_scale = self.runtime.clock.time_scale
+        self.runtime.clock.set_time_scale(SNAPSHOT_TIME_SCALE)
+        try:
+            self.runtime.router.put_event(_instance_running(new.instance_id, self.runtime.region))
+            started = self.runtime.lambdas.invoke(
+                "StartRolloutFunction",
+                {
+                    "mode": "emergency",
+                    "stages": ["dev"],
+                    "patch_ids": ["openssh-server.x86_64"],
+                    "bake_seconds": {"dev": catalog_bake.get("dev", 1)},
+                },
+            )
+            if started.failed:
+                raise RuntimeError(f"emergency start failed: {started.error_type}: {started.error_message}")
+            if not both.reached.wait(SNAPSHOT_TIMEOUT_SECONDS):
+                raise TimeoutError("the emergency install and the first scan did not both start")
+            report = self.runtime.lambdas.invoke("ComplianceReportFunction", {"action": "on_demand", "run_id": run_id})
+        finally:
+            self.runtime.fleet.invocation_started.remove(both)
+            self.runtime.scheduler.resume()
+            self.runtime.clock.set_time_scale(time_scale)
         self.runtime.admin.client("stepfunctions").stop_execution(
             executionArn=started.payload["execution_arn"], cause="demo snapshot taken"
         )
@@ -116,15 +131,8 @@ class ComplianceDemo:
         )
         return dict(report.payload)
 
-    def _wait_until_busy(self, installing: str, scanning: str) -> None:
-        deadline = time.monotonic() + SNAPSHOT_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            if self._running(installing, "Install") and self._running(scanning, "Scan"):
-                return
-            time.sleep(0.05)
-        raise TimeoutError("the emergency install and the first scan did not both start")
-
-    def _running(self, instance_id: str, operation: str) -> bool:
+    def running(self, instance_id: str, operation: str) -> bool:
+        """Whether the instance runs a command of that operation now."""
         with self.runtime.fleet._lock:
             return any(
                 command.operation == operation
@@ -132,6 +140,27 @@ class ComplianceDemo:
                 and command.invocations[instance_id].status in ("Pending", "InProgress")
                 for command in self.runtime.fleet.commands.values()
             )
+
+
+class BothRunning:
+    """A fleet observer: the moment the emergency install and the first scan both run, it pauses the simulation.
+
+    It runs on the fleet's scheduler thread as the second invocation starts, so nothing can end between that moment
+    and the pause: the snapshot taken while paused sees both in progress, however slow the machine.
+    """
+
+    def __init__(self, demo: ComplianceDemo, installing: str, scanning: str) -> None:
+        self.demo = demo
+        self.installing = installing
+        self.scanning = scanning
+        self.reached = threading.Event()
+
+    def __call__(self, command: Command, instance_id: str) -> None:
+        if self.reached.is_set() or instance_id not in (self.installing, self.scanning):
+            return
+        if self.demo.running(self.installing, "Install") and self.demo.running(self.scanning, "Scan"):
+            self.demo.runtime.scheduler.pause()
+            self.reached.set()
 
 
 def _instance_running(instance_id: str, region: str) -> dict[str, Any]:

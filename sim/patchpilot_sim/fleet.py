@@ -278,6 +278,8 @@ class SsmAgentSimulator:
         # Instances that get their patch group tag while the next Install is being sent: SSM targets them (tag
         # targets resolve after SendCommand) although the planner could not count them.
         self.join_during_next_install: list[SimulatedInstance] = []
+        # Observers told when an invocation starts running (the compliance demo pauses the simulation there).
+        self.invocation_started: list[Callable[[Command, str], None]] = []
         self._rng = random.Random(seed)
         self._lock = threading.RLock()
 
@@ -547,6 +549,8 @@ class SsmAgentSimulator:
         if seconds > command.execution_timeout_seconds:
             seconds, outcome = command.execution_timeout_seconds, "ExecutionTimedOut"
         self.scheduler.after(seconds, lambda: self._complete(command.command_id, instance_id, outcome), chained=True)
+        for observer in self.invocation_started:
+            observer(command, instance_id)
 
     def _begin_install(self, command: Command, invocation: Invocation) -> str:
         """Decide what an Install does on its instance (the baseline snapshot is taken when it starts)."""

@@ -14,7 +14,7 @@ import random
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlparse
 
@@ -56,6 +56,16 @@ class CatalogPatch:
     cve_ids: tuple[str, ...] = ()
     kernel: bool = False
     applicability: float = 1.0  # share of the OS's instances the patch applies to (the rest: NotApplicable)
+
+    @property
+    def priority(self) -> str:
+        """APT systems: the package's Priority field (what a PRIORITY filter matches), derived from the severity.
+
+        Debian/Ubuntu packages carry a Priority (Required, Important, Standard, Optional, Extra) in the repository
+        index; the catalog keeps one severity per patch, so the simulator maps Critical to Required, Important to
+        Important, Medium to Standard and everything else to Optional.
+        """
+        return _APT_PRIORITY.get(self.severity, "Optional")
 
     @property
     def package_name(self) -> str:
@@ -124,6 +134,7 @@ class CatalogPatch:
 
 
 APT_OPERATING_SYSTEMS = frozenset({"UBUNTU", "DEBIAN", "RASPBIAN"})
+_APT_PRIORITY = {"Critical": "Required", "Important": "Important", "Medium": "Standard"}
 
 
 def _released(day: int, month: int = 12) -> date:
@@ -596,12 +607,78 @@ def _enables_non_security(baseline: Mapping[str, Any]) -> bool:
     return any(bool(rule.get("EnableNonSecurity")) for rule in rules)
 
 
-def unapproved_ids(
-    platform: str, baseline: Mapping[str, Any], records: Mapping[str, InstancePatchRecord], updateinfo: bool = True
-) -> set[str]:
-    """The ids of the patches a baseline's approval rules do NOT approve on an instance, in the documented silent cases.
+def _filter_value(patch: CatalogPatch, platform: str, key: str) -> str | None:
+    """The patch's value for a patch filter key (None: the simulator does not model that key)."""
+    if key == "CLASSIFICATION":
+        return patch.classification
+    if key in ("SEVERITY", "MSRC_SEVERITY"):
+        return patch.severity
+    if key == "PRIORITY" and platform in APT_OPERATING_SYSTEMS:
+        return patch.priority
+    return None
 
-    SSM user guide, "How security patches are selected" / "How patch baseline rules work on Linux-based systems":
+
+def _matches_filters(filters: Iterable[Mapping[str, Any]], patch: CatalogPatch, platform: str) -> bool:
+    """Every filter of a group matches (filters are ANDed, a filter's values ORed; ``*`` matches any value).
+
+    Keys the simulator has no value for (PRODUCT, SECTION, PATCH_SET, ...) match only through ``*``: a rule that
+    names a specific product approves nothing here rather than everything.
+    """
+    for patch_filter in filters:
+        values = [str(value) for value in patch_filter.get("Values") or []]
+        if "*" in values:
+            continue
+        value = _filter_value(patch, platform, str(patch_filter.get("Key")))
+        if value is None or not any(fnmatch.fnmatchcase(value, wanted) for wanted in values):
+            return False
+    return True
+
+
+def _approved_at(rule: Mapping[str, Any], patch: CatalogPatch) -> datetime | None:
+    """When a matching rule approves the patch: release + ApproveAfterDays, or at once up to ApproveUntilDate."""
+    released = datetime.combine(patch.released, time(0, 0), tzinfo=UTC)
+    until = rule.get("ApproveUntilDate")
+    if until:
+        return released if patch.released <= date.fromisoformat(str(until)) else None
+    return released + timedelta(days=int(rule.get("ApproveAfterDays") or 0))
+
+
+def approved_by_rules(platform: str, baseline: Mapping[str, Any], patch: CatalogPatch, now: datetime | None) -> bool:
+    """Whether a baseline's GlobalFilters and one of its ApprovalRules approve a patch at ``now``.
+
+    SSM user guide, "Patch baseline rules" (patch-manager-approval-rules / "How patch baseline rules work on
+    Linux-based systems") and the PatchRule API reference: a patch is approved when it passes the global filters and
+    every filter of at least one rule's PatchFilterGroup, ApproveAfterDays after its release date (or, with
+    ApproveUntilDate, when released on or before that date). A baseline without rules approves only its
+    ApprovedPatches. Ubuntu rules carry no delay (ApproveAfterDays is not supported there): approval is immediate.
+    With ``now`` None the approval delay is not judged (only whether a rule matches; see ``unapproved_ids``).
+    """
+    global_filters = (baseline.get("GlobalFilters") or {}).get("PatchFilters") or []
+    if not _matches_filters(global_filters, patch, platform):
+        return False
+    for rule in (baseline.get("ApprovalRules") or {}).get("PatchRules") or []:
+        filters = (rule.get("PatchFilterGroup") or {}).get("PatchFilters") or []
+        if not _matches_filters(filters, patch, platform):
+            continue
+        approved_at = _approved_at(rule, patch)
+        if approved_at is not None and (now is None or approved_at <= now):
+            return True
+    return False
+
+
+def unapproved_ids(
+    platform: str,
+    baseline: Mapping[str, Any],
+    records: Mapping[str, InstancePatchRecord],
+    updateinfo: bool,
+    now: datetime | None,
+) -> set[str]:
+    """The ids of the patches a baseline does NOT approve on an instance at ``now``.
+
+    A patch named in ApprovedPatches is approved. Any other patch must be approved by the baseline's rules
+    (``approved_by_rules``: classification, severity/priority, ApproveAfterDays/ApproveUntilDate), and on top of that
+    the documented silent cases apply (SSM user guide, "How security patches are selected" / "How patch baseline
+    rules work on Linux-based systems"):
 
     - Ubuntu: unless a rule sets EnableNonSecurity, an implicit rule keeps only packages whose candidate version is in
       the `*-security` pocket: non-security updates are never approved.
@@ -609,8 +686,10 @@ def unapproved_ids(
       the same selection) no patch is applied; on Amazon Linux and CentOS patches are approved only when the
       baseline permits non-security updates, so a Security-only baseline approves nothing.
 
-    Patches named in ApprovedPatches stay approved. Classification/severity filters and approval delays are not
-    modelled otherwise (every other catalog patch counts as approved).
+    Without updateinfo (YUM), patches carry no classification or severity for rules to match: the silent case alone
+    decides. ``now`` is the moment approval delays are judged at; None judges no delay (the local runtime, for now:
+    its fleet has no history of earlier months' approved patches, so a baseline still inside its delay would approve
+    nothing at all, which in AWS the Installed older patches never show).
     """
     explicit = list(baseline.get("ApprovedPatches") or [])
     non_security = _enables_non_security(baseline)
@@ -622,6 +701,10 @@ def unapproved_ids(
         if not updateinfo and platform != "WINDOWS" and platform not in APT_OPERATING_SYSTEMS:
             if platform in YUM_WITHOUT_UPDATEINFO_APPROVES_NOTHING or not non_security:
                 unapproved.add(patch_id)
-        elif platform in APT_OPERATING_SYSTEMS and not non_security and patch.classification != "Security":
+            continue
+        security_pocket_only = platform in APT_OPERATING_SYSTEMS and not non_security
+        if (security_pocket_only and patch.classification != "Security") or not approved_by_rules(
+            platform, baseline, patch, now
+        ):
             unapproved.add(patch_id)
     return unapproved

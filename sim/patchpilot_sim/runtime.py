@@ -385,9 +385,11 @@ class LocalRuntime:
         return rejected_ids(instance.platform, baseline.get("RejectedPatches", []), instance.patches)
 
     def _unapproved_patches(self, instance: SimulatedInstance) -> set[str]:
-        """What the instance's baseline rules do not approve (the documented silent cases, see patches.py)."""
+        """What the instance's baseline does not approve at the simulated now (its rules and the silent cases)."""
         baseline = self.baselines.handle("GetPatchBaseline", {"BaselineId": self._baseline_id(instance)})
-        return unapproved_ids(instance.platform, baseline, instance.patches, instance.updateinfo)
+        # Approval delays are not judged yet: the simulated fleet has no earlier months' approved patches Installed,
+        # so a baseline inside its delay would look silent (approving nothing), which AWS never shows.
+        return unapproved_ids(instance.platform, baseline, instance.patches, instance.updateinfo, None)
 
     def _ssm_stand_in(self, operation: str) -> SsmAgentSimulator | PatchBaselineStandIn | ChangeCalendarStandIn | None:
         if operation in self.fleet.operations:

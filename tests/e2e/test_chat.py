@@ -170,3 +170,53 @@ def test_chat_outage_retries_then_dead_letters_then_redrive_delivers_each_alert_
     assert sorted(m["platform"] for m in sink.messages if m["kind"] == "events_dead_lettered") == ["slack", "teams"], [
         (f, r.error_type, r.payload) for f, r in runtime.chat.delivery.results[-2:]
     ]
+
+
+def _resume_button(message: dict[str, Any]) -> str | None:
+    if message.get("platform") != "slack" or message.get("kind") != "rollout_failed":
+        return None
+    for block in message["payload"].get("blocks", []):
+        for element in block.get("elements", []) if block.get("type") == "actions" else []:
+            if element.get("action_id") == "patchpilot_resume":
+                return str(element["value"])
+    return None
+
+
+def test_chat_resume_button_of_a_failed_rollout_starts_one_next_attempt_that_succeeds(
+    chat_runtime: tuple[LocalRuntime, ChatSink],
+) -> None:
+    from patchpilot_sim.faults import NO_FAULTS, FaultInjector
+    from tests.runtime_helpers import start
+
+    runtime, sink = chat_runtime
+    runtime.chat.configure(sink, channels=(("slack", "patching", ALL),))
+    launch_fleet(runtime, instances=10, groups={"dev", "staging"})
+    injector = FaultInjector(NO_FAULTS, seed=1)
+    injector.install(runtime)
+    denied = injector.refuse(
+        "ssm",
+        "SendCommand",
+        "AccessDeniedException",
+        lambda params: any("staging" in t.get("Values", []) for t in params.get("Targets") or []),  # type: ignore[union-attr]
+    )
+    # Given a cycle whose staging stage failed, and its rollout_failed alert in Slack with a Resume button
+    failed = start(runtime, stages=["dev", "staging"])
+    assert failed["status"] == "FAILED"
+    execution = _wait_for(lambda: next((v for m in sink.messages if (v := _resume_button(m))), None), "Resume")
+    assert execution == "manual-2026-12"
+    injector.lift(denied)
+    chat = runtime.chat
+    # A user who is not an approver changes nothing
+    stranger = chat.post_slack_interaction(execution, "resume", "U0MALLORY", "mallory")
+    assert stranger["statusCode"] == 403
+    # When on-call clicks Resume, and clicks it again
+    first = json.loads(chat.post_slack_interaction(execution, "resume", "U0SIMONCALL", "oncall-sim")["body"])
+    second = json.loads(chat.post_slack_interaction(execution, "resume", "U0SIMONCALL", "oncall-sim")["body"])
+    # Then one next attempt runs, without the stage that passed, and succeeds
+    assert (first["started"], first["execution_name"], first["skipped_stages"]) == (True, "manual-2026-12-r2", ["dev"])
+    assert (second["started"], second["execution_name"]) == (False, "manual-2026-12-r2")
+    assert runtime.wait_for_execution(first["execution_arn"], timeout=REAL_TIMEOUT)["status"] == "SUCCEEDED"
+    runtime.settle(timeout=30)
+    updates = [m["payload"]["text"] for m in sink.messages if m["channel"] == "response_url"]
+    assert any("resumed by slack:oncall-sim (U0SIMONCALL): started execution manual-2026-12-r2" in u for u in updates)
+    assert any("already resumed, execution manual-2026-12-r2" in u for u in updates)

@@ -1,15 +1,19 @@
 """`patchpilot doctor --probe` on the local runtime: one harmless command per group, read with the instance profile."""
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
-from patchpilot_cli.doctor_probe import INVOCATION_EVENT
+from patchpilot_cli.doctor_checks import Check
+from patchpilot_cli.doctor_probe import INVOCATION_EVENT, run_probe
 from patchpilot_cli.main import app
 from patchpilot_sim.deployed_stack import attach_instance_profiles, deploy_stack
 from patchpilot_sim.runtime import STACK_NAME, LocalRuntime
 from patchpilot_sim.scenarios import build_fleet
+from tests.runtime_helpers import REAL_TIMEOUT
 
 pytestmark = pytest.mark.runtime
 GROUPS = ("dev", "staging", "prod-1", "prod-2", "prod-3")
@@ -73,3 +77,72 @@ def test_doctor_probe_says_what_it_does_then_reports_each_group_and_changes_noth
     assert {i: runtime.fleet.installed_patches(i) for i in runtime.fleet.instances} == patches_before
     documents = {c.document_name for c in runtime.fleet.commands.values()}
     assert documents <= {"AWS-RunShellScript", "AWS-RunPowerShellScript"}
+
+
+class _SimulatedPoller:
+    """The probe's clock and sleep on the local runtime: a sleep lets the simulated side deliver, then counts."""
+
+    def __init__(self, runtime: LocalRuntime) -> None:
+        self.runtime = runtime
+        self.seconds = 0.0
+        self.sleeps = 0
+
+    def clock(self) -> float:
+        return self.seconds
+
+    def sleep(self, seconds: float) -> None:
+        self.runtime.settle(timeout=REAL_TIMEOUT)  # the commands ran and their events were delivered, or dropped
+        self.seconds += seconds
+        self.sleeps += 1
+
+
+def _probe(runtime: LocalRuntime, group: str) -> tuple[list[Check], _SimulatedPoller]:
+    from patchpilot_cli.doctor import load
+    from patchpilot_cli.stack import resolve_outputs
+
+    stack = load(resolve_outputs(STACK_NAME, None), datetime.now(UTC), group)
+    stack.groups = [group]
+    poller = _SimulatedPoller(runtime)
+    return run_probe(stack, 60.0, clock=poller.clock, sleep=poller.sleep), poller
+
+
+def _command_row(runtime: LocalRuntime, command_id: str) -> dict[str, Any] | None:
+    item = runtime.admin.client("dynamodb").get_item(
+        TableName=runtime.resources.table_names["RunsTable"],
+        Key={"pk": {"S": f"COMMAND#{command_id}"}, "sk": {"S": "COMMAND"}},
+    )
+    return item.get("Item")
+
+
+def test_doctor_probe_observes_the_status_event_recorded_by_patchpilot(runtime: LocalRuntime) -> None:
+    if not (_rule_takes(runtime, "AWS-RunShellScript") and _rule_takes(runtime, "AWS-RunPowerShellScript")):
+        pytest.skip("the template's rule does not take the probe documents (reported as a warning instead)")
+    found, poller = _probe(runtime, "dev")
+    events = next(check for check in found if check.name == "status events")
+    assert events.status == "ok", events
+    assert "PatchPilot recorded all 1 within" in events.found
+    probe_ids = [c.command_id for c in runtime.fleet.commands.values() if c.comment == "patchpilot doctor probe (dev)"]
+    assert probe_ids
+    row = _command_row(runtime, probe_ids[-1])
+    assert row is not None
+    assert row["foreign_command"]["BOOL"] is True
+    assert poller.seconds < 60
+
+
+def test_doctor_probe_fails_when_the_status_event_never_reaches_patchpilot(runtime: LocalRuntime) -> None:
+    if not (_rule_takes(runtime, "AWS-RunShellScript") and _rule_takes(runtime, "AWS-RunPowerShellScript")):
+        pytest.skip("the template's rule does not take the probe documents (reported as a warning instead)")
+    # Given staging's node whose agent's status events are lost on the way (the command itself succeeds)
+    [victim] = [i for i in runtime.fleet.instances.values() if i.patch_group == "staging"]
+    victim.drop_terminal_event = True
+    try:
+        found, poller = _probe(runtime, "staging")
+    finally:
+        victim.drop_terminal_event = False
+    group = next(check for check in found if check.name == "group staging")
+    events = next(check for check in found if check.name == "status events")
+    assert group.status == "ok", group
+    assert events.status == "fail", events
+    assert "PatchPilot recorded none for 1/1 probe command(s) within 60 s" in events.found
+    assert "is ENABLED" in events.fix
+    assert poller.seconds >= 60  # it waited the whole bounded minute, in simulated polls, not wall time

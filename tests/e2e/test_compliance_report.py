@@ -64,8 +64,20 @@ def _cli(*args: str) -> tuple[int, str]:
 def test_compliance_report_command_builds_an_on_demand_report(runtime: LocalRuntime, tmp_path: Path) -> None:
     exit_code, output = _cli("--out", str(tmp_path))
     assert exit_code == 0, output
-    nodes = len(runtime.fleet.instances)
-    assert f"compliance 0.0 % of {nodes} nodes" in output  # nothing patched yet: every catalog patch is Missing
+    nodes = runtime.fleet.instances.values()
+    # Nothing patched yet: a node is non-compliant when it misses a patch its baseline approves by now (a December
+    # patch is not approved before its release date plus the baseline's ApproveAfterDays)
+    non_compliant = [
+        node
+        for node in nodes
+        if any(
+            record.state == "Missing" and patch_id not in runtime._unapproved_patches(node)
+            for patch_id, record in node.patches.items()
+        )
+    ]
+    assert non_compliant
+    rate = round(100 * (len(nodes) - len(non_compliant)) / len(nodes), 1)
+    assert f"compliance {rate} % of {len(nodes)} nodes" in output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["compliance.csv", "report.html", "report.json"]
 
 

@@ -4,7 +4,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import boto3
@@ -513,6 +513,9 @@ def test_scenarios_existing_behaviour_unchanged() -> None:
     assert random.Random(7).uniform(8, 40) == pytest.approx(build_fleet(20, 7)[0].install_minutes)
 
 
+AFTER_RELEASES = datetime(2026, 12, 31, tzinfo=UTC)
+
+
 def _baseline(non_security: bool, approved: tuple[str, ...] = ()) -> dict[str, object]:
     rule = {"PatchFilterGroup": {"PatchFilters": []}, "EnableNonSecurity": non_security}
     return {"ApprovalRules": {"PatchRules": [rule]}, "ApprovedPatches": list(approved)}
@@ -520,19 +523,19 @@ def _baseline(non_security: bool, approved: tuple[str, ...] = ()) -> dict[str, o
 
 def test_patches_ubuntu_without_enable_non_security_approves_only_security_pocket_updates() -> None:
     records = pm.initial_patch_states("UBUNTU")
-    assert pm.unapproved_ids("UBUNTU", _baseline(False), records) == {"snapd.amd64"}
-    assert pm.unapproved_ids("UBUNTU", _baseline(True), records) == set()
+    assert pm.unapproved_ids("UBUNTU", _baseline(False), records, True, AFTER_RELEASES) == {"snapd.amd64"}
+    assert pm.unapproved_ids("UBUNTU", _baseline(True), records, True, AFTER_RELEASES) == set()
 
 
 def test_patches_repositories_without_updateinfo_approve_nothing_with_a_security_only_baseline() -> None:
     rhel, centos = pm.initial_patch_states("REDHAT_ENTERPRISE_LINUX"), pm.initial_patch_states("CENTOS")
-    assert pm.unapproved_ids("REDHAT_ENTERPRISE_LINUX", _baseline(True), rhel, updateinfo=False) == set(rhel)
-    assert pm.unapproved_ids("CENTOS", _baseline(False), centos, updateinfo=False) == set(centos)
-    assert pm.unapproved_ids("CENTOS", _baseline(True), centos, updateinfo=False) == set()
-    assert pm.unapproved_ids("CENTOS", _baseline(False, ("bash.x86_64",)), centos, updateinfo=False) == set(centos) - {
-        "bash.x86_64"
-    }
-    assert pm.unapproved_ids("CENTOS", _baseline(False), centos) == set()
+    assert pm.unapproved_ids("REDHAT_ENTERPRISE_LINUX", _baseline(True), rhel, False, AFTER_RELEASES) == set(rhel)
+    assert pm.unapproved_ids("CENTOS", _baseline(False), centos, False, AFTER_RELEASES) == set(centos)
+    assert pm.unapproved_ids("CENTOS", _baseline(True), centos, False, AFTER_RELEASES) == set()
+    assert pm.unapproved_ids("CENTOS", _baseline(False, ("bash.x86_64",)), centos, False, AFTER_RELEASES) == set(
+        centos
+    ) - {"bash.x86_64"}
+    assert pm.unapproved_ids("CENTOS", _baseline(False), centos, True, AFTER_RELEASES) == set()
 
 
 def test_install_skips_unapproved_patches_and_reports_none_missing(fleet: Fleet) -> None:
@@ -569,3 +572,75 @@ def test_fleet_rocky_and_alma_instances_patch_and_reject_like_rhel(fleet: Fleet,
     installed = fleet.sim.installed_patches("i-0000000000000000a")
     assert "sudo.x86_64" not in installed
     assert "glibc.x86_64" in installed
+
+
+def _rule(delay: int, **filters: list[str]) -> dict[str, object]:
+    patch_filters = [{"Key": "PRODUCT", "Values": ["*"]}]
+    patch_filters += [{"Key": key, "Values": values} for key, values in filters.items()]
+    return {"PatchFilterGroup": {"PatchFilters": patch_filters}, "ApproveAfterDays": delay}
+
+
+PROD_AL2023 = {
+    "ApprovalRules": {
+        "PatchRules": [
+            _rule(7, CLASSIFICATION=["Security"], SEVERITY=["Critical"]),
+            _rule(7, CLASSIFICATION=["Security"], SEVERITY=["Important"]),
+        ]
+    },
+    "ApprovedPatches": [],
+}
+
+
+def test_patches_rules_approve_only_matching_classification_and_severity_after_the_delay() -> None:
+    # AL2023, December: kernel (Security/Important, released Dec 3), openssl-libs (Important, Nov 24),
+    # nginx (Important, Dec 7); glibc/curl (Medium), python3 (Low), systemd (Bugfix), ssm-agent (Enhancement)
+    records = pm.initial_patch_states("AMAZON_LINUX_2023")
+    approved_dec_9 = set(records) - pm.unapproved_ids(
+        "AMAZON_LINUX_2023", PROD_AL2023, records, True, datetime(2026, 12, 9, tzinfo=UTC)
+    )
+    assert approved_dec_9 == {"openssl-libs.x86_64"}  # the kernel is 6 days old, nginx 2: not yet approved
+    approved_dec_14 = set(records) - pm.unapproved_ids(
+        "AMAZON_LINUX_2023", PROD_AL2023, records, True, datetime(2026, 12, 14, tzinfo=UTC)
+    )
+    assert approved_dec_14 == {"kernel.x86_64", "openssl-libs.x86_64"} | ({"nginx.x86_64"} & set(records))
+
+
+def test_patches_approved_patches_and_approve_until_date_and_unmodelled_keys() -> None:
+    records = pm.initial_patch_states("AMAZON_LINUX_2023")
+    at = datetime(2026, 12, 31, tzinfo=UTC)
+    explicit = {**PROD_AL2023, "ApprovedPatches": ["python3"]}
+    assert "python3.x86_64" not in pm.unapproved_ids("AMAZON_LINUX_2023", explicit, records, True, at)
+    until = {
+        "ApprovalRules": {"PatchRules": [{**_rule(0, CLASSIFICATION=["Security"]), "ApproveUntilDate": "2026-12-02"}]}
+    }
+    approved = set(records) - pm.unapproved_ids("AMAZON_LINUX_2023", until, records, True, at)
+    assert approved == {"openssl-libs.x86_64", "glibc.x86_64"}  # security, released on or before Dec 2
+    product = {
+        "ApprovalRules": {
+            "PatchRules": [
+                {"PatchFilterGroup": {"PatchFilters": [{"Key": "PRODUCT", "Values": ["AmazonLinux2023.9"]}]}}
+            ]
+        }
+    }
+    assert pm.unapproved_ids("AMAZON_LINUX_2023", product, records, True, at) == set(records)
+    assert pm.unapproved_ids("AMAZON_LINUX_2023", {"ApprovalRules": {"PatchRules": []}}, records, True, at) == set(
+        records
+    )
+
+
+def test_patches_windows_msrc_severity_and_ubuntu_priority_filters() -> None:
+    at = datetime(2026, 12, 31, tzinfo=UTC)
+    windows = pm.initial_patch_states("WINDOWS")
+    rule = _rule(7, CLASSIFICATION=["SecurityUpdates", "CriticalUpdates"], MSRC_SEVERITY=["Critical"])
+    baseline = {"ApprovalRules": {"PatchRules": [rule]}}
+    assert set(windows) - pm.unapproved_ids("WINDOWS", baseline, windows, True, at) == {"KB5071546"}
+    ubuntu = pm.initial_patch_states("UBUNTU")
+    required = {"ApprovalRules": {"PatchRules": [_rule(0, SECTION=["*"], PRIORITY=["Required"])]}}
+    approved = set(ubuntu) - pm.unapproved_ids("UBUNTU", required, ubuntu, True, at)
+    assert approved == {p for p, r in ubuntu.items() if r.patch.severity == "Critical"} != set()
+
+
+def test_patches_without_a_moment_rules_match_but_no_delay_is_judged() -> None:
+    records = pm.initial_patch_states("AMAZON_LINUX_2023")
+    approved = set(records) - pm.unapproved_ids("AMAZON_LINUX_2023", PROD_AL2023, records, True, None)
+    assert approved == {"kernel.x86_64", "openssl-libs.x86_64"} | ({"nginx.x86_64"} & set(records))

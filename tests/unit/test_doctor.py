@@ -39,7 +39,7 @@ from patchpilot_cli.doctor_checks import (
     check_schedule,
     check_untagged,
 )
-from patchpilot_cli.doctor_probe import group_check, wait_for_commands
+from patchpilot_cli.doctor_probe import event_check, group_check, wait_for_commands, wait_for_records
 from patchpilot_cli.main import app
 from patchpilot_sim.template import SamTemplate
 
@@ -374,3 +374,56 @@ def test_doctor_probe_group_passes_when_every_invocation_succeeds() -> None:
     check = group_check("dev", [("AWS-RunShellScript", results["c-1"][0])], results["c-1"][1])
     assert (check.status, check.found) == ("ok", "AWS-RunShellScript: 2/2 Success after 0 s")
     assert group_check("qa", [], 0).status == "warn"
+
+
+class _FakeRunsTable:
+    """GetItem on the runs table: a command's row appears after `appears_after` reads (None: never)."""
+
+    def __init__(self, appears_after: dict[str, int | None]) -> None:
+        self.appears_after = appears_after
+        self.reads: dict[str, int] = {}
+
+    def get_item(self, TableName: str, Key: dict[str, Any], ConsistentRead: bool) -> dict[str, Any]:  # noqa: N803
+        command_id = Key["pk"]["S"].removeprefix("COMMAND#")
+        assert (TableName, Key["sk"]["S"], ConsistentRead) == ("runs", "COMMAND", True)
+        self.reads[command_id] = self.reads.get(command_id, 0) + 1
+        after = self.appears_after[command_id]
+        seen = after is not None and self.reads[command_id] > after
+        return {"Item": {"foreign_command": {"BOOL": True}}} if seen else {}
+
+
+def _advance(clock: list[float]) -> Any:
+    return lambda seconds: clock.__setitem__(0, clock[0] + seconds)
+
+
+def test_doctor_probe_observes_each_commands_recorded_status_event() -> None:
+    clock = [0.0]
+    table = _FakeRunsTable({"c-1": 0, "c-2": 2})
+    arrivals = wait_for_records(table, "runs", ["c-1", "c-2"], 60, lambda: clock[0], _advance(clock))
+    assert arrivals == {"c-1": 0.0, "c-2": 0.75}  # polls at 0, 0.25, 0.75 s
+    samples = [("AWS-RunShellScript", "c-1", "i-1"), ("AWS-RunPowerShellScript", "c-2", "i-2")]
+    check = event_check({"SsmCommandInvocationRule": "{}"}, samples, set(), arrivals, 60)
+    assert check.status == "ok"
+    assert check.found.endswith("PatchPilot recorded all 2 within 1 s")
+
+
+def test_doctor_probe_fails_when_a_status_event_is_not_recorded_within_the_minute() -> None:
+    clock = [0.0]
+    table = _FakeRunsTable({"c-1": 0, "c-2": None})
+    arrivals = wait_for_records(table, "runs", ["c-1", "c-2"], 60, lambda: clock[0], _advance(clock))
+    assert arrivals["c-2"] is None
+    assert 60 <= clock[0] < 66
+    assert table.reads["c-1"] == 1  # a recorded command is not read again
+    samples = [("AWS-RunShellScript", "c-1", "i-1"), ("AWS-RunShellScript", "c-2", "i-2")]
+    check = event_check({"SsmCommandInvocationRule": "{}"}, samples, set(), arrivals, 60)
+    assert check.status == "fail"
+    assert "PatchPilot recorded none for 1/2 probe command(s) within 60 s (c-2)" in check.found
+    assert "is ENABLED" in check.fix
+
+
+def test_doctor_probe_rule_that_does_not_match_is_a_warning_and_no_rule_a_failure() -> None:
+    samples = [("AWS-RunShellScript", "c-1", "i-1")]
+    rule = {"SsmCommandInvocationRule": "{}"}
+    assert event_check(rule, samples, {"AWS-RunShellScript"}, {}, 60).status == "warn"
+    assert event_check({}, samples, set(), {}, 60).status == "fail"
+    assert event_check(rule, [], set(), {}, 60).status == "warn"

@@ -6,11 +6,16 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from patchpilot.logic.compliance_collection import refresh
-from patchpilot.logic.reports import build_compliance_report, build_stage_report, store_stage_report
+from patchpilot.logic.reports import (
+    build_compliance_report,
+    build_failed_stage_report,
+    build_stage_report,
+    store_stage_report,
+)
 from patchpilot.models.compliance import ComplianceStatus, PatchStateCounts
 from patchpilot.models.patches import InstancePatch, PatchState
 from patchpilot.models.records import InstanceResult
-from patchpilot.models.report import ComplianceReport, StageReportRequest
+from patchpilot.models.report import ComplianceReport, FailedStageReportRequest, StageReportRequest
 from patchpilot.reporting import render
 from tests.fakes import (
     FakePatchInventory,
@@ -184,3 +189,51 @@ def test_report_on_demand_is_stored_under_its_time() -> None:
     assert (report.cycle, report.stages) == (None, [])
     assert location.csv == "s3://artifacts/reports/on-demand/20261220T000000Z/compliance.csv"
     assert len(store.nodes()) == 11
+
+
+def failed_stage_request(**state: object) -> FailedStageReportRequest:
+    passed = stage_request().model_dump(mode="json")
+    return FailedStageReportRequest.model_validate(
+        {
+            "action": "stage_failed",
+            "state": {
+                "run": passed["run"],
+                "stage": passed["stage"],
+                "failure": {"Error": "StageHealthCheckFailed", "Cause": "stage prod-1 (verify step, attempt 1)"},
+                "approval": {"ignored": "other keys of the stage state"},
+                **state,
+            },
+            "finished_at": NOW.isoformat(),
+        }
+    )
+
+
+def test_report_failed_stage_after_the_bake_counts_the_install_step_and_names_the_error() -> None:
+    verdict = {**stage_request().verdict.model_dump(mode="json"), "healthy": False, "unhealthy": 2}
+    request = failed_stage_request(
+        phase_set="verify",
+        patch_results=[{"phase": "install", "command_id": "cmd-install"}],
+        results=[{"phase": "health", "command_id": "cmd-health"}],
+        verdict=verdict,
+    )
+    report = build_failed_stage_report(request, *stage_world(), known_fleet())
+    assert (report.status, report.targeted, report.installed, report.failed) == ("failed", 3, 2, 1)
+    assert report.failure == "StageHealthCheckFailed: stage prod-1 (verify step, attempt 1)"
+    assert report.patches_installed == {"openssl.x86_64": 1, "sudo.x86_64": 1}
+    assert "The stage stopped:</b> StageHealthCheckFailed" in render.stage_html(report)
+
+
+def test_report_stage_that_errored_before_any_command_reports_nothing_installed_and_the_error() -> None:
+    request = failed_stage_request(failure={"Error": "States.TaskFailed"})
+    report = build_failed_stage_report(request, *stage_world(), known_fleet())
+    assert (report.status, report.targeted, report.installed, report.nodes) == ("failed", 0, 0, [])
+    assert report.failure == "States.TaskFailed"
+    assert [e.patch_id for e in report.excluded] == ["glibc.x86_64"]
+
+
+def test_report_compliance_of_a_stopped_rollout_says_so_in_its_title() -> None:
+    fleet, store, reports = known_fleet(), InMemoryComplianceStore(), InMemoryReportStore()
+    report, _ = build_compliance_report(
+        fleet, store, reports, None, RULES, NOW, run_id="2026-12", stopped_by="StageHealthCheckFailed"
+    )
+    assert report.title == "PatchPilot compliance report: run 2026-12 (rollout stopped: StageHealthCheckFailed)"

@@ -10,17 +10,23 @@ from urllib.parse import urlencode
 import pytest
 
 from patchpilot.logic.approval import request_approval
+from patchpilot.logic.chat_render import RESUME_ACTION_ID, next_steps, render_slack
+from patchpilot.logic.cycle import resume_failed_attempt, run_of_execution, start_rollout
 from patchpilot.logic.slack_interaction import InteractionPorts, InteractionSettings, handle_interaction
 from patchpilot.models.approval import ApprovalRequest
 from patchpilot.models.chat import InteractionRejected, PostResult
-from patchpilot.models.rollout import StageCatalog
+from patchpilot.models.cycle import StartRolloutRequest
+from patchpilot.models.rollout import RolloutRequest, StageCatalog
 from tests.fakes import (
     NOW,
+    FakeStarter,
     InMemoryApprovalStore,
     InMemoryInteractionGuard,
+    InMemoryRunLedger,
     RecordingAlertPublisher,
     RecordingCallbacks,
     ScriptedPoster,
+    sample_alert,
 )
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -62,6 +68,8 @@ class Gate:
         self.alerts = RecordingAlertPublisher()
         self.poster = ScriptedPoster()
         self.guard = InMemoryInteractionGuard()
+        self.starter = FakeStarter()
+        self.ledger = InMemoryRunLedger()
         self.ids: dict[str, str] = {}
         for stage in ("staging", "prod-1"):
             request = ApprovalRequest(
@@ -78,7 +86,9 @@ class Gate:
 
     def click(self, body: str, headers: dict[str, str], prefix: str = "https://hooks.slack.com/") -> dict[str, Any]:
         settings = InteractionSettings(signing_secret=SECRET, catalog=CATALOG, response_url_prefix=prefix)
-        ports = InteractionPorts(self.store, self.callbacks, self.alerts, self.guard, self.poster)
+        ports = InteractionPorts(
+            self.store, self.callbacks, self.alerts, self.guard, self.poster, self.starter, self.ledger
+        )
         return handle_interaction(body, headers, settings, ports, CLICK_AT)
 
     def unchanged(self) -> bool:
@@ -259,3 +269,137 @@ def test_slack_interaction_a_failed_message_update_still_reports_the_decision() 
     body = _body(gate.ids["prod-1"])
     answer = gate.click(body, _signed(body))
     assert (answer["status"], answer["message_updated"]) == ("approved", False)
+
+
+# -- Resume (rollout_failed) -----------------------------------------------------------------------------------------
+def _failed_cycle(gate: Gate, name: str = "cycle-2026-12", passed: tuple[str, ...] = ("staging",)) -> None:
+    start_rollout(StartRolloutRequest(cycle="2026-12", bake_seconds={"staging": 5}), gate.starter, NOW)
+    gate.starter.statuses[name] = "FAILED"
+    for stage in passed:
+        gate.ledger.record_stage_passed("2026-12", stage)
+
+
+def test_slack_interaction_resume_starts_the_next_attempt_once_and_says_who_resumed() -> None:
+    gate = Gate()
+    _failed_cycle(gate)
+    body = _body("cycle-2026-12", action="patchpilot_resume")
+    answer = gate.click(body, _signed(body))
+    assert (answer["action"], answer["started"], answer["execution_name"], answer["resumed_by"]) == (
+        "resume",
+        True,
+        "cycle-2026-12-r2",
+        "slack:ana (U0ANA)",
+    )
+    assert answer["skipped_stages"] == ["staging"]
+    attempt = RolloutRequest.model_validate_json(gate.starter.executions["cycle-2026-12-r2"])
+    assert (attempt.run_id, attempt.completed_stages) == ("2026-12", ["staging"])
+    [(url, update)] = gate.poster.posts
+    assert url == RESPONSE_URL
+    assert update["replace_original"] is True
+    assert "resumed by slack:ana (U0ANA): started execution cycle-2026-12-r2" in update["text"]
+    assert "actions" not in {block["type"] for block in update["blocks"]}
+    assert gate.unchanged()  # no approval decided, no task token used
+
+
+def test_slack_interaction_resume_second_click_starts_nothing_more() -> None:
+    gate = Gate()
+    _failed_cycle(gate)
+    first = _body("cycle-2026-12", action="patchpilot_resume")
+    gate.click(first, _signed(first))
+    second = _body("cycle-2026-12", action="patchpilot_resume", user={"id": "U0BOB", "username": "bob"})
+    answer = gate.click(second, _signed(second, timestamp=int(CLICK_AT.timestamp()) + 1))
+    assert (answer["started"], answer["execution_name"], answer["status"]) == (False, "cycle-2026-12-r2", "RUNNING")
+    assert sorted(gate.starter.executions) == ["cycle-2026-12", "cycle-2026-12-r2"]
+    assert "already resumed, execution cycle-2026-12-r2 (RUNNING)" in gate.poster.posts[-1][1]["text"]
+
+
+def test_slack_interaction_resume_button_of_an_older_attempt_does_not_resume_a_newer_failure() -> None:
+    gate = Gate()
+    _failed_cycle(gate)
+    resume_failed_attempt("cycle-2026-12", gate.starter, gate.ledger)
+    gate.starter.statuses["cycle-2026-12-r2"] = "FAILED"
+    body = _body("cycle-2026-12", action="patchpilot_resume")  # the first alert's button, clicked late
+    answer = gate.click(body, _signed(body))
+    assert (answer["started"], answer["execution_name"], answer["status"]) == (False, "cycle-2026-12-r2", "FAILED")
+    assert "cycle-2026-12-r3" not in gate.starter.executions
+
+
+def test_slack_interaction_resume_of_a_running_attempt_starts_nothing() -> None:
+    gate = Gate()
+    _failed_cycle(gate)
+    gate.starter.statuses["cycle-2026-12"] = "RUNNING"
+    body = _body("cycle-2026-12", action="patchpilot_resume")
+    answer = gate.click(body, _signed(body))
+    assert (answer["started"], answer["status"]) == (False, "RUNNING")
+    assert list(gate.starter.executions) == ["cycle-2026-12"]
+
+
+@pytest.mark.parametrize(
+    ("value", "user", "status", "reason"),
+    [
+        ("cycle-2026-12", {"id": "U0MALLORY", "username": "mallory"}, 403, "not on the policy's approvers"),
+        ("cycle-2026-11", None, 404, "no execution"),
+        ("rollout; DROP", None, 400, "rollout execution name"),
+        ("emergency-2026-12", None, 400, "rollout execution name"),
+        ("", None, 400, "rollout execution name"),
+    ],
+)
+def test_slack_interaction_resume_refusals_start_nothing(
+    value: str, user: dict[str, str] | None, status: int, reason: str
+) -> None:
+    gate = Gate()
+    _failed_cycle(gate)
+    body = _body(value, action="patchpilot_resume", user=user)
+    with pytest.raises(InteractionRejected, match=reason) as refused:
+        gate.click(body, _signed(body))
+    assert refused.value.status == status
+    assert list(gate.starter.executions) == ["cycle-2026-12"]
+    assert gate.poster.posts == []
+
+
+def test_slack_interaction_resume_forged_signature_starts_nothing() -> None:
+    gate = Gate()
+    _failed_cycle(gate)
+    body = _body("cycle-2026-12", action="patchpilot_resume")
+    with pytest.raises(InteractionRejected, match="signature does not match"):
+        gate.click(body, _signed(body, secret="guess"))
+    assert list(gate.starter.executions) == ["cycle-2026-12"]
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("cycle-2026-12", ("cycle-2026-12", "2026-12")),
+        ("cycle-2026-12-r3", ("cycle-2026-12", "2026-12")),
+        ("manual-2026-01-r2", ("manual-2026-01", "manual-2026-01")),
+        ("emergency-2026-12-0123456789ab-r2", ("emergency-2026-12-0123456789ab", "emergency-2026-12-0123456789ab")),
+    ],
+)
+def test_run_of_execution_names_the_run_of_any_attempt(name: str, expected: tuple[str, str]) -> None:
+    assert run_of_execution(name) == expected
+
+
+@pytest.mark.parametrize(
+    "name", ["cycle-2026-13", "cycle-2026-12-x", "emergency-2026-12", "manual-2026-12-0123456789ab"]
+)
+def test_run_of_execution_refuses_other_names(name: str) -> None:
+    with pytest.raises(ValueError, match="not the name of a PatchPilot rollout execution"):
+        run_of_execution(name)
+
+
+def test_chat_render_rollout_failed_carries_a_resume_button_with_the_failed_attempt() -> None:
+    alert = sample_alert(
+        kind="rollout_failed",
+        severity="critical",
+        stage_name=None,
+        run_id="cycle-2026-12-r2",
+        execution_id="arn:aws:states:us-east-1:123456789012:execution:patchpilot-rollout:cycle-2026-12-r2",
+    )
+    payload = render_slack(alert)
+    buttons = [e for b in payload["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    [resume] = [button for button in buttons if button["action_id"] == RESUME_ACTION_ID]
+    assert resume["value"] == "cycle-2026-12-r2"
+    assert resume["confirm"]["confirm"]["text"] == "Resume"
+    assert next_steps(alert)[0] == "patchpilot resume --cycle 2026-12"
+    other = sample_alert()
+    assert RESUME_ACTION_ID not in json.dumps(render_slack(other))

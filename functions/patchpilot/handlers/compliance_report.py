@@ -30,6 +30,7 @@ def handler(event: CycleReportRequest, context: LambdaContext) -> dict[str, Any]
         run_id=event.run_id,
         run_started_at=event.run_started_at,
         on_demand=event.action == "on_demand",
+        stopped_by=event.stopped_by,
     )
     emit_compliance(report.summary, rules, production_rate(report.nodes, rules))
     summary = report.cycle or cycle_compliance(report.summary, None, None)

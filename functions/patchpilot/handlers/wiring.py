@@ -170,13 +170,15 @@ def interaction_settings() -> InteractionSettings:
 
 
 def interaction_ports() -> InteractionPorts:
-    """Approvals, the execution, alerts, replay memory and response_url posts."""
+    """Approvals, the execution, alerts, replay memory, response_url posts, and the rollout starter for Resume."""
     return InteractionPorts(
         store=approval_store(),
         callbacks=execution_callbacks(),
         publisher=alert_publisher(),
         guard=DynamoDBInteractionGuard(TrackingSettings.from_env().runs_table_name, aws_clients.dynamodb()),
         poster=poster(),
+        starter=rollout_starter(),
+        ledger=run_ledger(),
     )
 
 

@@ -8,6 +8,7 @@ Limits (Slack Block Kit reference): 50 blocks per message, 3,000 characters per 
 """
 
 import json
+import re
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -39,6 +40,8 @@ KIND_TAG = "patchpilot:"
 """Slack header ``block_id`` / Adaptive Card title ``id`` prefix naming the alert kind (chat.jsonl reads it)."""
 APPROVE_ACTION_ID = "patchpilot_approve"
 REJECT_ACTION_ID = "patchpilot_reject"
+RESUME_ACTION_ID = "patchpilot_resume"
+_RESUMABLE_NAME = re.compile(r"^(cycle|manual|emergency)-\d{4}-\d{2}[-0-9a-z]*$")
 
 EMOJI: dict[Severity, str] = {"info": ":large_green_circle:", "warning": ":warning:", "critical": ":rotating_light:"}
 TEAMS_COLOUR: dict[Severity, str] = {"info": "Good", "warning": "Warning", "critical": "Attention"}
@@ -81,9 +84,25 @@ def next_steps(alert: Alert) -> list[str]:
         "approval_timed_out": ["patchpilot status", "patchpilot start --stages <stage>  (to try the promotion again)"],
         "events_dead_lettered": ["patchpilot chat redrive  (chat messages)", "patchpilot status"],
     }
+    if alert.kind == "rollout_failed":
+        return [*_resume_commands(failed_execution_name(alert)), "patchpilot status"]
     if alert.kind == "approval_requested" and alert.approval_id:
         return [f"patchpilot approve {alert.approval_id}", f"patchpilot reject {alert.approval_id} --reason <why>"]
     return by_kind.get(alert.kind, ["patchpilot status"])
+
+
+def failed_execution_name(alert: Alert) -> str | None:
+    """The execution a rollout_failed alert is about (the last part of its ARN), if it is a PatchPilot rollout's."""
+    name = (alert.execution_id or "").rsplit(":", 1)[-1] if alert.execution_id else alert.run_id
+    return name if _RESUMABLE_NAME.match(name) else None
+
+
+def _resume_commands(execution_name: str | None) -> list[str]:
+    match = re.match(r"^(cycle|manual)-(\d{4}-\d{2})", execution_name or "")
+    if match is None:
+        return []
+    manual = " --manual" if match.group(1) == "manual" else ""
+    return [f"patchpilot resume --cycle {match.group(2)}{manual}"]
 
 
 def _clip(text: str, limit: int) -> str:
@@ -153,6 +172,22 @@ def _slack_buttons(alert: Alert, url: str | None) -> list[Block]:
         )
         elements.append(
             ButtonElement(text="Reject", action_id=REJECT_ACTION_ID, value=alert.approval_id, style="danger")
+        )
+    failed = failed_execution_name(alert) if alert.kind == "rollout_failed" else None
+    if failed:
+        elements.append(
+            ButtonElement(
+                text="Resume",
+                action_id=RESUME_ACTION_ID,
+                value=failed,
+                style="primary",
+                confirm=ConfirmObject(
+                    title="Resume the rollout?",
+                    text=_clip(f"Starts the next attempt of {failed}; stages that passed are not patched again.", 300),
+                    confirm="Resume",
+                    deny="Cancel",
+                ),
+            )
         )
     if url:
         elements.append(ButtonElement(text="Open execution", action_id="patchpilot_open_execution", url=url))
@@ -252,6 +287,20 @@ def decided_update(alert_summary: str, approval_id: str, status: str, approver: 
     text = f"{emoji} Approval {approval_id} {status} by {approver}. {note}".strip()
     blocks = [
         SectionBlock(text=MarkdownTextObject(text=_clip(alert_summary, MAX_SECTION_TEXT))),
+        ContextBlock(elements=[MarkdownTextObject(text=_clip(text, MAX_SECTION_TEXT))]),
+    ]
+    return {"replace_original": True, "text": text, "blocks": [block.to_dict() for block in blocks]}
+
+
+def resumed_update(failed: str, attempt: str, status: str | None, started: bool, actor: str) -> dict[str, Any]:
+    """The Slack ``response_url`` body that replaces a rollout_failed alert with who resumed it (buttons removed)."""
+    if started:
+        text = f":arrows_counterclockwise: Rollout {failed} resumed by {actor}: started execution {attempt}."
+    else:
+        state = f" ({status})" if status else ""
+        text = f":information_source: {actor} asked to resume {failed}: already resumed, execution {attempt}{state}."
+    blocks = [
+        SectionBlock(text=MarkdownTextObject(text=_clip(f"Rollout {failed} stopped.", MAX_SECTION_TEXT))),
         ContextBlock(elements=[MarkdownTextObject(text=_clip(text, MAX_SECTION_TEXT))]),
     ]
     return {"replace_original": True, "text": text, "blocks": [block.to_dict() for block in blocks]}

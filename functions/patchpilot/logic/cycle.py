@@ -13,6 +13,10 @@ from patchpilot.models.state import WaitLimits
 
 RESUMABLE_STATUSES = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
 _ATTEMPT_SUFFIX = re.compile(r"-r(\d+)$")
+_EXECUTION_NAME = re.compile(
+    r"^(?P<run_name>(?P<prefix>cycle-|manual-|emergency-)\d{4}-(0[1-9]|1[0-2])(?P<digest>-[0-9a-f]{12})?)"
+    r"(-r(?P<attempt>\d{1,3}))?$"
+)
 
 
 def _run_id_and_name(request: StartRolloutRequest, now: datetime) -> tuple[str, str]:
@@ -76,7 +80,7 @@ def start_rollout(
     """
     run_id, name = _run_id_and_name(request, now)
     if request.resume:
-        return _resume(request, run_id, name, starter.latest_attempt(name), starter, ledger)
+        return _resume(run_id, name, starter.latest_attempt(name), starter, ledger)
     fields = request.model_dump(exclude={"cycle", "resume"}, exclude_none=True)
     if "limits" not in fields and default_limits is not None:
         fields["limits"] = default_limits.model_dump()
@@ -90,8 +94,55 @@ def start_rollout(
     return RolloutStarted(execution_name=name, execution_arn=arn, run_id=run_id, started=started)
 
 
+def run_of_execution(execution_name: str) -> tuple[str, str]:
+    """(run name, run id) of any attempt's execution name: ``cycle-2026-12-r2`` -> (``cycle-2026-12``, ``2026-12``).
+
+    Raises
+    ------
+    ValueError
+        The name is not one PatchPilot gives its executions.
+    """
+    match = _EXECUTION_NAME.match(execution_name)
+    if match is None or (match.group("prefix") == "emergency-") != (match.group("digest") is not None):
+        raise ValueError(f"{execution_name!r} is not the name of a PatchPilot rollout execution")
+    run_name = match.group("run_name")
+    return run_name, run_name.removeprefix("cycle-")
+
+
+def resume_failed_attempt(execution_name: str, starter: RolloutStarter, ledger: RunLedger) -> RolloutStarted:
+    """Resume the run of one failed attempt (a chat button names the attempt its alert was about), at most once.
+
+    Parameters
+    ----------
+    execution_name : str
+        The attempt that failed (``cycle-2026-12``, ``cycle-2026-12-r2``, ``emergency-2026-12-<digest>``...).
+    starter, ledger
+        Step Functions and the run's passed stages.
+
+    Returns
+    -------
+    RolloutStarted
+        ``started`` True for the click that started the next attempt. Once that attempt exists (a second click, a
+        click on an older alert, a concurrent click that lost the race on the execution name), nothing is started
+        and the answer names the run's latest attempt and its status.
+
+    Raises
+    ------
+    ValueError
+        Not a PatchPilot execution name.
+    NothingToResume
+        The run has no execution.
+    """
+    run_name, run_id = run_of_execution(execution_name)
+    latest = starter.latest_attempt(run_name)
+    if latest is not None and latest.name != execution_name:
+        return RolloutStarted(
+            execution_name=latest.name, execution_arn=latest.arn, run_id=run_id, started=False, status=latest.status
+        )
+    return _resume(run_id, run_name, latest, starter, ledger)
+
+
 def _resume(
-    request: StartRolloutRequest,
     run_id: str,
     name: str,
     latest: ExecutionAttempt | None,

@@ -7,6 +7,7 @@ Keys: ``reports/<run_id>/stages/<stage>.{html,csv,json}`` and ``reports/<run_id>
 """
 
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime
 
 from patchpilot.integrations.compliance_ports import ComplianceStore, FleetComplianceSource, ReportStore
@@ -24,12 +25,14 @@ from patchpilot.models.patches import PatchState
 from patchpilot.models.report import (
     ComplianceReport,
     ExcludedPatchEvidence,
+    FailedStageReportRequest,
     ReportLocation,
     StageNodeResult,
     StageReport,
     StageReportRequest,
     TrendPoint,
 )
+from patchpilot.models.rollout import CommandResultRef, RunContext, StagePlan
 from patchpilot.reporting import render
 
 INSTALLED_NOW = (PatchState.INSTALLED, PatchState.INSTALLED_PENDING_REBOOT)
@@ -73,16 +76,59 @@ def build_stage_report(
     rebooted when it installed at least one patch in this run under ``RebootIfNeeded``
     (AWS-RunPatchBaseline reboots after installing any patch with that option).
     """
-    run, stage = request.run, request.stage
-    installs = [ref.command_id for ref in request.results if ref.phase == "install"]
+    ports = _StagePorts(tracker, inventory, ledger, source)
+    return _stage_report(
+        request.run, request.stage, request.results, request.verdict.targeted, request.finished_at, ports
+    )
+
+
+def build_failed_stage_report(
+    request: FailedStageReportRequest,
+    tracker: InstallTracker,
+    inventory: PatchInventory,
+    ledger: ExclusionLedger,
+    source: FleetComplianceSource,
+) -> StageReport:
+    """The completion report of a stage that failed its health check or stopped on an error.
+
+    It counts what the stage got to: the install commands of the patch step (kept as ``patch_results`` when the
+    verify step after the bake failed, else the failing step's own commands), with the error and its cause. A stage
+    stopped before its health verdict counts as targeted the nodes its install command reported for.
+    """
+    state = request.state
+    refs = list({ref.command_id: ref for ref in [*state.patch_results, *state.results]}.values())
+    targeted = state.verdict.targeted if state.verdict is not None else None
+    ports = _StagePorts(tracker, inventory, ledger, source)
+    report = _stage_report(state.run, state.stage, refs, targeted, request.finished_at, ports)
+    cause = f": {state.failure.cause}" if state.failure.cause else ""
+    return report.model_copy(update={"status": "failed", "failure": f"{state.failure.error}{cause}"})
+
+
+@dataclass(frozen=True)
+class _StagePorts:
+    tracker: InstallTracker
+    inventory: PatchInventory
+    ledger: ExclusionLedger
+    source: FleetComplianceSource
+
+
+def _stage_report(
+    run: RunContext,
+    stage: StagePlan,
+    refs: list[CommandResultRef],
+    targeted: int | None,
+    finished_at: datetime,
+    ports: _StagePorts,
+) -> StageReport:
+    installs = [ref.command_id for ref in refs if ref.phase == "install"]
     nodes: list[StageNodeResult] = []
     patch_counts: Counter[str] = Counter()
     for command_id in installs:
-        for result in tracker.list_results(command_id):
+        for result in ports.tracker.list_results(command_id):
             installed = tuple(
                 sorted(
                     patch.patch_id
-                    for patch in inventory.installed_during(result.instance_id, run.started_at)
+                    for patch in ports.inventory.installed_during(result.instance_id, run.started_at)
                     if patch.state in INSTALLED_NOW
                 )
             )
@@ -96,8 +142,8 @@ def build_stage_report(
                     patches_installed=installed,
                 )
             )
-    times = [t for t in (source.command_requested_at(c) for c in installs) if t is not None]
-    reports = source.patch_states(sorted({node.node_id for node in nodes}))
+    times = [t for t in (ports.source.command_requested_at(c) for c in installs) if t is not None]
+    reports = ports.source.patch_states(sorted({node.node_id for node in nodes}))
     ends = [state.operation_end for state in reports.values()]
     return StageReport(
         run_id=run.run_id,
@@ -105,15 +151,15 @@ def build_stage_report(
         patch_group=stage.patch_group,
         role=stage.role,
         status="passed",
-        targeted=request.verdict.targeted,
+        targeted=targeted if targeted is not None else len({node.node_id for node in nodes}),
         installed=sum(node.succeeded for node in nodes),
         failed=sum(not node.succeeded for node in nodes),
         rebooted=sum(node.rebooted for node in nodes),
         started_at=min(times) if times else None,
         patched_at=max(ends) if ends and times and max(ends) >= min(times) else None,
-        finished_at=request.finished_at,
+        finished_at=finished_at,
         patches_installed=dict(sorted(patch_counts.items())),
-        excluded=excluded_in_run(ledger, run.run_id, stage.name),
+        excluded=excluded_in_run(ports.ledger, run.run_id, stage.name),
         nodes=sorted(nodes, key=lambda node: node.node_id),
     )
 
@@ -161,6 +207,11 @@ def cycle_compliance(
     )
 
 
+def _title(run_id: str | None, stopped_by: str | None) -> str:
+    title = f"PatchPilot compliance report{f': run {run_id}' if run_id else ''}"
+    return f"{title} (rollout stopped: {stopped_by})" if stopped_by else title
+
+
 def build_compliance_report(
     source: FleetComplianceSource,
     store: ComplianceStore,
@@ -171,6 +222,7 @@ def build_compliance_report(
     run_id: str | None = None,
     run_started_at: datetime | None = None,
     on_demand: bool = False,
+    stopped_by: str | None = None,
 ) -> tuple[ComplianceReport, ReportLocation]:
     """Take a compliance snapshot, keep it (node rows and the trend), render and store the compliance report.
 
@@ -187,6 +239,8 @@ def build_compliance_report(
         before the run started.
     on_demand : bool
         A report taken now (stored under ``reports/on-demand/<time>/``), not the one closing the cycle.
+    stopped_by : str, optional
+        The error that stopped the rollout (the report of a failed or aborted run says so in its title).
 
     Returns
     -------
@@ -213,7 +267,7 @@ def build_compliance_report(
         html=f"{prefix}/report.html", csv=f"{prefix}/compliance.csv", json_uri=f"{prefix}/report.json"
     )
     report = ComplianceReport(
-        title=f"PatchPilot compliance report{f': run {run_id}' if run_id else ''}",
+        title=_title(run_id, stopped_by),
         run_id=run_id,
         generated_at=now,
         summary=summary,

@@ -1,9 +1,13 @@
-"""Approve or reject from Slack: verify the request, authorise the user, decide once, update the message in place.
+"""Approve, reject or resume from Slack: verify the request, authorise the user, act once, update the message in place.
 
 Slack signs every interaction request: ``v0=`` + HMAC-SHA256(signing secret, ``v0:<timestamp>:<raw body>``) in
 ``X-Slack-Signature``, the timestamp in ``X-Slack-Request-Timestamp``; requests older than 5 minutes are refused
 (https://api.slack.com/authentication/verifying-requests-from-slack). slack_sdk's SignatureVerifier checks both
 (``hmac.compare_digest``). A signature is accepted once: a replayed request is refused even inside the window.
+
+The Resume button of a rollout_failed alert carries the failed attempt's execution name; an approver's click starts
+the run's next attempt exactly as ``patchpilot resume`` does (logic.cycle), and only while that attempt is the run's
+latest: a second click, or a click on an older alert, starts nothing and says which attempt is already under way.
 """
 
 import json
@@ -21,12 +25,22 @@ from patchpilot.integrations.ports import (
     ChatPoster,
     ExecutionCallbacks,
     InteractionGuard,
+    RolloutStarter,
+    RunLedger,
 )
 from patchpilot.logic.approval import decide_approval
-from patchpilot.logic.chat_render import APPROVE_ACTION_ID, REJECT_ACTION_ID, decided_update
+from patchpilot.logic.chat_render import (
+    APPROVE_ACTION_ID,
+    REJECT_ACTION_ID,
+    RESUME_ACTION_ID,
+    decided_update,
+    resumed_update,
+)
+from patchpilot.logic.cycle import resume_failed_attempt, run_of_execution
 from patchpilot.models.approval import ApprovalDecided, ApprovalId, DecideApprovalRequest
 from patchpilot.models.chat import InteractionRejected
-from patchpilot.models.exceptions import ApprovalExpired, ApprovalNotFound
+from patchpilot.models.cycle import RolloutStarted
+from patchpilot.models.exceptions import ApprovalExpired, ApprovalNotFound, NothingToResume
 from patchpilot.models.rollout import StageCatalog
 
 SIGNATURE_WINDOW_SECONDS = 300
@@ -45,7 +59,7 @@ class SlackUser(BaseModel):
 
 
 class SlackAction(BaseModel):
-    """Which button, carrying which value (the approval id)."""
+    """Which button, carrying which value (the approval id, or the failed execution's name for Resume)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -66,13 +80,18 @@ class BlockActions(BaseModel):
 
 @dataclass(frozen=True)
 class InteractionPorts:
-    """What answering an interaction needs: approvals, the execution, alerts, replay memory, response_url posts."""
+    """What answering an interaction needs: approvals, the execution, alerts, replay memory, posts, a starter.
+
+    The rollout starter and the run's passed stages serve Resume.
+    """
 
     store: ApprovalStore
     callbacks: ExecutionCallbacks
     publisher: AlertPublisher
     guard: InteractionGuard
     poster: ChatPoster
+    starter: RolloutStarter
+    ledger: RunLedger
 
 
 @dataclass(frozen=True)
@@ -118,7 +137,10 @@ def verify_request(body: str, headers: dict[str, str], secret: str, guard: Inter
 
 
 def parse_actions(body: str) -> tuple[BlockActions, str, str]:
-    """(payload, decision, approval id) of a button click; 400 for anything else."""
+    """(payload, decision, target) of a button click; 400 for anything else.
+
+    The target is the approval id of Approve/Reject, the failed execution's name of Resume.
+    """
     if len(body.encode()) > MAX_BODY_BYTES:
         raise InteractionRejected(400, "the request body is too large")
     try:
@@ -129,9 +151,15 @@ def parse_actions(body: str) -> tuple[BlockActions, str, str]:
     if payload.type != "block_actions":
         raise InteractionRejected(400, f"unsupported interaction type {payload.type!r}")
     action = payload.actions[0]
-    decisions = {APPROVE_ACTION_ID: "approve", REJECT_ACTION_ID: "reject"}
+    decisions = {APPROVE_ACTION_ID: "approve", REJECT_ACTION_ID: "reject", RESUME_ACTION_ID: "resume"}
     if action.action_id not in decisions:
         raise InteractionRejected(400, f"unsupported action {action.action_id!r}")
+    if decisions[action.action_id] == "resume":
+        try:
+            run_of_execution(action.value or "")
+        except ValueError:
+            raise InteractionRejected(400, "the button does not carry a rollout execution name") from None
+        return payload, "resume", str(action.value)
     try:
         approval_id = _APPROVAL_ID.validate_python(action.value)
     except ValidationError:
@@ -139,11 +167,20 @@ def parse_actions(body: str) -> tuple[BlockActions, str, str]:
     return payload, decisions[action.action_id], approval_id
 
 
-def authorise(user: SlackUser, approval_id: str, settings: InteractionSettings, store: ApprovalStore) -> str:
-    """The approver name to record, if the user may decide this approval; 403 (or 404) otherwise."""
+def _approver_names(user: SlackUser, settings: InteractionSettings) -> set[str]:
     names = {name for name in (user.id, user.username, user.name) if name}
     if not names & set(settings.catalog.approvers):
         raise InteractionRejected(403, f"user {user.id} is not on the policy's approvers list")
+    return names
+
+
+def _actor(user: SlackUser) -> str:
+    return f"slack:{user.username or user.name or user.id} ({user.id})"
+
+
+def authorise(user: SlackUser, approval_id: str, settings: InteractionSettings, store: ApprovalStore) -> str:
+    """The approver name to record, if the user may decide this approval; 403 (or 404) otherwise."""
+    names = _approver_names(user, settings)
     record = store.get(approval_id)
     if record is None:
         raise InteractionRejected(404, f"no approval has the id {approval_id}")
@@ -151,7 +188,7 @@ def authorise(user: SlackUser, approval_id: str, settings: InteractionSettings, 
     production = stage is None or stage.role == "production"
     if production and record.requested_by and record.requested_by in names:
         raise InteractionRejected(403, f"user {user.id} requested run {record.run_id}: someone else must approve it")
-    return f"slack:{user.username or user.name or user.id} ({user.id})"
+    return _actor(user)
 
 
 def _update_message(payload: BlockActions, decided: ApprovalDecided, ports: InteractionPorts, prefix: str) -> bool:
@@ -166,7 +203,7 @@ def _update_message(payload: BlockActions, decided: ApprovalDecided, ports: Inte
 def handle_interaction(
     body: str, headers: dict[str, str], settings: InteractionSettings, ports: InteractionPorts, now: datetime
 ) -> dict[str, Any]:
-    """Answer one Slack interaction request (a click on Approve or Reject).
+    """Answer one Slack interaction request (a click on Approve, Reject or Resume).
 
     Parameters
     ----------
@@ -182,16 +219,19 @@ def handle_interaction(
     Returns
     -------
     dict
-        What was decided (``recorded_earlier`` for a second click) and whether the message was updated in place.
+        What was decided (``recorded_earlier`` for a second click), or for Resume which attempt serves the run
+        (``started`` False for a second click), and whether the message was updated in place.
 
     Raises
     ------
     InteractionRejected
         401 (unsigned, bad signature, stale, replayed), 403 (not an approver, requester in production),
-        404 (unknown approval), 410 (expired), 400 (malformed). Nothing changed.
+        404 (unknown approval, a run without execution), 410 (expired), 400 (malformed). Nothing changed.
     """
     verify_request(body, headers, settings.signing_secret, ports.guard, now)
     payload, decision, approval_id = parse_actions(body)
+    if decision == "resume":
+        return resume_from_chat(payload, approval_id, settings, ports)
     approver = authorise(payload.user, approval_id, settings, ports.store)
     request = DecideApprovalRequest(approval_id=approval_id, decision=decision, approver=approver)  # type: ignore[arg-type]
     try:
@@ -202,3 +242,38 @@ def handle_interaction(
         raise InteractionRejected(410, str(error)) from None
     updated = _update_message(payload, decided, ports, settings.response_url_prefix)
     return {**decided.model_dump(mode="json"), "message_updated": updated}
+
+
+def _update_resumed(
+    payload: BlockActions, failed: str, started: RolloutStarted, actor: str, prefix: str, ports: InteractionPorts
+) -> bool:
+    if not payload.response_url or not payload.response_url.startswith(prefix):
+        return False
+    body = resumed_update(failed, started.execution_name, started.status, started.started, actor)
+    return ports.poster.post(payload.response_url, body).delivered
+
+
+def resume_from_chat(
+    payload: BlockActions, failed_execution: str, settings: InteractionSettings, ports: InteractionPorts
+) -> dict[str, Any]:
+    """An approver's Resume click: start the run's next attempt once, and say in the message who resumed it.
+
+    Raises
+    ------
+    InteractionRejected
+        403 (not an approver), 404 (the run has no execution).
+    """
+    _approver_names(payload.user, settings)
+    actor = _actor(payload.user)
+    try:
+        started = resume_failed_attempt(failed_execution, ports.starter, ports.ledger)
+    except NothingToResume as error:
+        raise InteractionRejected(404, str(error)) from None
+    updated = _update_resumed(payload, failed_execution, started, actor, settings.response_url_prefix, ports)
+    return {
+        "action": "resume",
+        "resumed_by": actor,
+        "failed_execution": failed_execution,
+        **started.model_dump(mode="json"),
+        "message_updated": updated,
+    }

@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, StringConstraints
 
 from patchpilot.models.compliance import ComplianceSummary, CycleCompliance, NodeCompliance, RiskEntry
-from patchpilot.models.rollout import CommandResultRef, RunContext, StageOutcome, StagePlan, StageVerdict
+from patchpilot.models.rollout import CommandResultRef, PhaseSet, RunContext, StageOutcome, StagePlan, StageVerdict
 
 
 class _Model(BaseModel):
@@ -49,6 +49,7 @@ class StageReport(_Model):
     patches_installed: dict[str, int]
     excluded: list[ExcludedPatchEvidence]
     nodes: list[StageNodeResult]
+    failure: str | None = None  # a failed stage: the error that stopped it and its cause
 
     @property
     def duration_hours(self) -> float | None:
@@ -96,6 +97,44 @@ class StageReportRequest(_Model):
     finished_at: AwareDatetime
 
 
+class StageFailure(BaseModel):
+    """The error that stopped a stage, as the state machine keeps it (``$.failure``)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    error: str = Field(alias="Error", min_length=1, max_length=256)
+    cause: str | None = Field(default=None, alias="Cause", max_length=32768)
+
+
+class FailedStageState(BaseModel):
+    """The stage's state when it stopped: what it got to (commands, verdict) and the error.
+
+    A stage can stop before any command (its approval errored), during its commands (no results, no verdict), or
+    with a verdict (the health check failed, in the patch step or in the verify step after the bake).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    run: RunContext
+    stage: StagePlan
+    phase_set: PhaseSet | None = None
+    attempt: int | None = None
+    results: list[CommandResultRef] = Field(default_factory=list)  # the commands of the step that stopped
+    patch_results: list[CommandResultRef] = Field(default_factory=list)  # the install step's, if the verify failed
+    verdict: StageVerdict | None = None
+    failure: StageFailure
+
+
+class FailedStageReportRequest(_Model):
+    """Input of the stage-report step of a stage that failed or errored (the whole stage state, as it stopped)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    action: Literal["stage_failed"]
+    state: FailedStageState
+    finished_at: AwareDatetime
+
+
 class CycleReportRequest(_Model):
     """Input of the cycle-end compliance step, and of an on-demand report (`patchpilot report`)."""
 
@@ -104,6 +143,7 @@ class CycleReportRequest(_Model):
     action: Literal["cycle", "on_demand"]
     run_id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,55}$")] | None = None
     run_started_at: AwareDatetime | None = None
+    stopped_by: str | None = Field(default=None, max_length=256)  # the error that stopped the rollout, if it stopped
 
 
 class ReportLocation(_Model):

@@ -14,6 +14,7 @@ h1 { font-size: 22px; margin-bottom: 4px; } h2 { font-size: 17px; margin-top: 28
 .kpi b { display: block; font-size: 20px; }
 table { border-collapse: collapse; width: 100%; margin: 8px 0; } th, td { border: 1px solid #ddd; padding: 3px 6px;
 text-align: left; vertical-align: top; } th { background: #f3f3f3; } td.n { text-align: right; }
+.failure { color: #c62828; border-left: 4px solid #c62828; padding-left: 8px; }
 .compliant { color: #2e7d32; } .non_compliant { color: #c62828; } .unmanaged { color: #6d4c41; }
 .scan_in_progress { color: #1565c0; } .install_in_progress { color: #ef6c00; }
 @media print { body { margin: 0; font-size: 10px; } h2 { break-after: avoid; } tr, svg, .kpi { break-inside: avoid; }
@@ -31,6 +32,7 @@ STAGE = """{% extends "base.html" %}{% block body %}
 <h1>Stage {{ r.stage_name }}: {{ r.status }}</h1>
 <p class="meta">Run {{ r.run_id }} &middot; patch group {{ r.patch_group }} ({{ r.role }}) &middot;
 first install sent {{ r.started_at or "unknown" }} &middot; last post-patch report {{ r.patched_at or "unknown" }} &middot; recorded {{ r.finished_at }}</p>
+{% if r.failure %}<p class="failure"><b>The stage stopped:</b> {{ r.failure }}</p>{% endif %}
 <div class="kpis">
 <div class="kpi">targeted<b>{{ r.targeted }}</b></div><div class="kpi">installed<b>{{ r.installed }}</b></div>
 <div class="kpi">failed<b>{{ r.failed }}</b></div><div class="kpi">rebooted<b>{{ r.rebooted }}</b></div>
