@@ -166,10 +166,12 @@ class Command:
     status: str = "Pending"
     running: int = 0
     errors: int = 0
+    completed: int = 0  # invocations in a terminal status (kept as they end: a fleet-wide scan per result is O(n^2))
+    unsuccessful: int = 0  # of those, the ones that did not end Success
 
     @property
     def finished(self) -> bool:
-        return self.resolved and all(inv.status in TERMINAL for inv in self.invocations.values())
+        return self.resolved and self.completed == len(self.invocations)
 
     @property
     def expires_after(self) -> datetime:
@@ -433,6 +435,7 @@ class SsmAgentSimulator:
 
     def _target(self, command: Command, instances: list[SimulatedInstance], anchor: float | None = None) -> None:
         command.invocations = {i.instance_id: Invocation(instance=i) for i in instances}
+        command.completed = command.unsuccessful = 0
         command.queue = [i.instance_id for i in instances]
         command.resolved = True
         if not command.targets:
@@ -610,6 +613,9 @@ class SsmAgentSimulator:
 
     def _finish(self, command: Command, instance_id: str, status: str) -> None:
         invocation = command.invocations[instance_id]
+        if invocation.status not in TERMINAL and status in TERMINAL:
+            command.completed += 1
+            command.unsuccessful += status != "Success"
         invocation.status = status
         invocation.ended = self.clock.now()
         self._emit_invocation(command, invocation)
