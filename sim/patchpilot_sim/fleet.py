@@ -168,6 +168,7 @@ class Command:
     errors: int = 0
     completed: int = 0  # invocations in a terminal status (kept as they end: a fleet-wide scan per result is O(n^2))
     unsuccessful: int = 0  # of those, the ones that did not end Success
+    delivery_timed_out: int = 0  # of those, the ones that ended DeliveryTimedOut
 
     @property
     def finished(self) -> bool:
@@ -435,7 +436,7 @@ class SsmAgentSimulator:
 
     def _target(self, command: Command, instances: list[SimulatedInstance], anchor: float | None = None) -> None:
         command.invocations = {i.instance_id: Invocation(instance=i) for i in instances}
-        command.completed = command.unsuccessful = 0
+        command.completed = command.unsuccessful = command.delivery_timed_out = 0
         command.queue = [i.instance_id for i in instances]
         command.resolved = True
         if not command.targets:
@@ -616,6 +617,7 @@ class SsmAgentSimulator:
         if invocation.status not in TERMINAL and status in TERMINAL:
             command.completed += 1
             command.unsuccessful += status != "Success"
+            command.delivery_timed_out += status == "DeliveryTimedOut"
         invocation.status = status
         invocation.ended = self.clock.now()
         self._emit_invocation(command, invocation)
@@ -675,7 +677,6 @@ class SsmAgentSimulator:
         }
 
     def _command_view(self, command: Command) -> dict[str, Any]:
-        statuses = [inv.status for inv in command.invocations.values()]
         return {
             "CommandId": command.command_id,
             "DocumentName": command.document_name,
@@ -688,10 +689,10 @@ class SsmAgentSimulator:
             "ExpiresAfter": command.expires_after,
             "MaxConcurrency": command.max_concurrency,
             "MaxErrors": command.max_errors,
-            "TargetCount": len(statuses),
-            "CompletedCount": sum(s in TERMINAL for s in statuses),
-            "ErrorCount": sum(s in TERMINAL and s != "Success" for s in statuses),
-            "DeliveryTimedOutCount": statuses.count("DeliveryTimedOut"),
+            "TargetCount": len(command.invocations),
+            "CompletedCount": command.completed,
+            "ErrorCount": command.unsuccessful,
+            "DeliveryTimedOutCount": command.delivery_timed_out,
             "TimeoutSeconds": command.delivery_timeout_seconds,
         }
 

@@ -160,4 +160,7 @@ def test_stage_progress_counts_the_latest_commands_reported_and_failed_invocatio
     (row,) = stage_progress(sim, {"first-prod": GROUP, "idle": "prod-2"})[:1]
     assert row == StageProgress("first-prod", "Scan", 6, 6, 6 - statuses["Success"])
     assert row.failed == 1
+    listed = _command(sim, scan_id)
+    assert (listed["TargetCount"], listed["CompletedCount"], listed["ErrorCount"]) == (6, 6, 1)
+    assert listed["DeliveryTimedOutCount"] == statuses["DeliveryTimedOut"] == 1
     assert stage_progress(sim, {"idle": "prod-2"}) == [StageProgress("idle", "", 0, 0, 0)]
