@@ -44,6 +44,7 @@ def simulate(
     as_json: Annotated[bool, typer.Option("--json", help="print summary.json instead of progress")] = False,
 ) -> None:
     """Run one patch cycle locally: moto, the real state machine and handlers, a simulated fleet."""
+    from patchpilot_sim.progress import progress_view
     from patchpilot_sim.scenarios import SCENARIOS
     from patchpilot_sim.simulate import SimulationOptions, run_simulation
 
@@ -58,8 +59,11 @@ def simulate(
     if time_scale <= 0:
         raise typer.BadParameter("--time-scale must be positive")
     options = SimulationOptions(instances=instances, scenario=scenario, seed=seed, time_scale=time_scale, out_dir=out)
-    say = (lambda _: None) if as_json else (lambda line: console.print(line, markup=False, soft_wrap=True))
-    summary = run_simulation(options, say)
+    view = progress_view(console, as_json)
+    try:
+        summary = run_simulation(options, view.say, view)
+    finally:
+        view.close()
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
     else:

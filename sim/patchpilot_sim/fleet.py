@@ -166,10 +166,13 @@ class Command:
     status: str = "Pending"
     running: int = 0
     errors: int = 0
+    completed: int = 0  # invocations in a terminal status (kept as they end: a fleet-wide scan per result is O(n^2))
+    unsuccessful: int = 0  # of those, the ones that did not end Success
+    delivery_timed_out: int = 0  # of those, the ones that ended DeliveryTimedOut
 
     @property
     def finished(self) -> bool:
-        return self.resolved and all(inv.status in TERMINAL for inv in self.invocations.values())
+        return self.resolved and self.completed == len(self.invocations)
 
     @property
     def expires_after(self) -> datetime:
@@ -435,6 +438,7 @@ class SsmAgentSimulator:
 
     def _target(self, command: Command, instances: list[SimulatedInstance], anchor: float | None = None) -> None:
         command.invocations = {i.instance_id: Invocation(instance=i) for i in instances}
+        command.completed = command.unsuccessful = command.delivery_timed_out = 0
         command.queue = [i.instance_id for i in instances]
         command.resolved = True
         if not command.targets:
@@ -614,6 +618,10 @@ class SsmAgentSimulator:
 
     def _finish(self, command: Command, instance_id: str, status: str) -> None:
         invocation = command.invocations[instance_id]
+        if invocation.status not in TERMINAL and status in TERMINAL:
+            command.completed += 1
+            command.unsuccessful += status != "Success"
+            command.delivery_timed_out += status == "DeliveryTimedOut"
         invocation.status = status
         invocation.ended = self.clock.now()
         self._emit_invocation(command, invocation)
@@ -673,7 +681,6 @@ class SsmAgentSimulator:
         }
 
     def _command_view(self, command: Command) -> dict[str, Any]:
-        statuses = [inv.status for inv in command.invocations.values()]
         return {
             "CommandId": command.command_id,
             "DocumentName": command.document_name,
@@ -686,10 +693,10 @@ class SsmAgentSimulator:
             "ExpiresAfter": command.expires_after,
             "MaxConcurrency": command.max_concurrency,
             "MaxErrors": command.max_errors,
-            "TargetCount": len(statuses),
-            "CompletedCount": sum(s in TERMINAL for s in statuses),
-            "ErrorCount": sum(s in TERMINAL and s != "Success" for s in statuses),
-            "DeliveryTimedOutCount": statuses.count("DeliveryTimedOut"),
+            "TargetCount": len(command.invocations),
+            "CompletedCount": command.completed,
+            "ErrorCount": command.unsuccessful,
+            "DeliveryTimedOutCount": command.delivery_timed_out,
             "TimeoutSeconds": command.delivery_timeout_seconds,
         }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import logging
@@ -23,6 +24,7 @@ from moto import mock_aws
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service_aws_sdk as aws_sdk_task,
 )
+from moto.stepfunctions.responses import get_backend as stepfunctions_backend
 
 from patchpilot.handlers import wiring
 from patchpilot.integrations import aws_clients
@@ -448,6 +450,21 @@ class LocalRuntime:
         for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn):
             events.extend(cast(list[dict[str, Any]], page["events"]))
         return events
+
+    def history_since(self, execution_arn: str, seen: int) -> list[dict[str, Any]]:
+        """The execution's history events after the first `seen`, read from moto's execution as they are appended.
+
+        What GetExecutionHistory pages through, without deep-copying and serialising the whole history again on
+        every poll (it grows with the run; a follower that polls ten times a second would re-read it each time).
+        """
+        execution: Any = stepfunctions_backend(ACCOUNT_ID, self.region).describe_execution(execution_arn)
+        worker = execution.exec_worker  # moto's ASL engine (execute_state_machine: the parser backend)
+        env = worker.env if worker is not None else None
+        if env is None:  # not started yet
+            return []
+        manager = env.event_manager
+        with manager._mutex:
+            return copy.deepcopy(list(manager._history_event_list[seen:]))
 
     def settle(self, timeout: float = 30.0) -> None:
         """Wait until no event is being delivered and the fleet has no running command."""

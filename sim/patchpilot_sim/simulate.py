@@ -20,6 +20,7 @@ from patchpilot_sim.compliance_demo import ComplianceDemo, compliance_object, co
 from patchpilot_sim.faults import FaultInjector
 from patchpilot_sim.metering import CallMeter
 from patchpilot_sim.plan_demo import say_plan
+from patchpilot_sim.progress import ProgressView, stage_progress
 from patchpilot_sim.runtime import LOCAL_LIMITS, LocalRuntime
 from patchpilot_sim.scenarios import SCENARIOS, Scenario, apply_scenario, build_fleet, release_next_month
 from patchpilot_sim.template import SamTemplate
@@ -36,6 +37,7 @@ WINDOWS_HEALTH_CHECK = HealthCheck(
 # Bakes are pure waiting: one real second per simulated day, and the simulated clock jumps over the rest.
 BAKE_SECONDS_PER_REAL_SECOND = 86_400
 APPROVAL_TIMEOUT_REAL_SECONDS = 15
+PROGRESS_REFRESH_SECONDS = 0.5  # real seconds between redraws of the live view
 ON_CALL_ANSWER_SIMULATED_SECONDS = 1_800
 ON_CALL_USER = "oncall-sim"  # on the policy's approvals.approvers list
 ON_CALL_USER_ID = "U0SIMONCALL"
@@ -169,14 +171,21 @@ def _stage_name(details: dict[str, Any]) -> str | None:
     return stage.get("name") if isinstance(stage, dict) else None
 
 
-def _follow(runtime: LocalRuntime, execution_arn: str, timeout: float, on_call: OnCall) -> dict[str, Any]:
+def _follow(
+    runtime: LocalRuntime, execution_arn: str, timeout: float, on_call: OnCall, progress: ProgressView | None = None
+) -> dict[str, Any]:
     """Wait for the execution, telling the operator what happens (in simulated time)."""
     sfn = runtime.admin.client("stepfunctions")
     seen = 0
     deadline = time.monotonic() + timeout
+    stages = {stage.name: stage.patch_group for stage in stage_catalog(runtime).stages}
+    shown = 0.0
     while True:
-        history = runtime.history(execution_arn)
-        for event in history[seen:]:
+        if progress is not None and time.monotonic() - shown >= PROGRESS_REFRESH_SECONDS:
+            progress.update(stage_progress(runtime.fleet, stages), runtime.clock.now())
+            shown = time.monotonic()
+        new_events = runtime.history_since(execution_arn, seen)
+        for event in new_events:
             entered = event.get("stateEnteredEventDetails")
             if not entered or entered["name"] not in SHOWN_STATES:
                 continue
@@ -185,10 +194,12 @@ def _follow(runtime: LocalRuntime, execution_arn: str, timeout: float, on_call: 
             if entered["name"] == "Bake":
                 real_bake = json.loads(entered["input"])["stage"]["bake_seconds"]
                 runtime.clock.jump(real_bake * (BAKE_SECONDS_PER_REAL_SECOND - runtime.clock.time_scale))
-        seen = len(history)
+        seen += len(new_events)
         on_call.read_alerts()
         description = sfn.describe_execution(executionArn=execution_arn)
         if description["status"] != "RUNNING":
+            if progress is not None:
+                progress.update(stage_progress(runtime.fleet, stages), runtime.clock.now())
             return dict(description)
         if time.monotonic() > deadline:
             raise TimeoutError(f"{execution_arn} still running after {timeout:.0f} s of real time")
@@ -653,8 +664,13 @@ def _freeze_problems(runtime: LocalRuntime, scenario: Scenario) -> list[str]:
     return problems
 
 
-def run_simulation(options: SimulationOptions, say: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
-    """Run one patch cycle on the local runtime and return summary.json's content."""
+def run_simulation(
+    options: SimulationOptions, say: Callable[[str], None] = lambda _: None, progress: ProgressView | None = None
+) -> dict[str, Any]:
+    """Run one patch cycle on the local runtime and return summary.json's content.
+
+    `say` gets the narrative lines; `progress`, if given, the stages' counts a few times a second (a live view).
+    """
     scenario = SCENARIOS[options.scenario]
     started = time.monotonic()
     out = options.out_dir
@@ -673,7 +689,7 @@ def run_simulation(options: SimulationOptions, say: Callable[[str], None] = lamb
             runtime.chat.configure(sink)
             # Metering (metering.py): AWS calls per function and the cost of one command-result event.
             meter = CallMeter.attach(runtime)
-            summary = _run(runtime, scenario, options, say)
+            summary = _run(runtime, scenario, options, say, progress)
             summary["metering"] = meter.report()
             summary["real_seconds"] = round(time.monotonic() - started, 2)
     finally:
@@ -713,7 +729,11 @@ def _report_installs(runtime: LocalRuntime, say: Callable[[str], None]) -> list[
 
 
 def _run(
-    runtime: LocalRuntime, scenario: Scenario, options: SimulationOptions, say: Callable[[str], None]
+    runtime: LocalRuntime,
+    scenario: Scenario,
+    options: SimulationOptions,
+    say: Callable[[str], None],
+    progress: ProgressView | None = None,
 ) -> dict[str, Any]:
     fleet = runtime.add_instances(
         build_fleet(options.instances, options.seed, min_group_sizes=scenario.min_group_sizes)
@@ -739,13 +759,13 @@ def _run(
     say_plan(runtime, catalog, start_request(catalog, scenario, options.cycle), say, options.out_dir is not None)
     earlier: list[dict[str, Any]] = []
     if scenario.name == "next-month":
-        month = _cycle(runtime, scenario, options.cycle, options, say)
+        month = _cycle(runtime, scenario, options.cycle, options, say, progress)
         earlier.append(_month_summary(options.cycle, month))
         earlier[-1]["problems"] = judge(scenario, month.description, runtime, month.history, month.excluded, 0)
         for change in release_next_month(fleet):
             say(f"next month: {change}")
     cycle = next_cycle(options.cycle) if earlier else options.cycle
-    run = _cycle(runtime, scenario, cycle, options, say)
+    run = _cycle(runtime, scenario, cycle, options, say, progress)
     execution_arn, description, history, excluded = run.execution_arn, run.description, run.history, run.excluded
     duplicate_starts = run.duplicate_starts
     chat = _chat_summary(runtime, say)
@@ -841,7 +861,12 @@ def next_cycle(cycle: str) -> str:
 
 
 def _cycle(
-    runtime: LocalRuntime, scenario: Scenario, cycle: str, options: SimulationOptions, say: Callable[[str], None]
+    runtime: LocalRuntime,
+    scenario: Scenario,
+    cycle: str,
+    options: SimulationOptions,
+    say: Callable[[str], None],
+    progress: ProgressView | None = None,
 ) -> CycleRun:
     """Start one cycle through the real start function and follow it to its end."""
     request = start_request(stage_catalog(runtime), scenario, cycle)
@@ -857,7 +882,7 @@ def _cycle(
         say(f"second start of cycle {cycle}: {'no-op' if duplicate_starts else 'STARTED AGAIN'}")
     on_call = OnCall(runtime, scenario, say)
     timeout = options.real_timeout_seconds or 600.0 + 3.0 * options.instances
-    description = _follow(runtime, execution_arn, timeout, on_call)
+    description = _follow(runtime, execution_arn, timeout, on_call, progress)
     runtime.settle(timeout=30)
     on_call.read_alerts()
     history = runtime.history(execution_arn)

@@ -25,6 +25,10 @@ def test_rollout_test_stages_install_scan_verify_bake_and_freeze_the_patch_set()
             "Approval Required?",
         ]
         assert states.count("Bake") == 2
+        paged = runtime.history(arn)  # GetExecutionHistory, every page
+        followed = runtime.history_since(arn, 0)[:7] + runtime.history_since(arn, 7)  # what a follower reads
+        assert [(e["id"], e["type"]) for e in followed] == [(e["id"], e["type"]) for e in paged]
+        assert followed[-1].get("executionSucceededEventDetails") == paged[-1].get("executionSucceededEventDetails")
         assert states[-2:] == ["Notify Cycle Finished", "Rollout Succeeded"]
         commands = sent_commands(runtime, arn)
         phases = [(c["DocumentName"], c["Parameters"].get("Operation", [""])[0]) for c in commands]

@@ -13,6 +13,7 @@ import pytest
 from patchpilot.logic.stage_plan import delivery_timeout_seconds
 from patchpilot_sim.clock import Scheduler, SimClock
 from patchpilot_sim.fleet import SimulatedApiError, SimulatedInstance, SsmAgentSimulator
+from patchpilot_sim.progress import StageProgress, stage_progress
 
 GROUP = "prod-1"
 
@@ -144,3 +145,22 @@ def test_a_shell_document_ends_invalid_platform_on_windows(sim: SsmAgentSimulato
     _finish(sim)
     assert _statuses(sim, command_id) == {"Success": 2, "InvalidPlatform": 1}
     assert _command(sim, command_id)["Status"] == "Success"  # InvalidPlatform does not count toward MaxErrors
+
+
+def test_stage_progress_counts_the_latest_commands_reported_and_failed_invocations(sim: SsmAgentSimulator) -> None:
+    instances = _add(sim, 6)
+    instances[0].online = False  # never reached: DeliveryTimedOut, reported and not successful
+    _send(sim, MaxConcurrency="100%", MaxErrors="100%", TimeoutSeconds=600)
+    _finish(sim)
+    scan_id = _send(sim, Parameters={"Operation": ["Scan"]}, MaxConcurrency="100%", TimeoutSeconds=600)
+    scan = sim.commands[scan_id]
+    assert (scan.completed, scan.unsuccessful) == (0, 0)
+    _finish(sim)
+    statuses = _statuses(sim, scan_id)
+    (row,) = stage_progress(sim, {"first-prod": GROUP, "idle": "prod-2"})[:1]
+    assert row == StageProgress("first-prod", "Scan", 6, 6, 6 - statuses["Success"])
+    assert row.failed == 1
+    listed = _command(sim, scan_id)
+    assert (listed["TargetCount"], listed["CompletedCount"], listed["ErrorCount"]) == (6, 6, 1)
+    assert listed["DeliveryTimedOutCount"] == statuses["DeliveryTimedOut"] == 1
+    assert stage_progress(sim, {"idle": "prod-2"}) == [StageProgress("idle", "", 0, 0, 0)]
