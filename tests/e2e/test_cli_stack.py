@@ -307,10 +307,16 @@ def test_cli_missing_stack_is_one_line_exit_2(runtime: LocalRuntime) -> None:
 
 
 def test_cli_stack_name_defaults_to_the_environment(runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given an execution on the stack (whichever tests ran before on this worker)
+    started_code, started = _cli("start", "--cycle", "2025-03", "--stages", "dev", "--bake-seconds", "dev=1")
+    assert started_code == 0, started
+    # When the stack comes from PATCHPILOT_STACK, not --stack-name
     monkeypatch.setenv("PATCHPILOT_STACK", STACK)
     result = CliRunner().invoke(app, ["status", "--limit", "1"])
     assert result.exit_code == 0, result.output
     assert _without_lambda_logs(result.output).startswith(f"stack {STACK}: 1 recent execution(s)")
+    arn = runtime.state_machine_arn().replace(":stateMachine:", ":execution:") + ":manual-2025-03"
+    assert runtime.wait_for_execution(arn, timeout=120)["status"] == "SUCCEEDED"
 
 
 def test_cli_simulate_scenario_list_describes_every_scenario() -> None:
