@@ -22,6 +22,7 @@ from patchpilot.models.rollout import (
     MAX_INSTALL_MINUTES,
     MIN_INSTALL_MINUTES,
     CalendarName,
+    CanaryPolicy,
     HealthCheck,
 )
 
@@ -220,6 +221,11 @@ class Stage(_PolicyModel):
         "uses AWS-RunShellScript: a document ends InvalidPlatform on the other platform.",
     )
     alarm_name_prefix: str | None = Field(default=None, min_length=1, max_length=200)
+    canary: CanaryPolicy | Literal[False] | None = Field(
+        default=None,
+        description="Patch and verify these instances first (`{per_os: N}` or `{percent: P}`); `false`: the whole "
+        "group at once. Unset: production stages take one canary per OS, test stages none.",
+    )
 
 
 class PatchGroup(_PolicyModel):
