@@ -357,6 +357,7 @@ def install_starts(runtime: LocalRuntime) -> list[dict[str, Any]]:
                         timespec="minutes"
                     ),
                     "inside_window": window.takes_installs_at(command.requested),
+                    "canary": any(t.get("Key") == f"tag:{CANARY_TAG_KEY}" for t in command.targets),
                 }
             )
     return rows
@@ -832,7 +833,8 @@ def _report_installs(runtime: LocalRuntime, say: Callable[[str], None]) -> list[
     installs = install_starts(runtime)
     for row in installs:
         say(
-            f"install on {row['patch_group']:8} reached the fleet at {row['requested']} (sim); window "
+            f"install on {row['patch_group']:8}{' (canary)' if row['canary'] else '         '} reached the fleet at "
+            f"{row['requested']} (sim); window "
             f"{row['window_opens']} to cutoff {row['window_cutoff']}: {'inside' if row['inside_window'] else 'OUTSIDE'}"
         )
     return installs

@@ -185,9 +185,12 @@ def test_policy_canary_defaults_to_one_per_os_in_production_and_none_in_test_sta
     raw["stages"]["prod-2"]["canary"] = {"per_os": 2}
     catalog = stage_catalog(PatchPolicy.model_validate(raw)).by_name()
     assert catalog["dev"].canary is None
-    assert catalog["staging"].canary is not None and catalog["staging"].canary.percent == 20
-    assert catalog["prod-1"].canary is not None and catalog["prod-1"].canary.per_os == 1
-    assert catalog["prod-2"].canary is not None and catalog["prod-2"].canary.per_os == 2
+    assert catalog["staging"].canary is not None
+    assert catalog["staging"].canary.percent == 20
+    assert catalog["prod-1"].canary is not None
+    assert catalog["prod-1"].canary.per_os == 1
+    assert catalog["prod-2"].canary is not None
+    assert catalog["prod-2"].canary.per_os == 2
     assert catalog["prod-3"].canary is None
 
 
