@@ -92,6 +92,15 @@ def test_simulation_scenario_ends_as_documented(scenario: str) -> None:
         [excluded] = summary["excluded_patches"]
         assert excluded["stage"] == "staging"
         assert "stage_failed" in summary["alerts"]
+    if scenario == "two-bad-patches":  # one decision of staging excluded both, each for its own OS
+        excluded = summary["excluded_patches"]
+        assert [p["stage"] for p in excluded] == ["staging", "staging"]
+        assert len({p["operating_systems"][0] for p in excluded}) == 2
+    if scenario == "canary-catches":  # caught on prod-1's canaries, the rest of prod-1 patched after the exclusion
+        [excluded] = summary["excluded_patches"]
+        assert excluded["stage"] == "prod-1"
+        prod_1 = [row["canary"] for row in summary["installs"] if row["patch_group"] == "prod-1"]
+        assert prod_1 == [True, True, False]
     if scenario == "duplicate-start":
         assert (summary["executions_started"], summary["duplicate_starts_ignored"]) == (1, 1)
     if scenario == "next-month":
