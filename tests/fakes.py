@@ -10,6 +10,7 @@ from patchpilot.integrations.ports import (
     AlarmMonitor,
     AlertPublisher,
     ApprovalStore,
+    CanaryTags,
     ChangeCalendar,
     ChatClaim,
     ChatLedger,
@@ -181,6 +182,34 @@ class FakeCommandDirectory(CommandDirectory):
 
     def managed_instances(self, tag_key: str, tag_value: str) -> list[ManagedInstance]:
         return list(self.fleet.get((tag_key, tag_value), []))
+
+
+class FakeCanaryTags(CanaryTags):
+    """Tags instances of a FakeCommandDirectory: a tagged instance is listed under (key, value) at once."""
+
+    def __init__(self, directory: FakeCommandDirectory) -> None:
+        self.directory = directory
+        self.tagged: list[tuple[list[str], str, str]] = []
+        self.untagged: list[tuple[list[str], str]] = []
+
+    def _known(self) -> dict[str, ManagedInstance]:
+        return {i.instance_id: i for listed in self.directory.fleet.values() for i in listed}
+
+    def tag(self, instance_ids: list[str], key: str, value: str) -> None:
+        self.tagged.append((list(instance_ids), key, value))
+        self.untag_quietly(instance_ids, key)
+        known = self._known()
+        listed = self.directory.fleet.setdefault((key, value), [])
+        listed.extend(known[i] for i in instance_ids)
+
+    def untag(self, instance_ids: list[str], key: str) -> None:
+        self.untagged.append((list(instance_ids), key))
+        self.untag_quietly(instance_ids, key)
+
+    def untag_quietly(self, instance_ids: list[str], key: str) -> None:
+        for (tag_key, value), listed in list(self.directory.fleet.items()):
+            if tag_key == key:
+                self.directory.fleet[(tag_key, value)] = [i for i in listed if i.instance_id not in instance_ids]
 
 
 class RecordingCallbacks(ExecutionCallbacks):

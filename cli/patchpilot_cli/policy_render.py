@@ -10,7 +10,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -24,7 +24,13 @@ from patchpilot.models.policy import (
     OperatingSystem,
     PatchPolicy,
 )
-from patchpilot.models.rollout import InstallWindow, StageCatalog, StageDefinition
+from patchpilot.models.rollout import (
+    DEFAULT_PRODUCTION_CANARY,
+    CanaryPolicy,
+    InstallWindow,
+    StageCatalog,
+    StageDefinition,
+)
 from patchpilot_cli.exclusion_ledger import EXCLUSIONS_PATH, LedgerError, apply_ledger, load_ledger
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -257,6 +263,15 @@ def _eligibility(env: Environment) -> tuple[list[str], list[str]]:
     return sorted(classes), sorted(severities)
 
 
+def _canary(configured: CanaryPolicy | Literal[False] | None, production: bool) -> CanaryPolicy | None:
+    """A stage's canary: as configured, none when switched off, one per OS by default in production."""
+    if configured is False:
+        return None
+    if configured is None:
+        return DEFAULT_PRODUCTION_CANARY if production else None
+    return configured
+
+
 def stage_catalog(policy: PatchPolicy) -> StageCatalog:
     """The stage catalog the rollout planner reads: stages in policy order, prod-environment groups = production."""
     stages = []
@@ -282,6 +297,7 @@ def stage_catalog(policy: PatchPolicy) -> StageCatalog:
                 eligible_severities=severities,
                 window=install_window(stage.window),
                 change_calendar=policy.change_calendar,
+                canary=_canary(stage.canary, production),
             )
         )
     return StageCatalog(stages=stages, approvers=list(policy.approvals.approvers))

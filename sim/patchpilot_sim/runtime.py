@@ -34,6 +34,7 @@ from patchpilot_sim.chat import LocalChat, generated_secret_string
 from patchpilot_sim.clock import Scheduler, SimClock
 from patchpilot_sim.eventbus import EventRouter
 from patchpilot_sim.fleet import ACCOUNT_ID, SimulatedApiError, SimulatedInstance, SsmAgentSimulator
+from patchpilot_sim.instance_tags import InstanceTagMirror
 from patchpilot_sim.lambdas import ENVIRONMENT_LOCK, InProcessLambda, ThreadRoutedStream
 from patchpilot_sim.patches import rejected_ids, unapproved_ids
 from patchpilot_sim.sqs_poller import SqsEventSourcePoller
@@ -142,6 +143,7 @@ class LocalRuntime:
         self.admin = boto3.session.Session(region_name=self.region)
         self.scheduler = Scheduler(self.clock)
         self.fleet = SsmAgentSimulator(self.clock, self.scheduler, self._emit_event, self.region, self.seed)
+        self.call_hooks.append(InstanceTagMirror(self.fleet))  # the canary tag reaches the fleet's tag targets
         self.baselines = PatchBaselineStandIn(
             self.template, stack_name=STACK_NAME, region=self.region, now=self.clock.now
         )

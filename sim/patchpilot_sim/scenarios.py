@@ -140,6 +140,30 @@ SCENARIOS: dict[str, Scenario] = {
             must_enter=("Wait For Install Window",),
         ),
         Scenario(
+            "two-bad-patches",
+            "two patches of the month, on two different OSes, fail on every instance of their OS in staging and prod: "
+            "staging's exclusion decides every OS in one pass, rejects both, patches again once without them and goes "
+            "on; exactly those two are excluded and no later stage receives either",
+            "SUCCEEDED",
+            stage_group="staging",
+            must_enter=("Find Failing Patches", "Start Retry Without Excluded Patches"),
+        ),
+        Scenario(
+            "canary-catches",
+            "a patch of the month breaks only the production build of one OS (dev and staging install it cleanly, so "
+            "the frozen set holds it): prod-1's canary step catches it, it is excluded before the rest of prod-1 is "
+            "touched, and at most prod-1's canary instances of that OS ever receive it",
+            "SUCCEEDED",
+            stage_group="prod-1",
+            must_enter=(
+                "Start Canary Step",
+                "Find Failing Patches",
+                "Start Retry Without Excluded Patches",
+                "Start Rest Of Group",
+            ),
+            min_group_sizes=(("prod-1", 10),),  # every OS has instances beyond its canary
+        ),
+        Scenario(
             "approval-timeout",
             "nobody answers the approval request before prod-1: the timeout rejects the promotion",
             "FAILED",
@@ -240,6 +264,59 @@ def _break_versioned_patch(fleet: list[SimulatedInstance], stage_group: str, rng
     return [f"{patch.title} ({platform}) fails to install on {len(victims)} instance(s) in {', '.join(groups)}"]
 
 
+def _break_two_patches(fleet: list[SimulatedInstance], stage_group: str, rng: random.Random) -> list[str]:
+    """two-bad-patches: one patch each on two different OSes of the stage fails on every instance of that OS."""
+    platforms = sorted({i.platform for i in fleet if i.patch_group == stage_group})
+    if len(platforms) < 2:
+        raise ValueError(f"patch group {stage_group!r} needs instances of two OSes, has {platforms}")
+    groups = groups_from(stage_group)
+    changes = []
+    for platform in rng.sample(platforms, k=2):
+        patch = rng.choice([p for p in catalog_for(platform) if not p.kernel and p.applicability >= 1.0])
+        victims = [i for i in fleet if i.platform == platform and i.patch_group in groups]
+        for victim in victims:
+            record = victim.patches[patch.patch_id]
+            record.fails_install = True
+            record.state, record.installed_time = MISSING, None
+        changes.append(
+            f"{patch.patch_id} ({platform}) fails to install on {len(victims)} instance(s) in {', '.join(groups)}"
+        )
+    return changes
+
+
+PRODUCTION_GROUPS = ("prod-1", "prod-2", "prod-3")
+
+
+def _break_production_build(fleet: list[SimulatedInstance], stage_group: str, rng: random.Random) -> list[str]:
+    """canary-catches: a patch every stage installs fails only on the production instances of one YUM/DNF OS."""
+    frozen_by = "staging"  # the last test stage: production installs the set it verified
+    platforms = sorted(
+        {i.platform for i in fleet if i.patch_group == stage_group and i.platform in YUM_PLATFORMS}
+        & {i.platform for i in fleet if i.patch_group == frozen_by}
+    )
+    if not platforms:
+        raise ValueError(f"no YUM/DNF OS has instances in both {frozen_by!r} and {stage_group!r}")
+    platform = rng.choice(platforms)
+    patch = rng.choice(  # prod installs only Critical/Important security updates of the frozen set
+        [
+            p
+            for p in catalog_for(platform)
+            if not p.kernel and p.applicability >= 1.0 and p.severity in ("Critical", "Important")
+        ]
+    )
+    victims = []
+    for instance in (i for i in fleet if i.platform == platform):
+        record = instance.patches[patch.patch_id]
+        record.state, record.installed_time = MISSING, None  # nobody installed it early: the test stages do
+        if instance.patch_group in PRODUCTION_GROUPS:
+            record.fails_install = True
+            victims.append(instance)
+    return [
+        f"{patch.title} ({platform}) installs cleanly in dev and staging but fails on the {len(victims)} production "
+        f"instance(s) of {platform}"
+    ]
+
+
 def fixed_version(version: str) -> str:
     """The next release of a package version: its last number plus one (`0:2.34-117.amzn2023.0.1` -> `...0.2`)."""
     match = re.match(r"^(.*?)(\d+)$", version)
@@ -298,6 +375,10 @@ def apply_scenario(scenario: Scenario, fleet: list[SimulatedInstance], seed: int
             changes.append(f"the final status event of {victim.tags['Name']} will be lost")
     elif scenario.name == "bad-patch":
         changes.extend(_break_patch(fleet, stage_group, rng))
+    elif scenario.name == "two-bad-patches":
+        changes.extend(_break_two_patches(fleet, stage_group, rng))
+    elif scenario.name == "canary-catches":
+        changes.extend(_break_production_build(fleet, stage_group, rng))
     elif scenario.name == "next-month":
         changes.extend(_break_versioned_patch(fleet, stage_group, rng))
     elif scenario.name == "silent-os":

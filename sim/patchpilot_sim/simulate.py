@@ -13,12 +13,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from patchpilot.models.events import CommandInvocationEvent
-from patchpilot.models.rollout import HealthCheck, StageCatalog
+from patchpilot.models.rollout import CANARY_TAG_KEY, HealthCheck, StageCatalog
 from patchpilot_sim.chat import DEFAULT_CHANNELS
 from patchpilot_sim.chat_sink import ChatSink
 from patchpilot_sim.compliance_demo import ComplianceDemo, compliance_object, copy_reports
 from patchpilot_sim.faults import FaultInjector
+from patchpilot_sim.fleet import Command, SimulatedInstance
 from patchpilot_sim.metering import CallMeter
+from patchpilot_sim.patches import FAILED, ON_DISK
 from patchpilot_sim.plan_demo import say_plan
 from patchpilot_sim.progress import ProgressView, stage_progress
 from patchpilot_sim.runtime import LOCAL_LIMITS, LocalRuntime
@@ -317,6 +319,8 @@ def _scenario_problems(
         return ["the second start of the cycle was not a no-op"]
     if scenario.name == "emergency":
         return _emergency_problems(scenario, runtime)
+    if scenario.name in CANARY_AND_ONE_PASS_JUDGES:
+        return CANARY_AND_ONE_PASS_JUDGES[scenario.name](runtime, history, excluded)
     return []
 
 
@@ -341,6 +345,12 @@ def invocation_statuses(runtime: LocalRuntime) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
+def command_groups(command: Command) -> set[str]:
+    """The patch groups a command reached: its tag targets' values and its instances' groups (canaries: by tag)."""
+    groups = {value for target in command.targets for value in target.get("Values", [])}
+    return groups | {invocation.instance.patch_group for invocation in list(command.invocations.values())}
+
+
 def install_starts(runtime: LocalRuntime) -> list[dict[str, Any]]:
     """Ground truth for the operator: when each install reached the fleet (simulated time) and its group's window."""
     windows = deployed_windows(runtime.template)
@@ -348,7 +358,7 @@ def install_starts(runtime: LocalRuntime) -> list[dict[str, Any]]:
     for command in sorted(list(runtime.fleet.commands.values()), key=lambda c: c.requested):
         if command.operation != "Install":
             continue
-        for group in sorted({v for t in command.targets for v in t.get("Values", [])} & set(windows)):
+        for group in sorted(command_groups(command) & set(windows)):
             window = windows[group]
             opens = window.first_opening_after(command.requested - timedelta(hours=window.duration_hours))
             rows.append(
@@ -360,6 +370,7 @@ def install_starts(runtime: LocalRuntime) -> list[dict[str, Any]]:
                         timespec="minutes"
                     ),
                     "inside_window": window.takes_installs_at(command.requested),
+                    "canary": any(t.get("Key") == f"tag:{CANARY_TAG_KEY}" for t in command.targets),
                 }
             )
     return rows
@@ -422,6 +433,128 @@ def _bad_patch_problems(runtime: LocalRuntime, excluded: list[dict[str, Any]]) -
     if not bad <= rejected:
         problems.append("the bad patch is not in the staging/prod baselines' RejectedPatches")
     return problems
+
+
+def _broken(runtime: LocalRuntime) -> set[tuple[str, str]]:
+    """Ground truth: the (OS, patch id) pairs the scenario broke (a Linux package id repeats across distributions)."""
+    return {
+        (instance.platform, patch_id)
+        for instance in runtime.fleet.instances.values()
+        for patch_id, record in instance.patches.items()
+        if record.fails_install or record.breaks_health
+    }
+
+
+def _receivers(runtime: LocalRuntime) -> dict[str, SimulatedInstance]:
+    """Ground truth: every instance a patch broken on it ever reached (installed, or its install tried and failed)."""
+    return {
+        instance.instance_id: instance
+        for instance in runtime.fleet.instances.values()
+        for record in instance.patches.values()
+        if (record.fails_install or record.breaks_health) and record.state in (*ON_DISK, FAILED)
+    }
+
+
+def _exactly_excluded(excluded: list[dict[str, Any]], broken: set[tuple[str, str]], stage: str) -> list[str]:
+    problems = []
+    decided = {(patch["operating_systems"][0], patch["patch_id"]) for patch in excluded if patch["operating_systems"]}
+    if decided != broken:
+        problems.append(f"excluded {sorted(decided)}, the broken patches are {sorted(broken)}")
+    stages = sorted({patch["stage"] for patch in excluded})
+    if stages != [stage]:
+        problems.append(f"exclusions decided in {stages}, expected in {stage} only")
+    return problems
+
+
+def _rejected_everywhere_after(runtime: LocalRuntime, broken: set[tuple[str, str]], groups: list[str]) -> list[str]:
+    missing = sorted(
+        f"{patch_id} in {instance.patch_group}'s {instance.platform} baseline"
+        for instance in runtime.fleet.instances.values()
+        if instance.patch_group in groups
+        for platform, patch_id in broken
+        if platform == instance.platform and patch_id not in runtime.fleet.rejected_patches(instance)
+    )
+    return [f"not rejected: {', '.join(sorted(set(missing)))}"] if missing else []
+
+
+def _two_bad_patches_problems(
+    runtime: LocalRuntime, history: list[dict[str, Any]], excluded: list[dict[str, Any]]
+) -> list[str]:
+    """Both bad patches found by ONE decision of staging, rejected for staging and prod, never received after it."""
+    broken = _broken(runtime)
+    problems = [] if len({system for system, _ in broken}) == 2 else [f"expected two broken OSes, got {broken}"]
+    problems += _exactly_excluded(excluded, broken, "staging")
+    decisions = _exited(history, "Find Failing Patches")
+    if len(decisions) != 1:
+        problems.append(f"{len(decisions)} exclusion decisions, expected one that decides both OSes")
+    later = ["prod-1", "prod-2", "prod-3"]
+    problems += [
+        f"{instance.instance_id} ({instance.patch_group}) received a bad patch"
+        for instance in _receivers(runtime).values()
+        if instance.patch_group in later
+    ]
+    return problems + _rejected_everywhere_after(runtime, broken, ["staging", *later])
+
+
+def _canary_installs(runtime: LocalRuntime, stage_name: str) -> list[Command]:
+    """The installs sent to a stage's canaries (tag value ``<run>/<stage>``)."""
+    return [
+        c
+        for c in list(runtime.fleet.commands.values())
+        if c.operation == "Install"
+        and any(
+            t.get("Key") == f"tag:{CANARY_TAG_KEY}" and any(v.endswith(f"/{stage_name}") for v in t.get("Values", []))
+            for t in c.targets
+        )
+    ]
+
+
+def _first_install_on(runtime: LocalRuntime, group: str) -> Command | None:
+    installs = [
+        c
+        for c in list(runtime.fleet.commands.values())
+        if c.operation == "Install" and any(inv.instance.patch_group == group for inv in c.invocations.values())
+    ]
+    return min(installs, key=lambda c: c.requested, default=None)
+
+
+def _canary_catches_problems(
+    runtime: LocalRuntime, history: list[dict[str, Any]], excluded: list[dict[str, Any]]
+) -> list[str]:
+    """prod-1's canary caught the production-only break: only its canaries of that OS ever received the patch."""
+    broken = _broken(runtime)
+    problems = _exactly_excluded(excluded, broken, "prod-1")
+    stage = stage_catalog(runtime).by_name()["prod-1"]
+    canary_installs = _canary_installs(runtime, "prod-1")
+    canaries = {i for c in canary_installs for i in c.invocations}
+    if not canary_installs:
+        problems.append("prod-1 sent no install to its canaries")
+    receivers = _receivers(runtime)
+    if not receivers:
+        problems.append("no instance ever received the broken patch: the canary caught nothing")
+    problems += [
+        f"{i} ({r.patch_group}) received the broken patch, not a canary"
+        for i, r in receivers.items()
+        if i not in canaries
+    ]
+    per_os = stage.canary.per_os if stage.canary is not None else None
+    if per_os is not None and len(receivers) > per_os:
+        problems.append(f"{len(receivers)} instances received it, more than prod-1's {per_os} canary per OS")
+    first_install = _first_install_on(runtime, "prod-1")
+    if first_install is not None and first_install not in canary_installs:
+        problems.append("prod-1's first install was not its canary install")
+    tagged = sorted(i for i, node in runtime.fleet.instances.items() if CANARY_TAG_KEY in node.tags)
+    if tagged:
+        problems.append(f"canary tags left behind on {tagged}")
+    return problems + _rejected_everywhere_after(runtime, broken, ["prod-1", "prod-2", "prod-3"])
+
+
+CANARY_AND_ONE_PASS_JUDGES: dict[
+    str, Callable[[LocalRuntime, list[dict[str, Any]], list[dict[str, Any]]], list[str]]
+] = {
+    "two-bad-patches": _two_bad_patches_problems,
+    "canary-catches": _canary_catches_problems,
+}
 
 
 def _next_month_problems(
@@ -636,8 +769,7 @@ def window_problems(runtime: LocalRuntime) -> list[str]:
     for command in list(runtime.fleet.commands.values()):
         if command.operation != "Install":
             continue
-        groups = {value for target in command.targets for value in target.get("Values", [])}
-        for group in sorted(groups & set(windows)):
+        for group in sorted(command_groups(command) & set(windows)):
             if not windows[group].takes_installs_at(command.requested):
                 problems.append(
                     f"the install on {group} started at {command.requested:%a %d %H:%M}, outside its window"
@@ -722,7 +854,8 @@ def _report_installs(runtime: LocalRuntime, say: Callable[[str], None]) -> list[
     installs = install_starts(runtime)
     for row in installs:
         say(
-            f"install on {row['patch_group']:8} reached the fleet at {row['requested']} (sim); window "
+            f"install on {row['patch_group']:8}{' (canary)' if row['canary'] else '         '} reached the fleet at "
+            f"{row['requested']} (sim); window "
             f"{row['window_opens']} to cutoff {row['window_cutoff']}: {'inside' if row['inside_window'] else 'OUTSIDE'}"
         )
     return installs

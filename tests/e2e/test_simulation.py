@@ -66,10 +66,15 @@ def test_simulation_healthy_cycle_passes_every_stage_in_order(tmp_path: Path) ->
     assert after_cycle == Counter({(p, k): 1 for p in ("slack", "teams") for k in snapshot_run})
     assert len(lines) == chat["messages"] + after_cycle.total()
     assert all(set(line) == {"platform", "channel", "kind", "payload"} for line in lines)
-    # per stage: install, scan, the Linux and Windows health checks, and both checks again after the bake
-    assert summary["aws_calls"]["ssm.SendCommand"] == 5 * 6
+    # per stage: install, scan, the Linux and Windows health checks, and both checks again after the bake; each
+    # production stage first runs install, scan and both checks on its canaries (one per OS, by default)
+    assert summary["aws_calls"]["ssm.SendCommand"] == 5 * 6 + 3 * 4
     assert all(row["inside_window"] for row in summary["installs"])
-    assert [row["patch_group"] for row in summary["installs"]] == ["dev", "staging", "prod-1", "prod-2", "prod-3"]
+    assert [(row["patch_group"], row["canary"]) for row in summary["installs"]] == [
+        ("dev", False),
+        ("staging", False),
+        *[(group, canary) for group in ("prod-1", "prod-2", "prod-3") for canary in (True, False)],
+    ]
     assert summary["simulated_hours"] >= 24 * 6  # bakes: 24 + 48 + 24 + 24 + 24 hours
     assert '"service":"patchpilot"' in (tmp_path / "lambda.log").read_text()
 
@@ -87,6 +92,15 @@ def test_simulation_scenario_ends_as_documented(scenario: str) -> None:
         [excluded] = summary["excluded_patches"]
         assert excluded["stage"] == "staging"
         assert "stage_failed" in summary["alerts"]
+    if scenario == "two-bad-patches":  # one decision of staging excluded both, each for its own OS
+        excluded = summary["excluded_patches"]
+        assert [p["stage"] for p in excluded] == ["staging", "staging"]
+        assert len({p["operating_systems"][0] for p in excluded}) == 2
+    if scenario == "canary-catches":  # caught on prod-1's canaries, the rest of prod-1 patched after the exclusion
+        [excluded] = summary["excluded_patches"]
+        assert excluded["stage"] == "prod-1"
+        prod_1 = [row["canary"] for row in summary["installs"] if row["patch_group"] == "prod-1"]
+        assert prod_1 == [True, True, False]
     if scenario == "duplicate-start":
         assert (summary["executions_started"], summary["duplicate_starts_ignored"]) == (1, 1)
     if scenario == "next-month":

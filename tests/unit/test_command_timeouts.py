@@ -5,7 +5,13 @@ import pytest
 from patchpilot.logic.health import is_patch_evidence, reason_for, verify_stage_health
 from patchpilot.logic.stage_plan import delivery_timeout_seconds, plan_stage_commands, rate_limit, snapshot_id
 from patchpilot.models.rollout import CommandResultRef, StageStepRequest, VerifyStageRequest
-from tests.fakes import FakeAlarms, FakeCompliance, FakePatchSets, InMemoryInstallTracker
+from tests.fakes import (
+    FakeAlarms,
+    FakeCanaryTags,
+    FakeCompliance,
+    FakePatchSets,
+    InMemoryInstallTracker,
+)
 from tests.unit.test_rollout import _directory, _plan, _verify
 
 
@@ -28,7 +34,9 @@ def test_plan_stage_commands_sizes_each_command_timeout_from_the_stage() -> None
     plan = _plan()
     stage = plan.stages[0].model_copy(update={"max_concurrency": "10%", "install_minutes": 45})
     step = StageStepRequest(run=plan.run, stage=stage, phase_set="patch")
-    install, scan, health = plan_stage_commands(step, _directory("dev", 30), FakePatchSets(), "PatchGroup").commands
+    install, scan, health = plan_stage_commands(
+        step, directory := _directory("dev", 30), FakePatchSets(), "PatchGroup", FakeCanaryTags(directory)
+    ).commands
     waves = 10  # 30 instances, 3 at a time
     assert install.timeout_seconds == waves * 45 * 60
     assert scan.timeout_seconds == waves * 10 * 60

@@ -273,21 +273,63 @@ def test_patches_go_to_the_baseline_of_each_operating_system_they_broke() -> Non
     patches = _common(unhealthy + healthy)
     for instance_id in unhealthy:
         patches[instance_id].append(_patch(instance_id, "KB5031234" if systems.get(instance_id) else "bad.x86_64"))
-    decision, baselines, _ = _decide(_request(unhealthy, healthy, systems), patches)
-    # Then shares count only instances that could have received a patch (its OS): both are suspects; the top one is
-    # rejected in its OS's baseline only and the other is named in the reason
+    # When the exclusion step decides
+    decision, baselines, ledger = _decide(_request(unhealthy, healthy, systems), patches)
+    # Then every OS is decided in the same pass: each culprit is rejected in its own OS's baseline only, and shares
+    # count only instances that could have received a patch (its OS)
     assert decision.outcome == "exclude"
-    [evidence] = decision.patches
-    assert (evidence.failing_with, evidence.failing_total, evidence.healthy_with, evidence.healthy_total) == (
-        3,
-        3,
-        0,
-        3,
-    )
-    assert (evidence.patch_id, evidence.operating_systems) == ("KB5031234", [WINDOWS])
-    assert [(b.baseline_id, b.patch_ids) for b in decision.baselines] == [(BASELINE_WIN, ["KB5031234"])]
+    by_patch = {p.patch_id: p for p in decision.patches}
+    assert sorted(by_patch) == ["KB5031234", "bad.x86_64"]
+    for patch_id, system in (("KB5031234", WINDOWS), ("bad.x86_64", AL2023)):
+        evidence = by_patch[patch_id]
+        assert evidence.operating_systems == [system]
+        assert (evidence.failing_with, evidence.failing_total, evidence.healthy_with, evidence.healthy_total) == (
+            3,
+            3,
+            0,
+            3,
+        )
+    assert sorted((b.baseline_id, tuple(b.patch_ids)) for b in decision.baselines) == [
+        (BASELINE_AL, ("bad.x86_64",)),
+        (BASELINE_WIN, ("KB5031234",)),
+    ]
+    assert baselines.rejected == {BASELINE_AL: ["bad.x86_64"], BASELINE_WIN: ["KB5031234"]}
+    assert sorted(record.patch_id for record in ledger.exclusions_of("2026-12")) == ["KB5031234", "bad.x86_64"]
+    assert f"{AL2023}: bad.x86_64 arrived on 3/3" in decision.reason
+    assert f"{WINDOWS}: KB5031234 arrived on 3/3" in decision.reason
+
+
+def test_one_pass_excludes_one_os_culprit_and_reports_the_other_os_as_inconclusive() -> None:
+    # Given two OSes failing: the Windows culprit failed its install; the Linux instances got five indistinguishable
+    # packages that all installed cleanly
+    unhealthy, healthy = _fleet(4, 4)
+    systems = {i: WINDOWS for i in [*unhealthy[:2], *healthy[:2]]}
+    patches = _common(unhealthy + healthy)
+    for instance_id in unhealthy:
+        if systems.get(instance_id) == WINDOWS:
+            patches[instance_id].append(_patch(instance_id, "KB5031234", PatchState.FAILED))
+        else:
+            patches[instance_id].extend(_patch(instance_id, f"new-{n}.x86_64") for n in range(5))
+    # When the exclusion step decides
+    decision, baselines, _ = _decide(_request(unhealthy, healthy, systems), patches)
+    # Then the Windows culprit is excluded, and the Linux OS is named inconclusive in the reason, nothing rejected there
+    assert decision.outcome == "exclude"
+    assert [p.patch_id for p in decision.patches] == ["KB5031234"]
     assert baselines.rejected == {BASELINE_AL: [], BASELINE_WIN: ["KB5031234"]}
-    assert "other suspects, not excluded by this decision: bad.x86_64" in decision.reason
+    assert f"{AL2023}: 5 patches arrived on exactly the same instances" in decision.reason
+
+
+def test_one_pass_is_inconclusive_only_when_no_os_names_a_culprit() -> None:
+    unhealthy, healthy = _fleet(4, 4)
+    systems = {i: WINDOWS for i in [*unhealthy[:2], *healthy[:2]]}
+    patches = _common(unhealthy + healthy)
+    for instance_id in unhealthy[2:]:
+        patches[instance_id].extend(_patch(instance_id, f"new-{n}.x86_64") for n in range(5))
+    decision, baselines, ledger = _decide(_request(unhealthy, healthy, systems), patches)
+    assert decision.outcome == "inconclusive"
+    assert f"{WINDOWS}: none of the 8 patch(es)" in decision.reason
+    assert baselines.writes == []
+    assert ledger.exclusions_of("2026-12") == []
 
 
 def test_a_patch_on_several_operating_systems_is_rejected_in_each_baseline() -> None:

@@ -16,7 +16,9 @@ based on tags", sysman-rc-setting-up-cmdsec):
   of its own (a resource-tag condition next to a document ARN would deny the document);
 - patch-baseline writes reach only tagged PatchPilot baselines (``aws:ResourceTag/...`` condition) or named ARNs;
 - ``ec2:CreateTags`` may add only the patch group tag, only where the instance has none (``aws:TagKeys``,
-  ``aws:RequestTag/...`` and ``Null ec2:ResourceTag/...``): it can never overwrite a patch group.
+  ``aws:RequestTag/...`` and ``Null ec2:ResourceTag/...``): it can never overwrite a patch group; or only keys that
+  are not a patch group key, required in the request (``ForAllValues:StringEquals`` + ``Null`` ``false`` on
+  ``aws:TagKeys``: the canary tag). ``ec2:DeleteTags`` only the latter way.
 
 To justify a broader statement, add ``(principal logical id, Sid)`` to ``EXCEPTIONS`` with the exact actions and a
 reason that cites the reference. A new function that sends SSM documents adds its documents to ``SENT_DOCUMENTS``.
@@ -272,7 +274,29 @@ def _send_command_problems(statement: Statement) -> list[str]:
     return problems
 
 
+def _tags_only_other_keys(statement: Statement) -> bool:
+    """Tag writes limited to keys that are not a patch group key, with the tag keys required in the request.
+
+    ``ForAllValues:StringEquals`` on ``aws:TagKeys`` holds for a request without tags (a DeleteTags without tags
+    deletes every tag), so ``Null aws:TagKeys = false`` must require them (IAM user guide, "Multivalued context
+    keys"; Service Authorization Reference, list_amazonec2: CreateTags/DeleteTags, condition key aws:TagKeys).
+    """
+    operators = {
+        operator: value
+        for operator, block in statement.condition.items()
+        for key, value in block.items()
+        if key.lower() == "aws:tagkeys"
+    }
+    allowed = operators.get("ForAllValues:StringEquals")
+    if allowed is None or str(operators.get("Null", "")).lower() != "false":
+        return False
+    listed = [allowed] if isinstance(allowed, str) else list(allowed)
+    return not any(key.lower() in PATCH_GROUP_TAG_KEYS for key in listed)
+
+
 def _create_tags_problems(statement: Statement) -> list[str]:
+    if _tags_only_other_keys(statement):
+        return []  # e.g. the canary tag: it can never add, change or remove a patch group
     keys = _condition_keys(statement)
     problems = []
     if not _has_key(statement, "aws:TagKeys"):
@@ -303,6 +327,8 @@ def problems_of(statement: Statement) -> list[str]:
         )
     if "ec2:CreateTags" in statement.actions:
         problems += _create_tags_problems(statement)
+    elif "ec2:DeleteTags" in statement.actions and not _tags_only_other_keys(statement):
+        problems.append("may delete any tag, the patch group's too: restrict aws:TagKeys and require them (Null false)")
     return problems
 
 
@@ -406,6 +432,25 @@ def _statement(**overrides: Any) -> Statement:
             ),
             "may overwrite an existing tag",
         ),
+        (
+            _statement(
+                actions=frozenset({"ec2:DeleteTags"}),
+                resources=("arn:aws:ec2:r:1:instance/*",),
+                condition={"ForAllValues:StringEquals": {"aws:TagKeys": ["PatchPilotCanary"]}},
+            ),
+            "may delete any tag",  # without Null aws:TagKeys = false, a DeleteTags without tags passes
+        ),
+        (
+            _statement(
+                actions=frozenset({"ec2:CreateTags", "ec2:DeleteTags"}),
+                resources=("arn:aws:ec2:r:1:instance/*",),
+                condition={
+                    "ForAllValues:StringEquals": {"aws:TagKeys": ["PatchPilotCanary", "PatchGroup"]},
+                    "Null": {"aws:TagKeys": "false"},
+                },
+            ),
+            "may set any value",
+        ),
     ],
 )
 def test_iam_rules_catch_broad_statements(statement: Statement, expected: str) -> None:
@@ -414,6 +459,18 @@ def test_iam_rules_catch_broad_statements(statement: Statement, expected: str) -
     assert expected in found[0]
     assert statement.principal in found[0]
     assert "EXCEPTIONS" in found[0]
+
+
+def test_iam_tag_writes_limited_to_another_key_and_required_in_the_request_are_narrow() -> None:
+    statement = _statement(
+        actions=frozenset({"ec2:CreateTags", "ec2:DeleteTags"}),
+        resources=("arn:aws:ec2:r:1:instance/*",),
+        condition={
+            "ForAllValues:StringEquals": {"aws:TagKeys": ["PatchPilotCanary"]},
+            "Null": {"aws:TagKeys": "false"},
+        },
+    )
+    assert violations([statement], {}) == []
 
 
 def test_iam_exception_covers_only_its_listed_actions() -> None:

@@ -176,3 +176,25 @@ def test_policy_windows_health_check_must_use_powershell() -> None:
     raw = _raw()
     raw["stages"]["dev"]["windows_health_check"] = {"document_name": "AWS-RunShellScript", "commands": ["true"]}
     assert "stages.dev.windows_health_check.document_name" in _error(raw)
+
+
+def test_policy_canary_defaults_to_one_per_os_in_production_and_none_in_test_stages() -> None:
+    raw = _raw()
+    raw["stages"]["staging"]["canary"] = {"percent": 20}
+    raw["stages"]["prod-3"]["canary"] = False
+    raw["stages"]["prod-2"]["canary"] = {"per_os": 2}
+    catalog = stage_catalog(PatchPolicy.model_validate(raw)).by_name()
+    assert catalog["dev"].canary is None
+    assert catalog["staging"].canary is not None
+    assert catalog["staging"].canary.percent == 20
+    assert catalog["prod-1"].canary is not None
+    assert catalog["prod-1"].canary.per_os == 1
+    assert catalog["prod-2"].canary is not None
+    assert catalog["prod-2"].canary.per_os == 2
+    assert catalog["prod-3"].canary is None
+
+
+def test_policy_canary_takes_exactly_one_rule() -> None:
+    raw = _raw()
+    raw["stages"]["prod-1"]["canary"] = {"per_os": 1, "percent": 10}
+    assert "a canary takes exactly one of per_os and percent" in _error(raw)

@@ -33,6 +33,7 @@ from patchpilot.models.settings import StarterSettings
 from patchpilot.models.state import WaitLimits
 from tests.fakes import (
     FakeAlarms,
+    FakeCanaryTags,
     FakeCommandDirectory,
     FakeCompliance,
     FakePatchInventory,
@@ -145,7 +146,9 @@ def _directory(group: str, count: int, offline: int = 0) -> FakeCommandDirectory
 def test_plan_stage_commands_patch_step_installs_scans_and_checks_health() -> None:
     plan = _plan()
     step = StageStepRequest(run=plan.run, stage=plan.stages[0], phase_set="patch")
-    commands = plan_stage_commands(step, _directory("dev", 3), FakePatchSets(), "PatchGroup")
+    commands = plan_stage_commands(
+        step, directory := _directory("dev", 3), FakePatchSets(), "PatchGroup", FakeCanaryTags(directory)
+    )
     assert commands.targeted_instances == 3
     assert [c.phase for c in commands.commands] == ["install", "scan", "health"]
     install, scan, health = commands.commands
@@ -162,9 +165,13 @@ def test_plan_stage_commands_production_installs_exactly_the_frozen_set() -> Non
     patch_sets = FakePatchSets()
     step = StageStepRequest(run=plan.run, stage=plan.stages[2], phase_set="patch")
     with pytest.raises(NoTestedPatchSet, match="stage prod-1: no test stage of run 2026-12 froze a patch set"):
-        plan_stage_commands(step, _directory("prod-1", 2), patch_sets, "PatchGroup")
+        plan_stage_commands(
+            step, directory := _directory("prod-1", 2), patch_sets, "PatchGroup", FakeCanaryTags(directory)
+        )
     patch_sets.freeze("2026-12", "staging", [])
-    install = plan_stage_commands(step, _directory("prod-1", 2), patch_sets, "PatchGroup").commands[0]
+    install = plan_stage_commands(
+        step, directory := _directory("prod-1", 2), patch_sets, "PatchGroup", FakeCanaryTags(directory)
+    ).commands[0]
     assert install.parameters["InstallOverrideList"] == ["s3://artifacts/runs/2026-12/install-prod-1.yaml"]
 
 
@@ -176,6 +183,7 @@ def test_plan_stage_commands_emergency_uses_a_baseline_override_and_verify_step_
         _directory("dev", 1),
         patch_sets,
         "PatchGroup",
+        FakeCanaryTags(FakeCommandDirectory()),
     )
     assert "BaselineOverride" in patch.commands[0].parameters
     verify = plan_stage_commands(
@@ -183,6 +191,7 @@ def test_plan_stage_commands_emergency_uses_a_baseline_override_and_verify_step_
         _directory("dev", 1),
         patch_sets,
         "PatchGroup",
+        FakeCanaryTags(FakeCommandDirectory()),
     )
     assert [c.phase for c in verify.commands] == ["health"]
 
@@ -195,6 +204,7 @@ def test_plan_stage_commands_rejects_an_empty_group() -> None:
             FakeCommandDirectory(),
             FakePatchSets(),
             "PatchGroup",
+            FakeCanaryTags(FakeCommandDirectory()),
         )
 
 

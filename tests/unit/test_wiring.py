@@ -72,6 +72,7 @@ def test_wiring_builds_every_adapter_from_the_environment(monkeypatch: pytest.Mo
     assert built == {
         "install_tracker": "DynamoDBInstallTracker",
         "command_directory": "SsmCommandDirectory",
+        "canary_tags": "AwsCanaryTags",
         "execution_callbacks": "StepFunctionsCallbacks",
         "instance_inventory": "Ec2InstanceInventory",
         "patch_scanner": "SsmPatchScanner",

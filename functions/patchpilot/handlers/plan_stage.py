@@ -25,6 +25,7 @@ def handler(event: StageStepRequest, context: LambdaContext) -> dict[str, Any]:
         PlanSettings.from_env().patch_group_tag_key,
         wiring.clock(),
         wiring.change_calendar(),
+        wiring.canary_tags(),
     )
     metrics.add_metric(name="InstancesTargeted", unit=MetricUnit.Count, value=planned.targeted_instances)
     logger.info(

@@ -9,6 +9,7 @@ from typing import Any
 from aws_lambda_powertools.utilities import parameters
 
 from patchpilot.integrations import aws_clients
+from patchpilot.integrations.canary_tags import AwsCanaryTags
 from patchpilot.integrations.chat_webhooks import WebhookPoster
 from patchpilot.integrations.clocks import SystemClock
 from patchpilot.integrations.cloudwatch_alarms import CloudWatchAlarmMonitor
@@ -53,6 +54,11 @@ def install_tracker() -> DynamoDBInstallTracker:
 def command_directory() -> SsmCommandDirectory:
     """SSM Run Command and fleet inventory."""
     return SsmCommandDirectory(aws_clients.ssm())
+
+
+def canary_tags() -> AwsCanaryTags:
+    """The canary tag on EC2 instances and hybrid managed nodes."""
+    return AwsCanaryTags(aws_clients.ec2(), aws_clients.ssm())
 
 
 def execution_callbacks() -> StepFunctionsCallbacks:

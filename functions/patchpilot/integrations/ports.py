@@ -121,6 +121,18 @@ class CommandDirectory(ABC):
         """The SSM managed instances that carry the tag, with ping status and platform."""
 
 
+class CanaryTags(ABC):
+    """The canary tag PatchPilot sets on a stage's canary instances (SendCommand then targets them by tag)."""
+
+    @abstractmethod
+    def tag(self, instance_ids: list[str], key: str, value: str) -> None:
+        """Set the tag on every instance (EC2 instances and hybrid managed nodes alike)."""
+
+    @abstractmethod
+    def untag(self, instance_ids: list[str], key: str) -> None:
+        """Remove the tag from every instance (an instance without it is left as it is)."""
+
+
 class ExecutionCallbacks(ABC):
     """Step Functions task-token callbacks."""
 

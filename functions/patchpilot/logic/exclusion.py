@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from patchpilot.integrations.ports import ExclusionLedger, PatchBaselines, PatchInventory
 from patchpilot.models.exceptions import InvalidExclusionRequest
 from patchpilot.models.exclusion import (
+    MAX_DECISION_PATCHES,
     MAX_EVIDENCE_PATCHES,
     UNKNOWN_OPERATING_SYSTEM,
     BaselineRejection,
@@ -92,54 +93,13 @@ def _whole_installs_failed(unhealthy: Mapping[str, str], recent: Mapping[str, Se
     return all(len(rows) > 1 and all(row.state == PatchState.FAILED for row in rows) for rows in tried)
 
 
-def correlate_patches(
+def _correlate_one_system(
     unhealthy: Mapping[str, str],
     healthy: Mapping[str, str],
-    patches: Mapping[str, Sequence[InstancePatch]],
-    since: datetime,
+    recent: Mapping[str, Sequence[InstancePatch]],
     thresholds: ExclusionThresholds,
 ) -> Correlation:
-    """Pick the patch(es) responsible for a failed stage by comparing unhealthy with healthy instances.
-
-    Method. Only what this run did counts: per instance, the patches Installed, InstalledPendingReboot or Failed at or
-    after the run started. For every such patch, count the unhealthy instances that received it (installed or failed
-    to install) and the healthy instances that did, out of the instances that could have received it: those running
-    an operating system the patch arrived on (a Windows update says nothing about Linux instances). The patch is a
-    suspect when it reached at least ``min_failing_share`` of those unhealthy instances (default 80 %) and at most
-    ``max_healthy_share`` of those healthy instances (default 20 %): it is (nearly) everywhere things broke and
-    (nearly) nowhere they did not. Suspects are
-    ranked by failing share minus healthy share, then by failed installs on unhealthy instances (a patch whose
-    install FAILED is strong evidence), then by how many unhealthy instances received it.
-
-    The top suspect is excluded together with every suspect that is indistinguishable from it, i.e. arrived on
-    exactly the same unhealthy and healthy instances (patches installed together). Within such a group, if some
-    patches failed to install on unhealthy instances and others installed cleanly, only the failed ones are kept.
-    When more than ``max_patches_per_decision`` (default 3) patches remain indistinguishable, the data cannot tell
-    them apart: the decision is ``inconclusive``, nothing is excluded and the group is reported as evidence. When no
-    patch is a suspect (no patch arrived on enough unhealthy instances, or it arrived on the healthy ones as well),
-    the decision is ``nothing_to_exclude``: the failure is not a patch's doing as far as the data shows.
-
-    Parameters
-    ----------
-    unhealthy, healthy : Mapping[str, str]
-        Sampled instance ids of the stage and their Patch Manager operating systems.
-    patches : Mapping[str, Sequence[InstancePatch]]
-        Per instance, its patch rows (rows that are not this run's are ignored).
-    since : datetime
-        When the run started.
-    thresholds : ExclusionThresholds
-        The shares and the group size limit.
-
-    Returns
-    -------
-    Correlation
-        The outcome, why, the patches (excluded, or the indistinguishable group when inconclusive) and per patch
-        the instances that received it.
-    """
-    recent = {instance_id: [row for row in rows if during_run(row, since)] for instance_id, rows in patches.items()}
-    seen = _collect(unhealthy, healthy, recent)
-    if not unhealthy:
-        return Correlation("nothing_to_exclude", "no unhealthy instance to correlate patches with", [])
+    """The culprit(s) among the patches of one operating system's instances (see :func:`correlate_patches`)."""
     if _whole_installs_failed(unhealthy, recent):
         return Correlation(
             "nothing_to_exclude",
@@ -147,6 +107,7 @@ def correlate_patches(
             "disk, repository access), which no single patch explains",
             [],
         )
+    seen = _collect(unhealthy, healthy, recent)
     evidence = [
         _evidence(patch_id, entry, unhealthy, healthy) for (patch_id, _), entry in seen.items() if entry.unhealthy
     ]
@@ -170,14 +131,9 @@ def correlate_patches(
     group = [s for s in suspects if seen[_key(s)].unhealthy == top.unhealthy and seen[_key(s)].healthy == top.healthy]
     if any(s.failed_installs for s in group):
         group = [s for s in group if s.failed_installs]
-    ids = {s.patch_id for s in group}
-    group += [s for s in suspects if s.patch_id in ids and s not in group]  # the same package on another OS
-    failing: dict[str, list[str]] = {}
-    healthy_with: dict[str, list[str]] = {}
-    for s in group:
-        failing[s.patch_id] = sorted({*failing.get(s.patch_id, []), *seen[_key(s)].unhealthy})
-        healthy_with[s.patch_id] = sorted({*healthy_with.get(s.patch_id, []), *seen[_key(s)].healthy})
-    if len({s.patch_id for s in group}) > thresholds.max_patches_per_decision:
+    failing = {s.patch_id: sorted(seen[_key(s)].unhealthy) for s in group}
+    healthy_with = {s.patch_id: sorted(seen[_key(s)].healthy) for s in group}
+    if len(group) > thresholds.max_patches_per_decision:
         return Correlation(
             "inconclusive",
             f"{len(group)} patches arrived on exactly the same instances; more than "
@@ -197,6 +153,92 @@ def correlate_patches(
         failing,
         healthy_with,
     )
+
+
+def _merge(decided: Mapping[str, Correlation]) -> Correlation:
+    """One decision from the per-OS ones: exclude when any OS names its culprit, each OS's reason kept."""
+    outcomes = {c.outcome for c in decided.values()}
+    outcome: ExclusionOutcome = (
+        "exclude" if "exclude" in outcomes else "inconclusive" if "inconclusive" in outcomes else "nothing_to_exclude"
+    )
+    if len(decided) == 1:
+        return next(iter(decided.values()))
+    chosen = [c for c in decided.values() if c.outcome == outcome]
+    failing: dict[str, list[str]] = {}
+    healthy_with: dict[str, list[str]] = {}
+    for correlation in chosen:
+        for patch_id, ids in correlation.failing_instances.items():
+            failing[patch_id] = sorted({*failing.get(patch_id, []), *ids})
+        for patch_id, ids in correlation.healthy_instances.items():
+            healthy_with[patch_id] = sorted({*healthy_with.get(patch_id, []), *ids})
+    patches = [patch for correlation in chosen for patch in correlation.patches]
+    reason = "; ".join(f"{system}: {correlation.reason}" for system, correlation in sorted(decided.items()))
+    return Correlation(outcome, reason, patches[:MAX_DECISION_PATCHES], failing, healthy_with)
+
+
+def correlate_patches(
+    unhealthy: Mapping[str, str],
+    healthy: Mapping[str, str],
+    patches: Mapping[str, Sequence[InstancePatch]],
+    since: datetime,
+    thresholds: ExclusionThresholds,
+) -> Correlation:
+    """Pick the patch(es) responsible for a failed stage by comparing unhealthy with healthy instances, per OS.
+
+    Method. Every operating system with unhealthy instances is decided on its own, in the same pass: a patch arrives
+    on the instances of one OS (a Windows update says nothing about Linux instances, and Linux package names repeat
+    across distributions), so the evidence of each OS is independent, and two bad patches on two OSes are both found
+    by one decision (one retry of the stage then installs without either).
+
+    Within an OS only what this run did counts: per instance, the patches Installed, InstalledPendingReboot or Failed
+    at or after the run started. For every such patch, count the unhealthy instances of the OS that received it
+    (installed or failed to install) and the healthy ones that did. The patch is a suspect when it reached at least
+    ``min_failing_share`` of those unhealthy instances (default 80 %) and at most ``max_healthy_share`` of those
+    healthy instances (default 20 %): it is (nearly) everywhere things broke and (nearly) nowhere they did not.
+    Suspects are ranked by failing share minus healthy share, then by failed installs on unhealthy instances (a
+    patch whose install FAILED is strong evidence), then by how many unhealthy instances received it.
+
+    The OS's top suspect is excluded together with every suspect that is indistinguishable from it, i.e. arrived on
+    exactly the same unhealthy and healthy instances (patches installed together). Within such a group, if some
+    patches failed to install on unhealthy instances and others installed cleanly, only the failed ones are kept.
+    When more than ``max_patches_per_decision`` (default 3) patches remain indistinguishable, the data cannot tell
+    them apart: that OS is ``inconclusive`` and its group is reported as evidence. When no patch is a suspect, or
+    every patch the run tried on the OS's unhealthy instances failed (an install failing as a whole), the OS has
+    ``nothing_to_exclude``.
+
+    The decision is ``exclude`` when any OS names its culprits (all of them are excluded), else ``inconclusive``
+    when any OS is, else ``nothing_to_exclude``; the reason says what was found for each OS.
+
+    Parameters
+    ----------
+    unhealthy, healthy : Mapping[str, str]
+        Sampled instance ids of the stage and their Patch Manager operating systems.
+    patches : Mapping[str, Sequence[InstancePatch]]
+        Per instance, its patch rows (rows that are not this run's are ignored).
+    since : datetime
+        When the run started.
+    thresholds : ExclusionThresholds
+        The shares and the group size limit (per OS).
+
+    Returns
+    -------
+    Correlation
+        The outcome, why, the patches (excluded, or the indistinguishable groups when inconclusive) and per patch
+        the instances that received it.
+    """
+    if not unhealthy:
+        return Correlation("nothing_to_exclude", "no unhealthy instance to correlate patches with", [])
+    recent = {instance_id: [row for row in rows if during_run(row, since)] for instance_id, rows in patches.items()}
+    decided = {
+        system: _correlate_one_system(
+            {i: s for i, s in unhealthy.items() if s == system},
+            {i: s for i, s in healthy.items() if s == system},
+            recent,
+            thresholds,
+        )
+        for system in sorted(set(unhealthy.values()))
+    }
+    return _merge(decided)
 
 
 def rejection_entry(patch_id: str, title: str, operating_system: str) -> str:

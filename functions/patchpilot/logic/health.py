@@ -3,7 +3,8 @@
 from patchpilot.integrations.ports import AlarmMonitor, CommandDirectory, InstallTracker, PatchComplianceReader
 from patchpilot.logic.platforms import operating_system_of
 from patchpilot.logic.silent_patching import APPROVES_NOTHING, silent_patching_reasons
-from patchpilot.models.rollout import MAX_SAMPLE, InstanceRef, StageVerdict, VerifyStageRequest
+from patchpilot.logic.stage_plan import canary_tag_value
+from patchpilot.models.rollout import CANARY_TAG_KEY, MAX_SAMPLE, InstanceRef, StageVerdict, VerifyStageRequest
 
 NOT_DELIVERED_REASONS = {
     "DeliveryTimedOut": "not_started_in_time",
@@ -43,6 +44,22 @@ def allowed_failures(max_errors: str, targeted: int) -> int:
     return int(max_errors)
 
 
+def stratified_sample(instance_ids: list[str], system_of: dict[str, str], size: int = MAX_SAMPLE) -> list[str]:
+    """Up to ``size`` instances, taken round-robin over their operating systems (each OS in id order).
+
+    The exclusion step decides every OS from its own instances: a plain first-``size`` cut of a large stage could
+    leave an OS without a single sampled instance.
+    """
+    by_system: dict[str, list[str]] = {}
+    for instance_id in sorted(instance_ids):
+        by_system.setdefault(system_of[instance_id], []).append(instance_id)
+    queues = [by_system[system] for system in sorted(by_system)]
+    sample: list[str] = []
+    for rank in range(max((len(q) for q in queues), default=0)):
+        sample.extend(queue[rank] for queue in queues if rank < len(queue))
+    return sorted(sample[:size])
+
+
 def _command_reasons(
     request: VerifyStageRequest, tracker: InstallTracker, instance_ids: set[str]
 ) -> dict[str, list[str]]:
@@ -78,7 +95,9 @@ def verify_stage_health(
     under its own reason (``install_not_started_in_time``...); it is never evidence against a patch: such instances
     stay out of the unhealthy sample the exclusion step correlates. The stage is healthy when unhealthy instances stay
     within the stage's error budget (``max_errors``), no OS approves nothing (a configuration fault no budget covers)
-    and none of the stage's CloudWatch alarms is in ALARM.
+    and none of the stage's CloudWatch alarms is in ALARM. A ``canary`` step judges the instances that carry the
+    run's canary tag, with no error budget: one unhealthy canary stops the stage before the rest of the group is
+    touched. Samples are taken round-robin over operating systems (``stratified_sample``).
 
     Parameters
     ----------
@@ -96,12 +115,18 @@ def verify_stage_health(
         instances (the exclusion step correlates their patches).
     """
     stage = request.stage
-    instances = {i.instance_id: i for i in directory.managed_instances(patch_group_tag_key, stage.patch_group)}
+    canary = request.phase_set == "canary"
+    key, value = (
+        (CANARY_TAG_KEY, canary_tag_value(request.run.run_id, stage.name))
+        if canary
+        else (patch_group_tag_key, stage.patch_group)
+    )
+    instances = {i.instance_id: i for i in directory.managed_instances(key, value)}
     reasons = _command_reasons(request, tracker, set(instances))
     for instance_id, instance in instances.items():
         if instance.ping_status != "Online":
             reasons[instance_id].append("unreachable")
-    if request.phase_set == "patch" and instances:
+    if request.phase_set in ("canary", "patch") and instances:
         summaries = compliance.summaries(sorted(instances))
         for summary in summaries:
             if summary.failed > 0 and summary.instance_id in reasons:
@@ -116,16 +141,19 @@ def verify_stage_health(
             reasons[instance_id].extend(why)
     in_alarm = alarms.alarms_in_alarm(stage.alarm_name_prefix) if stage.alarm_name_prefix else []
     unhealthy = sorted(instance_id for instance_id, why in reasons.items() if why)
-    budget = allowed_failures(stage.max_errors, len(instances))
+    budget = 0 if canary else allowed_failures(stage.max_errors, len(instances))
     counts: dict[str, int] = {}
     for why in reasons.values():
         for reason in set(why):
             counts[reason] = counts.get(reason, 0) + 1
 
+    system_of = {
+        instance_id: operating_system_of(info.platform_type, info.platform_name, info.platform_version)
+        for instance_id, info in instances.items()
+    }
+
     def ref(instance_id: str) -> InstanceRef:
-        info = instances[instance_id]
-        platform = operating_system_of(info.platform_type, info.platform_name, info.platform_version)
-        return InstanceRef(instance_id=instance_id, platform=platform, reasons=reasons[instance_id])
+        return InstanceRef(instance_id=instance_id, platform=system_of[instance_id], reasons=reasons[instance_id])
 
     healthy_ids = [instance_id for instance_id in sorted(instances) if not reasons[instance_id]]
     # An OS whose baseline approves nothing is a configuration fault of the whole OS: no error budget covers it.
@@ -133,8 +161,8 @@ def verify_stage_health(
     # Samples feed the exclusion step only: a healthy verdict keeps the same size for any fleet. An instance whose
     # commands never ran on it (not started in time, undeliverable, terminated) says nothing about a patch.
     evidence = [i for i in unhealthy if any(is_patch_evidence(reason) for reason in reasons[i])]
-    sampled_unhealthy = [] if healthy else evidence[:MAX_SAMPLE]
-    sampled_healthy = [] if healthy else healthy_ids[:MAX_SAMPLE]
+    sampled_unhealthy = [] if healthy else stratified_sample(evidence, system_of)
+    sampled_healthy = [] if healthy else stratified_sample(healthy_ids, system_of)
     return StageVerdict(
         stage_name=stage.name,
         phase_set=request.phase_set,

@@ -1,13 +1,27 @@
 """Planning a stage step: which SSM commands it sends (install, scan, health) and to how many instances."""
 
+import hashlib
 import math
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from patchpilot.integrations.ports import ChangeCalendar, Clock, CommandDirectory, PatchSetStore
+from patchpilot.integrations.ports import CanaryTags, ChangeCalendar, Clock, CommandDirectory, PatchSetStore
 from patchpilot.logic.commands import install_command_comment
 from patchpilot.logic.install_window import decide_install_start
-from patchpilot.models.exceptions import NoInstancesInPatchGroup, NoTestedPatchSet
-from patchpilot.models.rollout import CommandSpec, CommandTarget, Phase, StageCommands, StageStepRequest
+from patchpilot.logic.platforms import operating_system_of
+from patchpilot.models.exceptions import NoInstancesInPatchGroup, NoTestedPatchSet, TransientAwsError
+from patchpilot.models.records import ManagedInstance
+from patchpilot.models.rollout import (
+    CANARY_TAG_KEY,
+    MAX_CANARIES,
+    CanaryPolicy,
+    CommandSpec,
+    CommandTarget,
+    Phase,
+    StageCommands,
+    StageStepRequest,
+)
 
 PATCH_DOCUMENT = "AWS-RunPatchBaseline"
 SCAN_MINUTES = 10
@@ -52,6 +66,115 @@ def snapshot_id(run_id: str, stage_name: str, attempt: int) -> str:
     return str(uuid.uuid5(SNAPSHOT_NAMESPACE, f"{run_id}/{stage_name}/{attempt}"))
 
 
+def canary_tag_value(run_id: str, stage_name: str) -> str:
+    """The value of the canary tag on a stage's canary instances (one per run and stage: no stale tag ever matches)."""
+    return f"{run_id}/{stage_name}"
+
+
+def choose_canaries(instances: Sequence[ManagedInstance], policy: CanaryPolicy, salt: str) -> list[str]:
+    """Pick a stage's canary instances: per operating system, a few reachable instances, rotated from run to run.
+
+    Parameters
+    ----------
+    instances : Sequence[ManagedInstance]
+        The managed instances of the stage's patch group.
+    policy : CanaryPolicy
+        ``per_os`` instances of every OS, or ``percent`` of each OS's instances (rounded up, at least one).
+    salt : str
+        Orders each OS's instances by a hash of salt and instance id (the run and stage): the same run picks the same
+        canaries every time it asks, the next run picks others.
+
+    Returns
+    -------
+    list[str]
+        Instance ids, sorted. Only Online instances are candidates (an unreachable canary says nothing about a
+        patch). At most ``MAX_CANARIES`` and, in a group of two or more, fewer than the whole group, so something is
+        left for after the canary; when the cap bites, every OS gets its first canary before any OS gets a second.
+    """
+    by_system: dict[str, list[str]] = {}
+    for instance in instances:
+        if instance.ping_status == "Online":
+            system = operating_system_of(instance.platform_type, instance.platform_name, instance.platform_version)
+            by_system.setdefault(system, []).append(instance.instance_id)
+    queues: list[list[str]] = []
+    for system in sorted(by_system):
+        ranked = sorted(by_system[system], key=lambda i: hashlib.sha256(f"{salt}/{i}".encode()).hexdigest())
+        quota = policy.per_os if policy.per_os is not None else math.ceil(len(ranked) * (policy.percent or 0) / 100)
+        queues.append(ranked[: max(quota, 1)])
+    cap = min(MAX_CANARIES, max(len(instances) - 1, 1))
+    chosen: list[str] = []
+    for rank in range(max((len(q) for q in queues), default=0)):
+        chosen.extend(queue[rank] for queue in queues if rank < len(queue))
+    return sorted(chosen[:cap])
+
+
+@dataclass(frozen=True)
+class StepTargets:
+    """Whom a stage step's commands target: the SendCommand targets and how many instances they resolve to."""
+
+    targets: list[CommandTarget]
+    count: int
+    canary: bool = False
+
+
+def _canary_targets(
+    request: StageStepRequest, directory: CommandDirectory, tags: CanaryTags, patch_group_tag_key: str, tag_now: bool
+) -> StepTargets:
+    """The canary step targets the instances carrying the run's canary tag; the first plan that starts sets it."""
+    run, stage = request.run, request.stage
+    assert stage.canary is not None
+    value = canary_tag_value(run.run_id, stage.name)
+    target = [CommandTarget(Key=f"tag:{CANARY_TAG_KEY}", Values=[value])]
+    tagged = directory.managed_instances(CANARY_TAG_KEY, value)
+    if tagged:  # an earlier plan of this run chose them (a retry re-verifies the same canaries)
+        return StepTargets(target, len(tagged), canary=True)
+    group = directory.managed_instances(patch_group_tag_key, stage.patch_group)
+    if not group:
+        raise NoInstancesInPatchGroup(
+            f"stage {stage.name}: no managed instance has tag {patch_group_tag_key}={stage.patch_group}"
+        )
+    chosen = choose_canaries(group, stage.canary, value)
+    if not chosen:
+        raise NoInstancesInPatchGroup(f"stage {stage.name}: no instance of patch group {stage.patch_group} is Online")
+    if tag_now:
+        tags.tag(chosen, CANARY_TAG_KEY, value)
+        visible = len(directory.managed_instances(CANARY_TAG_KEY, value))
+        if visible != len(chosen):  # tags are eventually consistent: plan again rather than miss a canary
+            raise TransientAwsError(f"stage {stage.name}: {visible} of {len(chosen)} canary tags visible to SSM yet")
+    return StepTargets(target, len(chosen), canary=True)
+
+
+def step_targets(
+    request: StageStepRequest,
+    directory: CommandDirectory,
+    tags: CanaryTags,
+    patch_group_tag_key: str,
+    tag_now: bool = True,
+) -> StepTargets:
+    """Whom a stage step targets: its canaries (``canary`` step), else the whole patch group by its tag.
+
+    The step after a passed canary targets the whole group: SendCommand targets match instances that carry a tag
+    and cannot leave some out, and naming the rest by `InstanceIds` takes one command per 50 instances (SendCommand
+    API reference, InstanceIds) and would put the fleet into the state payload. On the canaries that install finds
+    nothing missing (they already hold the stage's patches), so it installs nothing and RebootIfNeeded does not
+    reboot them; the group's scan and health command then verify them with everyone else. Planning that step
+    removes the canary tags (``tag_now``: only when the step starts now).
+    """
+    stage = request.stage
+    if request.phase_set == "canary" and stage.canary is not None:
+        return _canary_targets(request, directory, tags, patch_group_tag_key, tag_now)
+    if request.phase_set == "patch" and stage.canary is not None and tag_now:
+        canaries = directory.managed_instances(CANARY_TAG_KEY, canary_tag_value(request.run.run_id, stage.name))
+        if canaries:
+            tags.untag([i.instance_id for i in canaries], CANARY_TAG_KEY)
+    targeted = directory.count_managed_instances(patch_group_tag_key, stage.patch_group)
+    if targeted == 0:
+        raise NoInstancesInPatchGroup(
+            f"stage {stage.name}: no managed instance has tag {patch_group_tag_key}={stage.patch_group}"
+        )
+    return StepTargets([CommandTarget(Key=f"tag:{patch_group_tag_key}", Values=[stage.patch_group])], targeted)
+
+
 def _install_parameters(request: StageStepRequest, patch_sets: PatchSetStore) -> dict[str, list[str]]:
     run, stage = request.run, request.stage
     parameters: dict[str, list[str]] = {
@@ -73,52 +196,62 @@ def _install_parameters(request: StageStepRequest, patch_sets: PatchSetStore) ->
 
 
 def plan_stage_commands(
-    request: StageStepRequest, directory: CommandDirectory, patch_sets: PatchSetStore, patch_group_tag_key: str
+    request: StageStepRequest,
+    directory: CommandDirectory,
+    patch_sets: PatchSetStore,
+    patch_group_tag_key: str,
+    tags: CanaryTags,
+    tag_now: bool = True,
 ) -> StageCommands:
     """Plan the commands of one stage step.
 
     Parameters
     ----------
     request : StageStepRequest
-        The run, the stage and the step: ``patch`` (install, post-patch scan, health command) or ``verify``
-        (the health command again, after the bake).
+        The run, the stage and the step: ``canary`` (install, post-patch scan, health command on the stage's canary
+        instances), ``patch`` (the same on the patch group) or ``verify`` (the health command again, after the bake).
     directory : CommandDirectory
-        SSM, to count the managed instances of the stage's patch group.
+        SSM, to count the managed instances of the stage's patch group (or its canaries).
     patch_sets : PatchSetStore
         Where production stages find the frozen patch set (InstallOverrideList) and emergency runs their
         BaselineOverride.
     patch_group_tag_key : str
         The tag that assigns instances to patch groups (``PatchGroup``).
+    tags : CanaryTags
+        Sets the canary tag on the chosen canaries, and removes it when the rest of the group is planned.
+    tag_now : bool
+        Whether the step starts now (tags change only then).
 
     Returns
     -------
     StageCommands
         The commands in order, each with tag targets, rate control and the comment that marks it as PatchPilot's.
+        Canary commands run on every canary at once and never stop early (`MaxConcurrency`/`MaxErrors` 100 %): every
+        canary reports, so every OS has its evidence.
 
     Raises
     ------
     NoInstancesInPatchGroup
-        No managed instance carries the stage's patch group tag.
+        No managed instance carries the stage's patch group tag (or, for a canary, none is Online).
     NoTestedPatchSet
         A production stage of a non-emergency run has no frozen patch set to install.
+    TransientAwsError
+        The canary tags were set but SSM does not see all of them yet (the state machine plans again).
     """
     run, stage = request.run, request.stage
-    targeted = directory.count_managed_instances(patch_group_tag_key, stage.patch_group)
-    if targeted == 0:
-        raise NoInstancesInPatchGroup(
-            f"stage {stage.name}: no managed instance has tag {patch_group_tag_key}={stage.patch_group}"
-        )
-    targets = [CommandTarget(Key=f"tag:{patch_group_tag_key}", Values=[stage.patch_group])]
+    chosen = step_targets(request, directory, tags, patch_group_tag_key, tag_now)
+    targeted = chosen.count
     comment = install_command_comment(run.run_id, stage.name)
+    max_concurrency, max_errors = ("100%", "100%") if chosen.canary else (stage.max_concurrency, stage.max_errors)
 
     def command(phase: Phase, document: str, parameters: dict[str, list[str]], timeout: int) -> CommandSpec:
         return CommandSpec(
             phase=phase,
             document_name=document,
             parameters=parameters,
-            targets=targets,
-            max_concurrency=stage.max_concurrency,
-            max_errors=stage.max_errors,
+            targets=chosen.targets,
+            max_concurrency=max_concurrency,
+            max_errors=max_errors,
             comment=comment,
             timeout_seconds=timeout,
         )
@@ -126,9 +259,9 @@ def plan_stage_commands(
     commands: list[CommandSpec] = []
 
     def timeout(seconds_per_instance: int) -> int:
-        return delivery_timeout_seconds(targeted, stage.max_concurrency, seconds_per_instance)
+        return delivery_timeout_seconds(targeted, max_concurrency, seconds_per_instance)
 
-    if request.phase_set == "patch":
+    if request.phase_set in ("canary", "patch"):
         install = _install_parameters(request, patch_sets)
         scan = {"Operation": ["Scan"], "SnapshotId": install["SnapshotId"]}
         commands.append(command("install", PATCH_DOCUMENT, install, timeout(stage.install_minutes * 60)))
@@ -147,6 +280,7 @@ def plan_stage_step(
     patch_group_tag_key: str,
     clock: Clock,
     calendar: ChangeCalendar,
+    tags: CanaryTags,
 ) -> StageCommands:
     """Plan a stage step's commands and whether they may start now (window, cutoff, change calendar).
 
@@ -160,6 +294,8 @@ def plan_stage_step(
         The patch group tag.
     clock, calendar
         The time to decide for, and the stage's SSM Change Calendar.
+    tags : CanaryTags
+        The canary tag (set only when the step starts now).
 
     Returns
     -------
@@ -168,5 +304,5 @@ def plan_stage_step(
         machine plans the step again.
     """
     start = decide_install_start(request, clock, calendar)
-    planned = plan_stage_commands(request, directory, patch_sets, patch_group_tag_key)
+    planned = plan_stage_commands(request, directory, patch_sets, patch_group_tag_key, tags, start.start_now)
     return planned.model_copy(update={"start": start})

@@ -10,6 +10,7 @@ from patchpilot.models.state import PatchGroupName, RunId, StageName
 
 MAX_SAMPLED_INSTANCES = 50
 MAX_EVIDENCE_PATCHES = 10
+MAX_DECISION_PATCHES = 30  # a decision over every OS: up to max_patches_per_decision (<= 10) per OS
 UNKNOWN_OPERATING_SYSTEM = "UNKNOWN"
 
 InstanceId = Annotated[str, StringConstraints(pattern=r"^(i|mi)-[0-9a-f]{8,17}$")]
@@ -95,7 +96,7 @@ class ExclusionDecision(_Model):
     patch_group: PatchGroupName
     outcome: ExclusionOutcome
     reason: str
-    patches: list[PatchEvidence] = Field(default_factory=list, max_length=MAX_EVIDENCE_PATCHES)
+    patches: list[PatchEvidence] = Field(default_factory=list, max_length=MAX_DECISION_PATCHES)
     baselines: list[BaselineRejection] = Field(default_factory=list)
     unhealthy_sampled: int = Field(ge=0)
     healthy_sampled: int = Field(ge=0)

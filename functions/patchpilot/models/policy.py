@@ -14,7 +14,7 @@ the staged rollout itself (later stages scan and install days after Patch Tuesda
 import re
 from typing import Annotated, Literal, Self
 
-from pydantic import ConfigDict, Field, StringConstraints, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 
 from patchpilot.models.bounds import Utf8Input
 from patchpilot.models.rollout import (
@@ -22,6 +22,7 @@ from patchpilot.models.rollout import (
     MAX_INSTALL_MINUTES,
     MIN_INSTALL_MINUTES,
     CalendarName,
+    CanaryPolicy,
     HealthCheck,
 )
 
@@ -220,6 +221,22 @@ class Stage(_PolicyModel):
         "uses AWS-RunShellScript: a document ends InvalidPlatform on the other platform.",
     )
     alarm_name_prefix: str | None = Field(default=None, min_length=1, max_length=200)
+    canary: CanaryPolicy | Literal[False] | None = Field(
+        default=None,
+        description="Patch and verify these instances first (`{per_os: N}` or `{percent: P}`); `false`: the whole "
+        "group at once. Unset: production stages take one canary per OS, test stages none.",
+    )
+
+    @field_validator("canary", mode="before")
+    @classmethod
+    def _one_canary_error(cls, value: object) -> object:
+        """A malformed canary reports its own problem only (not also "Input should be False")."""
+        if not isinstance(value, dict):
+            return value
+        try:
+            return CanaryPolicy.model_validate(value)
+        except ValidationError as error:
+            raise ValueError("; ".join(str(e["msg"]).removeprefix("Value error, ") for e in error.errors())) from None
 
 
 class PatchGroup(_PolicyModel):

@@ -23,8 +23,10 @@ PatchId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:+~
 CveId = Annotated[str, StringConstraints(pattern=r"^CVE-\d{4}-\d{4,7}$")]
 StageRole = Literal["test", "production"]
 Phase = Literal["install", "scan", "health"]
-PhaseSet = Literal["patch", "verify"]
+PhaseSet = Literal["canary", "patch", "verify"]
 MAX_SAMPLE = 50
+MAX_CANARIES = 50
+CANARY_TAG_KEY = "PatchPilotCanary"
 INSTALL_MINUTES, MIN_INSTALL_MINUTES, MAX_INSTALL_MINUTES = 60, 5, 720
 
 
@@ -60,6 +62,27 @@ class InstallWindow(_Model):
         return self
 
 
+class CanaryPolicy(_Model):
+    """Which instances of a stage are patched and verified before the rest of its group.
+
+    Exactly one of ``per_os`` (this many instances of every operating system in the group) and ``percent`` (this share
+    of each operating system's instances, rounded up: at least one each). A canary never exceeds ``MAX_CANARIES``
+    instances, and leaves at least one instance of the group for the rest of the stage when it can.
+    """
+
+    per_os: int | None = Field(default=None, ge=1, le=10)
+    percent: int | None = Field(default=None, ge=1, le=50)
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> Self:
+        if (self.per_os is None) == (self.percent is None):
+            raise ValueError("a canary takes exactly one of per_os and percent")
+        return self
+
+
+DEFAULT_PRODUCTION_CANARY = CanaryPolicy(per_os=1)
+
+
 CalendarName = Annotated[
     str, StringConstraints(pattern=r"^(arn:aws[a-z-]*:ssm:[a-z0-9-]+:\d{12}:document/)?[A-Za-z0-9_.-]{3,128}$")
 ]
@@ -84,6 +107,7 @@ class StageDefinition(_Model):
     eligible_severities: list[str] = Field(default_factory=list)
     window: InstallWindow | None = None  # None: the install may start at once
     change_calendar: CalendarName | None = None  # an SSM Change Calendar: CLOSED holds the install back
+    canary: CanaryPolicy | None = None  # None: the whole group at once
 
 
 class StageCatalog(_Model):
