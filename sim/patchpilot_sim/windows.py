@@ -22,6 +22,11 @@ from patchpilot_sim.clock import SimClock
 from patchpilot_sim.fleet import SimulatedApiError
 from patchpilot_sim.template import SamTemplate
 
+# How long a decision's hold may outlive a command that never comes (an execution that failed after deciding). On a
+# loaded 2-core machine planning, tagging canaries and sending can take several real seconds: a shorter hold lapsed
+# there and let a decision taken in the window carry its install past the cutoff.
+DECISION_HOLD_REAL_SECONDS = 30.0
+
 
 class SimulatedWallClock(Clock):
     """The Clock port on the simulated clock."""
@@ -31,11 +36,11 @@ class SimulatedWallClock(Clock):
         self.waits: list[tuple[datetime, datetime]] = []  # (decided at, waits until), simulated time
 
     def now(self) -> datetime:
-        self.clock.hold()  # the decision's moment is the command's moment (SendCommand releases: fleet.py)
+        self.clock.hold(DECISION_HOLD_REAL_SECONDS)  # the decision's moment is the command's (SendCommand releases)
         return self.clock.now()
 
     def wait_timestamp(self, moment: datetime) -> datetime:
-        self.clock.hold()
+        self.clock.hold(DECISION_HOLD_REAL_SECONDS)
         now = self.clock.now()
         self.waits.append((now, moment))
         self.clock.jump((moment - now).total_seconds())
