@@ -25,6 +25,7 @@ from patchpilot.models.policy import (
     PatchPolicy,
 )
 from patchpilot.models.rollout import InstallWindow, StageCatalog, StageDefinition
+from patchpilot.models.snapshots import SnapshotSettings
 from patchpilot_cli.exclusion_ledger import EXCLUSIONS_PATH, LedgerError, apply_ledger, load_ledger
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -257,6 +258,13 @@ def _eligibility(env: Environment) -> tuple[list[str], list[str]]:
     return sorted(classes), sorted(severities)
 
 
+def stage_snapshots(configured: SnapshotSettings | None, production: bool) -> SnapshotSettings | None:
+    """A stage's pre-patch snapshots: as the policy says, else on for production stages (off for test stages)."""
+    if configured is not None:
+        return configured if configured.enabled else None
+    return SnapshotSettings() if production else None
+
+
 def stage_catalog(policy: PatchPolicy) -> StageCatalog:
     """The stage catalog the rollout planner reads: stages in policy order, prod-environment groups = production."""
     stages = []
@@ -282,6 +290,7 @@ def stage_catalog(policy: PatchPolicy) -> StageCatalog:
                 eligible_severities=severities,
                 window=install_window(stage.window),
                 change_calendar=policy.change_calendar,
+                snapshots=stage_snapshots(stage.snapshots, production),
             )
         )
     return StageCatalog(stages=stages, approvers=list(policy.approvals.approvers))

@@ -73,6 +73,8 @@ def test_wiring_builds_every_adapter_from_the_environment(monkeypatch: pytest.Mo
         "install_tracker": "DynamoDBInstallTracker",
         "command_directory": "SsmCommandDirectory",
         "execution_callbacks": "StepFunctionsCallbacks",
+        "volume_snapshots": "Ec2VolumeSnapshots",
+        "snapshot_ledger": "DynamoDBSnapshotLedger",
         "instance_inventory": "Ec2InstanceInventory",
         "patch_scanner": "SsmPatchScanner",
         "first_scan_ledger": "DynamoDBFirstScanLedger",

@@ -75,3 +75,7 @@ class NothingToResume(PatchPilotError):
 
 class UnsupportedSchedule(PatchPilotError):
     """A maintenance window schedule PatchPilot cannot compute openings for (a rate, or an unsupported cron field)."""
+
+
+class SnapshotsIncomplete(PatchPilotError):
+    """Pre-patch snapshots could not be taken for every instance of a stage: it stops before its install."""

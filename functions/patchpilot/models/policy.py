@@ -24,6 +24,7 @@ from patchpilot.models.rollout import (
     CalendarName,
     HealthCheck,
 )
+from patchpilot.models.snapshots import SnapshotSettings
 
 OperatingSystem = Literal[
     "WINDOWS",
@@ -220,6 +221,11 @@ class Stage(_PolicyModel):
         "uses AWS-RunShellScript: a document ends InvalidPlatform on the other platform.",
     )
     alarm_name_prefix: str | None = Field(default=None, min_length=1, max_length=200)
+    snapshots: SnapshotSettings | None = Field(
+        default=None,
+        description="Pre-patch EBS snapshots of every instance before the install (EC2 CreateSnapshots), kept "
+        "retention_days; absent: on for production stages, off for test stages.",
+    )
 
 
 class PatchGroup(_PolicyModel):
