@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 class DynamoDBSnapshotLedger(SnapshotLedger):
-    """One item per snapshot set (``SNAPSHOT#<stage>#<instance>``) and per rollback (``ROLLBACK#<instance>#<at>``)."""
+    """One item per snapshot set (``SNAPSHOT#<stage>#<instance>``) and per rollback (``ROLLBACK#<instance>#<task>``)."""
 
     def __init__(self, table_name: str, client: "DynamoDBClient", ttl_days: int = 90) -> None:
         self._table = table_name
@@ -68,7 +68,7 @@ class DynamoDBSnapshotLedger(SnapshotLedger):
             TableName=self._table,
             Item={
                 "pk": {"S": run_key(record.run_id)},
-                "sk": {"S": rollback_sort_key(record.instance_id, record.requested_at.isoformat())},
+                "sk": {"S": rollback_sort_key(record.instance_id, record.task_id)},
                 "record": {"S": record.model_dump_json()},
                 "expires_at": {"N": self._expires_at()},
             },

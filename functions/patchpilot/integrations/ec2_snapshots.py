@@ -62,16 +62,14 @@ class Ec2VolumeSnapshots(VolumeSnapshots):
             for snapshot in response.get("Snapshots", [])
         ]
 
-    def snapshots_tagged(self, tags: dict[str, str], started_before: datetime) -> list[str]:
+    def snapshots_tagged(self, tags: dict[str, str], started_before: datetime) -> dict[str, dict[str, str]]:
         filters: list[Any] = [{"Name": f"tag:{key}", "Values": [value]} for key, value in tags.items()]
-        found: list[str] = []
+        found: dict[str, dict[str, str]] = {}
         pages = self._client.get_paginator("describe_snapshots").paginate(OwnerIds=["self"], Filters=filters)
         for page in pages:
-            found.extend(
-                snapshot["SnapshotId"]
-                for snapshot in page.get("Snapshots", [])
-                if snapshot["StartTime"] < started_before
-            )
+            for snapshot in page.get("Snapshots", []):
+                if snapshot["StartTime"] < started_before:
+                    found[snapshot["SnapshotId"]] = {t["Key"]: t["Value"] for t in snapshot.get("Tags", [])}
         return found
 
     def delete_snapshot(self, snapshot_id: str) -> bool:

@@ -487,8 +487,8 @@ class VolumeSnapshots(ABC):
         """One crash-consistent snapshot per attached EBS volume (CreateSnapshots); SnapshotRefused if EC2 refuses."""
 
     @abstractmethod
-    def snapshots_tagged(self, tags: dict[str, str], started_before: datetime) -> list[str]:
-        """Ids of this account's snapshots carrying every tag given, started before the moment."""
+    def snapshots_tagged(self, tags: dict[str, str], started_before: datetime) -> dict[str, dict[str, str]]:
+        """Snapshots of the account carrying every tag given, started before the moment: id -> all their tags."""
 
     @abstractmethod
     def delete_snapshot(self, snapshot_id: str) -> bool:

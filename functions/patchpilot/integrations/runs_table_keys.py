@@ -9,7 +9,7 @@ One table (``pk``/``sk``, template.yaml ``RunsTable``) holds:
 ``RUN#<run>``                     ``EXCLUSION#<stage>#<patch>``   an excluded patch (holds it out of the set)
 ``RUN#<run>``                     ``EXCLUSION_REMOVED#<stage>#…`` an exclusion an operator retired (evidence)
 ``RUN#<run>``                     ``SNAPSHOT#<stage>#<instance>`` an instance's pre-patch snapshot set
-``RUN#<run>``                     ``ROLLBACK#<instance>#<at>``    a root-volume restore started by ``rollback``
+``RUN#<run>``                     ``ROLLBACK#<instance>#<task>``  a root-volume restore started by ``rollback``
 ``COMMAND#<id>``                  ``COMMAND`` / ``INSTANCE#<i>``  install tracking and per-instance results
 ``INSTANCE#<i>``                  ``FIRST_SCAN``                  the first-scan claim of a new instance
 ``APPROVAL#<id>``                 ``APPROVAL``                    an approval
@@ -98,6 +98,6 @@ def snapshot_set_sort_key(stage_name: str, instance_id: str) -> str:
     return f"{SNAPSHOT_PREFIX}{stage_name}#{instance_id}"
 
 
-def rollback_sort_key(instance_id: str, requested_at: str) -> str:
-    """Sort key of a rollback of an instance (when, too: an instance may be rolled back again)."""
-    return f"{ROLLBACK_PREFIX}{instance_id}#{requested_at}"
+def rollback_sort_key(instance_id: str, task_id: str) -> str:
+    """Sort key of a rollback of an instance: its replace-root-volume task (one row per task, however often asked)."""
+    return f"{ROLLBACK_PREFIX}{instance_id}#{task_id}"

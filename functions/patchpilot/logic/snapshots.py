@@ -21,8 +21,12 @@ def snapshot_tags(run_id: str, stage_name: str, instance_id: str) -> dict[str, s
     return {RUN_TAG: run_id, STAGE_TAG: stage_name, INSTANCE_TAG: instance_id}
 
 
-def delete_expired_snapshots(stage_name: str, retention_days: int, snapshots: VolumeSnapshots, clock: Clock) -> int:
-    """Delete the stage's PatchPilot snapshots older than its retention; snapshots without PatchPilot tags stay.
+def delete_expired_snapshots(
+    run_id: str, stage_name: str, retention_days: int, snapshots: VolumeSnapshots, clock: Clock
+) -> int:
+    """Delete the stage's PatchPilot snapshots older than its retention; untagged ones and the run's own stay.
+
+    The running run's snapshots are its way back (a retry may wait a month for the next window): never deleted.
 
     Returns
     -------
@@ -31,7 +35,9 @@ def delete_expired_snapshots(stage_name: str, retention_days: int, snapshots: Vo
     """
     cutoff = clock.now() - timedelta(days=retention_days)
     expired = snapshots.snapshots_tagged({STAGE_TAG: stage_name}, started_before=cutoff)
-    return sum(snapshots.delete_snapshot(snapshot_id) for snapshot_id in expired)
+    return sum(
+        snapshots.delete_snapshot(snapshot_id) for snapshot_id, tags in expired.items() if tags.get(RUN_TAG) != run_id
+    )
 
 
 def snapshot_stage(
@@ -110,7 +116,7 @@ def snapshot_stage(
             f"stage {stage.name}: {len(failures)} instance(s) could not be snapshotted before the install, which did "
             f"not start: {sample}"
         )
-    deleted = delete_expired_snapshots(stage.name, settings.retention_days, snapshots, clock)
+    deleted = delete_expired_snapshots(run.run_id, stage.name, settings.retention_days, snapshots, clock)
     return StageSnapshotsResult(
         taken=taken,
         already_taken=already,

@@ -79,3 +79,7 @@ class UnsupportedSchedule(PatchPilotError):
 
 class SnapshotsIncomplete(PatchPilotError):
     """Pre-patch snapshots could not be taken for every instance of a stage: it stops before its install."""
+
+
+class RollbackRefused(PatchPilotError):
+    """A rollback that cannot be done as asked (no pre-patch snapshot of the instance in the run, no root snapshot)."""
