@@ -140,16 +140,6 @@ SCENARIOS: dict[str, Scenario] = {
             must_enter=("Wait For Install Window",),
         ),
         Scenario(
-            "rollback",
-            "a Critical security patch installs cleanly on one prod-1 instance and leaves it unhealthy (within "
-            "prod-1's error budget, so the stage passes); prod-1 took pre-patch snapshots, and `patchpilot rollback` "
-            "restores the instance's root volume from its snapshot: it is healthy again, at its pre-patch patch level",
-            "SUCCEEDED",
-            stage_group="prod-1",
-            stages=("dev", "prod-1"),
-            must_enter=("Snapshot Stage Volumes",),
-        ),
-        Scenario(
             "approval-timeout",
             "nobody answers the approval request before prod-1: the timeout rejects the promotion",
             "FAILED",

@@ -14,7 +14,6 @@ from pydantic import ValidationError
 
 from patchpilot.models.events import CommandInvocationEvent
 from patchpilot.models.rollout import HealthCheck, StageCatalog
-from patchpilot_sim import rollback_demo
 from patchpilot_sim.chat import DEFAULT_CHANNELS
 from patchpilot_sim.chat_sink import ChatSink
 from patchpilot_sim.compliance_demo import ComplianceDemo, compliance_object, copy_reports
@@ -722,7 +721,6 @@ def _run(
         say(f"  {group:8} baselines: " + ", ".join(sorted(set(baselines.values()))))
     for change in apply_scenario(scenario, fleet, options.seed):
         say(f"scenario {scenario.name}: {change}")
-    rollback_case = rollback_demo.prepare(fleet, scenario.name, say)
     injector = _inject_failures(runtime, scenario, options, say)
     demo = ComplianceDemo.prepare(runtime) if options.out_dir is not None else None
     for note in demo.notes if demo is not None else []:
@@ -747,7 +745,6 @@ def _run(
     status = description["status"]
     problems = [f"{options.cycle}: {problem}" for month in earlier for problem in month["problems"]]
     problems += judge(scenario, description, runtime, history, excluded, duplicate_starts, earlier)
-    problems += rollback_demo.conclude(runtime, rollback_case, description, say)  # rollback: the operator's restore
     letters = dead_letters(runtime)
     problems += ingestion_problems(scenario, runtime, letters)
     rows = stage_rows(catalog, history)
