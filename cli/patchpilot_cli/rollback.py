@@ -10,18 +10,17 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, NoReturn
 
 import typer
 
 from patchpilot.integrations.dynamodb_snapshots import DynamoDBSnapshotLedger
 from patchpilot.integrations.ec2_snapshots import Ec2VolumeSnapshots
-from patchpilot.integrations.ports import SnapshotLedger, VolumeSnapshots
-from patchpilot.logic.rollback import client_token, rollback_plan, snapshot_to_restore
+from patchpilot.integrations.ports import RunExecutions, SnapshotLedger, VolumeSnapshots
+from patchpilot.integrations.sfn_runs import StepFunctionsRunExecutions
+from patchpilot.logic.rollback import check_rollback, run_rollback_plan, start_rollback
 from patchpilot.models.exceptions import RollbackRefused
-from patchpilot.models.snapshots import RollbackRecord, SnapshotSet
 from patchpilot_cli.errors import InputError
-from patchpilot_cli.operator import _current_state
 from patchpilot_cli.stack import StackOutputs, default_stack_name, resolve_outputs
 
 INSTANCE_ID = re.compile(r"^i-[0-9a-f]{8,17}$")
@@ -29,108 +28,47 @@ INSTANCE_ID = re.compile(r"^i-[0-9a-f]{8,17}$")
 
 @dataclass(frozen=True)
 class RollbackPorts:
-    """The stack's snapshot ledger, EC2 and Step Functions."""
+    """The stack's snapshot ledger, EC2 and the run's executions, through the functions' own adapters."""
 
     ledger: SnapshotLedger
     volumes: VolumeSnapshots
-    sfn: Any
-    state_machine_arn: str
+    executions: RunExecutions
 
 
 def connect(outputs: StackOutputs) -> RollbackPorts:
     return RollbackPorts(
         ledger=DynamoDBSnapshotLedger(outputs.runs_table, outputs.client("dynamodb")),
         volumes=Ec2VolumeSnapshots(outputs.client("ec2")),
-        sfn=outputs.client("stepfunctions"),
-        state_machine_arn=outputs.state_machine_arn,
+        executions=StepFunctionsRunExecutions(outputs.client("stepfunctions"), outputs.state_machine_arn),
     )
-
-
-def _of_run(name: str, run_id: str) -> bool:
-    """Whether an execution name is an attempt of the run (`cycle-<run>` or `<run>`, then `-r2`, `-r3`...)."""
-    return re.fullmatch(rf"(cycle-)?{re.escape(run_id)}(-r\d+)?", name) is not None
-
-
-def run_executions(ports: RollbackPorts, run_id: str) -> list[dict[str, Any]]:
-    """The run's executions; InputError if there is none (no such run)."""
-    found: list[dict[str, Any]] = []
-    for page in ports.sfn.get_paginator("list_executions").paginate(stateMachineArn=ports.state_machine_arn):
-        found.extend(e for e in page["executions"] if _of_run(e["name"], run_id))
-    if not found:
-        raise InputError(f"run {run_id!r} not found: no execution of {ports.state_machine_arn} is named after it")
-    return found
-
-
-def check_rollback(ports: RollbackPorts, run_id: str, instance_id: str) -> SnapshotSet:
-    """The snapshot set to restore, or InputError (run unknown, no snapshot of the instance, its stage running)."""
-    if not INSTANCE_ID.match(instance_id):
-        raise InputError(f"invalid --instance {instance_id!r} (expected an EC2 instance id, e.g. i-0123456789abcdef0)")
-    executions = run_executions(ports, run_id)
-    try:
-        chosen = snapshot_to_restore(run_id, instance_id, ports.ledger.sets_of(run_id))
-    except RollbackRefused as refused:
-        raise InputError(str(refused)) from None
-    for execution in executions:
-        if execution["status"] != "RUNNING":
-            continue
-        _, stage = _current_state(ports.sfn, execution["executionArn"])
-        if stage in (None, chosen.stage_name):
-            raise InputError(
-                f"stage {chosen.stage_name} of run {run_id} is still running ({execution['name']}): roll back once "
-                "it has ended (patchpilot status), or stop the execution first"
-            )
-    return chosen
-
-
-def start_rollback(ports: RollbackPorts, chosen: SnapshotSet, requested_by: str) -> RollbackRecord:
-    """Start the root-volume replacement and record it (the client token makes a repeated request one task)."""
-    root = chosen.root_snapshot
-    if root is None:  # snapshot_to_restore refuses such a set
-        raise InputError(f"instance {chosen.instance_id} has no root-volume snapshot")
-    task_id = ports.volumes.replace_root_volume(
-        chosen.instance_id,
-        root.snapshot_id,
-        client_token(chosen.run_id, chosen.instance_id, root.snapshot_id),
-        {
-            "PatchPilotRun": chosen.run_id,
-            "PatchPilotStage": chosen.stage_name,
-            "PatchPilotInstance": chosen.instance_id,
-        },
-    )
-    record = RollbackRecord(
-        run_id=chosen.run_id,
-        instance_id=chosen.instance_id,
-        stage_name=chosen.stage_name,
-        snapshot_id=root.snapshot_id,
-        task_id=task_id,
-        task_state="pending",
-        requested_by=requested_by,
-        requested_at=datetime.now(UTC),
-    )
-    ports.ledger.record_rollback(record)
-    return record
 
 
 def plan_lines(ports: RollbackPorts, run_id: str) -> list[str]:
     """The run's rollback plan as text: which instances have which snapshots, the commands that restore them."""
-    run_executions(ports, run_id)
-    rows = rollback_plan(run_id, ports.ledger.sets_of(run_id), ports.ledger.rollbacks_of(run_id))
+    rows = run_rollback_plan(run_id, ports.executions, ports.ledger)
     if not rows:
-        return [f"run {run_id}: no pre-patch snapshot was taken (no stage with snapshots installed yet)"]
+        return [f"run {run_id}: no pre-patch snapshot was taken (no stage with snapshots has installed)"]
     lines = [f"run {run_id}: rollback plan for {len(rows)} instance(s) with pre-patch snapshots"]
     for row in rows:
         data = f", data {', '.join(row.data_snapshot_ids)}" if row.data_snapshot_ids else ""
         done = f"; rolled back: {row.last_rollback}" if row.last_rollback else ""
         lines.append(
-            f"  {row.stage_name:8} {row.instance_id}  root {row.root_snapshot_id}{data}  taken {row.taken_at}{done}"
+            f"  {row.stage_name} {row.instance_id}: root {row.root_snapshot_id}{data}, taken {row.taken_at}{done}"
         )
-        lines.append(f"           {row.command}")
+        lines.append(f"    {row.command}")
     return lines
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(2)
+
+
+def _ports(stack_name: str | None, region: str | None) -> RollbackPorts:
+    try:
+        return connect(resolve_outputs(stack_name or default_stack_name(), region))
+    except InputError as error:
+        _fail(str(error))
 
 
 def rollback(
@@ -144,28 +82,32 @@ def rollback(
     """Restore an instance's root volume from its pre-patch snapshot of a run (EC2 CreateReplaceRootVolumeTask)."""
     if plan == (instance is not None):
         _fail("give --instance i-... to roll one instance back, or --plan to print the run's rollback plan")
+    if instance is not None and not INSTANCE_ID.match(instance):
+        _fail(f"invalid --instance {instance!r} (expected an EC2 instance id, e.g. i-0123456789abcdef0)")
+    ports = _ports(stack_name, region)
     try:
-        ports = connect(resolve_outputs(stack_name or default_stack_name(), region))
         if plan:
             for line in plan_lines(ports, run):
                 typer.echo(line)
             return
-        chosen = check_rollback(ports, run, str(instance))
-    except InputError as error:
-        _fail(str(error))
-        return
+        chosen = check_rollback(run, str(instance), ports.executions, ports.ledger)
+    except RollbackRefused as refused:
+        _fail(str(refused))
     root = chosen.root_snapshot
     what = (
         f"restore the root volume of {chosen.instance_id} from {root.snapshot_id if root else '-'} (taken "
-        f"{chosen.taken_at:%Y-%m-%d %H:%M} UTC before stage {chosen.stage_name} of run {run} installed); the instance "
-        "restarts; the replaced volume is kept"
+        f"{chosen.taken_at:%Y-%m-%d %H:%M} UTC before stage {chosen.stage_name} of run {run} installed); the "
+        "instance restarts; the replaced volume is kept"
     )
     if dry_run:
         typer.echo(f"dry run: would {what} (EC2 CreateReplaceRootVolumeTask); nothing changed")
         return
-    record = start_rollback(ports, chosen, os.environ.get("USER") or "patchpilot-cli")
+    who = os.environ.get("USER") or "patchpilot-cli"
+    record = start_rollback(chosen, ports.volumes, ports.ledger, who, datetime.now(UTC))
     typer.echo(f"rollback started: {what}")
-    typer.echo(f"  task {record.task_id} ({record.task_state}); recorded in run {run}")
+    typer.echo(
+        f"  task {record.task_id} ({record.task_state}), recorded in run {run} (patchpilot rollback --run {run} --plan)"
+    )
     typer.echo(
         f"  follow it: aws ec2 describe-replace-root-volume-tasks --replace-root-volume-task-ids {record.task_id}"
     )

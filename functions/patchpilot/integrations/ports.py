@@ -22,7 +22,7 @@ from patchpilot.models.records import (
     TrackedCommand,
 )
 from patchpilot.models.rollout import RunContext, StagePlan
-from patchpilot.models.snapshots import RollbackRecord, SnapshotSet, VolumeSnapshot
+from patchpilot.models.snapshots import RollbackRecord, RunExecution, SnapshotSet, VolumeSnapshot
 
 
 class RecordOutcome(StrEnum):
@@ -521,3 +521,11 @@ class SnapshotLedger(ABC):
     @abstractmethod
     def rollbacks_of(self, run_id: str) -> list[RollbackRecord]:
         """Every rollback of the run, oldest first."""
+
+
+class RunExecutions(ABC):
+    """The rollout executions of a run (its first attempt and resumed ones)."""
+
+    @abstractmethod
+    def executions_of(self, run_id: str) -> list[RunExecution]:
+        """Every execution of the run, with the stage a running one works on."""

@@ -1,11 +1,14 @@
 """Rolling an instance back to its pre-patch root volume: which snapshot, the command, the run's rollback plan."""
 
 import hashlib
+from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
+from patchpilot.integrations.ports import RunExecutions, SnapshotLedger, VolumeSnapshots
+from patchpilot.logic.snapshots import snapshot_tags
 from patchpilot.models.exceptions import RollbackRefused
-from patchpilot.models.snapshots import RollbackRecord, SnapshotSet
+from patchpilot.models.snapshots import RollbackRecord, RunExecution, SnapshotSet
 
 ROLLBACK_COMMAND = "patchpilot rollback --run {run} --instance {instance}"
 
@@ -75,3 +78,63 @@ def rollback_plan(run_id: str, sets: list[SnapshotSet], rollbacks: list[Rollback
             )
         )
     return rows
+
+
+def _known_run(run_id: str, executions: RunExecutions) -> list[RunExecution]:
+    found = executions.executions_of(run_id)
+    if not found:
+        raise RollbackRefused(f"run {run_id!r} not found: no rollout execution is named after it")
+    return found
+
+
+def check_rollback(run_id: str, instance_id: str, executions: RunExecutions, ledger: SnapshotLedger) -> SnapshotSet:
+    """The snapshot set a rollback of the instance restores, after every check; nothing is changed.
+
+    Raises
+    ------
+    RollbackRefused
+        The run does not exist, the run never snapshotted the instance, or the instance's stage is still running
+        (a running execution works on that stage, or on a stage it cannot tell).
+    """
+    found = _known_run(run_id, executions)
+    chosen = snapshot_to_restore(run_id, instance_id, ledger.sets_of(run_id))
+    for execution in found:
+        if execution.status == "RUNNING" and execution.stage_name in (None, chosen.stage_name):
+            raise RollbackRefused(
+                f"stage {chosen.stage_name} of run {run_id} is still running ({execution.name}): roll back once it "
+                "has ended (patchpilot status), or stop the execution first"
+            )
+    return chosen
+
+
+def start_rollback(
+    chosen: SnapshotSet, volumes: VolumeSnapshots, ledger: SnapshotLedger, requested_by: str, now: datetime
+) -> RollbackRecord:
+    """Start restoring the root volume from the set's root snapshot and record it (one task however often asked)."""
+    root = chosen.root_snapshot
+    if root is None:
+        raise RollbackRefused(f"instance {chosen.instance_id} has no root-volume snapshot in run {chosen.run_id}")
+    task_id = volumes.replace_root_volume(
+        chosen.instance_id,
+        root.snapshot_id,
+        client_token(chosen.run_id, chosen.instance_id, root.snapshot_id),
+        snapshot_tags(chosen.run_id, chosen.stage_name, chosen.instance_id),
+    )
+    record = RollbackRecord(
+        run_id=chosen.run_id,
+        instance_id=chosen.instance_id,
+        stage_name=chosen.stage_name,
+        snapshot_id=root.snapshot_id,
+        task_id=task_id,
+        task_state="pending",
+        requested_by=requested_by,
+        requested_at=now,
+    )
+    ledger.record_rollback(record)
+    return record
+
+
+def run_rollback_plan(run_id: str, executions: RunExecutions, ledger: SnapshotLedger) -> list[RollbackPlanRow]:
+    """The rollback plan of an existing run (RollbackRefused if no execution is named after it)."""
+    _known_run(run_id, executions)
+    return rollback_plan(run_id, ledger.sets_of(run_id), ledger.rollbacks_of(run_id))

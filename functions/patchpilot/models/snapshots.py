@@ -94,3 +94,11 @@ class RollbackRecord(_Model):
     task_state: RollbackTaskState
     requested_by: str
     requested_at: datetime
+
+
+class RunExecution(_Model):
+    """An execution of a run: its name, status and, while it runs, the stage it works on (None: not known)."""
+
+    name: str
+    status: str
+    stage_name: str | None = None
