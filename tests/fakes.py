@@ -29,6 +29,7 @@ from patchpilot.integrations.ports import (
     PatchSetStore,
     RejectedInputStore,
     RolloutStarter,
+    RunExecutions,
     RunLedger,
     SnapshotLedger,
     SnapshotRefused,
@@ -62,7 +63,7 @@ from patchpilot.models.records import (
     TrackedCommand,
 )
 from patchpilot.models.rollout import RunContext, StagePlan
-from patchpilot.models.snapshots import RollbackRecord, SnapshotSet, VolumeSnapshot
+from patchpilot.models.snapshots import RollbackRecord, RunExecution, SnapshotSet, VolumeSnapshot
 
 
 # -- install tracking ----------------------------------------------------------------------------------------------
@@ -830,3 +831,11 @@ class FakeSnapshotLedger(SnapshotLedger):
 
     def rollbacks_of(self, run_id: str) -> list[RollbackRecord]:
         return sorted((r for r in self.rollbacks.values() if r.run_id == run_id), key=lambda r: r.requested_at)
+
+
+class FakeRunExecutions(RunExecutions):
+    def __init__(self, executions: dict[str, list[RunExecution]] | None = None) -> None:
+        self.executions = executions or {}
+
+    def executions_of(self, run_id: str) -> list[RunExecution]:
+        return list(self.executions.get(run_id, []))
