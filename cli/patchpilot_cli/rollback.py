@@ -45,7 +45,7 @@ def connect(outputs: StackOutputs) -> RollbackPorts:
 
 def plan_lines(ports: RollbackPorts, run_id: str) -> list[str]:
     """The run's rollback plan as text: which instances have which snapshots, the commands that restore them."""
-    rows = run_rollback_plan(run_id, ports.executions, ports.ledger)
+    rows = run_rollback_plan(run_id, ports.executions, ports.ledger, ports.volumes)
     if not rows:
         return [f"run {run_id}: no pre-patch snapshot was taken (no stage with snapshots has installed)"]
     lines = [f"run {run_id}: rollback plan for {len(rows)} instance(s) with pre-patch snapshots"]

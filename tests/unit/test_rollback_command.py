@@ -108,6 +108,14 @@ def test_rollback_command_plan_lists_snapshots_and_commands(monkeypatch: pytest.
     assert _unchanged(ports)
 
 
+def test_rollback_command_plan_shows_the_current_state_of_a_rollback(monkeypatch: pytest.MonkeyPatch) -> None:
+    ports = _ports()
+    assert _run(monkeypatch, ports, "--run", "2026-12", "--instance", INSTANCE)[0] == 0
+    code, output = _run(monkeypatch, ports, "--run", "2026-12", "--plan")
+    assert code == 0
+    assert "rolled back: replacevol-00000000000000001 succeeded" in output
+
+
 def test_check_rollback_refuses_a_set_without_root_snapshot() -> None:
     ports = _ports()
     ports.ledger.record_set(

@@ -2,13 +2,14 @@
 
 import hashlib
 from datetime import datetime
+from typing import get_args
 
 from pydantic import BaseModel, ConfigDict
 
 from patchpilot.integrations.ports import RunExecutions, SnapshotLedger, VolumeSnapshots
 from patchpilot.logic.snapshots import snapshot_tags
 from patchpilot.models.exceptions import RollbackRefused
-from patchpilot.models.snapshots import RollbackRecord, RunExecution, SnapshotSet
+from patchpilot.models.snapshots import RollbackRecord, RollbackTaskState, RunExecution, SnapshotSet
 
 ROLLBACK_COMMAND = "patchpilot rollback --run {run} --instance {instance}"
 
@@ -134,7 +135,20 @@ def start_rollback(
     return record
 
 
-def run_rollback_plan(run_id: str, executions: RunExecutions, ledger: SnapshotLedger) -> list[RollbackPlanRow]:
-    """The rollback plan of an existing run (RollbackRefused if no execution is named after it)."""
+def _refreshed(record: RollbackRecord, volumes: VolumeSnapshots) -> RollbackRecord:
+    state = volumes.replace_root_volume_state(record.task_id)
+    return record.model_copy(update={"task_state": state}) if state in get_args(RollbackTaskState) else record
+
+
+def run_rollback_plan(
+    run_id: str, executions: RunExecutions, ledger: SnapshotLedger, volumes: VolumeSnapshots | None = None
+) -> list[RollbackPlanRow]:
+    """The rollback plan of an existing run (RollbackRefused if no execution is named after it).
+
+    With ``volumes``, each recorded rollback shows its task's state now (DescribeReplaceRootVolumeTasks).
+    """
     _known_run(run_id, executions)
-    return rollback_plan(run_id, ledger.sets_of(run_id), ledger.rollbacks_of(run_id))
+    rollbacks = ledger.rollbacks_of(run_id)
+    if volumes is not None:
+        rollbacks = [_refreshed(record, volumes) for record in rollbacks]
+    return rollback_plan(run_id, ledger.sets_of(run_id), rollbacks)
