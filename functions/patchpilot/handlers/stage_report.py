@@ -25,6 +25,7 @@ def handler(event: StageReportRequest, context: LambdaContext) -> dict[str, Any]
         wiring.patch_inventory(),
         wiring.exclusion_ledger(),
         wiring.fleet_source(),
+        wiring.snapshot_ledger(),
     )
     location = store_stage_report(report, wiring.report_store())
     updated = update_nodes(

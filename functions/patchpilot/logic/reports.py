@@ -10,9 +10,10 @@ from collections import Counter
 from datetime import datetime
 
 from patchpilot.integrations.compliance_ports import ComplianceStore, FleetComplianceSource, ReportStore
-from patchpilot.integrations.ports import ExclusionLedger, InstallTracker, PatchInventory
+from patchpilot.integrations.ports import ExclusionLedger, InstallTracker, PatchInventory, SnapshotLedger
 from patchpilot.logic.compliance import risk_assessment, summarize
 from patchpilot.logic.compliance_collection import take_snapshot
+from patchpilot.logic.rollback import rollback_plan
 from patchpilot.models.compliance import (
     ComplianceRules,
     ComplianceStatus,
@@ -30,6 +31,7 @@ from patchpilot.models.report import (
     StageReportRequest,
     TrendPoint,
 )
+from patchpilot.models.snapshots import RollbackPlanRow
 from patchpilot.reporting import render
 
 INSTALLED_NOW = (PatchState.INSTALLED, PatchState.INSTALLED_PENDING_REBOOT)
@@ -59,12 +61,21 @@ def excluded_in_run(ledger: ExclusionLedger, run_id: str, stage_name: str | None
     ]
 
 
+def stage_rollback_plan(run_id: str, stage_name: str, snapshots: SnapshotLedger | None) -> list[RollbackPlanRow]:
+    """The stage's part of the run's rollback plan (empty without a snapshot ledger or snapshots)."""
+    if snapshots is None:
+        return []
+    sets = [s for s in snapshots.sets_of(run_id) if s.stage_name == stage_name]
+    return rollback_plan(run_id, sets, snapshots.rollbacks_of(run_id)) if sets else []
+
+
 def build_stage_report(
     request: StageReportRequest,
     tracker: InstallTracker,
     inventory: PatchInventory,
     ledger: ExclusionLedger,
     source: FleetComplianceSource,
+    snapshots: SnapshotLedger | None = None,
 ) -> StageReport:
     """The stage completion report: targeted, installed, failed, rebooted, duration, patches installed, exclusions.
 
@@ -115,6 +126,7 @@ def build_stage_report(
         patches_installed=dict(sorted(patch_counts.items())),
         excluded=excluded_in_run(ledger, run.run_id, stage.name),
         nodes=sorted(nodes, key=lambda node: node.node_id),
+        rollback_plan=stage_rollback_plan(run.run_id, stage.name, snapshots),
     )
 
 

@@ -4,28 +4,12 @@ import hashlib
 from datetime import datetime
 from typing import get_args
 
-from pydantic import BaseModel, ConfigDict
-
 from patchpilot.integrations.ports import RunExecutions, SnapshotLedger, VolumeSnapshots
 from patchpilot.logic.snapshots import snapshot_tags
 from patchpilot.models.exceptions import RollbackRefused
-from patchpilot.models.snapshots import RollbackRecord, RollbackTaskState, RunExecution, SnapshotSet
+from patchpilot.models.snapshots import RollbackPlanRow, RollbackRecord, RollbackTaskState, RunExecution, SnapshotSet
 
 ROLLBACK_COMMAND = "patchpilot rollback --run {run} --instance {instance}"
-
-
-class RollbackPlanRow(BaseModel):
-    """One instance of a run's rollback plan: its snapshot set, its last rollback, the command that restores it."""
-
-    model_config = ConfigDict(frozen=True)
-
-    stage_name: str
-    instance_id: str
-    root_snapshot_id: str | None
-    data_snapshot_ids: list[str]
-    taken_at: str
-    last_rollback: str | None
-    command: str
 
 
 def rollback_command(run_id: str, instance_id: str) -> str:

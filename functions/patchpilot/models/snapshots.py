@@ -102,3 +102,15 @@ class RunExecution(_Model):
     name: str
     status: str
     stage_name: str | None = None
+
+
+class RollbackPlanRow(_Model):
+    """One instance of a run's rollback plan: its snapshot set, its last rollback, the command that restores it."""
+
+    stage_name: str
+    instance_id: str
+    root_snapshot_id: str | None
+    data_snapshot_ids: list[str]
+    taken_at: str
+    last_rollback: str | None
+    command: str
