@@ -75,6 +75,7 @@ def test_cli_rollback_bad_input_exits_2_and_changes_nothing(
     runtime, _ = failed_run
     tasks = dict(runtime.volumes.tasks)
     code, output = _cli(*args)
+    print(output)
     assert code == 2
     assert message in output
     assert runtime.volumes.tasks == tasks

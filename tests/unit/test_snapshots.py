@@ -12,7 +12,7 @@ from patchpilot.models.records import ManagedInstance
 from patchpilot.models.rollout import RolloutRequest, StageCatalog
 from patchpilot.models.snapshot_step import StageSnapshotsRequest
 from patchpilot.models.snapshots import RollbackRecord, SnapshotSettings
-from patchpilot_cli.policy_render import stage_snapshots
+from patchpilot_cli.policy_render import load_policy, stage_catalog, stage_snapshots
 from tests.fakes import FakeCommandDirectory, FakeSnapshotLedger, FakeVolumeSnapshots, FixedClock
 
 NOW = datetime(2026, 12, 15, 3, 0, tzinfo=UTC)
@@ -180,3 +180,12 @@ def test_client_token_is_stable_per_rollback_and_within_the_api_limit() -> None:
     assert token == client_token("2026-12", "i-0000000000000000a", "snap-00000000000000001")
     assert token != client_token("2026-12", "i-0000000000000000b", "snap-00000000000000001")
     assert len(token) <= 64
+
+
+def test_repository_policy_takes_snapshots_in_production_stages_only() -> None:
+    catalog = stage_catalog(load_policy())
+    settings = {stage.name: stage.snapshots for stage in catalog.stages}
+    assert settings["dev"] is None
+    assert settings["staging"] is None
+    assert settings["prod-1"] == SnapshotSettings(retention_days=14)
+    assert settings["prod-2"] == SnapshotSettings()
