@@ -46,6 +46,14 @@ def test_ec2_snapshots_unknown_instance_is_refused_with_its_code(aws: None) -> N
         Ec2VolumeSnapshots(ec2).snapshot_instance("i-0123456789abcdef0", TAGS, "pre-patch")
 
 
+def test_ec2_snapshots_of_a_terminated_instance_are_refused_as_gone(aws: None) -> None:
+    ec2 = boto3.client("ec2", region_name=REGION)
+    instance = _instance(ec2)
+    ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])
+    with pytest.raises(SnapshotRefused, match=r"InstanceTerminated"):
+        Ec2VolumeSnapshots(ec2).snapshot_instance(instance["InstanceId"], TAGS, "pre-patch")
+
+
 def test_ec2_snapshots_tagged_finds_only_matching_tags_and_delete_is_idempotent(aws: None) -> None:
     ec2 = boto3.client("ec2", region_name=REGION)
     adapter = Ec2VolumeSnapshots(ec2)

@@ -189,3 +189,10 @@ def test_repository_policy_takes_snapshots_in_production_stages_only() -> None:
     assert settings["staging"] is None
     assert settings["prod-1"] == SnapshotSettings(retention_days=14)
     assert settings["prod-2"] == SnapshotSettings()
+
+
+def test_snapshot_stage_skips_an_instance_ec2_no_longer_knows() -> None:
+    volumes, ledger = FakeVolumeSnapshots(FixedClock(NOW)), FakeSnapshotLedger()
+    volumes.refuse["i-0000000000000000b"] = ("InvalidInstanceID.NotFound", "The instance ID does not exist")
+    result = _snapshot(_request(), volumes, ledger)
+    assert (result.taken, result.skipped, result.failed) == (1, 2, 0)  # type: ignore[attr-defined]

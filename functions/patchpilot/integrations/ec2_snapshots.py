@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
 
 GONE_SNAPSHOT_CODES = frozenset({"InvalidSnapshot.NotFound"})
+GONE_STATES = frozenset({"shutting-down", "terminated"})
 
 
 class Ec2VolumeSnapshots(VolumeSnapshots):
@@ -34,6 +35,8 @@ class Ec2VolumeSnapshots(VolumeSnapshots):
         reservations = self._client.describe_instances(InstanceIds=[instance_id])["Reservations"]
         for reservation in reservations:
             for instance in reservation.get("Instances", []):
+                if instance.get("State", {}).get("Name") in GONE_STATES:
+                    raise SnapshotRefused("InstanceTerminated", f"{instance_id} is {instance['State']['Name']}")
                 root = instance.get("RootDeviceName")
                 for mapping in instance.get("BlockDeviceMappings", []):
                     if mapping.get("DeviceName") == root:

@@ -14,6 +14,8 @@ from patchpilot.models.snapshot_step import StageSnapshotsRequest
 from patchpilot.models.snapshots import FAILURE_SAMPLE, SnapshotFailure, SnapshotSet, StageSnapshotsResult
 
 RUN_TAG, STAGE_TAG, INSTANCE_TAG = "PatchPilotRun", "PatchPilotStage", "PatchPilotInstance"
+# EC2 no longer knows the instance (terminated): nothing to snapshot, nothing to restore (EC2 API error codes).
+GONE_CODES = frozenset({"InvalidInstanceID.NotFound", "InstanceTerminated"})
 
 
 def snapshot_tags(run_id: str, stage_name: str, instance_id: str) -> dict[str, str]:
@@ -38,6 +40,35 @@ def delete_expired_snapshots(
     return sum(
         snapshots.delete_snapshot(snapshot_id) for snapshot_id, tags in expired.items() if tags.get(RUN_TAG) != run_id
     )
+
+
+def _snapshot_instance(
+    request: StageSnapshotsRequest, instance_id: str, snapshots: VolumeSnapshots, ledger: SnapshotLedger, clock: Clock
+) -> str | SnapshotFailure:
+    """Snapshot one instance and record its set: "taken", "already" (recorded meanwhile), "skipped" or a failure.
+
+    Managed nodes that are not EC2 instances (hybrid ``mi-``) have no EBS volumes, and an instance EC2 no longer
+    knows (terminated) has nothing to patch or restore: both are skipped, not failures.
+    """
+    run, stage = request.run, request.stage
+    if not instance_id.startswith("i-"):
+        return "skipped"
+    try:
+        volumes = snapshots.snapshot_instance(
+            instance_id,
+            snapshot_tags(run.run_id, stage.name, instance_id),
+            f"PatchPilot pre-patch {run.run_id} {stage.name} {instance_id}",
+        )
+    except SnapshotRefused as refused:
+        if refused.code in GONE_CODES:
+            return "skipped"
+        return SnapshotFailure(instance_id=instance_id, code=refused.code, message=refused.message[:300])
+    if not volumes:
+        return SnapshotFailure(instance_id=instance_id, code="NoEbsVolumes", message="no EBS volume attached")
+    snapshot_set = SnapshotSet(
+        run_id=run.run_id, stage_name=stage.name, instance_id=instance_id, taken_at=clock.now(), snapshots=volumes
+    )
+    return "taken" if ledger.record_set(snapshot_set) else "already"
 
 
 def snapshot_stage(
@@ -77,39 +108,18 @@ def snapshot_stage(
     if settings is None or not settings.enabled:
         return StageSnapshotsResult(taken=0, already_taken=0, failed=0, deleted_expired=0)
     recorded = {s.instance_id for s in ledger.sets_of(run.run_id) if s.stage_name == stage.name}
-    taken = already = skipped = 0
+    outcomes: list[str] = []
     failures: list[SnapshotFailure] = []
     for instance in directory.managed_instances(patch_group_tag_key, stage.patch_group):
-        if not instance.instance_id.startswith("i-"):
-            skipped += 1
-            continue
         if instance.instance_id in recorded:
-            already += 1
+            outcomes.append("already")
             continue
-        try:
-            volumes = snapshots.snapshot_instance(
-                instance.instance_id,
-                snapshot_tags(run.run_id, stage.name, instance.instance_id),
-                f"PatchPilot pre-patch {run.run_id} {stage.name} {instance.instance_id}",
-            )
-        except SnapshotRefused as refused:
-            failures.append(
-                SnapshotFailure(instance_id=instance.instance_id, code=refused.code, message=refused.message[:300])
-            )
-            continue
-        if not volumes:
-            failures.append(
-                SnapshotFailure(instance_id=instance.instance_id, code="NoEbsVolumes", message="no EBS volume")
-            )
-            continue
-        snapshot_set = SnapshotSet(
-            run_id=run.run_id,
-            stage_name=stage.name,
-            instance_id=instance.instance_id,
-            taken_at=clock.now(),
-            snapshots=volumes,
-        )
-        taken += ledger.record_set(snapshot_set)
+        outcome = _snapshot_instance(request, instance.instance_id, snapshots, ledger, clock)
+        if isinstance(outcome, SnapshotFailure):
+            failures.append(outcome)
+        else:
+            outcomes.append(outcome)
+    taken, already, skipped = (outcomes.count(kind) for kind in ("taken", "already", "skipped"))
     if failures and not settings.best_effort:
         sample = ", ".join(f"{f.instance_id} ({f.code}: {f.message})" for f in failures[:5])
         raise SnapshotsIncomplete(
