@@ -30,7 +30,11 @@ from patchpilot.integrations.ports import (
     PatchSetStore,
     RejectedInputStore,
     RolloutStarter,
+    RunExecutions,
     RunLedger,
+    SnapshotLedger,
+    SnapshotRefused,
+    VolumeSnapshots,
 )
 from patchpilot.models.alerts import Alert, AlertKind
 from patchpilot.models.approval import ApprovalRecord, DecidedStatus
@@ -60,6 +64,7 @@ from patchpilot.models.records import (
     TrackedCommand,
 )
 from patchpilot.models.rollout import RunContext, StagePlan
+from patchpilot.models.snapshots import RollbackRecord, RunExecution, SnapshotSet, VolumeSnapshot
 
 
 # -- install tracking ----------------------------------------------------------------------------------------------
@@ -784,3 +789,82 @@ def alert(kind: AlertKind = "stage_failed", **changes: Any) -> Alert:
     if kind == "approval_requested":
         fields |= {"approval_id": "k7m2x9qa", "severity": "warning", "stage_name": "prod-1"}
     return Alert.model_validate({**fields, **changes})
+
+
+class FakeVolumeSnapshots(VolumeSnapshots):
+    """EBS snapshots in memory: each instance has `volumes` (root first); `refuse` makes EC2 refuse an instance."""
+
+    def __init__(self, clock: Clock, volumes_per_instance: int = 2) -> None:
+        self.clock = clock
+        self.volumes_per_instance = volumes_per_instance
+        self.snapshots: dict[str, tuple[datetime, dict[str, str]]] = {}
+        self.refuse: dict[str, tuple[str, str]] = {}
+        self.tasks: dict[str, tuple[str, str]] = {}  # task id -> (instance, snapshot)
+        self.tokens: dict[str, str] = {}
+        self.calls: list[str] = []
+
+    def add(self, snapshot_id: str, started: datetime, tags: dict[str, str]) -> None:
+        self.snapshots[snapshot_id] = (started, tags)
+
+    def snapshot_instance(self, instance_id: str, tags: dict[str, str], description: str) -> list[VolumeSnapshot]:
+        self.calls.append(f"CreateSnapshots {instance_id}")
+        if instance_id in self.refuse:
+            raise SnapshotRefused(*self.refuse[instance_id])
+        taken = []
+        for index in range(self.volumes_per_instance):
+            snapshot_id = f"snap-{len(self.snapshots) + 1:017x}"
+            self.snapshots[snapshot_id] = (self.clock.now(), dict(tags))
+            volume = f"vol-{instance_id.removeprefix('i-')[:8]}{index:09x}"
+            taken.append(VolumeSnapshot(snapshot_id=snapshot_id, volume_id=volume, root=index == 0))
+        return taken
+
+    def snapshots_tagged(self, tags: dict[str, str], started_before: datetime) -> dict[str, dict[str, str]]:
+        return {
+            snapshot_id: dict(own)
+            for snapshot_id, (started, own) in self.snapshots.items()
+            if started < started_before and all(own.get(k) == v for k, v in tags.items())
+        }
+
+    def delete_snapshot(self, snapshot_id: str) -> bool:
+        self.calls.append(f"DeleteSnapshot {snapshot_id}")
+        return self.snapshots.pop(snapshot_id, None) is not None
+
+    def replace_root_volume(self, instance_id: str, snapshot_id: str, client_token: str, tags: dict[str, str]) -> str:
+        self.calls.append(f"CreateReplaceRootVolumeTask {instance_id} {snapshot_id}")
+        if client_token not in self.tokens:
+            self.tokens[client_token] = f"replacevol-{len(self.tasks) + 1:017x}"
+            self.tasks[self.tokens[client_token]] = (instance_id, snapshot_id)
+        return self.tokens[client_token]
+
+    def replace_root_volume_state(self, task_id: str) -> str:
+        return "succeeded" if task_id in self.tasks else "unknown"
+
+
+class FakeSnapshotLedger(SnapshotLedger):
+    def __init__(self) -> None:
+        self.sets: dict[tuple[str, str, str], SnapshotSet] = {}
+        self.rollbacks: dict[tuple[str, str, str], RollbackRecord] = {}
+
+    def record_set(self, snapshot_set: SnapshotSet) -> bool:
+        key = (snapshot_set.run_id, snapshot_set.stage_name, snapshot_set.instance_id)
+        if key in self.sets:
+            return False
+        self.sets[key] = snapshot_set
+        return True
+
+    def sets_of(self, run_id: str) -> list[SnapshotSet]:
+        return [s for (run, _, _), s in self.sets.items() if run == run_id]
+
+    def record_rollback(self, record: RollbackRecord) -> None:
+        self.rollbacks[(record.run_id, record.instance_id, record.task_id)] = record
+
+    def rollbacks_of(self, run_id: str) -> list[RollbackRecord]:
+        return sorted((r for r in self.rollbacks.values() if r.run_id == run_id), key=lambda r: r.requested_at)
+
+
+class FakeRunExecutions(RunExecutions):
+    def __init__(self, executions: dict[str, list[RunExecution]] | None = None) -> None:
+        self.executions = executions or {}
+
+    def executions_of(self, run_id: str) -> list[RunExecution]:
+        return list(self.executions.get(run_id, []))

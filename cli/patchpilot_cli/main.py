@@ -14,6 +14,7 @@ from rich.console import Console
 from patchpilot_cli import chat, operator, resume
 from patchpilot_cli import plan as plan_command
 from patchpilot_cli import report as report_command
+from patchpilot_cli import rollback as rollback_command
 from patchpilot_cli.doctor import doctor
 from patchpilot_cli.errors import InputError, error_lines
 from patchpilot_cli.operator import build_decision, build_start_request, parse_bake_seconds
@@ -444,6 +445,7 @@ def exclusions_export(
 app.command("doctor")(doctor)
 app.command()(resume.resume)
 app.command("plan")(plan_command.plan)
+app.command(name="rollback")(rollback_command.rollback)
 
 
 def main() -> None:

@@ -31,6 +31,7 @@ from patchpilot.models.rollout import (
     StageCatalog,
     StageDefinition,
 )
+from patchpilot.models.snapshots import SnapshotSettings
 from patchpilot_cli.exclusion_ledger import EXCLUSIONS_PATH, LedgerError, apply_ledger, load_ledger
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -272,6 +273,13 @@ def _canary(configured: CanaryPolicy | Literal[False] | None, production: bool) 
     return configured
 
 
+def stage_snapshots(configured: SnapshotSettings | None, production: bool) -> SnapshotSettings | None:
+    """A stage's pre-patch snapshots: as the policy says, else on for production stages (off for test stages)."""
+    if configured is not None:
+        return configured if configured.enabled else None
+    return SnapshotSettings() if production else None
+
+
 def stage_catalog(policy: PatchPolicy) -> StageCatalog:
     """The stage catalog the rollout planner reads: stages in policy order, prod-environment groups = production."""
     stages = []
@@ -298,6 +306,7 @@ def stage_catalog(policy: PatchPolicy) -> StageCatalog:
                 window=install_window(stage.window),
                 change_calendar=policy.change_calendar,
                 canary=_canary(stage.canary, production),
+                snapshots=stage_snapshots(stage.snapshots, production),
             )
         )
     return StageCatalog(stages=stages, approvers=list(policy.approvals.approvers))

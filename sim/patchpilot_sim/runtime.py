@@ -32,6 +32,7 @@ from patchpilot.models.rollout import StageCatalog
 from patchpilot_sim.baselines import PatchBaselineStandIn
 from patchpilot_sim.chat import LocalChat, generated_secret_string
 from patchpilot_sim.clock import Scheduler, SimClock
+from patchpilot_sim.ec2_volumes import Ec2VolumesStandIn, described_block_devices
 from patchpilot_sim.eventbus import EventRouter
 from patchpilot_sim.fleet import ACCOUNT_ID, SimulatedApiError, SimulatedInstance, SsmAgentSimulator
 from patchpilot_sim.instance_tags import InstanceTagMirror
@@ -150,6 +151,14 @@ class LocalRuntime:
         self.fleet.rejected_patches = self._rejected_patches
         self.fleet.unapproved_patches = self._unapproved_patches
         self.fleet.baseline_id = self._baseline_id
+        # EBS snapshots and root-volume replacement of the simulated instances (ec2_volumes.py)
+        self.volumes = Ec2VolumesStandIn(
+            self.clock,
+            self.scheduler,
+            self.fleet.instances,
+            described_block_devices(self.admin.client("ec2")),
+            self.fleet.hold(),
+        )
         self.calendars = ChangeCalendarStandIn(self.clock)
         self.wall_clock = SimulatedWallClock(self.clock)
         self._previous_clock = wiring.use_clock(self.wall_clock)
@@ -361,7 +370,9 @@ class LocalRuntime:
                 return answer
         if service == "lambda" and operation == "Invoke":
             return self._invoke_lambda(params)
-        stand_in = self._ssm_stand_in(operation) if service == "ssm" else None
+        stand_in: Any = self._ssm_stand_in(operation) if service == "ssm" else None
+        if service == "ec2" and operation in self.volumes.operations:  # snapshots, root-volume replacement
+            stand_in = self.volumes
         if stand_in is not None:
             try:
                 return _http(200), stand_in.handle(operation, params)

@@ -35,6 +35,7 @@ class Scenario:
     min_group_sizes: tuple[tuple[str, int], ...] = ()  # patch groups the scenario needs at least this big
     change_freeze_hours: float = 0.0  # a change calendar closed this long from stage_group's window opening
     health_checks: bool = False  # every stage runs health commands (shell on Linux, PowerShell on Windows)
+    snapshot_stages: tuple[str, ...] = ()  # stages whose policy turns pre-patch snapshots on (production: already on)
 
 
 EMERGENCY_PATCHES = ("KB5071546", "openssh-server.x86_64")
@@ -162,6 +163,18 @@ SCENARIOS: dict[str, Scenario] = {
                 "Start Rest Of Group",
             ),
             min_group_sizes=(("prod-1", 10),),  # every OS has instances beyond its canary
+        ),
+        Scenario(
+            "rollback",
+            "a Critical security patch installs cleanly on one dev instance and leaves it unhealthy for good (dev's "
+            "policy takes pre-patch snapshots): dev fails, its retry cannot heal it, the cycle stops; then the "
+            "operator's rollback restores the instance's root volume from its snapshot: it is healthy again, at its "
+            "pre-patch patch level",
+            "FAILED",
+            "StageHealthCheckFailed",
+            stages=("dev",),
+            snapshot_stages=("dev",),
+            must_enter=("Snapshot Stage Volumes",),
         ),
         Scenario(
             "approval-timeout",

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from patchpilot.models.events import CommandInvocationEvent
 from patchpilot.models.rollout import CANARY_TAG_KEY, HealthCheck, StageCatalog
+from patchpilot_sim import rollback_demo
 from patchpilot_sim.chat import DEFAULT_CHANNELS
 from patchpilot_sim.chat_sink import ChatSink
 from patchpilot_sim.compliance_demo import ComplianceDemo, compliance_object, copy_reports
@@ -747,10 +748,17 @@ def scenario_catalog(scenario: Scenario) -> StageCatalog | None:
         changes["change_calendar"] = CHANGE_CALENDAR
     if scenario.health_checks:
         changes |= {"health_check": LINUX_HEALTH_CHECK, "windows_health_check": WINDOWS_HEALTH_CHECK}
-    if not changes:
+    if not changes and not scenario.snapshot_stages:
         return None
     deployed = StageCatalog.model_validate_json(SamTemplate().resources["StageCatalogParameter"]["Properties"]["Value"])
-    return deployed.model_copy(update={"stages": [stage.model_copy(update=changes) for stage in deployed.stages]})
+    return deployed.model_copy(
+        update={
+            "stages": [
+                stage.model_copy(update=changes | rollback_demo.snapshots_of(stage, scenario.snapshot_stages))
+                for stage in deployed.stages
+            ]
+        }
+    )
 
 
 def close_change_calendar(runtime: LocalRuntime, scenario: Scenario) -> list[str]:
@@ -879,6 +887,7 @@ def _run(
         say(f"  {group:8} baselines: " + ", ".join(sorted(set(baselines.values()))))
     for change in apply_scenario(scenario, fleet, options.seed):
         say(f"scenario {scenario.name}: {change}")
+    rollback_case = rollback_demo.prepare(fleet, scenario.name, say)
     injector = _inject_failures(runtime, scenario, options, say)
     demo = ComplianceDemo.prepare(runtime) if options.out_dir is not None else None
     for note in demo.notes if demo is not None else []:
@@ -905,6 +914,7 @@ def _run(
     status = description["status"]
     problems = [f"{options.cycle}: {problem}" for month in earlier for problem in month["problems"]]
     problems += judge(scenario, description, runtime, history, excluded, duplicate_starts, earlier)
+    problems += rollback_demo.conclude(runtime, rollback_case, description, say)  # rollback: the operator's restore
     letters = dead_letters(runtime)
     problems += ingestion_problems(scenario, runtime, letters)
     rows = stage_rows(catalog, history)

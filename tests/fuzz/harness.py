@@ -39,7 +39,9 @@ from tests.fakes import (
     FakeFleetSource,
     FakePatchInventory,
     FakePatchSets,
+    FakeSnapshotLedger,
     FakeStarter,
+    FakeVolumeSnapshots,
     FixedClock,
     InMemoryApprovalStore,
     InMemoryComplianceStore,
@@ -124,6 +126,8 @@ class Fakes:
     fleet: FakeFleetSource = field(default_factory=FakeFleetSource)
     compliance_nodes: InMemoryComplianceStore = field(default_factory=InMemoryComplianceStore)
     reports: InMemoryReportStore = field(default_factory=InMemoryReportStore)
+    volumes: FakeVolumeSnapshots = field(default_factory=lambda: FakeVolumeSnapshots(FixedClock(CLOCK_NOW)))
+    snapshots: FakeSnapshotLedger = field(default_factory=FakeSnapshotLedger)
     calls: list[str] = field(default_factory=list)
 
     def wiring(self) -> dict[tuple[Any, str], Any]:
@@ -150,6 +154,8 @@ class Fakes:
             (wiring, "fleet_source"): self.fleet,
             (wiring, "compliance_store"): self.compliance_nodes,
             (wiring, "report_store"): self.reports,
+            (wiring, "volume_snapshots"): self.volumes,
+            (wiring, "snapshot_ledger"): self.snapshots,
         }
         names = _names(ports)
         return {key: StrictPort(name, fake, self.calls) for (key, fake), name in zip(ports.items(), names, strict=True)}

@@ -18,6 +18,7 @@ from hypothesis import example, given
 from pydantic import SecretStr
 
 from patchpilot.models.approval import ApprovalRecord
+from patchpilot.models.records import ManagedInstance
 from patchpilot_cli.policy_render import POLICY_PATH, PolicyError, load_policy
 from tests.fuzz.harness import OUTCOMES, BatchResponse, Fakes, Target, handler_environment, run, sample_event, seed
 from tests.fuzz.strategies import inputs
@@ -82,6 +83,21 @@ def _managed_fleet(fakes: Fakes, event: Any) -> None:
         fakes.directory.managed[("PatchGroup", group)] = 3
 
 
+def _managed_instances(fakes: Fakes, event: Any) -> None:
+    group = _text(event, "stage", "patch_group")
+    if group:
+        fakes.directory.fleet[("PatchGroup", group)] = [
+            ManagedInstance(
+                instance_id=f"i-{n:017x}",
+                ping_status="Online",
+                platform_type="Linux",
+                platform_name="Amazon Linux",
+                platform_version="2023",
+            )
+            for n in range(1, 3)
+        ]
+
+
 def _command_result_seed() -> dict[str, Any]:
     """The SQS batch the queue delivers, its one EventBridge event a successful invocation."""
     event = seed("CommandResultFunction")
@@ -96,6 +112,13 @@ H = "patchpilot.handlers."
 TARGETS = [
     Target("PlanRolloutFunction", H + "plan_rollout", "plan_rollout", seed("PlanRolloutFunction")),
     Target("PlanStageFunction", H + "plan_stage", "plan_stage_step", seed("PlanStageFunction"), _managed_fleet),
+    Target(
+        "SnapshotStageFunction",
+        H + "snapshot_stage",
+        "snapshot_stage",
+        seed("SnapshotStageFunction"),
+        _managed_instances,
+    ),
     Target("AwaitInstallFunction", H + "await_install", "register_install_wait", seed("AwaitInstallFunction")),
     Target(
         "CommandResultFunction",

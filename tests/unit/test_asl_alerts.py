@@ -28,6 +28,7 @@ SAMPLE_INPUT: dict[str, Any] = {
         "role": "production",
         "max_concurrency": "25%",
         "max_errors": "1",
+        "snapshots": {"retention_days": 14},
     },
     "phase_set": "verify",
     "attempt": 1,

@@ -166,3 +166,21 @@ def test_render_decided_update_replaces_the_message_and_names_who_decided() -> N
     assert update["replace_original"] is True
     assert "approved by slack:ana (U1)" in update["text"]
     assert all(block["type"] != "actions" for block in update["blocks"])
+
+
+def test_render_stage_failed_after_the_retry_hints_the_exact_rollback_commands() -> None:
+    details = {
+        "attempt": 2,
+        "snapshots": {"retention_days": 14},
+        "unhealthy_sample": [{"instance_id": "i-0123456789abcdef0", "platform": "AMAZON_LINUX_2023"}],
+    }
+    steps = next_steps(alert("stage_failed", details=details))
+    assert steps[:2] == [
+        "patchpilot rollback --run 2026-12 --instance i-0123456789abcdef0",
+        "patchpilot rollback --run 2026-12 --plan",
+    ]
+    first_attempt = next_steps(alert("stage_failed", details={**details, "attempt": 1}))
+    no_snapshots = next_steps(alert("stage_failed", details={**details, "snapshots": None}))
+    assert not any("rollback" in step for step in first_attempt + no_snapshots)
+    slack = json.dumps(render(alert("stage_failed", details=details), "slack", "#oncall").payload)
+    assert "patchpilot rollback --run 2026-12 --instance i-0123456789abcdef0" in slack

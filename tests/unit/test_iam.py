@@ -84,6 +84,9 @@ EXCEPTIONS: dict[tuple[str, str], Justified] = {
     ),
     ("InstanceRegistrationFunction", "ReadInstanceTags"): _exception("ec2:DescribeInstances"),
     ("AwaitInstallFunction", "CountTargets"): _exception("ssm:ListCommands"),
+    ("SnapshotStageFunction", "ListStageInstances"): _exception(
+        "ssm:DescribeInstanceInformation", "ec2:DescribeInstances", "ec2:DescribeSnapshots"
+    ),
     ("ComplianceEventFunction", "ReadNodeCompliance"): _exception(
         "ssm:DescribeInstanceInformation", "ssm:ListCommands", "ssm:ListCommandInvocations"
     ),
@@ -294,9 +297,18 @@ def _tags_only_other_keys(statement: Statement) -> bool:
     return not any(key.lower() in PATCH_GROUP_TAG_KEYS for key in listed)
 
 
+def _tags_on_create_only(statement: Statement) -> bool:
+    """CreateTags on new snapshots only, while they are created (ec2:CreateAction), never on an existing resource."""
+    action = _condition_keys(statement).get("ec2:createaction")
+    snapshots_only = bool(statement.resources) and all(":snapshot/" in r for r in statement.resources)
+    return snapshots_only and action is not None and action[0] == "StringEquals" and "*" not in str(action[1])
+
+
 def _create_tags_problems(statement: Statement) -> list[str]:
     if _tags_only_other_keys(statement):
         return []  # e.g. the canary tag: it can never add, change or remove a patch group
+    if _tags_on_create_only(statement):
+        return []
     keys = _condition_keys(statement)
     problems = []
     if not _has_key(statement, "aws:TagKeys"):

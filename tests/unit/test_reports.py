@@ -16,9 +16,11 @@ from patchpilot.models.compliance import ComplianceStatus, PatchStateCounts
 from patchpilot.models.patches import InstancePatch, PatchState
 from patchpilot.models.records import InstanceResult
 from patchpilot.models.report import ComplianceReport, FailedStageReportRequest, StageReportRequest
+from patchpilot.models.snapshots import SnapshotSet, VolumeSnapshot
 from patchpilot.reporting import render
 from tests.fakes import (
     FakePatchInventory,
+    FakeSnapshotLedger,
     InMemoryComplianceStore,
     InMemoryExclusionLedger,
     InMemoryInstallTracker,
@@ -129,6 +131,35 @@ def test_report_stage_files_are_stored_as_html_csv_and_json() -> None:
     rows = list(csv.DictReader(io.StringIO(reports.files["reports/2026-12/stages/prod-1.csv"][0])))
     first = rows[0]
     assert (first["node_id"], first["result"], first["rebooted"]) == (node_id(1), "Success", "True")
+
+
+def test_report_stage_carries_its_rollback_plan() -> None:
+    ledger = FakeSnapshotLedger()
+    for stage, instance in (("prod-1", "i-0000000000000000a"), ("dev", "i-0000000000000000b")):
+        ledger.record_set(
+            SnapshotSet(
+                run_id="2026-12",
+                stage_name=stage,
+                instance_id=instance,
+                taken_at=RUN_START,
+                snapshots=[
+                    VolumeSnapshot(snapshot_id="snap-00000000000000001", volume_id="vol-00000000000000001", root=True)
+                ],
+            )
+        )
+    report = build_stage_report(stage_request(), *stage_world(), known_fleet(), ledger)
+    assert [(p.instance_id, p.root_snapshot_id, p.command) for p in report.rollback_plan] == [
+        (
+            "i-0000000000000000a",
+            "snap-00000000000000001",
+            "patchpilot rollback --run 2026-12 --instance i-0000000000000000a",
+        )
+    ]
+    reports = InMemoryReportStore()
+    store_stage_report(report, reports)
+    html = reports.files["reports/2026-12/stages/prod-1.html"][0]
+    assert "patchpilot rollback --run 2026-12 --instance i-0000000000000000a" in html
+    assert build_stage_report(stage_request(), *stage_world(), known_fleet()).rollback_plan == []
 
 
 def compliance_report() -> tuple[ComplianceReport, InMemoryReportStore]:

@@ -74,6 +74,8 @@ def test_wiring_builds_every_adapter_from_the_environment(monkeypatch: pytest.Mo
         "command_directory": "SsmCommandDirectory",
         "canary_tags": "AwsCanaryTags",
         "execution_callbacks": "StepFunctionsCallbacks",
+        "volume_snapshots": "Ec2VolumeSnapshots",
+        "snapshot_ledger": "DynamoDBSnapshotLedger",
         "instance_inventory": "Ec2InstanceInventory",
         "patch_scanner": "SsmPatchScanner",
         "first_scan_ledger": "DynamoDBFirstScanLedger",

@@ -19,7 +19,13 @@ from patchpilot.observability import logger, metrics, tracer
 @tracer.capture_lambda_handler
 @event_parser(model=StageReportRequest | FailedStageReportRequest)
 def handler(event: StageReportRequest | FailedStageReportRequest, context: LambdaContext) -> dict[str, Any]:
-    ports = (wiring.install_tracker(), wiring.patch_inventory(), wiring.exclusion_ledger(), wiring.fleet_source())
+    ports = (
+        wiring.install_tracker(),
+        wiring.patch_inventory(),
+        wiring.exclusion_ledger(),
+        wiring.fleet_source(),
+        wiring.snapshot_ledger(),
+    )
     if isinstance(event, FailedStageReportRequest):
         report = build_failed_stage_report(event, *ports)
     else:

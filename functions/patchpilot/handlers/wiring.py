@@ -19,8 +19,10 @@ from patchpilot.integrations.dynamodb_compliance import DynamoDBComplianceStore
 from patchpilot.integrations.dynamodb_exclusions import DynamoDBExclusionLedger
 from patchpilot.integrations.dynamodb_first_scan import DynamoDBFirstScanLedger
 from patchpilot.integrations.dynamodb_run_ledger import DynamoDBRunLedger
+from patchpilot.integrations.dynamodb_snapshots import DynamoDBSnapshotLedger
 from patchpilot.integrations.dynamodb_tracker import DynamoDBInstallTracker
 from patchpilot.integrations.ec2_inventory import Ec2InstanceInventory
+from patchpilot.integrations.ec2_snapshots import Ec2VolumeSnapshots
 from patchpilot.integrations.patch_sets import S3PatchSetStore
 from patchpilot.integrations.ports import Clock
 from patchpilot.integrations.s3_reports import S3ReportStore
@@ -69,6 +71,17 @@ def execution_callbacks() -> StepFunctionsCallbacks:
 def instance_inventory() -> Ec2InstanceInventory:
     """EC2 instance tags."""
     return Ec2InstanceInventory(aws_clients.ec2())
+
+
+def volume_snapshots() -> Ec2VolumeSnapshots:
+    """EBS snapshots and root-volume restores through EC2."""
+    return Ec2VolumeSnapshots(aws_clients.ec2())
+
+
+def snapshot_ledger() -> DynamoDBSnapshotLedger:
+    """Snapshot sets and rollbacks in the table named by RUNS_TABLE_NAME."""
+    settings = TrackingSettings.from_env()
+    return DynamoDBSnapshotLedger(settings.runs_table_name, aws_clients.dynamodb(), settings.record_ttl_days)
 
 
 def patch_scanner() -> SsmPatchScanner:

@@ -22,6 +22,7 @@ from patchpilot.models.records import (
     TrackedCommand,
 )
 from patchpilot.models.rollout import RunContext, StagePlan
+from patchpilot.models.snapshots import RollbackRecord, RunExecution, SnapshotSet, VolumeSnapshot
 
 
 class RecordOutcome(StrEnum):
@@ -479,3 +480,64 @@ class RejectedInputStore(ABC):
     @abstractmethod
     def keep(self, body: dict[str, Any], reason: str) -> None:
         """Store the rejected input and why it was rejected."""
+
+
+class SnapshotRefused(Exception):
+    """EC2 refused to snapshot an instance's volumes (a quota, a volume that cannot be snapshotted, its state)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class VolumeSnapshots(ABC):
+    """EBS snapshots of instances' volumes and root-volume restores (EC2)."""
+
+    @abstractmethod
+    def snapshot_instance(self, instance_id: str, tags: dict[str, str], description: str) -> list[VolumeSnapshot]:
+        """One crash-consistent snapshot per attached EBS volume (CreateSnapshots); SnapshotRefused if EC2 refuses."""
+
+    @abstractmethod
+    def snapshots_tagged(self, tags: dict[str, str], started_before: datetime) -> dict[str, dict[str, str]]:
+        """Snapshots of the account carrying every tag given, started before the moment: id -> all their tags."""
+
+    @abstractmethod
+    def delete_snapshot(self, snapshot_id: str) -> bool:
+        """Delete a snapshot; False if it was already gone."""
+
+    @abstractmethod
+    def replace_root_volume(self, instance_id: str, snapshot_id: str, client_token: str, tags: dict[str, str]) -> str:
+        """Start restoring the instance's root volume from the snapshot (CreateReplaceRootVolumeTask): the task id."""
+
+    @abstractmethod
+    def replace_root_volume_state(self, task_id: str) -> str:
+        """The task's state (pending, in-progress, succeeded, failing, failed, failing-detached, failed-detached)."""
+
+
+class SnapshotLedger(ABC):
+    """The runs table's record of pre-patch snapshot sets and of rollbacks."""
+
+    @abstractmethod
+    def record_set(self, snapshot_set: SnapshotSet) -> bool:
+        """Record an instance's snapshot set for its run and stage; False if one was recorded already (kept)."""
+
+    @abstractmethod
+    def sets_of(self, run_id: str) -> list[SnapshotSet]:
+        """Every snapshot set of the run."""
+
+    @abstractmethod
+    def record_rollback(self, record: RollbackRecord) -> None:
+        """Record a rollback PatchPilot started."""
+
+    @abstractmethod
+    def rollbacks_of(self, run_id: str) -> list[RollbackRecord]:
+        """Every rollback of the run, oldest first."""
+
+
+class RunExecutions(ABC):
+    """The rollout executions of a run (its first attempt and resumed ones)."""
+
+    @abstractmethod
+    def executions_of(self, run_id: str) -> list[RunExecution]:
+        """Every execution of the run, with the stage a running one works on."""

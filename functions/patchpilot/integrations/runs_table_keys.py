@@ -8,6 +8,8 @@ One table (``pk``/``sk``, template.yaml ``RunsTable``) holds:
 ``RUN#<run>``                     ``FROZEN``                      the frozen patch set of the run
 ``RUN#<run>``                     ``EXCLUSION#<stage>#<patch>``   an excluded patch (holds it out of the set)
 ``RUN#<run>``                     ``EXCLUSION_REMOVED#<stage>#…`` an exclusion an operator retired (evidence)
+``RUN#<run>``                     ``SNAPSHOT#<stage>#<instance>`` an instance's pre-patch snapshot set
+``RUN#<run>``                     ``ROLLBACK#<instance>#<task>``  a root-volume restore started by ``rollback``
 ``COMMAND#<id>``                  ``COMMAND`` / ``INSTANCE#<i>``  install tracking and per-instance results
 ``INSTANCE#<i>``                  ``FIRST_SCAN``                  the first-scan claim of a new instance
 ``APPROVAL#<id>``                 ``APPROVAL``                    an approval
@@ -31,6 +33,8 @@ COMMAND_SORT_KEY = "COMMAND"
 INSTANCE_PREFIX = "INSTANCE#"
 FIRST_SCAN_SORT_KEY = "FIRST_SCAN"
 APPROVAL_SORT_KEY = "APPROVAL"
+SNAPSHOT_PREFIX = "SNAPSHOT#"
+ROLLBACK_PREFIX = "ROLLBACK#"
 
 PENDING_APPROVALS_INDEX = "PendingApprovals"
 PENDING_APPROVAL_ATTRIBUTE = "pending_approval"
@@ -87,3 +91,13 @@ def instance_key(instance_id: str) -> str:
 def approval_key(approval_id: str) -> str:
     """Partition key of an approval."""
     return f"APPROVAL#{approval_id}"
+
+
+def snapshot_set_sort_key(stage_name: str, instance_id: str) -> str:
+    """Sort key of an instance's pre-patch snapshot set in a stage of a run."""
+    return f"{SNAPSHOT_PREFIX}{stage_name}#{instance_id}"
+
+
+def rollback_sort_key(instance_id: str, task_id: str) -> str:
+    """Sort key of a rollback of an instance: its replace-root-volume task (one row per task, however often asked)."""
+    return f"{ROLLBACK_PREFIX}{instance_id}#{task_id}"

@@ -23,6 +23,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from patchpilot.logic.rollback import rollback_command
 from patchpilot.models.alerts import Alert, AlertKind, Severity
 from patchpilot.models.chat import ChatMessage, Platform, UnrenderableAlert
 
@@ -60,7 +61,8 @@ KNOWN_DETAILS: dict[str, str] = {
     "queue": "Queue",
     "messages": "Messages waiting",
 }
-_HIDDEN_DETAILS = {"approve_command", "reject_command", "request_summary", "timeout_seconds", "instances"}
+_HIDDEN_DETAILS = {"approve_command", "reject_command", "request_summary", "timeout_seconds", "instances", "snapshots"}
+MAX_ROLLBACK_HINTS = 3
 
 
 def console_url(execution_id: str | None) -> str | None:
@@ -72,6 +74,28 @@ def console_url(execution_id: str | None) -> str | None:
         return None
     region = parts[3]
     return f"https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{execution_id}"
+
+
+def _unhealthy_ids(alert: Alert) -> list[str]:
+    sample = alert.details.get("unhealthy_sample")
+    ids = (
+        [item.get("instance_id") if isinstance(item, dict) else item for item in sample or []]
+        if isinstance(sample, list)
+        else []
+    )
+    return [str(i) for i in ids if isinstance(i, str) and i.startswith("i-")]
+
+
+def rollback_hints(alert: Alert) -> list[str]:
+    """After the stage's retry, instances still unhealthy in a stage that took pre-patch snapshots: how to roll back."""
+    attempt = alert.details.get("attempt")
+    if alert.kind != "stage_failed" or not isinstance(alert.details.get("snapshots"), dict):
+        return []
+    if not isinstance(attempt, int) or attempt < 2:
+        return []
+    ids = _unhealthy_ids(alert)
+    commands = [rollback_command(alert.run_id, instance_id) for instance_id in ids[:MAX_ROLLBACK_HINTS]]
+    return [*commands, f"patchpilot rollback --run {alert.run_id} --plan"] if ids else []
 
 
 def next_steps(alert: Alert) -> list[str]:
@@ -88,7 +112,7 @@ def next_steps(alert: Alert) -> list[str]:
         return [*_resume_commands(failed_execution_name(alert)), "patchpilot status"]
     if alert.kind == "approval_requested" and alert.approval_id:
         return [f"patchpilot approve {alert.approval_id}", f"patchpilot reject {alert.approval_id} --reason <why>"]
-    return by_kind.get(alert.kind, ["patchpilot status"])
+    return rollback_hints(alert) + by_kind.get(alert.kind, ["patchpilot status"])
 
 
 def failed_execution_name(alert: Alert) -> str | None:

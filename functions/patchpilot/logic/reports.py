@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from patchpilot.integrations.compliance_ports import ComplianceStore, FleetComplianceSource, ReportStore
-from patchpilot.integrations.ports import ExclusionLedger, InstallTracker, PatchInventory
+from patchpilot.integrations.ports import ExclusionLedger, InstallTracker, PatchInventory, SnapshotLedger
 from patchpilot.logic.compliance import risk_assessment, summarize
 from patchpilot.logic.compliance_collection import take_snapshot
+from patchpilot.logic.rollback import rollback_plan
 from patchpilot.models.compliance import (
     ComplianceRules,
     ComplianceStatus,
@@ -33,6 +34,7 @@ from patchpilot.models.report import (
     TrendPoint,
 )
 from patchpilot.models.rollout import CommandResultRef, RunContext, StagePlan
+from patchpilot.models.snapshots import RollbackPlanRow
 from patchpilot.reporting import render
 
 INSTALLED_NOW = (PatchState.INSTALLED, PatchState.INSTALLED_PENDING_REBOOT)
@@ -62,12 +64,21 @@ def excluded_in_run(ledger: ExclusionLedger, run_id: str, stage_name: str | None
     ]
 
 
+def stage_rollback_plan(run_id: str, stage_name: str, snapshots: SnapshotLedger | None) -> list[RollbackPlanRow]:
+    """The stage's part of the run's rollback plan (empty without a snapshot ledger or snapshots)."""
+    if snapshots is None:
+        return []
+    sets = [s for s in snapshots.sets_of(run_id) if s.stage_name == stage_name]
+    return rollback_plan(run_id, sets, snapshots.rollbacks_of(run_id)) if sets else []
+
+
 def build_stage_report(
     request: StageReportRequest,
     tracker: InstallTracker,
     inventory: PatchInventory,
     ledger: ExclusionLedger,
     source: FleetComplianceSource,
+    snapshots: SnapshotLedger | None = None,
 ) -> StageReport:
     """The stage completion report: targeted, installed, failed, rebooted, duration, patches installed, exclusions.
 
@@ -76,7 +87,7 @@ def build_stage_report(
     rebooted when it installed at least one patch in this run under ``RebootIfNeeded``
     (AWS-RunPatchBaseline reboots after installing any patch with that option).
     """
-    ports = _StagePorts(tracker, inventory, ledger, source)
+    ports = _StagePorts(tracker, inventory, ledger, source, snapshots)
     return _stage_report(
         request.run, request.stage, request.results, request.verdict.targeted, request.finished_at, ports
     )
@@ -88,6 +99,7 @@ def build_failed_stage_report(
     inventory: PatchInventory,
     ledger: ExclusionLedger,
     source: FleetComplianceSource,
+    snapshots: SnapshotLedger | None = None,
 ) -> StageReport:
     """The completion report of a stage that failed its health check or stopped on an error.
 
@@ -98,7 +110,7 @@ def build_failed_stage_report(
     state = request.state
     refs = list({ref.command_id: ref for ref in [*state.patch_results, *state.results]}.values())
     targeted = state.verdict.targeted if state.verdict is not None else None
-    ports = _StagePorts(tracker, inventory, ledger, source)
+    ports = _StagePorts(tracker, inventory, ledger, source, snapshots)
     report = _stage_report(state.run, state.stage, refs, targeted, request.finished_at, ports)
     cause = f": {state.failure.cause}" if state.failure.cause else ""
     return report.model_copy(update={"status": "failed", "failure": f"{state.failure.error}{cause}"})
@@ -110,6 +122,7 @@ class _StagePorts:
     inventory: PatchInventory
     ledger: ExclusionLedger
     source: FleetComplianceSource
+    snapshots: SnapshotLedger | None
 
 
 def _stage_report(
@@ -161,6 +174,7 @@ def _stage_report(
         patches_installed=dict(sorted(patch_counts.items())),
         excluded=excluded_in_run(ports.ledger, run.run_id, stage.name),
         nodes=sorted(nodes, key=lambda node: node.node_id),
+        rollback_plan=stage_rollback_plan(run.run_id, stage.name, ports.snapshots),
     )
 
 

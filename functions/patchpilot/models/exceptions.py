@@ -75,3 +75,11 @@ class NothingToResume(PatchPilotError):
 
 class UnsupportedSchedule(PatchPilotError):
     """A maintenance window schedule PatchPilot cannot compute openings for (a rate, or an unsupported cron field)."""
+
+
+class SnapshotsIncomplete(PatchPilotError):
+    """Pre-patch snapshots could not be taken for every instance of a stage: it stops before its install."""
+
+
+class RollbackRefused(PatchPilotError):
+    """A rollback that cannot be done as asked (no pre-patch snapshot of the instance in the run, no root snapshot)."""

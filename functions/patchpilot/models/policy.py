@@ -25,6 +25,7 @@ from patchpilot.models.rollout import (
     CanaryPolicy,
     HealthCheck,
 )
+from patchpilot.models.snapshots import SnapshotSettings
 
 OperatingSystem = Literal[
     "WINDOWS",
@@ -237,6 +238,12 @@ class Stage(_PolicyModel):
             return CanaryPolicy.model_validate(value)
         except ValidationError as error:
             raise ValueError("; ".join(str(e["msg"]).removeprefix("Value error, ") for e in error.errors())) from None
+
+    snapshots: SnapshotSettings | None = Field(
+        default=None,
+        description="Pre-patch EBS snapshots of every instance before the install (EC2 CreateSnapshots), kept "
+        "retention_days; absent: on for production stages, off for test stages.",
+    )
 
 
 class PatchGroup(_PolicyModel):

@@ -6,6 +6,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, Str
 
 from patchpilot.models.compliance import ComplianceSummary, CycleCompliance, NodeCompliance, RiskEntry
 from patchpilot.models.rollout import CommandResultRef, PhaseSet, RunContext, StageOutcome, StagePlan, StageVerdict
+from patchpilot.models.snapshots import RollbackPlanRow
 
 
 class _Model(BaseModel):
@@ -50,6 +51,7 @@ class StageReport(_Model):
     excluded: list[ExcludedPatchEvidence]
     nodes: list[StageNodeResult]
     failure: str | None = None  # a failed stage: the error that stopped it and its cause
+    rollback_plan: list[RollbackPlanRow] = Field(default_factory=list)  # the stage's pre-patch snapshots, if any
 
     @property
     def duration_hours(self) -> float | None:

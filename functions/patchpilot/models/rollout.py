@@ -9,6 +9,7 @@ from typing import Annotated, Literal, Self
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from patchpilot.models.bounds import CommandId, Utf8Input
+from patchpilot.models.snapshots import SnapshotSettings
 from patchpilot.models.state import (
     MAX_BAKE_SECONDS,
     ErrorBudget,
@@ -108,6 +109,7 @@ class StageDefinition(_Model):
     window: InstallWindow | None = None  # None: the install may start at once
     change_calendar: CalendarName | None = None  # an SSM Change Calendar: CLOSED holds the install back
     canary: CanaryPolicy | None = None  # None: the whole group at once
+    snapshots: SnapshotSettings | None = None  # pre-patch snapshots of the stage's instances (None: none taken)
 
 
 class StageCatalog(_Model):

@@ -49,6 +49,11 @@ first install sent {{ r.started_at or "unknown" }} &middot; last post-patch repo
 {% for e in r.excluded %}<tr><td>{{ e.patch_id }}</td><td>{{ e.operating_system }}</td>
 <td>{% for k, v in e.evidence|dictsort %}{{ k }}: {{ v }}<br>{% endfor %}</td></tr>{% endfor %}</table>
 {% else %}<p>None.</p>{% endif %}
+<h2>Rollback plan</h2>
+{% if r.rollback_plan %}<table><tr><th>instance</th><th>root snapshot</th><th>data snapshots</th><th>taken</th><th>restore with</th></tr>
+{% for p in r.rollback_plan %}<tr><td>{{ p.instance_id }}</td><td>{{ p.root_snapshot_id or "-" }}</td>
+<td>{{ p.data_snapshot_ids|join(", ") or "-" }}</td><td>{{ p.taken_at }}</td><td><code>{{ p.command }}</code></td></tr>{% endfor %}
+</table>{% else %}<p>No pre-patch snapshots (the stage's policy takes none).</p>{% endif %}
 <h2>Nodes</h2>
 <table><tr><th>node</th><th>result</th><th>rebooted</th><th>patches installed</th></tr>
 {% for n in r.nodes %}<tr><td>{{ n.node_id }}</td><td>{{ n.status }}</td><td>{{ "yes" if n.rebooted else "no" }}</td>
