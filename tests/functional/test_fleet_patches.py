@@ -507,13 +507,16 @@ def _policy_baselines() -> dict[tuple[str, str], dict[str, Any]]:
     }
 
 
-@pytest.mark.parametrize("seed", range(25))
-def test_scenarios_two_bad_patches_break_patches_every_stage_from_staging_installs(seed: int) -> None:
+@pytest.mark.parametrize("seed", range(20))
+@pytest.mark.parametrize(("scenario", "broken_oses"), [("bad-patch", 1), ("two-bad-patches", 2)])
+def test_scenarios_bad_patches_break_only_patches_every_stage_from_staging_installs(
+    scenario: str, broken_oses: int, seed: int
+) -> None:
     fleet = build_fleet(20, seed)
-    apply_scenario(SCENARIOS["two-bad-patches"], fleet, seed)
+    apply_scenario(SCENARIOS[scenario], fleet, seed)
     broken = {(i.platform, p) for i in fleet for p, r in i.patches.items() if r.fails_install}
-    assert len(broken) == 2
-    assert len({platform for platform, _ in broken}) == 2
+    assert len(broken) == broken_oses
+    assert len({platform for platform, _ in broken}) == broken_oses
     baselines = _policy_baselines()
     for platform, patch_id in sorted(broken):
         assert any(i.platform == platform and i.patch_group == "staging" for i in fleet)
