@@ -9,7 +9,14 @@ from datetime import date
 
 from patchpilot_sim.faults import CHAOS, NO_FAULTS, FaultPlan
 from patchpilot_sim.fleet import SimulatedInstance
-from patchpilot_sim.patches import MISSING, CatalogPatch, catalog_for, initial_patch_states, release_fixed_version
+from patchpilot_sim.patches import (
+    MISSING,
+    SECURITY_CLASSIFICATIONS,
+    CatalogPatch,
+    catalog_for,
+    initial_patch_states,
+    release_fixed_version,
+)
 
 GROUP_SHARES = {"dev": 0.1, "staging": 0.15, "prod-1": 0.25, "prod-2": 0.25, "prod-3": 0.25}
 OS_MIX = ["AMAZON_LINUX_2023", "WINDOWS", "UBUNTU", "REDHAT_ENTERPRISE_LINUX", "AMAZON_LINUX_2"]
@@ -220,14 +227,30 @@ def groups_from(stage_group: str) -> list[str]:
     return order[order.index(stage_group) :] if stage_group in order else [stage_group]
 
 
+def _installed_by_every_stage(platform: str) -> list[CatalogPatch]:
+    """The patches of an OS that every stage's baseline approves, on every instance of the OS.
+
+    Production approves only Critical/Important security updates (an Enhancement or a Medium update is never
+    installed there, nor an Enhancement in staging), staging holds kernels, and a patch that applies to only some
+    instances of the OS could miss a stage's instances.
+    """
+    return [
+        p
+        for p in catalog_for(platform)
+        if not p.kernel
+        and p.applicability >= 1.0
+        and p.severity in ("Critical", "Important")
+        and p.classification in SECURITY_CLASSIFICATIONS
+    ]
+
+
 def bad_patch_for(fleet: list[SimulatedInstance], stage_group: str, rng: random.Random) -> tuple[str, CatalogPatch]:
-    """(OS, patch) the bad-patch scenario breaks: a non-kernel patch of an OS that has instances in the stage."""
+    """(OS, patch) the bad-patch scenario breaks: a patch every stage installs, of an OS with instances in the stage."""
     platforms = sorted({i.platform for i in fleet if i.patch_group == stage_group})
     if not platforms:
         raise ValueError(f"no instance in patch group {stage_group!r}")
     platform = rng.choice(platforms)
-    candidates = [p for p in catalog_for(platform) if not p.kernel and p.applicability >= 1.0]
-    return platform, rng.choice(candidates)
+    return platform, rng.choice(_installed_by_every_stage(platform))
 
 
 def _break_patch(fleet: list[SimulatedInstance], stage_group: str, rng: random.Random) -> list[str]:
@@ -285,7 +308,7 @@ def _break_two_patches(fleet: list[SimulatedInstance], stage_group: str, rng: ra
     groups = groups_from(stage_group)
     changes = []
     for platform in rng.sample(platforms, k=2):
-        patch = rng.choice([p for p in catalog_for(platform) if not p.kernel and p.applicability >= 1.0])
+        patch = rng.choice(_installed_by_every_stage(platform))
         victims = [i for i in fleet if i.platform == platform and i.patch_group in groups]
         for victim in victims:
             record = victim.patches[patch.patch_id]

@@ -12,6 +12,7 @@ import pytest
 from botocore.loaders import Loader
 from moto import mock_aws
 
+from patchpilot_cli.policy_render import load_policy, render_resources
 from patchpilot_sim import patches as pm
 from patchpilot_sim.clock import Scheduler, SimClock
 from patchpilot_sim.fleet import SimulatedApiError, SimulatedInstance, SsmAgentSimulator
@@ -493,6 +494,39 @@ def test_scenarios_bad_patch_fails_one_non_kernel_patch_from_staging_on() -> Non
     assert {i.patch_group for i in victims} == set(groups_from("staging"))
     assert all(i.patches[patch_id].state == "Missing" for i in victims)
     assert SCENARIOS["bad-patch"].expected_status == "SUCCEEDED"
+
+
+def _policy_baselines() -> dict[tuple[str, str], dict[str, Any]]:
+    """The rendered policy's baseline properties by (patch group, OS)."""
+    return {
+        (group, props["OperatingSystem"]): props
+        for resource in render_resources(load_policy()).values()
+        if isinstance(resource, dict) and resource.get("Type") == "AWS::SSM::PatchBaseline"
+        for props in [resource["Properties"]]
+        for group in props.get("PatchGroups", [])
+    }
+
+
+@pytest.mark.parametrize("seed", range(20))
+@pytest.mark.parametrize(("scenario", "broken_oses"), [("bad-patch", 1), ("two-bad-patches", 2)])
+def test_scenarios_bad_patches_break_only_patches_every_stage_from_staging_installs(
+    scenario: str, broken_oses: int, seed: int
+) -> None:
+    fleet = build_fleet(20, seed)
+    apply_scenario(SCENARIOS[scenario], fleet, seed)
+    broken = {(i.platform, p) for i in fleet for p, r in i.patches.items() if r.fails_install}
+    assert len(broken) == broken_oses
+    assert len({platform for platform, _ in broken}) == broken_oses
+    baselines = _policy_baselines()
+    for platform, patch_id in sorted(broken):
+        assert any(i.platform == platform and i.patch_group == "staging" for i in fleet)
+        record = next(i.patches[patch_id] for i in fleet if i.platform == platform)
+        for group in groups_from("staging"):
+            baseline = baselines[(group, platform)]
+            assert not any(record.patch.matches_name(name) for name in baseline.get("RejectedPatches", []))
+            assert pm.unapproved_ids(platform, baseline, {patch_id: record}, True, None) == set(), (
+                f"{patch_id} ({platform}) is not approved for {group}: the scenario claims it fails there"
+            )
 
 
 def test_scenarios_flaky_and_failing_instance_act_on_dev() -> None:
