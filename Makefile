@@ -60,7 +60,7 @@ typecheck: $(VENV)/.installed ## mypy (strict, pydantic plugin)
 COVERAGE_FLOOR := 94
 
 unit: $(VENV)/.installed ## unit tests (fakes, no network), functional tests (adapters on moto/Stubber), fuzz (fast profile), coverage floor
-	$(BIN)/pytest -q --cov=patchpilot --cov-report=term:skip-covered --cov-fail-under=$(COVERAGE_FLOOR) tests/unit tests/functional tests/fuzz
+	$(BIN)/pytest -q -n 2 --cov=patchpilot --cov-report=term:skip-covered --cov-fail-under=$(COVERAGE_FLOOR) tests/unit tests/functional tests/fuzz
 
 runtime-tests: $(VENV)/.installed ## the real ASL and handlers on the local runtime
 	$(BIN)/pytest -q -n 2 tests/asl tests/e2e
