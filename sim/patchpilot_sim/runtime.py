@@ -91,7 +91,7 @@ def error_response(status: int, code: str, message: str, **extra: Any) -> tuple[
         "RetryAttempts": 0,
     }
     body = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": metadata, **extra}
-    return AWSResponse("https://local.patchpilot", status, HTTPHeaders({"x-amzn-requestid": request_id}), None), body
+    return AWSResponse("https://local.patchpilot", status, HTTPHeaders.from_dict({"x-amzn-requestid": request_id}), None), body
 
 
 class RuntimeTimeout(Exception):
