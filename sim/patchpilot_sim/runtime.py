@@ -77,11 +77,11 @@ def _http(status: int) -> AWSResponse:
 def error_response(status: int, code: str, message: str, **extra: Any) -> tuple[AWSResponse, dict[str, Any]]:
     """An AWS error answer as botocore parses it: `Error`, and `ResponseMetadata` with the request id.
 
-    Every AWS API response carries a request id (the `x-amzn-RequestId` header), errors included
-    (https://docs.aws.amazon.com/general/latest/gr/api-retries.html; botocore's parsers put it in
-    `ResponseMetadata.RequestId`). moto's Step Functions engine reads it to build an `aws-sdk:` task's `Cause`
-    ("..., Request ID: ..."); without it the task does not fail with the service error but ends the execution with
-    `States.Runtime`, past every Retry and Catch.
+    Every AWS API response carries a request id (the `x-amzn-RequestId` header), errors included; botocore puts it
+    in `ResponseMetadata.RequestId` (boto3 guide "Error handling",
+    https://boto3.amazonaws.com/v1/documentation/api/latest/guide/error-handling.html). moto's Step Functions
+    engine reads it to build an `aws-sdk:` task's `Cause` ("..., Request ID: ..."); without it the task does not
+    fail with the service error but ends the execution with `States.Runtime`, past every Retry and Catch.
     """
     request_id = str(uuid.uuid4())
     metadata = {
@@ -91,7 +91,8 @@ def error_response(status: int, code: str, message: str, **extra: Any) -> tuple[
         "RetryAttempts": 0,
     }
     body = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": metadata, **extra}
-    return AWSResponse("https://local.patchpilot", status, HTTPHeaders.from_dict({"x-amzn-requestid": request_id}), None), body
+    headers = HTTPHeaders.from_dict({"x-amzn-requestid": request_id})
+    return AWSResponse("https://local.patchpilot", status, headers, None), body
 
 
 class RuntimeTimeout(Exception):
