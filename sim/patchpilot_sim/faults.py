@@ -32,11 +32,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
-from botocore.awsrequest import AWSResponse, HTTPHeaders
+from botocore.awsrequest import AWSResponse
 
 from patchpilot_sim.clock import Scheduler
 from patchpilot_sim.lambdas import CURRENT_FUNCTION, RuntimeCrash
-from patchpilot_sim.runtime import LocalRuntime
+from patchpilot_sim.runtime import LocalRuntime, error_response
 
 _WRITES = frozenset({"TransactWriteItems", "UpdateItem", "PutItem", "SendTaskSuccess", "SendCommand", "PutObject"})
 _EXEMPT_FUNCTIONS = frozenset({"StartRolloutFunction", "DecideApprovalFunction"})
@@ -87,11 +87,6 @@ class Refusal:
     when: Callable[[dict[str, Any]], bool]
 
 
-def _error(status: int, code: str, message: str, **extra: Any) -> tuple[AWSResponse, dict[str, Any]]:
-    body = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}, **extra}
-    return AWSResponse("https://local.patchpilot/fault", status, HTTPHeaders(), None), body
-
-
 class FaultInjector:
     """Injects a FaultPlan's faults; `injected` counts them by kind."""
 
@@ -140,7 +135,7 @@ class FaultInjector:
         for refusal in refusals:
             if refusal.when(params):
                 self._count(f"{service}.{refusal.code}")
-                return _error(400, refusal.code, f"{operation} refused (injected)")
+                return error_response(400, refusal.code, f"{operation} refused (injected)")
         function = getattr(CURRENT_FUNCTION, "name", None)
         in_handler = function is not None and function not in _EXEMPT_FUNCTIONS
         engine_send = function is None and service == "ssm" and operation == "SendCommand"
@@ -154,18 +149,20 @@ class FaultInjector:
             if operation == "TransactWriteItems" and self._roll(plan.dynamodb_transaction_conflicts):
                 self._count("dynamodb.TransactionConflict")
                 reasons = {"CancellationReasons": [{"Code": "TransactionConflict"}]}
-                return _error(400, "TransactionCanceledException", "Transaction cancelled (injected)", **reasons)
+                return error_response(
+                    400, "TransactionCanceledException", "Transaction cancelled (injected)", **reasons
+                )
             if self._roll(plan.dynamodb_throttling):
                 self._count("dynamodb.ProvisionedThroughputExceeded")
-                return _error(400, "ProvisionedThroughputExceededException", "Rate exceeded (injected)")
+                return error_response(400, "ProvisionedThroughputExceededException", "Rate exceeded (injected)")
         throttling = {"ssm": plan.ssm_throttling, "sfn": plan.sfn_throttling}.get(service, 0.0)
         server_errors = {"ssm": plan.ssm_server_errors, "sfn": plan.sfn_server_errors}.get(service, 0.0)
         if self._roll(throttling):
             self._count(f"{service}.ThrottlingException")
-            return _error(400, "ThrottlingException", "Rate exceeded (injected)")
+            return error_response(400, "ThrottlingException", "Rate exceeded (injected)")
         if self._roll(server_errors):
             self._count(f"{service}.InternalServerError")
-            return _error(500, "InternalServerError", "Internal error (injected)")
+            return error_response(500, "InternalServerError", "Internal error (injected)")
         return None
 
     def _after_call(self, event_name: str, **_: Any) -> None:

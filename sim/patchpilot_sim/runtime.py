@@ -11,6 +11,7 @@ import os
 import sys
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -71,6 +72,27 @@ PARAMS_KEY = "patchpilot_sim_api_params"
 
 def _http(status: int) -> AWSResponse:
     return AWSResponse("https://local.patchpilot", status, HTTPHeaders(), None)
+
+
+def error_response(status: int, code: str, message: str, **extra: Any) -> tuple[AWSResponse, dict[str, Any]]:
+    """An AWS error answer as botocore parses it: `Error`, and `ResponseMetadata` with the request id.
+
+    Every AWS API response carries a request id (the `x-amzn-RequestId` header), errors included; botocore puts it
+    in `ResponseMetadata.RequestId` (boto3 guide "Error handling",
+    https://boto3.amazonaws.com/v1/documentation/api/latest/guide/error-handling.html). moto's Step Functions
+    engine reads it to build an `aws-sdk:` task's `Cause` ("..., Request ID: ..."); without it the task does not
+    fail with the service error but ends the execution with `States.Runtime`, past every Retry and Catch.
+    """
+    request_id = str(uuid.uuid4())
+    metadata = {
+        "RequestId": request_id,
+        "HTTPStatusCode": status,
+        "HTTPHeaders": {"x-amzn-requestid": request_id},
+        "RetryAttempts": 0,
+    }
+    body = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": metadata, **extra}
+    headers = HTTPHeaders.from_dict({"x-amzn-requestid": request_id})
+    return AWSResponse("https://local.patchpilot", status, headers, None), body
 
 
 class RuntimeTimeout(Exception):
@@ -377,11 +399,7 @@ class LocalRuntime:
             try:
                 return _http(200), stand_in.handle(operation, params)
             except SimulatedApiError as error:
-                body = {
-                    "Error": {"Code": error.code, "Message": error.message},
-                    "ResponseMetadata": {"HTTPStatusCode": 400},
-                }
-                return _http(400), body
+                return error_response(400, error.code, error.message)
         return None
 
     def _baseline_id(self, instance: SimulatedInstance) -> str:

@@ -35,7 +35,7 @@ def test_resume_after_a_failed_stage_skips_the_passed_stage_and_succeeds() -> No
         denied = injector.refuse("ssm", "SendCommand", "AccessDeniedException", _targets_group("staging"))
         # Given a cycle whose staging stage fails: SendCommand to staging is denied
         failed = start(runtime, stages=["dev", "staging"])
-        assert failed["status"] == "FAILED"
+        assert (failed["status"], failed["error"]) == ("FAILED", "Ssm.AccessDeniedException")
         assert injector.injected["ssm.AccessDeniedException"] >= 1
         # A plain start does not call the failed month "already running", and starts nothing
         again = runtime.lambdas.invoke("StartRolloutFunction", {"mode": "manual", "cycle": "2026-12"})
