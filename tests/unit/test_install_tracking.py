@@ -214,6 +214,27 @@ def test_reconcile_install_recovers_results_whose_events_were_lost() -> None:
     assert (outcome.tally.succeeded, outcome.tally.failed, outcome.attempts) == (2, 0, 0)
 
 
+def test_reconcile_install_writes_only_the_results_the_table_lacks() -> None:
+    # Given a command whose first result was recorded from its event and whose second event was lost
+    ports = _waiting(expected=2)
+    assert isinstance(ports.directory, FakeCommandDirectory)
+    assert isinstance(ports.tracker, InMemoryInstallTracker)
+    record_command_results(COMMAND, [_detail(_instance(1), "Success")], ports, NOW)
+    ports.directory.invocations[COMMAND] = [
+        InvocationInfo(command_id=COMMAND, instance_id=_instance(1), status="Success"),
+        InvocationInfo(command_id=COMMAND, instance_id=_instance(2), status="Failed"),
+    ]
+    writes_before = ports.tracker.counter_writes
+    # When reconciliation runs twice
+    request = ReconcileRequest(command_id=COMMAND, expected_instances=2, attempts_so_far=0, max_attempts=3)
+    first = reconcile_install(request, ports.tracker, ports.directory)
+    second = reconcile_install(request, ports.tracker, ports.directory)
+    # Then the lost result is written once, and nothing is rewritten
+    assert (first.recovered_results, second.recovered_results) == (1, 0)
+    assert ports.tracker.counter_writes - writes_before == 1
+    assert (second.tally.succeeded, second.tally.failed) == (1, 1)
+
+
 def test_reconcile_install_completes_when_command_finished_with_instances_missing() -> None:
     ports = _waiting(expected=3)
     assert isinstance(ports.directory, FakeCommandDirectory)

@@ -267,6 +267,10 @@ def reconcile_install(
 ) -> ReconcileOutcome:
     """Recover results whose status events were lost, from SSM's own record of the command.
 
+    Only results the tracking table lacks are written (one read of the recorded ones first): rewriting every
+    finished result made each reconciliation a train of transactions that fail on conflicts and throttling
+    under load, each failure costing the whole attempt.
+
     Parameters
     ----------
     request : ReconcileRequest
@@ -285,12 +289,13 @@ def reconcile_install(
         The command is still unfinished after ``max_attempts`` reconciliations. A reconciliation that recovered
         results of a command SSM still runs made progress and does not count (SSM's own command timeout bounds it).
     """
-    finished_invocations = [
+    already_recorded = {result.instance_id for result in tracker.list_results(request.command_id)}
+    lost_results = [
         InstanceResult(instance_id=i.instance_id, status=i.status, succeeded=i.status == "Success")
         for i in directory.list_invocations(request.command_id)
-        if i.status in TERMINAL_INVOCATION_STATUSES
+        if i.status in TERMINAL_INVOCATION_STATUSES and i.instance_id not in already_recorded
     ]
-    recovered = tracker.record_results(request.command_id, finished_invocations).recorded if finished_invocations else 0
+    recovered = tracker.record_results(request.command_id, lost_results).recorded if lost_results else 0
     command = tracker.get_command(request.command_id)
     if command is None:
         raise CommandNotTracked(f"command {request.command_id} has no tracking row to reconcile")
