@@ -63,7 +63,7 @@ unit: $(VENV)/.installed ## unit tests (fakes, no network), functional tests (ad
 	$(BIN)/pytest -q -n 2 --cov=patchpilot --cov-report=term:skip-covered --cov-fail-under=$(COVERAGE_FLOOR) tests/unit tests/functional tests/fuzz
 
 runtime-tests: $(VENV)/.installed ## the real ASL and handlers on the local runtime
-	$(BIN)/pytest -q -n 2 tests/asl tests/e2e
+	$(BIN)/pytest -q -n 2 --dist loadgroup tests/asl tests/e2e
 
 cfn-lint: $(SAM_VENV)/.installed ## cfn-lint with the serverless rules
 	$(SAM_BIN)/cfn-lint template.yaml -a cfn_lint_serverless.rules

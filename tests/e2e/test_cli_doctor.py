@@ -17,7 +17,8 @@ from patchpilot_sim.fleet import PatchOperation, SimulatedInstance
 from patchpilot_sim.runtime import STACK_NAME, LocalRuntime
 from patchpilot_sim.scenarios import build_fleet
 
-pytestmark = pytest.mark.runtime
+# One worker runs the whole module: its module-scoped local stack (or cycle) is set up once, not once per worker.
+pytestmark = [pytest.mark.runtime, pytest.mark.xdist_group("test_cli_doctor")]
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 GROUPS = ("dev", "staging", "prod-1", "prod-2", "prod-3")
 EXCLUDED = "openssl-3.0.8-1.amzn2023"

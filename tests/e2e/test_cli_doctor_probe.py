@@ -15,7 +15,8 @@ from patchpilot_sim.runtime import STACK_NAME, LocalRuntime
 from patchpilot_sim.scenarios import build_fleet
 from tests.runtime_helpers import REAL_TIMEOUT
 
-pytestmark = pytest.mark.runtime
+# One worker runs the whole module: its module-scoped local stack (or cycle) is set up once, not once per worker.
+pytestmark = [pytest.mark.runtime, pytest.mark.xdist_group("test_cli_doctor_probe")]
 GROUPS = ("dev", "staging", "prod-1", "prod-2", "prod-3")
 
 

@@ -17,7 +17,8 @@ from patchpilot_sim.fleet import PLATFORMS
 from patchpilot_sim.runtime import STACK_NAME, LocalRuntime
 from patchpilot_sim.scenarios import build_fleet
 
-pytestmark = pytest.mark.runtime
+# One worker runs the whole module: its module-scoped local stack (or cycle) is set up once, not once per worker.
+pytestmark = [pytest.mark.runtime, pytest.mark.xdist_group("test_cli_plan")]
 CYCLE = "2030-12"  # a cycle still ahead whenever the test runs; Patch Tuesday is 10 December 2030
 
 

@@ -16,7 +16,8 @@ from patchpilot_sim.simulate import LOCAL_LIMITS
 from patchpilot_sim.stack_standin import register_stack_outputs
 from patchpilot_sim.template import SamTemplate
 
-pytestmark = pytest.mark.runtime
+# One worker runs the whole module: its module-scoped local stack (or cycle) is set up once, not once per worker.
+pytestmark = [pytest.mark.runtime, pytest.mark.xdist_group("test_cli_rollback")]
 STACK = "patchpilot-rollback-test"
 
 

@@ -22,7 +22,8 @@ from patchpilot_sim.simulate import LOCAL_LIMITS
 from patchpilot_sim.stack_standin import register_stack_outputs
 from tests.fakes import sample_exclusion
 
-pytestmark = pytest.mark.runtime
+# One worker runs the whole module: its module-scoped local stack (or cycle) is set up once, not once per worker.
+pytestmark = [pytest.mark.runtime, pytest.mark.xdist_group("test_cli_stack")]
 STACK = "patchpilot-test"
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 REQUEST = json.loads((EVENTS / "approval/request-approval.json").read_text())
