@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from patchpilot_sim.fleet import ACCOUNT_ID, Command, PatchOperation, SimulatedInstance
+from patchpilot_sim.lambdas import InvocationResult
 
 if TYPE_CHECKING:
     from patchpilot_sim.runtime import LocalRuntime
@@ -48,7 +49,7 @@ class ComplianceDemo:
         demo._launch_unmanaged(2)
         demo._add_managed("AMAZON_LINUX_2", {"Name": "build-runner-01"}, group="")
         demo._add_silent_agent()
-        result = runtime.lambdas.invoke("ComplianceRefreshFunction", {"source": "patchpilot.demo"})
+        result = invoke_as_operator(runtime, "ComplianceRefreshFunction", {"source": "patchpilot.demo"})
         if result.failed:
             raise RuntimeError(f"ComplianceRefreshFunction failed: {result.error_type}: {result.error_message}")
         return demo
@@ -103,7 +104,8 @@ class ComplianceDemo:
         self.runtime.clock.set_time_scale(SNAPSHOT_TIME_SCALE)
         try:
             self.runtime.router.put_event(_instance_running(new.instance_id, self.runtime.region))
-            started = self.runtime.lambdas.invoke(
+            started = invoke_as_operator(
+                self.runtime,
                 "StartRolloutFunction",
                 {
                     "mode": "emergency",
@@ -116,7 +118,9 @@ class ComplianceDemo:
                 raise RuntimeError(f"emergency start failed: {started.error_type}: {started.error_message}")
             if not both.reached.wait(SNAPSHOT_TIMEOUT_SECONDS):
                 raise TimeoutError("the emergency install and the first scan did not both start")
-            report = self.runtime.lambdas.invoke("ComplianceReportFunction", {"action": "on_demand", "run_id": run_id})
+            report = invoke_as_operator(
+                self.runtime, "ComplianceReportFunction", {"action": "on_demand", "run_id": run_id}
+            )
         finally:
             self.runtime.fleet.invocation_started.remove(both)
             self.runtime.scheduler.resume()
@@ -212,3 +216,19 @@ def compliance_object(report_json: Path, cycle: dict[str, Any] | None) -> dict[s
         "nodes_at_risk": len(report["risks"]),
         "cycle": cycle,
     }
+
+
+# What an operator (or Lambda's own async retries) does with a call that failed on a transient AWS fault: call again.
+# The chaos scenario's faults reach these direct invocations too; every one of them is idempotent.
+OPERATOR_RETRIED_ERRORS = frozenset({"TransientAwsError", "ComplianceReadFailed", "Runtime.ExitError"})
+OPERATOR_ATTEMPTS = 5
+
+
+def invoke_as_operator(runtime: LocalRuntime, function: str, payload: dict[str, Any]) -> InvocationResult:
+    """Invoke a function like an operator would: again, up to `OPERATOR_ATTEMPTS` times, after a transient failure."""
+    result = runtime.lambdas.invoke(function, payload)
+    for _ in range(OPERATOR_ATTEMPTS - 1):
+        if not result.failed or result.error_type not in OPERATOR_RETRIED_ERRORS:
+            break
+        result = runtime.lambdas.invoke(function, payload)
+    return result
