@@ -39,9 +39,6 @@ def simulate(
     instances: Annotated[int, typer.Option(help="size of the simulated fleet (all groups)")] = 40,
     seed: Annotated[int, typer.Option(help="seed of the fleet and its behaviour")] = 7,
     out: Annotated[Path, typer.Option(help="where summary.json and lambda.log go")] = Path("out/demo"),
-    time_scale: Annotated[
-        float, typer.Option(help="simulated seconds per real second for fleet activity (bakes: a day per second)")
-    ] = 3_600.0,
     as_json: Annotated[bool, typer.Option("--json", help="print summary.json instead of progress")] = False,
 ) -> None:
     """Run one patch cycle locally: moto, the real state machine and handlers, a simulated fleet."""
@@ -57,9 +54,7 @@ def simulate(
         raise typer.BadParameter(f"unknown scenario {scenario!r}; choose one of: {', '.join(SCENARIOS)}")
     if instances <= 0:
         raise typer.BadParameter("--instances must be at least 1")
-    if time_scale <= 0:
-        raise typer.BadParameter("--time-scale must be positive")
-    options = SimulationOptions(instances=instances, scenario=scenario, seed=seed, time_scale=time_scale, out_dir=out)
+    options = SimulationOptions(instances=instances, scenario=scenario, seed=seed, out_dir=out)
     view = progress_view(console, as_json)
     try:
         summary = run_simulation(options, view.say, view)

@@ -88,7 +88,6 @@ class LocalChat:
                     TopicArn=runtime.resources.topic_arns[topic], Protocol="sqs", Endpoint=queue_arn
                 )["SubscriptionArn"]
                 self.delivery.add(Subscription(spec.logical_id, queue_url, subscription))
-        self.delivery.start()
 
     # -- setup ----------------------------------------------------------------------------------------------------
     @property

@@ -1,173 +1,332 @@
-"""A compressed clock and a scheduler that runs simulated-time callbacks in real (compressed) time."""
+"""Discrete-event simulated time: a virtual clock that moves only when nothing in the simulation can run.
+
+Simulated time is a number. Work (a thread started, an event or message handed over, a waiter woken, a timer
+fired) is counted *busy* by whoever hands it over, before it can go idle itself; it stops counting when the work
+ends or its thread blocks in a clock-aware wait (`ClockEvent.wait`, `sleep`). Time advances only inside
+`SimClock.run_until`, called by the one driver (a test, the CLI, `simulate`): when the count is zero and no ready
+work is left, the driver checks its predicate, then moves the clock to the earliest timer and fires it. So
+in-process latency costs no simulated time, and simulated waits cost no real time: a 24-hour Wait state is 24
+simulated hours and a few milliseconds.
+
+Work sources (the event router, the SQS event source mappings, SNS subscriptions) are drained by the driver at
+quiescent points, on its own thread; timers run there too. Nothing polls in real time.
+"""
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+
+# A guard against a hung run (a thread blocked outside the clock's accounting), in real seconds.
+DEFAULT_REAL_TIMEOUT_SECONDS = 600.0
+
+
+class SimulationDeadlock(RuntimeError):
+    """Nothing can run, no timer is left, and the driver's condition is still false."""
+
+
+class SimulationStalled(RuntimeError):
+    """Work was counted busy for longer than the real-time guard allows (a thread blocked outside the clock)."""
+
+
+@dataclass(order=True)
+class Timer:
+    """An action due at a simulated moment (seconds since the clock's start)."""
+
+    due: float
+    order: int
+    action: Callable[[], None] = field(compare=False)
+    label: str = field(default="", compare=False)
+    cancelled: bool = field(default=False, compare=False)
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+@dataclass(eq=False)
+class _Waiter:
+    counted: bool
+    label: str
+    woken: bool = False
+    timer: Timer | None = None
 
 
 class SimClock:
-    """Simulated time that runs `time_scale` times faster than the wall clock."""
+    """Virtual simulated time and the busy count that decides when it may move.
 
-    def __init__(self, time_scale: float, start: datetime | None = None) -> None:
-        if time_scale <= 0:
-            raise ValueError("time_scale must be positive")
-        self.time_scale = time_scale
-        # Simulated time starts at the real time: handlers stamp records with the real clock (datetime.now), and
-        # the simulation runs ahead of it, never behind.
+    Parameters
+    ----------
+    start
+        The simulated moment the clock starts at (default: the real present, to the second: records the handlers
+        stamp with the real clock then never lie ahead of the simulation).
+    """
+
+    def __init__(self, start: datetime | None = None) -> None:
         self.start = start or datetime.now(UTC).replace(microsecond=0)
-        self._t0 = time.monotonic()
-        self._jumped = 0.0
-        self._held: float | None = None
-        self._held_until = 0.0  # real (monotonic) time at which a hold lapses by itself
+        self._elapsed = 0.0
+        self.cond = threading.Condition()
+        self._busy = 0
+        self._timers: list[Timer] = []
+        self._order = itertools.count()
+        self._local = threading.local()
+        self._waiters: set[_Waiter] = set()
+        self._sources: list[Callable[[], bool]] = []
+        self._driver = threading.Lock()
+        self.errors: list[BaseException] = []
 
+    # -- reading time ----------------------------------------------------------------------------------------------
     def now(self) -> datetime:
-        return self.start + timedelta(seconds=self.elapsed_seconds())
+        return self.start + timedelta(seconds=self._elapsed)
 
     def elapsed_seconds(self) -> float:
-        """Simulated seconds since the clock (re)started, jumps included."""
-        if self._held is not None and time.monotonic() >= self._held_until:
-            self.release()  # nobody released it (an execution of a runtime that stopped): time runs again
-        if self._held is not None:
-            return self._held
-        return (time.monotonic() - self._t0) * self.time_scale + self._jumped
+        """Simulated seconds since the clock started."""
+        return self._elapsed
 
-    def hold(self, real_seconds: float = 10.0) -> None:
-        """Stop simulated time until `release`, at most `real_seconds` of real time.
+    def epoch_seconds(self) -> float:
+        """The simulated present as a POSIX timestamp (what `time.time()` means inside the simulation)."""
+        return self.start.timestamp() + self._elapsed
 
-        In-process latency between a decision and its command is not simulated time.
+    # -- busy accounting -------------------------------------------------------------------------------------------
+    def counted(self) -> bool:
+        """Whether the calling thread is counted busy (a thread started through the clock)."""
+        return bool(getattr(self._local, "counted", False))
+
+    def mark_counted(self, counted: bool) -> None:
+        self._local.counted = counted
+
+    def handoff(self, n: int = 1) -> None:
+        """Count `n` units of work busy: call before handing the work over (the receiver calls `done`)."""
+        with self.cond:
+            self._busy += n
+
+    def done(self) -> None:
+        with self.cond:
+            self._busy -= 1
+            if self._busy <= 0:
+                self.cond.notify_all()
+
+    def busy(self) -> int:
+        return self._busy
+
+    # -- timers ----------------------------------------------------------------------------------------------------
+    def call_at(self, elapsed: float, action: Callable[[], None], label: str = "") -> Timer:
+        """Run `action` on the driver when simulated time reaches `elapsed` (never earlier than the present)."""
+        with self.cond:
+            timer = Timer(max(elapsed, self._elapsed), next(self._order), action, label)
+            heapq.heappush(self._timers, timer)
+            return timer
+
+    def call_later(self, seconds: float, action: Callable[[], None], label: str = "") -> Timer:
+        return self.call_at(self._elapsed + max(seconds, 0.0), action, label)
+
+    def pending_timers(self) -> int:
+        with self.cond:
+            return sum(1 for timer in self._timers if not timer.cancelled)
+
+    # -- clock-aware waiting ----------------------------------------------------------------------------------------
+    def block(self, waiter: _Waiter) -> None:
+        """Park the calling thread until `waiter` is woken (the caller holds `cond`)."""
+        if waiter.counted:
+            self._busy -= 1
+            if self._busy <= 0:
+                self.cond.notify_all()
+        self._waiters.add(waiter)
+        try:
+            while not waiter.woken:
+                self.cond.wait()
+        finally:
+            self._waiters.discard(waiter)
+
+    def wake(self, waiter: _Waiter) -> None:
+        """Hand busy to a parked waiter (the caller holds `cond`)."""
+        if waiter.woken:
+            return
+        waiter.woken = True
+        if waiter.counted:
+            self._busy += 1
+        if waiter.timer is not None:
+            waiter.timer.cancel()
+        self.cond.notify_all()
+
+    def new_waiter(self, label: str) -> _Waiter:
+        return _Waiter(counted=self.counted(), label=label)
+
+    def sleep(self, seconds: float) -> None:
+        """Wait `seconds` of simulated time (a thread started through the clock)."""
+        if seconds > 0:
+            ClockEvent(self, label="sleep").wait(seconds)
+
+    # -- the driver --------------------------------------------------------------------------------------------------
+    def add_work_source(self, source: Callable[[], bool]) -> None:
+        """Register ready work the driver drains at quiescent points: `source()` does one unit and says if it did."""
+        self._sources.append(source)
+
+    def run_until(
+        self,
+        predicate: Callable[[], bool],
+        max_simulated_seconds: float | None = None,
+        real_timeout: float = DEFAULT_REAL_TIMEOUT_SECONDS,
+    ) -> bool:
+        """Let the simulation run until `predicate()` holds at a quiescent point; False when the limit came first.
+
+        Time advances only in here. The predicate runs on the calling thread while nothing else runs.
+        Raises SimulationDeadlock when nothing can run, no timer is left and the predicate is false, and
+        SimulationStalled when work stays busy for `real_timeout` real seconds.
         """
-        if self._held is None:
-            self._held = self.elapsed_seconds()
-        self._held_until = time.monotonic() + real_seconds
+        limit = math.inf if max_simulated_seconds is None else self._elapsed + max(max_simulated_seconds, 0.0)
+        deadline = time.monotonic() + real_timeout
+        if self.counted():
+            raise RuntimeError("run_until called from inside the simulation")
+        with self._driver:
+            while True:
+                self._await_quiescence(deadline)
+                if predicate():
+                    return True
+                if self._run_ready():
+                    continue
+                with self.cond:
+                    if self._busy > 0:
+                        continue
+                    timer = self._earliest()
+                    if timer is None:
+                        raise SimulationDeadlock(self.describe_open_waits())
+                    if timer.due > limit:
+                        self._elapsed = max(self._elapsed, limit)
+                        return False
+                    self._elapsed = max(self._elapsed, timer.due)
 
-    def release(self) -> None:
-        """Let simulated time run on from where `hold` stopped it."""
-        if self._held is not None:
-            self._jumped = self._held - (time.monotonic() - self._t0) * self.time_scale
-            self._held = None
+    def quiesce(self, real_timeout: float = DEFAULT_REAL_TIMEOUT_SECONDS) -> None:
+        """Run what is ready now without moving time (work sources and timers due at the present)."""
+        self.run_until(lambda: False, max_simulated_seconds=0.0, real_timeout=real_timeout)
 
-    def restart(self) -> None:
-        """Start counting again from now (setting up the fleet is not part of the cycle)."""
-        self.start = max(self.start, datetime.now(UTC).replace(microsecond=0))
-        self._t0 = time.monotonic()
-        self._jumped = 0.0
-        self._held = None
+    def describe_open_waits(self) -> str:
+        with self.cond:
+            waits = sorted(waiter.label for waiter in self._waiters)
+        return f"the simulation is idle with no timer left; open waits: {', '.join(waits) or 'none'}"
 
-    def set_time_scale(self, time_scale: float) -> None:
-        """Run on at another speed from the present simulated moment (callbacks already queued keep their due time)."""
-        if time_scale <= 0:
-            raise ValueError("time_scale must be positive")
-        elapsed = self.elapsed_seconds()
-        self._t0 = time.monotonic()
-        self._jumped = elapsed
-        self.time_scale = time_scale
+    def _await_quiescence(self, deadline: float) -> None:
+        with self.cond:
+            while self._busy > 0:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise SimulationStalled(
+                        f"{self._busy} unit(s) of work busy past the real-time guard at {self.now():%Y-%m-%d %H:%M:%S}"
+                    )
+                self.cond.wait(min(remaining, 1.0))
 
-    def jump(self, simulated_seconds: float) -> None:
-        """Move simulated time forward at once (a bake is pure waiting: it runs more compressed than the fleet)."""
-        if self._held is not None:
-            self._held += max(simulated_seconds, 0.0)
-        else:
-            self._jumped += max(simulated_seconds, 0.0)
+    def _earliest(self) -> Timer | None:
+        while self._timers and self._timers[0].cancelled:
+            heapq.heappop(self._timers)
+        return self._timers[0] if self._timers else None
 
-    def to_real(self, simulated_seconds: float) -> float:
-        return simulated_seconds / self.time_scale
+    def _run_ready(self) -> bool:
+        """Fire one timer due now, else drain one unit of a work source; True if anything ran."""
+        with self.cond:
+            timer = self._earliest()
+            if timer is not None and timer.due <= self._elapsed:
+                heapq.heappop(self._timers)
+            else:
+                timer = None
+        if timer is not None:
+            self._guarded(timer.action)
+            return True
+        for source in self._sources:
+            try:
+                if source():
+                    return True
+            except Exception as error:
+                self.errors.append(error)
+                return True
+        return False
+
+    def _guarded(self, action: Callable[[], None]) -> None:
+        try:
+            action()
+        except Exception as error:
+            self.errors.append(error)
+
+
+class ClockEvent:
+    """`threading.Event` on the simulated clock: `wait(timeout)` is an idle wait with a simulated-time timer."""
+
+    def __init__(self, clock: SimClock, label: str = "event") -> None:
+        self._clock = clock
+        self._label = label
+        self._flag = False
+        self._parked: list[_Waiter] = []
+
+    def is_set(self) -> bool:
+        return self._flag
+
+    isSet = is_set  # noqa: N815 (threading.Event's old name)
+
+    def set(self) -> None:
+        with self._clock.cond:
+            self._flag = True
+            for waiter in self._parked:
+                self._clock.wake(waiter)
+            self._parked.clear()
+
+    def clear(self) -> None:
+        with self._clock.cond:
+            self._flag = False
+
+    def wait(self, timeout: float | None = None) -> bool:
+        clock = self._clock
+        with clock.cond:
+            if self._flag:
+                return True
+            if timeout is not None and timeout <= 0:
+                return False
+            waiter = clock.new_waiter(self._label if timeout is None else f"{self._label} ({timeout:g} s)")
+            self._parked.append(waiter)
+            if timeout is not None:
+                waiter.timer = clock.call_later(timeout, lambda: self._time_out(waiter), label=self._label)
+            clock.block(waiter)
+            return self._flag
+
+    def _time_out(self, waiter: _Waiter) -> None:
+        with self._clock.cond:
+            if waiter in self._parked:
+                self._parked.remove(waiter)
+            self._clock.wake(waiter)
 
 
 class Scheduler:
-    """Runs callbacks after simulated delays on one background thread, in simulated-time order.
+    """Runs callbacks after simulated delays, in simulated-time order, on the driver (see `SimClock.run_until`).
 
-    A `chained` callback scheduled by a running callback measures its delay from that callback's due time, not from
-    when it ran: on a busy machine callbacks run late, but a chain of them (wave after wave of a rate-controlled
-    command) keeps its place against a deadline scheduled at the start (the delivery timeout), so their order never
-    depends on machine speed. Unchained callbacks (polling, an operator's answer) count from the real present.
+    Callbacks run at exactly their due time: a chain of them (wave after wave of a rate-controlled command) keeps
+    its place against a deadline scheduled at the start, whatever the machine's speed.
     """
 
     def __init__(self, clock: SimClock) -> None:
         self.clock = clock
-        self._queue: list[tuple[float, int, Callable[[], None]]] = []
-        self._counter = itertools.count()
-        self._cv = threading.Condition()
-        self._stopped = False
-        self._busy = 0
-        self._running_due: float | None = None  # the due time of the callback now running (scheduler thread)
-        self._paused_at: float | None = None  # real time at which `pause` stopped the simulation
-        self.errors: list[BaseException] = []
-        self._thread = threading.Thread(target=self._run, name="sim-scheduler", daemon=True)
-        self._thread.start()
+        self._paused = False
+
+    @property
+    def errors(self) -> list[BaseException]:
+        return self.clock.errors
 
     def anchor(self, chained: bool = False) -> float:
-        """The moment delays count from: the running callback's due time when `chained`, else the real present.
-
-        Pass it to several `after` calls so that their order is that of their delays, however late each call runs.
-        """
-        running_due = self._running_due if threading.current_thread() is self._thread else None
-        return running_due if chained and running_due is not None else time.monotonic()
+        """The moment delays count from: the simulated present (a running callback's due time is the present)."""
+        del chained
+        return self.clock.elapsed_seconds()
 
     def after(
         self, simulated_seconds: float, action: Callable[[], None], chained: bool = False, anchor: float | None = None
-    ) -> None:
-        base = self.anchor(chained) if anchor is None else anchor
-        due = base + self.clock.to_real(max(simulated_seconds, 0.0))
-        with self._cv:
-            heapq.heappush(self._queue, (due, next(self._counter), action))
-            self._cv.notify()
-
-    def pause(self, real_seconds: float = 300.0) -> None:
-        """Freeze the simulation where it is: no callback runs and simulated time stands still until `resume`.
-
-        Safe to call from a running callback (an observer of the fleet). The clock's hold lapses by itself after
-        `real_seconds` of real time, like any hold; callbacks wait for `resume`.
-        """
-        with self._cv:
-            if self._paused_at is None:
-                self._paused_at = time.monotonic()
-        self.clock.hold(real_seconds)
-
-    def resume(self) -> None:
-        """Run on from where `pause` froze the simulation: every waiting callback keeps its distance to the present."""
-        with self._cv:
-            if self._paused_at is not None:
-                paused = time.monotonic() - self._paused_at
-                self._queue = [(due + paused, order, action) for due, order, action in self._queue]
-                heapq.heapify(self._queue)
-                self._paused_at = None
-                self._cv.notify()
-        self.clock.release()
+    ) -> Timer:
+        del chained
+        base = self.anchor() if anchor is None else anchor
+        return self.clock.call_at(base + max(simulated_seconds, 0.0), action)
 
     def idle(self) -> bool:
-        with self._cv:
-            return not self._queue and self._busy == 0
+        return self.clock.busy() == 0 and self.clock.pending_timers() == 0
 
     def stop(self) -> None:
-        with self._cv:
-            self._stopped = True
-            self._cv.notify()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while True:
-            with self._cv:
-                while not self._stopped and (
-                    self._paused_at is not None or not self._queue or self._queue[0][0] > time.monotonic()
-                ):
-                    waiting = self._paused_at is not None or not self._queue
-                    timeout = None if waiting else max(self._queue[0][0] - time.monotonic(), 0)
-                    self._cv.wait(timeout)
-                if self._stopped:
-                    return
-                due, _, action = heapq.heappop(self._queue)
-                self._busy += 1
-            self._running_due = due
-            try:
-                action()
-            except Exception as error:
-                self.errors.append(error)
-            finally:
-                self._running_due = None
-                with self._cv:
-                    self._busy -= 1
+        """Nothing runs without a driver: stopping leaves the pending timers unrun."""

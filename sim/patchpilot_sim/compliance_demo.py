@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 HYBRID_NODE_ID = "mi-0c0ffee0c0ffee001"
 SLOW_MINUTES = 24 * 60.0  # longer than the 2-hour execution timeout: the invocation runs until that timeout
 SNAPSHOT_TIMEOUT_SECONDS = 600.0
-SNAPSHOT_TIME_SCALE = 60.0
 """While the snapshot is set up the simulation runs at 60x: an AWS-RunPatchBaseline invocation ends after its
 2-hour execution timeout, so the first scan and the emergency install overlap for up to 2 real minutes (at 3,600x,
 2 seconds), far more than the in-process latency between them. The moment both run is caught by a pause."""
@@ -100,8 +99,6 @@ class ComplianceDemo:
         dev[0].install_minutes = SLOW_MINUTES
         both = BothRunning(self, dev[0].instance_id, new.instance_id)
         self.runtime.fleet.invocation_started.append(both)
-        time_scale = self.runtime.clock.time_scale
-        self.runtime.clock.set_time_scale(SNAPSHOT_TIME_SCALE)
         try:
             self.runtime.router.put_event(_instance_running(new.instance_id, self.runtime.region))
             started = invoke_as_operator(
@@ -116,15 +113,13 @@ class ComplianceDemo:
             )
             if started.failed:
                 raise RuntimeError(f"emergency start failed: {started.error_type}: {started.error_message}")
-            if not both.reached.wait(SNAPSHOT_TIMEOUT_SECONDS):
+            if not self.runtime.run_until(both.reached.is_set, real_timeout=SNAPSHOT_TIMEOUT_SECONDS):
                 raise TimeoutError("the emergency install and the first scan did not both start")
             report = invoke_as_operator(
                 self.runtime, "ComplianceReportFunction", {"action": "on_demand", "run_id": run_id}
             )
         finally:
             self.runtime.fleet.invocation_started.remove(both)
-            self.runtime.scheduler.resume()
-            self.runtime.clock.set_time_scale(time_scale)
         self.runtime.admin.client("stepfunctions").stop_execution(
             executionArn=started.payload["execution_arn"], cause="demo snapshot taken"
         )
@@ -147,10 +142,10 @@ class ComplianceDemo:
 
 
 class BothRunning:
-    """A fleet observer: the moment the emergency install and the first scan both run, it pauses the simulation.
+    """A fleet observer: notes the moment the emergency install and the first scan both run.
 
-    It runs on the fleet's scheduler thread as the second invocation starts, so nothing can end between that moment
-    and the pause: the snapshot taken while paused sees both in progress, however slow the machine.
+    It runs as the second invocation starts; the driver's `run_until` stops at the next quiescent point, before any
+    later timer (no invocation can end in between), and simulated time stands still while the snapshot is taken.
     """
 
     def __init__(self, demo: ComplianceDemo, installing: str, scanning: str) -> None:
@@ -163,7 +158,6 @@ class BothRunning:
         if self.reached.is_set() or instance_id not in (self.installing, self.scanning):
             return
         if self.demo.running(self.installing, "Install") and self.demo.running(self.scanning, "Scan"):
-            self.demo.runtime.scheduler.pause()
             self.reached.set()
 
 

@@ -10,8 +10,8 @@ https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-targets.html
 from __future__ import annotations
 
 import json
-import queue
 import threading
+from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -44,7 +44,11 @@ class Delivery:
 
 
 class EventRouter:
-    """Routes events to the functions whose EventBridgeRule patterns match; one delivery worker thread."""
+    """Routes events to the functions whose EventBridgeRule patterns match.
+
+    Function targets are delivered by the simulation's driver at quiescent points (`deliver_one`, a work source of
+    the simulated clock), in the order the events were put.
+    """
 
     def __init__(
         self,
@@ -62,14 +66,12 @@ class EventRouter:
         }
         self._sqs = sqs_client
         self._queue_url_of = queue_url_of
-        self._queue: queue.Queue[Delivery | None] = queue.Queue()
+        self._queue: deque[Delivery] = deque()
         self._pending = 0
         self._pending_lock = threading.Lock()
         self.dead_letters: list[DeadLetter] = []
         self.delivered = 0
         self.unmatched = 0
-        self._worker = threading.Thread(target=self._run, name="event-delivery", daemon=True)
-        self._worker.start()
 
     def matching(self, event: dict[str, Any]) -> list[tuple[FunctionSpec, EventRule]]:
         """The (function, rule) pairs whose pattern matches the event."""
@@ -93,7 +95,7 @@ class EventRouter:
                 continue
             with self._pending_lock:
                 self._pending += 1
-            self._queue.put(Delivery(spec.logical_id, rule, event))
+                self._queue.append(Delivery(spec.logical_id, rule, event))
         return len(matches)
 
     def deliver_now(self, event: dict[str, Any]) -> list[tuple[FunctionSpec, InvocationResult]]:
@@ -111,16 +113,22 @@ class EventRouter:
             return self._pending == 0
 
     def stop(self) -> None:
-        self._queue.put(None)
-        self._worker.join(timeout=5)
+        with self._pending_lock:
+            self._queue.clear()
+            self._pending = 0
 
-    def _run(self) -> None:
-        while (delivery := self._queue.get()) is not None:
-            try:
-                self._deliver(delivery)
-            finally:
-                with self._pending_lock:
-                    self._pending -= 1
+    def deliver_one(self) -> bool:
+        """Deliver the oldest queued event to its function (a work source of the simulated clock)."""
+        with self._pending_lock:
+            if not self._queue:
+                return False
+            delivery = self._queue.popleft()
+        try:
+            self._deliver(delivery)
+        finally:
+            with self._pending_lock:
+                self._pending -= 1
+        return True
 
     def _deliver(self, delivery: Delivery) -> None:
         spec = self._lambdas.functions[delivery.function]

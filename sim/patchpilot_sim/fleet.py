@@ -389,7 +389,6 @@ class SsmAgentSimulator:
         parameters = params.get("Parameters") or {}
         self._check_parameters(document, parameters)
         instances = self._resolve_targets(params)  # validates the targets now; tag targets resolve again later
-        self.clock.release()  # a command is work: simulated time runs again (see windows.py)
         command = Command(
             command_id=str(uuid.UUID(int=self._rng.getrandbits(128))),
             document_name=document,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -82,15 +81,10 @@ def is_eventbridge_event(event: dict[str, Any]) -> bool:
     return isinstance(event.get("source"), str) and isinstance(event.get("detail-type"), str)
 
 
-def _stop(sfn: SFNClient, execution_arn: str, attempts: int = 40) -> None:
-    """Stop one execution; moto refuses until its worker has started, so try again for a moment."""
-    for _ in range(attempts):
-        try:
-            sfn.stop_execution(executionArn=execution_arn, error="LocalRuntimeEnded", cause="patchpilot invoke ended")
-        except Exception:
-            time.sleep(0.05)
-            continue
-        return
+def _stop(runtime: LocalRuntime, sfn: SFNClient, execution_arn: str) -> None:
+    """Stop one execution; moto refuses until its worker has started: let what is ready run first."""
+    runtime.clock.quiesce()
+    sfn.stop_execution(executionArn=execution_arn, error="LocalRuntimeEnded", cause="patchpilot invoke ended")
 
 
 def _stop_running_executions(runtime: LocalRuntime) -> list[str]:
@@ -99,25 +93,11 @@ def _stop_running_executions(runtime: LocalRuntime) -> list[str]:
     stopped = []
     for arn in runtime.resources.state_machine_arns.values():
         for execution in sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING")["executions"]:
-            _stop(sfn, execution["executionArn"])
+            _stop(runtime, sfn, execution["executionArn"])
             stopped.append(execution["executionArn"])
     if stopped:
-        _quiesce(runtime, sfn, stopped)
+        runtime.clock.quiesce()  # the stopped executions end; a task in flight finishes (no simulated time passes)
     return stopped
-
-
-def _quiesce(runtime: LocalRuntime, sfn: SFNClient, executions: list[str], timeout: float = 5.0) -> None:
-    """Wait until the stopped executions say so and no handler has run for a moment (a task may be in flight)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(
-        sfn.describe_execution(executionArn=arn)["status"] == "RUNNING" for arn in executions
-    ):
-        time.sleep(0.05)
-    invocations = -1
-    while time.monotonic() < deadline and invocations != len(runtime.lambdas.records):
-        invocations = len(runtime.lambdas.records)
-        time.sleep(0.3)
-    runtime.settle(timeout=max(0.0, deadline - time.monotonic()))
 
 
 def _batch_item_outcome(result: InvocationResult, log_text: str) -> InvocationResult:

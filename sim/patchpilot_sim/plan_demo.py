@@ -33,12 +33,8 @@ def demo_plan(runtime: LocalRuntime, catalog: StageCatalog, start: dict[str, Any
     ssm, ec2 = boto3.client("ssm"), boto3.client("ec2")
     ports = PlanPorts(SsmCommandDirectory(ssm), SsmFleetComplianceSource(ssm, ec2), SsmChangeCalendar(ssm))
     request = RolloutRequest(run_id=str(start["cycle"]), mode="scheduled", stages=start.get("stages"))
-    runtime.clock.hold(real_seconds=60)
-    try:
-        now = runtime.clock.now()
-        return preview_plan(catalog, request, now, ports, now=now)
-    finally:
-        runtime.clock.release()
+    now = runtime.clock.now()
+    return preview_plan(catalog, request, now, ports, now=now)
 
 
 def plan_lines(runtime: LocalRuntime, catalog: StageCatalog, start: dict[str, Any]) -> list[str]:

@@ -9,7 +9,6 @@ checks the ground truth: the instance is healthy again and has exactly the patch
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -78,12 +77,11 @@ def snapshots_of(stage: StageDefinition, snapshot_stages: tuple[str, ...]) -> di
 
 
 def _wait_for_task(runtime: LocalRuntime, task_id: str) -> str:
-    deadline = time.monotonic() + REAL_TIMEOUT_SECONDS
-    state = runtime.volumes.tasks[task_id].state
-    while state not in ("succeeded", "failed", "failed-detached") and time.monotonic() < deadline:
-        time.sleep(0.02)
-        state = runtime.volumes.tasks[task_id].state
-    return state
+    runtime.run_until(
+        lambda: runtime.volumes.tasks[task_id].state in ("succeeded", "failed", "failed-detached"),
+        real_timeout=REAL_TIMEOUT_SECONDS,
+    )
+    return runtime.volumes.tasks[task_id].state
 
 
 def perform(runtime: LocalRuntime, case: RollbackCase, run_id: str, say: Callable[[str], None]) -> None:

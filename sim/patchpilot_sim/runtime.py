@@ -6,11 +6,9 @@ import copy
 import io
 import json
 import logging
-import math
 import os
 import sys
 import threading
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -30,14 +28,16 @@ from moto.stepfunctions.responses import get_backend as stepfunctions_backend
 from patchpilot.handlers import wiring
 from patchpilot.integrations import aws_clients
 from patchpilot.models.rollout import StageCatalog
+from patchpilot.models.state import WaitLimits
 from patchpilot_sim.baselines import PatchBaselineStandIn
 from patchpilot_sim.chat import LocalChat, generated_secret_string
-from patchpilot_sim.clock import Scheduler, SimClock
+from patchpilot_sim.clock import DEFAULT_REAL_TIMEOUT_SECONDS, Scheduler, SimClock
 from patchpilot_sim.ec2_volumes import Ec2VolumesStandIn, described_block_devices
 from patchpilot_sim.eventbus import EventRouter
 from patchpilot_sim.fleet import ACCOUNT_ID, SimulatedApiError, SimulatedInstance, SsmAgentSimulator
 from patchpilot_sim.instance_tags import InstanceTagMirror
 from patchpilot_sim.lambdas import ENVIRONMENT_LOCK, InProcessLambda, ThreadRoutedStream
+from patchpilot_sim.moto_clock import MotoClockPatch
 from patchpilot_sim.patches import rejected_ids, unapproved_ids
 from patchpilot_sim.sqs_poller import SqsEventSourcePoller
 from patchpilot_sim.windows import ChangeCalendarStandIn, SimulatedWallClock
@@ -48,7 +48,6 @@ if TYPE_CHECKING:
 from patchpilot_sim.template import TEMPLATE_PATH, FunctionSpec, IntrinsicResolver, SamTemplate, table_definition
 
 STACK_NAME = "patchpilot-local"
-MIN_VISIBILITY_SECONDS = 5  # real seconds: longer than any batch takes in process
 LOCAL_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -56,12 +55,16 @@ LOCAL_ENV = {
     "AWS_SECURITY_TOKEN": "testing",
 }
 # What a handler sees beyond the template's variables: there is no X-Ray daemon here; the chat webhooks are a
-# loopback sink whose "timeouts" hold an answer 1.5 s, so the notifier waits 1 s instead of 5 (in-process handlers
-# take turns: a long wait would hold up the rollout's handlers, which real Lambda never does).
-# Waits that guard against lost events are floored in *real* seconds: in-process handler latency is not
-# compressed by the clock, so a heartbeat of a few simulated minutes would otherwise fire on every event. They are
-# also the local stack's default wait limits, so a run started from the CLI waits like a simulated one.
-LOCAL_LIMITS = {"heartbeat_seconds": 5, "install_timeout_seconds": 60, "max_reconcile_attempts": 5}
+# loopback sink whose "timeouts" hold an answer 1.5 real seconds, so the notifier waits 1 s instead of 5 (a webhook
+# call is real I/O: it takes real time, and no simulated time).
+# The install wait's limits of the local stack, in simulated seconds (the clock is discrete-event: in-process latency
+# costs no simulated time, so no real-time floor is needed). What an operator of this fleet would deploy: the
+# simulated installs take 8-40 minutes and production groups run one instance per wave (MaxConcurrency 10 %), so
+# results of a healthy group can be 40 minutes apart and its install lasts hours; the product's defaults (15-minute
+# heartbeat, 3 reconciliations, 4-hour wait) would fail such a group after three quiet quarters of an hour.
+LOCAL_LIMITS: dict[str, int] = WaitLimits(
+    heartbeat_seconds=3600, install_timeout_seconds=24 * 3600, max_reconcile_attempts=3
+).model_dump()
 HANDLER_ENV = {
     "POWERTOOLS_TRACE_DISABLED": "true",
     "CHAT_POST_TIMEOUT_SECONDS": "1",
@@ -96,7 +99,7 @@ def error_response(status: int, code: str, message: str, **extra: Any) -> tuple[
 
 
 class RuntimeTimeout(Exception):
-    """A local execution did not finish in the allowed real time."""
+    """A local execution did not finish within the allowed simulated time."""
 
 
 @dataclass(frozen=True)
@@ -115,7 +118,6 @@ class LocalRuntime:
 
     def __init__(
         self,
-        time_scale: float = 86_400.0,
         seed: int = 7,
         region: str = "us-east-1",
         template_path: Path = TEMPLATE_PATH,
@@ -124,7 +126,7 @@ class LocalRuntime:
     ) -> None:
         self.region = region
         self.template = SamTemplate(template_path)
-        self.clock = SimClock(time_scale)
+        self.clock = SimClock()
         # The deployed stage catalog (StageCatalogParameter) as a differently configured policy would render it.
         self.stage_catalog_override = stage_catalog
         self.seed = seed
@@ -161,6 +163,8 @@ class LocalRuntime:
         aws_sdk_task._SERVICE_ERROR_NAMES.setdefault("ssm", "Ssm")
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
+        self._moto_clock = MotoClockPatch(self.clock)
+        self._moto_clock.install()
         boto3.setup_default_session(region_name=self.region)
         aws_clients.reset_clients()
         self.admin = boto3.session.Session(region_name=self.region)
@@ -190,23 +194,29 @@ class LocalRuntime:
         )
         self.lambdas.preload()
         self.poller = SqsEventSourcePoller(
-            self.lambdas, self.admin.client("sqs"), self.resources.queue_urls, self.queue_arns, self.region
+            self.lambdas,
+            self.admin.client("sqs"),
+            self.resources.queue_urls,
+            self.queue_arns,
+            self.region,
+            self.clock,
         )
         self.router = EventRouter(self.lambdas, self.admin.client("sqs"), self.resources.queue_urls, self.poller)
         self.chat = LocalChat(self)
+        for source in (self.router.deliver_one, self.poller.poll_once, self.chat.delivery.deliver_one):
+            self.clock.add_work_source(source)
         self._create_state_machines()
         events = boto3.DEFAULT_SESSION.events  # type: ignore[union-attr]
         events.register_first("before-parameter-build.*.*", self._remember_params)
         events.register_first("before-call.*.*", cast(Callable[..., None], self._intercept))
-        self.poller.start()
 
     def stop(self) -> None:
-        self.poller.stop()
         self.chat.stop()
         self.router.stop()
         self.scheduler.stop()
         wiring.use_clock(self._previous_clock)
         self.lambdas.restore_environment()
+        self._moto_clock.uninstall()
         self._mock.stop()
         boto3.DEFAULT_SESSION = None
         aws_clients.reset_clients()
@@ -319,16 +329,13 @@ class LocalRuntime:
             refs[logical_id] = f"arn:aws:states:{arn_prefix}:stateMachine:{name}"
 
     def _queue_attributes(self, props: dict[str, Any], attributes: dict[tuple[str, str], str]) -> dict[str, str]:
-        """The queue's redrive policy and visibility timeout (compressed by the simulated clock, with a floor).
+        """The queue's redrive policy and visibility timeout, as the template declares them.
 
-        Never below MIN_VISIBILITY_SECONDS of real time, because handlers run in real time here. AWS requires a
-        visibility timeout at least as long as the function's timeout for the same reason: a batch must not reappear
-        while in flight.
+        moto's SQS runs on the simulated clock (moto_clock.py): the timeout is in simulated seconds, like in AWS.
         """
         result: dict[str, str] = {}
         if "VisibilityTimeout" in props:
-            compressed = math.ceil(int(props["VisibilityTimeout"]) / self.clock.time_scale)
-            result["VisibilityTimeout"] = str(max(MIN_VISIBILITY_SECONDS, compressed))
+            result["VisibilityTimeout"] = str(int(props["VisibilityTimeout"]))
         redrive = props.get("RedrivePolicy")
         if redrive:
             target = redrive["deadLetterTargetArn"]["Fn::GetAtt"][0]
@@ -465,15 +472,34 @@ class LocalRuntime:
         )
         return response["executionArn"]
 
-    def wait_for_execution(self, execution_arn: str, timeout: float = 120.0) -> dict[str, Any]:
+    def run_until(
+        self,
+        predicate: Callable[[], bool],
+        max_simulated_seconds: float | None = None,
+        real_timeout: float = DEFAULT_REAL_TIMEOUT_SECONDS,
+    ) -> bool:
+        """Let the simulation run until `predicate()` holds (see `SimClock.run_until`); time stands still after."""
+        return self.clock.run_until(predicate, max_simulated_seconds, real_timeout)
+
+    def execution_status(self, execution_arn: str) -> str:
+        """An execution's status read from moto's backend (no API call: a predicate checked at every step)."""
+        execution: Any = stepfunctions_backend(ACCOUNT_ID, self.region).describe_execution(execution_arn)
+        return str(execution.status)
+
+    def wait_for_execution(
+        self,
+        execution_arn: str,
+        timeout: float = DEFAULT_REAL_TIMEOUT_SECONDS,
+        max_simulated_seconds: float | None = None,
+    ) -> dict[str, Any]:
+        """Run the simulation until the execution ends; `timeout` is a real-time guard against a hung run."""
+        ended = self.run_until(
+            lambda: self.execution_status(execution_arn) != "RUNNING", max_simulated_seconds, real_timeout=timeout
+        )
+        if not ended:
+            raise RuntimeTimeout(f"execution {execution_arn} still RUNNING after {max_simulated_seconds} simulated s")
         sfn = self.admin.client("stepfunctions")
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            description = sfn.describe_execution(executionArn=execution_arn)
-            if description["status"] != "RUNNING":
-                return dict(description)
-            time.sleep(0.05)
-        raise RuntimeTimeout(f"execution {execution_arn} still RUNNING after {timeout:.0f} s of real time")
+        return dict(sfn.describe_execution(executionArn=execution_arn))
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
         sfn = self.admin.client("stepfunctions")
@@ -497,13 +523,12 @@ class LocalRuntime:
         with manager._mutex:
             return copy.deepcopy(list(manager._history_event_list[seen:]))
 
-    def settle(self, timeout: float = 30.0) -> None:
-        """Wait until no event is being delivered and the fleet has no running command."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.router.idle() and not self.fleet.busy() and self.poller.idle() and self.chat.idle():
-                return
-            time.sleep(0.02)
+    def settle(self, timeout: float = DEFAULT_REAL_TIMEOUT_SECONDS) -> None:
+        """Run the simulation until no event is being delivered and the fleet has no running command."""
+        self.run_until(
+            lambda: self.router.idle() and not self.fleet.busy() and self.poller.idle() and self.chat.idle(),
+            real_timeout=timeout,
+        )
 
     def notifications(self) -> list[dict[str, Any]]:
         """Every alert published to the template's topics so far (delivered to a local inbox queue)."""

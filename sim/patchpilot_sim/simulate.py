@@ -37,9 +37,8 @@ WINDOWS_HEALTH_CHECK = HealthCheck(
     document_name="AWS-RunPowerShellScript",
     commands=["Invoke-WebRequest -UseBasicParsing http://localhost/health | Out-Null"],
 )
-# Bakes are pure waiting: one real second per simulated day, and the simulated clock jumps over the rest.
-BAKE_SECONDS_PER_REAL_SECOND = 86_400
-APPROVAL_TIMEOUT_REAL_SECONDS = 15
+# How long an approval request waits (simulated): the on-call engineer answers after ON_CALL_ANSWER_SIMULATED_SECONDS.
+APPROVAL_TIMEOUT_SECONDS = 4 * 3600
 PROGRESS_REFRESH_SECONDS = 0.5  # real seconds between redraws of the live view
 ON_CALL_ANSWER_SIMULATED_SECONDS = 1_800
 ON_CALL_USER = "oncall-sim"  # on the policy's approvals.approvers list
@@ -65,10 +64,9 @@ class SimulationOptions:
     instances: int = 40
     scenario: str = "healthy"
     seed: int = 7
-    time_scale: float = 3_600.0
     cycle: str = "2026-12"
     out_dir: Path | None = Path("out/demo")
-    real_timeout_seconds: float | None = None  # default: 600 s + 3 s per instance (a guard against a hung run)
+    real_timeout_seconds: float | None = None  # default: 600 s + 1 s per instance (a guard against a hung run)
 
 
 def stage_catalog(runtime: LocalRuntime) -> StageCatalog:
@@ -78,14 +76,12 @@ def stage_catalog(runtime: LocalRuntime) -> StageCatalog:
 
 
 def start_request(catalog: StageCatalog, scenario: Scenario, cycle: str) -> dict[str, Any]:
-    """The StartRolloutFunction payload of the scenario, with bakes and waits compressed."""
+    """The StartRolloutFunction payload of the scenario: the catalog's bakes, in simulated seconds."""
     request: dict[str, Any] = {
         "mode": scenario.mode,
         "cycle": cycle,
-        "bake_seconds": {
-            stage.name: max(1, round(stage.bake_seconds / BAKE_SECONDS_PER_REAL_SECOND)) for stage in catalog.stages
-        },
-        "approval_timeout_seconds": APPROVAL_TIMEOUT_REAL_SECONDS,
+        "bake_seconds": {stage.name: stage.bake_seconds for stage in catalog.stages},
+        "approval_timeout_seconds": APPROVAL_TIMEOUT_SECONDS,
         "limits": LOCAL_LIMITS,
     }
     if scenario.stages is not None:
@@ -115,6 +111,10 @@ class OnCall:
     def read_alerts(self) -> None:
         alerts = self.runtime.notifications()
         self.seen = len(alerts)
+        self.read_chat()
+
+    def read_chat(self) -> None:
+        """Answer the approval requests that reached Slack (an answer is a timer: the engineer takes a while)."""
         sink = self.runtime.chat.sink
         messages = sink.messages if sink is not None else []
         for message in messages[self.seen_messages :]:
@@ -177,36 +177,36 @@ def _stage_name(details: dict[str, Any]) -> str | None:
 def _follow(
     runtime: LocalRuntime, execution_arn: str, timeout: float, on_call: OnCall, progress: ProgressView | None = None
 ) -> dict[str, Any]:
-    """Wait for the execution, telling the operator what happens (in simulated time)."""
-    sfn = runtime.admin.client("stepfunctions")
+    """Run the simulation until the execution ends, telling the operator what happens (in simulated time).
+
+    Checked at every quiescent point of the simulation (simulated time stands still meanwhile): new history events,
+    approval requests in Slack, and the live view at most every PROGRESS_REFRESH_SECONDS of real time.
+    """
     seen = 0
-    deadline = time.monotonic() + timeout
     stages = {stage.name: stage.patch_group for stage in stage_catalog(runtime).stages}
     shown = 0.0
-    while True:
+
+    def ended() -> bool:
+        nonlocal seen, shown
         if progress is not None and time.monotonic() - shown >= PROGRESS_REFRESH_SECONDS:
             progress.update(stage_progress(runtime.fleet, stages), runtime.clock.now())
             shown = time.monotonic()
         new_events = runtime.history_since(execution_arn, seen)
         for event in new_events:
             entered = event.get("stateEnteredEventDetails")
-            if not entered or entered["name"] not in SHOWN_STATES:
-                continue
-            stage = _stage_name(entered) or ""
-            on_call.say(f"[sim {runtime.clock.now():%a %d %H:%M}] {stage:8} {_shown(entered)}")
-            if entered["name"] == "Bake":
-                real_bake = json.loads(entered["input"])["stage"]["bake_seconds"]
-                runtime.clock.jump(real_bake * (BAKE_SECONDS_PER_REAL_SECOND - runtime.clock.time_scale))
+            if entered and entered["name"] in SHOWN_STATES:
+                stage = _stage_name(entered) or ""
+                on_call.say(f"[sim {runtime.clock.now():%a %d %H:%M}] {stage:8} {_shown(entered)}")
         seen += len(new_events)
-        on_call.read_alerts()
-        description = sfn.describe_execution(executionArn=execution_arn)
-        if description["status"] != "RUNNING":
-            if progress is not None:
-                progress.update(stage_progress(runtime.fleet, stages), runtime.clock.now())
-            return dict(description)
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{execution_arn} still running after {timeout:.0f} s of real time")
-        time.sleep(0.1)
+        on_call.read_chat()
+        return runtime.execution_status(execution_arn) != "RUNNING"
+
+    runtime.run_until(ended, real_timeout=timeout)
+    description = dict(runtime.admin.client("stepfunctions").describe_execution(executionArn=execution_arn))
+    on_call.read_alerts()
+    if progress is not None:
+        progress.update(stage_progress(runtime.fleet, stages), runtime.clock.now())
+    return description
 
 
 def _exited(history: list[dict[str, Any]], state: str) -> list[dict[str, Any]]:
@@ -692,7 +692,7 @@ def _chat_summary(runtime: LocalRuntime, say: Callable[[str], None]) -> dict[str
         say(f"chat dead-letter queue holds {dead_lettered} message(s): patchpilot chat redrive")
         report = runtime.chat.redrive()
         redelivered = report.redelivered
-        runtime.settle(timeout=10)
+        runtime.settle()
         say(f"  redelivered {report.redelivered}, still failing {len(report.still_failing)}")
     delivered: dict[str, dict[str, int]] = {}
     sink = runtime.chat.sink
@@ -822,9 +822,7 @@ def run_simulation(
         catalog = scenario_catalog(scenario)
         with (
             ChatSink(chat_path, on_message=lambda message: say(chat_line(message))) as sink,
-            LocalRuntime(
-                time_scale=options.time_scale, seed=options.seed, lambda_log=log, stage_catalog=catalog
-            ) as runtime,
+            LocalRuntime(seed=options.seed, lambda_log=log, stage_catalog=catalog) as runtime,
         ):
             runtime.chat.configure(sink)
             # Metering (metering.py): AWS calls per function and the cost of one command-result event.
@@ -893,7 +891,6 @@ def _run(
     for note in demo.notes if demo is not None else []:
         say(f"compliance demo: {note}")
     catalog = stage_catalog(runtime)
-    runtime.clock.restart()
     if scenario.change_freeze_hours:
         for change in close_change_calendar(runtime, scenario):
             say(f"scenario {scenario.name}: {change}")
@@ -1024,9 +1021,9 @@ def _cycle(
         duplicate_starts = int(not again.failed and not again.payload["started"])
         say(f"second start of cycle {cycle}: {'no-op' if duplicate_starts else 'STARTED AGAIN'}")
     on_call = OnCall(runtime, scenario, say)
-    timeout = options.real_timeout_seconds or 600.0 + 3.0 * options.instances
+    timeout = options.real_timeout_seconds or 600.0 + 1.0 * options.instances
     description = _follow(runtime, execution_arn, timeout, on_call, progress)
-    runtime.settle(timeout=30)
+    runtime.settle()
     on_call.read_alerts()
     history = runtime.history(execution_arn)
     return CycleRun(execution_arn, description, history, excluded_patches(history), duplicate_starts)

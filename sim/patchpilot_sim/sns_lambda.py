@@ -10,17 +10,17 @@
   ``EventInvokeConfig`` is honoured. The waits run on the simulated clock.
 
 The topic delivers to a queue of this runtime's own (moto SNS -> SQS, not raw, so the body is SNS's JSON envelope);
-one worker thread turns each envelope into the Lambda event and invokes the real handler in-process. Invocations run
-on that worker, never on the simulator's scheduler thread: a slow chat webhook never holds up the fleet.
+the simulation's driver turns each envelope into the Lambda event and invokes the real handler in-process at a
+quiescent point (`deliver_one`, a work source of the simulated clock); a webhook call takes real time, no simulated
+time.
 """
 
 from __future__ import annotations
 
 import json
-import queue
 import threading
-import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from patchpilot_sim.clock import Scheduler
 from patchpilot_sim.lambdas import InProcessLambda, InvocationResult
+from patchpilot_sim.sqs_poller import queue_state
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -106,73 +107,59 @@ class SnsLambdaDelivery:
         self._queue_url_of = queue_url_of
         self._function_arn = function_arn
         self.subscriptions: list[Subscription] = []
-        self._work: queue.Queue[tuple[Subscription, dict[str, Any], int] | None] = queue.Queue()
+        self._work: deque[tuple[Subscription, dict[str, Any], int]] = deque()
         self._pending = 0
         self._lock = threading.Lock()
-        self._stopped = threading.Event()
         self.results: list[tuple[str, InvocationResult]] = []
         self.dead_lettered = 0
-        self._threads = [
-            threading.Thread(target=self._poll, name="sns-lambda-poll", daemon=True),
-            threading.Thread(target=self._invoke_loop, name="sns-lambda-invoke", daemon=True),
-        ]
 
     def add(self, subscription: Subscription) -> None:
         self.subscriptions.append(subscription)
 
-    def start(self) -> None:
-        for thread in self._threads:
-            thread.start()
-
     def stop(self) -> None:
-        self._stopped.set()
-        self._work.put(None)
-        for thread in self._threads:
-            thread.join(timeout=10)
+        with self._lock:
+            self._work.clear()
 
     def idle(self) -> bool:
-        """True when no notification waits in a subscription queue, for a retry, or in an invocation.
-
-        The queues are read first: the poller counts a message as pending before deleting it, so a message is always
-        seen in one place or the other.
-        """
-        for subscription in self.subscriptions:
-            attributes = self._sqs.get_queue_attributes(
-                QueueUrl=subscription.queue_url,
-                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-            )["Attributes"]
-            if int(attributes["ApproximateNumberOfMessages"]) or int(
-                attributes["ApproximateNumberOfMessagesNotVisible"]
-            ):
-                return False
+        """True when no notification waits in a subscription queue, for a retry, or in an invocation."""
+        if any(self._visible(subscription) for subscription in self.subscriptions):
+            return False
         with self._lock:
             return self._pending == 0
 
-    def _poll(self) -> None:
-        while not self._stopped.is_set():
-            found = False
-            for subscription in self.subscriptions:
-                messages = self._sqs.receive_message(QueueUrl=subscription.queue_url, MaxNumberOfMessages=10).get(
-                    "Messages", []
-                )
-                for message in messages:
-                    found = True
-                    event = lambda_sns_event(json.loads(message["Body"]), subscription.subscription_arn)
-                    with self._lock:
-                        self._pending += 1
-                    self._work.put((subscription, event, 1))
-                    self._sqs.delete_message(QueueUrl=subscription.queue_url, ReceiptHandle=message["ReceiptHandle"])
-            if not found:
-                time.sleep(0.05)
+    def _visible(self, subscription: Subscription) -> int:
+        return queue_state(subscription.queue_url).total
 
-    def _invoke_loop(self) -> None:
-        while (job := self._work.get()) is not None:
-            subscription, event, attempt = job
-            try:
-                self._attempt(subscription, event, attempt)
-            finally:
+    def deliver_one(self) -> bool:
+        """One attempt of one notification (a work source of the simulated clock); True if one ran."""
+        with self._lock:
+            job = self._work.popleft() if self._work else None
+        if job is None:
+            self._take_notifications()
+            with self._lock:
+                job = self._work.popleft() if self._work else None
+        if job is None:
+            return False
+        try:
+            self._attempt(*job)
+        finally:
+            with self._lock:
+                self._pending -= 1
+        return True
+
+    def _take_notifications(self) -> None:
+        for subscription in self.subscriptions:
+            if not self._visible(subscription):
+                continue
+            messages = self._sqs.receive_message(QueueUrl=subscription.queue_url, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
+            for message in messages:
+                event = lambda_sns_event(json.loads(message["Body"]), subscription.subscription_arn)
                 with self._lock:
-                    self._pending -= 1
+                    self._pending += 1
+                    self._work.append((subscription, event, 1))
+                self._sqs.delete_message(QueueUrl=subscription.queue_url, ReceiptHandle=message["ReceiptHandle"])
 
     def _attempt(self, subscription: Subscription, event: dict[str, Any], attempt: int) -> None:
         spec = self._lambdas.function_for(subscription.function)
@@ -185,7 +172,8 @@ class SnsLambdaDelivery:
                 self._pending += 1
 
             def retry() -> None:
-                self._work.put((subscription, event, attempt + 1))
+                with self._lock:
+                    self._work.append((subscription, event, attempt + 1))
 
             self._scheduler.after(RETRY_DELAYS_SECONDS[attempt - 1], retry)
             return

@@ -5,6 +5,10 @@ policy: a message received `maxReceiveCount` times moves to the dead-letter queu
 
 - Batching: up to `BatchSize` messages per invocation (ReceiveMessage returns at most 10 per call, so the mapping
   receives repeatedly). `MaximumBatchingWindowInSeconds` is not waited for here: the poller takes what is visible.
+- Polling: Lambda polls continuously (long polling), so a message is taken as soon as it is visible. Here the
+  simulation's driver polls at every quiescent point (`poll_once`, a work source of the simulated clock), and a
+  message that becomes visible later (visibility timeout, delay; moto's SQS runs on the simulated clock) sets a
+  timer at that moment, so simulated time stops there and the poll takes it.
   https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html
 - Event shape: `{"Records": [{"messageId", "receiptHandle", "body", "attributes": {"ApproximateReceiveCount", ...},
   "messageAttributes", "md5OfBody", "eventSource": "aws:sqs", "eventSourceARN", "awsRegion"}]}`.
@@ -23,10 +27,12 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from moto.sqs.models import sqs_backends
+
+from patchpilot_sim.clock import SimClock
 from patchpilot_sim.lambdas import InProcessLambda, InvocationResult
 from patchpilot_sim.template import SqsSource
 
@@ -35,8 +41,6 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs.type_defs import MessageTypeDef
 
 RECEIVE_LIMIT = 10  # ReceiveMessage's MaxNumberOfMessages
-IDLE_POLL_SECONDS = 0.05
-GATHER_SECONDS = 0.5  # real time spent gathering one batch (the batching window, compressed)
 
 
 @dataclass
@@ -92,8 +96,49 @@ def failed_message_ids(result: InvocationResult, message_ids: list[str], reports
     return {str(name) for name in named}
 
 
+@dataclass(frozen=True)
+class QueueState:
+    """What a poller needs to know about a queue: visible messages, all messages, when the next one shows."""
+
+    visible: int
+    total: int
+    next_visible_epoch: float | None
+
+
+def queue_state(queue_url: str) -> QueueState:
+    """Read a queue's messages from moto's backend (no API call: a poll at every quiescent point must be cheap).
+
+    The URL names the queue's region, account and name: ``https://sqs.<region>.amazonaws.com/<account>/<name>``.
+    """
+    host, account_id, name = queue_url.split("/")[-3:]
+    queue = sqs_backends[account_id][host.split(".")[1]].queues[name]
+    messages = list(queue._messages)
+    visible = sum(1 for message in messages if message.visible and not message.delayed)
+    later = [max(message.visible_at, message.delayed_until) / 1000.0 for message in messages]
+    hidden = [
+        moment for moment, message in zip(later, messages, strict=True) if not (message.visible and not message.delayed)
+    ]
+    return QueueState(visible, len(messages), min(hidden) if hidden else None)
+
+
+class VisibilityWakeups:
+    """Timers at the moments hidden messages become visible again, one per moment."""
+
+    def __init__(self, clock: SimClock) -> None:
+        self._clock = clock
+        self._set: set[float] = set()
+
+    def at(self, epoch: float) -> None:
+        if epoch in self._set:
+            return
+        self._set.add(epoch)
+        # SQS shows a message once the present is past its visibility deadline (moto: strictly later)
+        elapsed = epoch - self._clock.start.timestamp() + 0.001
+        self._clock.call_at(elapsed, lambda: self._set.discard(epoch), label="sqs visibility")
+
+
 class SqsEventSourcePoller:
-    """One polling thread per SQS event source of the template's functions."""
+    """The template's SQS event source mappings, polled by the simulation's driver (`poll_once`)."""
 
     def __init__(
         self,
@@ -102,59 +147,49 @@ class SqsEventSourcePoller:
         queue_url_of: dict[str, str],
         queue_arn_of: dict[str, str],
         region: str,
+        clock: SimClock,
     ) -> None:
         self._lambdas = lambdas
         self._sqs = sqs_client
         self._queue_url_of = queue_url_of
         self._queue_arn_of = queue_arn_of
         self._region = region
-        self._stopped = threading.Event()
-        self._busy = 0
-        self._busy_lock = threading.Lock()
-        self._poll_lock = threading.Lock()  # `deliver_event_now` must get its own message, not a poller thread
+        self._wakeups = VisibilityWakeups(clock)
+        self._poll_lock = threading.Lock()  # one delivery at a time (`deliver_event_now` gets its own message)
         self.batches: list[BatchRecord] = []
         self.stale_deletes = 0
         self._sources = [
             (spec.logical_id, source) for spec in lambdas.functions.values() for source in spec.sqs_sources
         ]
-        self._threads = [
-            threading.Thread(target=self._run, args=(function, source), name=f"sqs-{source.name}", daemon=True)
-            for function, source in self._sources
-        ]
-
-    def start(self) -> None:
-        for thread in self._threads:
-            thread.start()
-
-    def stop(self) -> None:
-        self._stopped.set()
-        for thread in self._threads:
-            thread.join(timeout=5)
 
     def queues(self) -> set[str]:
         """Logical ids of the queues the mappings poll."""
         return {source.queue_logical_id for _, source in self._sources}
 
+    def _state(self, queue_logical_id: str) -> QueueState:
+        return queue_state(self._queue_url_of[queue_logical_id])
+
     def idle(self) -> bool:
-        """No invocation running and no message (visible or in flight) left in any polled queue."""
-        with self._busy_lock:
-            if self._busy:
-                return False
-        for queue in self.queues():
-            attributes = self._sqs.get_queue_attributes(
-                QueueUrl=self._queue_url_of[queue],
-                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-            )["Attributes"]
-            if int(attributes["ApproximateNumberOfMessages"]) or int(
-                attributes["ApproximateNumberOfMessagesNotVisible"]
-            ):
-                return False
-        return True
+        """No message (visible or in flight) left in any polled queue."""
+        return all(self._state(queue).total == 0 for queue in self.queues())
+
+    def poll_once(self) -> bool:
+        """Invoke one function with one batch of what is visible; True if a batch was delivered."""
+        for function, source in self._sources:
+            state = self._state(source.queue_logical_id)
+            if state.visible:
+                with self._poll_lock:
+                    messages = self._receive(source)
+                    if messages:
+                        self.deliver(function, source, messages)
+                        return True
+            if state.next_visible_epoch is not None:
+                self._wakeups.at(state.next_visible_epoch)
+        return False
 
     def _receive(self, source: SqsSource) -> list[MessageTypeDef]:
         messages: dict[str, MessageTypeDef] = {}
-        deadline = time.monotonic() + GATHER_SECONDS
-        while len(messages) < source.batch_size and time.monotonic() < deadline:
+        while len(messages) < source.batch_size:
             got = self._sqs.receive_message(
                 QueueUrl=self._queue_url_of[source.queue_logical_id],
                 MaxNumberOfMessages=min(RECEIVE_LIMIT, source.batch_size - len(messages)),
@@ -164,26 +199,6 @@ class SqsEventSourcePoller:
                 break
             messages.update((message["MessageId"], message) for message in got)  # the newest receipt handle wins
         return list(messages.values())
-
-    def _run(self, function: str, source: SqsSource) -> None:
-        while not self._stopped.is_set():
-            with self._busy_lock:
-                self._busy += 1
-            messages: list[MessageTypeDef] = []
-            try:
-                with self._poll_lock:
-                    messages = self._receive(source)
-                    if messages:
-                        self.deliver(function, source, messages)
-            except Exception:
-                if self._stopped.is_set():  # the runtime is shutting down under us
-                    return
-                raise
-            finally:
-                with self._busy_lock:
-                    self._busy -= 1
-            if not messages:
-                time.sleep(IDLE_POLL_SECONDS)
 
     def deliver(self, function: str, source: SqsSource, messages: list[MessageTypeDef]) -> InvocationResult:
         """Invoke the function with one batch and delete the messages it processed."""

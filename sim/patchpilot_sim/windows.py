@@ -1,13 +1,9 @@
 """Time for the rollout's window decisions in the local runtime, and an SSM Change Calendar stand-in (moto lacks it).
 
-A window wait is pure waiting, like a bake: nothing runs on the fleet meanwhile. The local runtime compresses it the
-same honest way: the decision is computed against the simulated clock, the simulated clock jumps to the moment the
-state machine waits for, and the Wait state's wall-clock timestamp is the present, so the real Wait state runs and
-ends at once. The simulated clock then holds still until the next command reaches the fleet: the in-process latency
-of planning and sending (milliseconds in AWS, magnified by the time scale here) is not simulated time, so the install
-is requested at the moment the window opened (or the calendar opened again). A decision to start now holds the clock
-the same way: at a time scale of 3,600 a tenth of a real second between "the window is open" and SendCommand would be
-six simulated minutes, enough to carry a decision taken just before the cutoff past it on a busy machine.
+The handlers' Clock port reads the simulated clock. A window wait is a Wait state with a TimestampPath: the handler
+returns the simulated moment to wait for, and moto's engine (on the simulated clock, see moto_clock.py) waits until
+then in simulated time. In-process latency between a decision and its command costs no simulated time, so a decision
+taken in the window sends its install in the window.
 """
 
 from __future__ import annotations
@@ -22,11 +18,6 @@ from patchpilot_sim.clock import SimClock
 from patchpilot_sim.fleet import SimulatedApiError
 from patchpilot_sim.template import SamTemplate
 
-# How long a decision's hold may outlive a command that never comes (an execution that failed after deciding). On a
-# loaded 2-core machine planning, tagging canaries and sending can take several real seconds: a shorter hold lapsed
-# there and let a decision taken in the window carry its install past the cutoff.
-DECISION_HOLD_REAL_SECONDS = 30.0
-
 
 class SimulatedWallClock(Clock):
     """The Clock port on the simulated clock."""
@@ -36,15 +27,11 @@ class SimulatedWallClock(Clock):
         self.waits: list[tuple[datetime, datetime]] = []  # (decided at, waits until), simulated time
 
     def now(self) -> datetime:
-        self.clock.hold(DECISION_HOLD_REAL_SECONDS)  # the decision's moment is the command's (SendCommand releases)
         return self.clock.now()
 
     def wait_timestamp(self, moment: datetime) -> datetime:
-        self.clock.hold(DECISION_HOLD_REAL_SECONDS)
-        now = self.clock.now()
-        self.waits.append((now, moment))
-        self.clock.jump((moment - now).total_seconds())
-        return datetime.now(UTC)
+        self.waits.append((self.clock.now(), moment))
+        return moment
 
 
 @dataclass

@@ -1,0 +1,187 @@
+"""moto on the simulated clock: its Step Functions engine's threads, waits and sleeps, and SQS's timers.
+
+moto's ASL engine (``moto.stepfunctions.parser``) waits with ``threading.Event.wait(timeout)`` (Wait states,
+TimeoutSeconds, HeartbeatSeconds, callbacks), sleeps with ``time.sleep`` (Retry intervals), reads ``time.time`` and
+``datetime.now`` (Wait's SecondsPath re-entry, TimestampPath) and runs states on ``threading.Thread``s. moto's SQS
+reads ``unix_time``/``unix_time_millis`` for visibility timeouts and delays. `MotoClockPatch` swaps those module
+attributes for clock-aware ones while a runtime runs (never editing site-packages) and puts them back at stop, so
+Wait, TimeoutSeconds, HeartbeatSeconds, Retry intervals and SQS visibility timeouts run in simulated seconds exactly
+as the ASL and the queue attributes say (AWS Step Functions developer guide, "Wait", "Task" TimeoutSeconds /
+HeartbeatSeconds, "Handling errors" Retry; Amazon SQS developer guide, "Visibility timeout").
+"""
+
+from __future__ import annotations
+
+import datetime as _datetime
+import importlib
+import threading
+import time
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from patchpilot_sim.clock import ClockEvent, SimClock
+
+_SFN = "moto.stepfunctions.parser."
+THREADING_MODULES = [
+    _SFN + "asl.component.program.program",
+    _SFN + "asl.component.state.exec.execute_state",
+    _SFN + "asl.component.state.exec.state_map.iteration.inline_iteration_component",
+    _SFN + "asl.component.state.exec.state_map.iteration.job",
+    _SFN + "asl.component.state.exec.state_map.iteration.itemprocessor.map_run_record",
+    _SFN + "asl.component.state.exec.state_parallel.branch_worker",
+    _SFN + "asl.component.state.exec.state_parallel.branches_decl",
+    _SFN + "asl.component.state.exec.state_task.service.state_task_service_callback",
+    _SFN + "asl.eval.environment",
+    _SFN + "asl.eval.count_down_latch",
+]
+THREAD_NAME_MODULES = [_SFN + "asl.component.state.exec.execute_state", _SFN + "backend.execution_worker"]
+EVENT_NAME_MODULES = [_SFN + "asl.eval.callback.callback"]
+TIME_MODULES = [
+    _SFN + "asl.component.common.retry.retrier_decl",
+    _SFN + "asl.component.state.wait.wait_function.wait_function",
+    _SFN + "asl.component.state.exec.state_task.service.state_task_service_callback",
+]
+DATETIME_MODULES = [_SFN + "asl.component.state.wait.wait_function.timestamp"]
+SQS_MODELS = "moto.sqs.models"
+
+
+class _ClockCondition:
+    """`threading.Condition` whose `wait` parks on the simulated clock (moto's CountDownLatch, for Parallel)."""
+
+    def __init__(self, clock: SimClock) -> None:
+        self._clock = clock
+        self._event = ClockEvent(clock, label="condition")
+
+    def acquire(self) -> bool:
+        return self._clock.cond.acquire()
+
+    def release(self) -> None:
+        self._clock.cond.release()
+
+    def __enter__(self) -> _ClockCondition:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self._event.clear()
+        return self._event.wait(timeout)
+
+    def notify_all(self) -> None:
+        self._event.set()
+
+    notify = notify_all
+
+
+def clock_thread_class(clock: SimClock) -> type[threading.Thread]:
+    """`threading.Thread` counted busy from `start` until it ends or parks; `join` is a clock-aware wait."""
+
+    class ClockThread(threading.Thread):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._finished = ClockEvent(clock, label=f"join {self.name}")
+
+        def start(self) -> None:
+            clock.handoff()
+            try:
+                super().start()
+            except BaseException:
+                clock.done()
+                raise
+
+        def run(self) -> None:
+            clock.mark_counted(True)
+            try:
+                super().run()
+            finally:
+                self._finished.set()
+                clock.done()
+
+        def join(self, timeout: float | None = None) -> None:
+            self._finished.wait(timeout)
+
+        def is_alive(self) -> bool:
+            return self._started.is_set() and not self._finished.is_set()  # type: ignore[attr-defined]
+
+    return ClockThread
+
+
+class _Namespace(ModuleType):
+    """A module stand-in: the given attributes, everything else from the real module."""
+
+    def __init__(self, real: ModuleType, **overrides: Any) -> None:
+        super().__init__(real.__name__)
+        self._real = real
+        self.__dict__.update(overrides)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def _now_factory(clock: SimClock) -> type[_datetime.datetime]:
+    class SimulatedDatetime(_datetime.datetime):
+        @classmethod
+        def now(cls, tz: _datetime.tzinfo | None = None) -> SimulatedDatetime:  # type: ignore[override]
+            # moto subtracts it from the Wait's Timestamp (whole seconds, parsed naive UTC) and truncates the
+            # difference to whole seconds: the present to the second keeps the wait from ending before the Timestamp.
+            moment = clock.now().replace(microsecond=0)
+            moment = moment.replace(tzinfo=None) if tz is None else moment.astimezone(tz)
+            return cls(
+                moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second,
+                moment.microsecond, moment.tzinfo,
+            )
+
+    return SimulatedDatetime
+
+
+class MotoClockPatch:
+    """Install (and undo) the clock-aware module attributes in moto's Step Functions engine and SQS."""
+
+    def __init__(self, clock: SimClock) -> None:
+        self.clock = clock
+        self._saved: list[tuple[ModuleType, str, Any]] = []
+
+    def _set(self, module_name: str, attribute: str, value: Any) -> None:
+        module = importlib.import_module(module_name)
+        self._saved.append((module, attribute, getattr(module, attribute)))
+        setattr(module, attribute, value)
+
+    def install(self) -> None:
+        clock = self.clock
+        thread_class = clock_thread_class(clock)
+
+        def event(*_: Any, **__: Any) -> ClockEvent:
+            return ClockEvent(clock, label="moto event")
+
+        def condition(*_: Any, **__: Any) -> _ClockCondition:
+            return _ClockCondition(clock)
+
+        shim_threading = _Namespace(threading, Thread=thread_class, Event=event, Condition=condition)
+        shim_time = _Namespace(time, sleep=clock.sleep, time=clock.epoch_seconds)
+        shim_datetime = _Namespace(_datetime, datetime=_now_factory(clock))
+        for name in THREADING_MODULES:
+            self._set(name, "threading", shim_threading)
+        for name in THREAD_NAME_MODULES:
+            self._set(name, "Thread", thread_class)
+        for name in EVENT_NAME_MODULES:
+            self._set(name, "Event", event)
+        for name in TIME_MODULES:
+            self._set(name, "time", shim_time)
+        for name in DATETIME_MODULES:
+            self._set(name, "datetime", shim_datetime)
+        millis: Callable[..., float] = lambda dt=None: self._unix_time(dt) * 1000.0  # noqa: E731
+        self._set(SQS_MODELS, "unix_time", self._unix_time)
+        self._set(SQS_MODELS, "unix_time_millis", millis)
+
+    def _unix_time(self, dt: _datetime.datetime | None = None) -> float:
+        if dt is not None:
+            return dt.replace(tzinfo=_datetime.UTC).timestamp() if dt.tzinfo is None else dt.timestamp()
+        return self.clock.epoch_seconds()
+
+    def uninstall(self) -> None:
+        while self._saved:
+            module, attribute, value = self._saved.pop()
+            setattr(module, attribute, value)
