@@ -176,8 +176,9 @@ class SimClock:
         """Let the simulation run until `predicate()` holds at a quiescent point; False when the limit came first.
 
         Time advances only in here. The predicate runs on the calling thread while nothing else runs.
-        Raises SimulationDeadlock when nothing can run, no timer is left and the predicate is false, and
-        SimulationStalled when work stays busy for `real_timeout` real seconds.
+        Raises SimulationDeadlock when nothing can run, no timer is left, the predicate is false and no limit was
+        given (with a limit, the simulation idles until it), and SimulationStalled when work stays busy for
+        `real_timeout` real seconds.
         """
         limit = math.inf if max_simulated_seconds is None else self._elapsed + max(max_simulated_seconds, 0.0)
         deadline = time.monotonic() + real_timeout
@@ -194,12 +195,16 @@ class SimClock:
                     if self._busy > 0:
                         continue
                     timer = self._earliest()
-                    if timer is None:
+                    if timer is None and limit == math.inf:
                         raise SimulationDeadlock(self.describe_open_waits())
-                    if timer.due > limit:
+                    if timer is None or timer.due > limit:
                         self._elapsed = max(self._elapsed, limit)
                         return False
                     self._elapsed = max(self._elapsed, timer.due)
+
+    def advance(self, seconds: float, real_timeout: float = DEFAULT_REAL_TIMEOUT_SECONDS) -> None:
+        """Let `seconds` of simulated time pass, running everything due meanwhile."""
+        self.run_until(lambda: False, max_simulated_seconds=seconds, real_timeout=real_timeout)
 
     def quiesce(self, real_timeout: float = DEFAULT_REAL_TIMEOUT_SECONDS) -> None:
         """Run what is ready now without moving time (work sources and timers due at the present)."""

@@ -124,14 +124,20 @@ class _Namespace(ModuleType):
 def _now_factory(clock: SimClock) -> type[_datetime.datetime]:
     class SimulatedDatetime(_datetime.datetime):
         @classmethod
-        def now(cls, tz: _datetime.tzinfo | None = None) -> SimulatedDatetime:  # type: ignore[override]
+        def now(cls, tz: _datetime.tzinfo | None = None) -> SimulatedDatetime:
             # moto subtracts it from the Wait's Timestamp (whole seconds, parsed naive UTC) and truncates the
             # difference to whole seconds: the present to the second keeps the wait from ending before the Timestamp.
             moment = clock.now().replace(microsecond=0)
             moment = moment.replace(tzinfo=None) if tz is None else moment.astimezone(tz)
             return cls(
-                moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second,
-                moment.microsecond, moment.tzinfo,
+                moment.year,
+                moment.month,
+                moment.day,
+                moment.hour,
+                moment.minute,
+                moment.second,
+                moment.microsecond,
+                moment.tzinfo,
             )
 
     return SimulatedDatetime

@@ -17,7 +17,7 @@ FREEZE = (OPENS - timedelta(hours=1), OPENS + timedelta(hours=1, minutes=30))
 
 
 def _stand_in() -> ChangeCalendarStandIn:
-    calendars = ChangeCalendarStandIn(SimClock(time_scale=1.0, start=OPENS))
+    calendars = ChangeCalendarStandIn(SimClock(start=OPENS))
     calendars.add(Calendar("freeze", closed=[FREEZE]))
     calendars.add(Calendar("always-open"))
     return calendars
@@ -54,26 +54,23 @@ def test_change_calendar_adapter_asks_at_the_decision_time_and_parses_the_answer
     assert (state.open, state.next_transition) == (False, FREEZE[1])
 
 
-def test_simulated_wall_clock_jumps_to_the_window_and_holds_until_released() -> None:
-    clock = SimClock(time_scale=3600.0, start=OPENS - timedelta(days=2))
+def test_simulated_wall_clock_wait_timestamp_is_the_simulated_moment_to_wait_for() -> None:
+    # Given the simulated clock two days before the window opens
+    clock = SimClock(start=OPENS - timedelta(days=2))
     wall = SimulatedWallClock(clock)
-    before = datetime.now(UTC)
+    # When the window planner asks for the Wait state's timestamp
     stamp = wall.wait_timestamp(OPENS)
-    assert before <= stamp <= datetime.now(UTC)  # the real Wait state ends at once
-    assert clock.now() == OPENS  # held at the opening: in-process latency is not simulated time
-    clock.release()
-    assert clock.now() >= OPENS
+    # Then the Wait state waits for the opening in simulated time (moto's engine runs on the simulated clock)
+    assert stamp == OPENS
+    assert wall.waits == [(OPENS - timedelta(days=2), OPENS)]
+    assert clock.now() == OPENS - timedelta(days=2)
 
 
-def test_simulated_wall_clock_holds_a_start_now_decision_until_the_command_is_sent() -> None:
-    # Given a clock an hour of simulated time per real second
-    clock = SimClock(time_scale=3600.0, start=OPENS)
+def test_simulated_wall_clock_decision_and_command_share_a_moment_however_slow_the_machine() -> None:
+    # Given the stage planner reads the time and the machine is slow to send the command
+    clock = SimClock(start=OPENS)
     wall = SimulatedWallClock(clock)
-    # When the stage planner reads the time and the machine is slow to send the command
     decided = wall.now()
     time.sleep(0.05)
-    # Then the command still goes out at the decision's moment (3 simulated minutes would have passed otherwise)
-    assert clock.now() == decided
-    clock.release()
-    time.sleep(0.01)
-    assert clock.now() > decided
+    # Then no simulated time passed (in-process latency is not simulated time)
+    assert clock.now() == decided == OPENS

@@ -66,7 +66,7 @@ def _serve(sim: SsmAgentSimulator, client: Any) -> None:
 @pytest.fixture
 def world() -> Iterator[World]:
     with mock_aws():
-        clock = SimClock(time_scale=60)  # nothing started here ends during a test
+        clock = SimClock()  # nothing started here ends during a test
         scheduler = Scheduler(clock)
         sim = SsmAgentSimulator(clock, scheduler, lambda _: None, REGION, seed=5)
         ssm = boto3.client("ssm", region_name=REGION)

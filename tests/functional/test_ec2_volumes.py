@@ -1,7 +1,6 @@
 """The simulator's EC2 volumes stand-in: snapshots capture the patch level; root-volume replacement restores it."""
 
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -26,7 +25,7 @@ TAGS = [{"ResourceType": "snapshot", "Tags": [{"Key": "PatchPilotStage", "Value"
 
 @pytest.fixture
 def volumes() -> Iterator[Ec2VolumesStandIn]:
-    clock = SimClock(3_600.0)
+    clock = SimClock()
     scheduler = Scheduler(clock)
     instances = {
         i: SimulatedInstance(
@@ -50,9 +49,7 @@ def _snapshot(volumes: Ec2VolumesStandIn, instance_id: str = INSTANCE) -> dict[s
 
 
 def _wait(volumes: Ec2VolumesStandIn, task_id: str) -> str:
-    deadline = time.monotonic() + 10
-    while volumes.tasks[task_id].state != "succeeded" and time.monotonic() < deadline:
-        time.sleep(0.01)
+    volumes.clock.run_until(lambda: volumes.tasks[task_id].state == "succeeded")
     return volumes.tasks[task_id].state
 
 
@@ -63,7 +60,7 @@ def test_create_snapshots_takes_every_volume_pending_then_completed(volumes: Ec2
         "DescribeSnapshots", {"OwnerIds": ["self"], "Filters": [{"Name": "tag:PatchPilotStage", "Values": ["prod-1"]}]}
     )
     assert {s["State"] for s in described["Snapshots"]} == {"pending"}
-    volumes.clock.jump(SNAPSHOT_MINUTES * 60)
+    volumes.clock.advance(SNAPSHOT_MINUTES * 60)
     described = volumes.handle("DescribeSnapshots", {"SnapshotIds": list(taken.values())})
     assert {s["State"] for s in described["Snapshots"]} == {"completed"}
 
@@ -82,7 +79,7 @@ def test_replace_root_volume_restores_the_pre_patch_level_and_health(volumes: Ec
     for record in instance.patches.values():  # the install: everything installed, and the instance broken
         record.state = pm.INSTALLED
     instance.healthy = False
-    volumes.clock.jump(SNAPSHOT_MINUTES * 60)
+    volumes.clock.advance(SNAPSHOT_MINUTES * 60)
     task = volumes.handle(
         "CreateReplaceRootVolumeTask", {"InstanceId": INSTANCE, "SnapshotId": root, "ClientToken": "t1"}
     )
@@ -93,7 +90,7 @@ def test_replace_root_volume_restores_the_pre_patch_level_and_health(volumes: Ec
     )
     assert again["ReplaceRootVolumeTask"]["ReplaceRootVolumeTaskId"] == task_id  # idempotent by ClientToken
     assert not instance.healthy
-    volumes.clock.jump((REPLACE_PENDING_MINUTES + REPLACE_SWAP_MINUTES) * 60)
+    volumes.clock.advance((REPLACE_PENDING_MINUTES + REPLACE_SWAP_MINUTES) * 60)
     assert _wait(volumes, task_id) == "succeeded"
     assert instance.healthy
     assert {patch_id: r.state for patch_id, r in instance.patches.items()} == before
@@ -110,7 +107,7 @@ def test_replace_root_volume_refuses_pending_data_and_foreign_snapshots(volumes:
         volumes.handle(
             "CreateReplaceRootVolumeTask", {"InstanceId": INSTANCE, "SnapshotId": taken["vol-0000000000000000a"]}
         )
-    volumes.clock.jump(SNAPSHOT_MINUTES * 60)
+    volumes.clock.advance(SNAPSHOT_MINUTES * 60)
     for snapshot in (taken["vol-0000000000000001a"], other_root):
         with pytest.raises(SimulatedApiError, match=r"InvalidParameterValue"):
             volumes.handle("CreateReplaceRootVolumeTask", {"InstanceId": INSTANCE, "SnapshotId": snapshot})

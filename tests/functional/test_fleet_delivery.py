@@ -4,7 +4,6 @@ Sources: SSM user guide, monitor-commands.md ("Understanding command statuses", 
 values"); API reference SendCommand (TimeoutSeconds, MaxConcurrency, MaxErrors) and ListCommands (TargetCount).
 """
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +19,7 @@ GROUP = "prod-1"
 
 @pytest.fixture
 def sim() -> Iterator[SsmAgentSimulator]:
-    clock = SimClock(time_scale=200_000)
+    clock = SimClock()
     scheduler = Scheduler(clock)
     simulator = SsmAgentSimulator(clock, scheduler, lambda _: None, "us-east-1", seed=5)
     yield simulator
@@ -54,10 +53,7 @@ def _send(sim: SsmAgentSimulator, **params: Any) -> str:
 
 
 def _finish(sim: SsmAgentSimulator) -> None:
-    deadline = time.monotonic() + 20
-    while sim.busy():
-        assert time.monotonic() < deadline, "the simulated command did not finish"
-        time.sleep(0.005)
+    assert sim.clock.run_until(lambda: not sim.busy()), "the simulated command did not finish"
 
 
 def _statuses(sim: SsmAgentSimulator, command_id: str) -> dict[str, int]:

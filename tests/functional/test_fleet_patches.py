@@ -1,7 +1,6 @@
 """The simulated fleet's patch level: Install/Scan/health commands and the patch-state APIs, driven directly."""
 
 import random
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -50,10 +49,7 @@ class Fleet:
                 "Parameters": {k: [v] for k, v in parameters.items()},
             },
         )["Command"]
-        deadline = time.monotonic() + 10
-        while self.sim.busy():
-            assert time.monotonic() < deadline, "the simulated command did not finish"
-            time.sleep(0.005)
+        assert self.sim.clock.run_until(lambda: not self.sim.busy()), "the simulated command did not finish"
         return str(command["CommandId"])
 
     def status(self, command_id: str, instance_id: str) -> str:
@@ -75,7 +71,7 @@ class Fleet:
 
 @pytest.fixture
 def fleet() -> Iterator[Fleet]:
-    clock = SimClock(time_scale=500_000)
+    clock = SimClock()
     scheduler = Scheduler(clock)
     events: list[dict[str, Any]] = []
     objects: dict[str, str] = {}
@@ -138,7 +134,7 @@ def test_install_override_list_unreadable_fails_the_invocation(fleet: Fleet) -> 
 
 
 def test_install_override_list_is_read_from_s3_by_default() -> None:
-    clock = SimClock(time_scale=500_000)
+    clock = SimClock()
     scheduler = Scheduler(clock)
     try:
         with mock_aws():

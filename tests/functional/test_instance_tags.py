@@ -13,7 +13,7 @@ KEY = "PatchPilotCanary"
 
 @pytest.fixture
 def sim() -> Iterator[SsmAgentSimulator]:
-    clock = SimClock(time_scale=200_000)
+    clock = SimClock()
     scheduler = Scheduler(clock)
     simulator = SsmAgentSimulator(clock, scheduler, lambda _: None, "us-east-1", seed=5)
     for instance_id in ("i-00000000000000001", "i-00000000000000002", "mi-0c0ffee0c0ffee001"):
