@@ -6,7 +6,7 @@ from typing import Any
 from patchpilot_sim.fleet import SimulatedInstance
 from patchpilot_sim.runtime import LocalRuntime
 from patchpilot_sim.scenarios import build_fleet
-from patchpilot_sim.simulate import APPROVAL_TIMEOUT_REAL_SECONDS, LOCAL_LIMITS
+from patchpilot_sim.simulate import APPROVAL_TIMEOUT_SECONDS, LOCAL_LIMITS
 
 REAL_TIMEOUT = 120.0
 
@@ -18,7 +18,6 @@ def launch_fleet(
     by_group: dict[str, list[SimulatedInstance]] = {}
     for instance in runtime.add_instances(fleet):
         by_group.setdefault(instance.patch_group, []).append(instance)
-    runtime.clock.restart()
     return by_group
 
 
@@ -28,7 +27,7 @@ def start(runtime: LocalRuntime, stages: list[str] | None = None, **fields: Any)
         "mode": "manual",
         "cycle": "2026-12",
         "limits": LOCAL_LIMITS,
-        "approval_timeout_seconds": APPROVAL_TIMEOUT_REAL_SECONDS,
+        "approval_timeout_seconds": APPROVAL_TIMEOUT_SECONDS,
         **fields,
     }
     if stages is not None:

@@ -39,7 +39,7 @@ from patchpilot_sim.instance_tags import InstanceTagMirror
 from patchpilot_sim.lambdas import ENVIRONMENT_LOCK, InProcessLambda, ThreadRoutedStream
 from patchpilot_sim.moto_clock import MotoClockPatch
 from patchpilot_sim.patches import rejected_ids, unapproved_ids
-from patchpilot_sim.sqs_poller import SqsEventSourcePoller
+from patchpilot_sim.sqs_poller import SqsEventSourcePoller, queue_state
 from patchpilot_sim.windows import ChangeCalendarStandIn, SimulatedWallClock
 
 if TYPE_CHECKING:
@@ -203,7 +203,7 @@ class LocalRuntime:
         )
         self.router = EventRouter(self.lambdas, self.admin.client("sqs"), self.resources.queue_urls, self.poller)
         self.chat = LocalChat(self)
-        for source in (self.router.deliver_one, self.poller.poll_once, self.chat.delivery.deliver_one):
+        for source in (self.router.deliver_one, self.poller.poll_once, self.chat.delivery.deliver_one, self._collect):
             self.clock.add_work_source(source)
         self._create_state_machines()
         events = boto3.DEFAULT_SESSION.events  # type: ignore[union-attr]
@@ -329,13 +329,17 @@ class LocalRuntime:
             refs[logical_id] = f"arn:aws:states:{arn_prefix}:stateMachine:{name}"
 
     def _queue_attributes(self, props: dict[str, Any], attributes: dict[tuple[str, str], str]) -> dict[str, str]:
-        """The queue's redrive policy and visibility timeout, as the template declares them.
+        """The queue's attributes as the template declares them (redrive policy, visibility timeout, retention...).
 
-        moto's SQS runs on the simulated clock (moto_clock.py): the timeout is in simulated seconds, like in AWS.
+        moto's SQS runs on the simulated clock (moto_clock.py): its timeouts and retention are simulated seconds,
+        like in AWS, so a dead-letter queue keeps its messages the template's 14 days of a month-long cycle, not
+        SQS's default 4.
         """
-        result: dict[str, str] = {}
-        if "VisibilityTimeout" in props:
-            result["VisibilityTimeout"] = str(int(props["VisibilityTimeout"]))
+        result: dict[str, str] = {
+            key: str(int(props[key]))
+            for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "MaximumMessageSize")
+            if key in props
+        }
         redrive = props.get("RedrivePolicy")
         if redrive:
             target = redrive["deadLetterTargetArn"]["Fn::GetAtt"][0]
@@ -529,6 +533,15 @@ class LocalRuntime:
             lambda: self.router.idle() and not self.fleet.busy() and self.poller.idle() and self.chat.idle(),
             real_timeout=timeout,
         )
+
+    def _collect(self) -> bool:
+        """Take the alerts from the inbox as they arrive, like a subscriber would: a cycle outlasts SQS's retention.
+
+        A work source of the simulated clock that never counts as work (reading the inbox starts nothing).
+        """
+        if queue_state(self.resources.alert_inbox_url).visible:
+            self.notifications()
+        return False
 
     def notifications(self) -> list[dict[str, Any]]:
         """Every alert published to the template's topics so far (delivered to a local inbox queue)."""

@@ -27,14 +27,18 @@ def chat_runtime() -> Iterator[tuple[LocalRuntime, ChatSink]]:
         yield runtime, sink
 
 
-def _wait_for(condition: Any, what: str, timeout: float = REAL_TIMEOUT) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def _wait_for(runtime: LocalRuntime, condition: Any, what: str) -> Any:
+    """Run the simulation until `condition()` gives a value (checked whenever nothing is running)."""
+    found: list[Any] = []
+
+    def check() -> bool:
         value = condition()
         if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+            found.append(value)
+        return bool(value)
+
+    assert runtime.run_until(check, max_simulated_seconds=7 * 24 * 3600), f"timed out waiting for {what}"
+    return found[-1]
 
 
 def _status(runtime: LocalRuntime, arn: str) -> str:
@@ -59,7 +63,9 @@ def test_chat_signed_slack_click_resumes_the_waiting_execution_and_nothing_else_
     )
     arn = started.payload["execution_arn"]
     approval_id = _wait_for(
-        lambda: next((i for m in sink.messages if (i := approval_button(m))), None), "the approval request in Slack"
+        runtime,
+        lambda: next((i for m in sink.messages if (i := approval_button(m))), None),
+        "the approval request in Slack",
     )
     chat = runtime.chat
     forged = chat.post_slack_interaction(approval_id, "approve", "U0SIMONCALL", "oncall-sim", signing_secret="guess")
@@ -132,7 +138,7 @@ def test_chat_outage_retries_then_dead_letters_then_redrive_delivers_each_alert_
     runtime.chat.configure(sink, channels=(("slack", "patching", ALL), ("teams", "patching", ALL)))
     sink.fail_next(["503"] * 3 + ["429"] * 3 + ["503"] * 12)  # 3 invocations x 2 channels x 3 attempts
     _publish(runtime, _alert("cycle_started"))
-    _wait_for(lambda: runtime.chat.dead_letter_count() == 1, "the alert in the chat dead-letter queue")
+    _wait_for(runtime, lambda: runtime.chat.dead_letter_count() == 1, "the alert in the chat dead-letter queue")
     assert sink.messages == []
     _publish(runtime, _alert("cycle_finished"))  # the outage is over: posted at once
     _publish(runtime, "{not an alert")
@@ -202,7 +208,7 @@ def test_chat_resume_button_of_a_failed_rollout_starts_one_next_attempt_that_suc
     # Given a cycle whose staging stage failed, and its rollout_failed alert in Slack with a Resume button
     failed = start(runtime, stages=["dev", "staging"])
     assert failed["status"] == "FAILED"
-    execution = _wait_for(lambda: next((v for m in sink.messages if (v := _resume_button(m))), None), "Resume")
+    execution = _wait_for(runtime, lambda: next((v for m in sink.messages if (v := _resume_button(m))), None), "Resume")
     assert execution == "manual-2026-12"
     injector.lift(denied)
     chat = runtime.chat

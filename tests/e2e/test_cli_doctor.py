@@ -27,9 +27,8 @@ ROLE = f"arn:aws:iam::123456789012:role/{STACK_NAME}-MonthlyRolloutScheduleRole"
 
 @pytest.fixture(scope="module")
 def runtime() -> Iterator[LocalRuntime]:
-    with LocalRuntime(time_scale=3_600.0) as rt:
+    with LocalRuntime() as rt:
         rt.add_instances(build_fleet(5, 3))  # one instance per patch group
-        rt.clock.restart()
         deploy_stack(rt, STACK_NAME)
         attach_instance_profiles(rt, rt.bucket_names["ArtifactsBucket"], dict.fromkeys(GROUPS, True))
         yield rt

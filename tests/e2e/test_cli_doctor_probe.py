@@ -22,9 +22,8 @@ GROUPS = ("dev", "staging", "prod-1", "prod-2", "prod-3")
 
 @pytest.fixture(scope="module")
 def runtime() -> Iterator[LocalRuntime]:
-    with LocalRuntime(time_scale=3_600.0) as rt:
+    with LocalRuntime() as rt:
         rt.add_instances(build_fleet(5, 3))  # one instance per patch group
-        rt.clock.restart()
         deploy_stack(rt, STACK_NAME)
         readers = {group: group != "prod-2" for group in GROUPS}  # prod-2's instance role may not read runs/
         attach_instance_profiles(rt, rt.bucket_names["ArtifactsBucket"], readers)

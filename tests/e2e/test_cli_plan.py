@@ -24,9 +24,8 @@ CYCLE = "2030-12"  # a cycle still ahead whenever the test runs; Patch Tuesday i
 
 @pytest.fixture(scope="module")
 def runtime() -> Iterator[LocalRuntime]:
-    with LocalRuntime(time_scale=3_600.0) as rt:
+    with LocalRuntime() as rt:
         rt.add_instances(build_fleet(16, 5))
-        rt.clock.restart()
         deploy_stack(rt, STACK_NAME)
         yield rt
 

@@ -1,7 +1,6 @@
 """`patchpilot rollback` against the local runtime: a real run's snapshots, the checks, the dry run, the restore."""
 
 import json
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -29,11 +28,10 @@ def _catalog() -> StageCatalog:
 
 @pytest.fixture(scope="module")
 def failed_run() -> Iterator[tuple[LocalRuntime, rollback_demo.RollbackCase]]:
-    with LocalRuntime(time_scale=3_600.0, stage_catalog=_catalog()) as runtime:
+    with LocalRuntime(stage_catalog=_catalog()) as runtime:
         fleet = runtime.add_instances([i for i in build_fleet(20, 3) if i.patch_group == "dev"])
         case = rollback_demo.prepare(fleet, "rollback", lambda _: None)
         assert case is not None
-        runtime.clock.restart()
         register_stack_outputs(runtime, STACK)
         request = {"mode": "scheduled", "cycle": "2026-12", "stages": ["dev"], "bake_seconds": {"dev": 1}}
         started = runtime.lambdas.invoke("StartRolloutFunction", {**request, "limits": LOCAL_LIMITS})
@@ -97,9 +95,7 @@ def test_cli_rollback_dry_run_then_restore_heals_the_instance_at_its_pre_patch_l
     print(output)
     assert code == 0
     (task,) = runtime.volumes.tasks.values()
-    deadline = time.monotonic() + 30
-    while task.state != "succeeded" and time.monotonic() < deadline:
-        time.sleep(0.05)
+    runtime.run_until(lambda: task.state == "succeeded")
     assert task.state == "succeeded"
     assert case.victim.healthy
     assert {p: r.state for p, r in case.victim.patches.items()} == case.pre_patch_level

@@ -1,9 +1,10 @@
 """The deployed-stack commands, run against the local runtime acting as the AWS endpoint."""
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import boto3
 import pytest
@@ -12,6 +13,7 @@ from typer.testing import CliRunner
 from patchpilot.integrations.dynamodb_exclusions import DynamoDBExclusionLedger
 from patchpilot.integrations.ssm_patches import SsmPatchBaselines
 from patchpilot.models.exclusion import ExclusionRecord, PatchEvidence
+from patchpilot_cli import main as cli_main
 from patchpilot_cli.exclusion_ledger import load_ledger
 from patchpilot_cli.main import app
 from patchpilot_cli.operator import connect, pending_approvals
@@ -31,9 +33,8 @@ REQUEST = json.loads((EVENTS / "approval/request-approval.json").read_text())
 
 @pytest.fixture(scope="module")
 def runtime() -> Iterator[LocalRuntime]:
-    with LocalRuntime(time_scale=3_600.0) as rt:
+    with LocalRuntime() as rt:
         rt.add_instances([i for i in build_fleet(10, 3) if i.patch_group in {"dev", "prod-1"}])
-        rt.clock.restart()
         register_stack_outputs(rt, STACK)
         yield rt
 
@@ -70,16 +71,22 @@ def _waiting_approval(runtime: LocalRuntime, cycle: str) -> tuple[str, str]:
     assert not started.failed, started.error_message
     arn = str(started.payload["execution_arn"])
     outputs = resolve_outputs(STACK, None)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        waiting = [a for a in pending_approvals(connect(outputs)) if a.execution_id == arn]
-        if waiting:
-            return waiting[0].approval_id, arn
-        time.sleep(0.2)
-    raise AssertionError(f"{arn} never asked for approval")
+    waiting: list[Any] = []
+
+    def asked() -> bool:
+        waiting[:] = [a for a in pending_approvals(connect(outputs)) if a.execution_id == arn]
+        return bool(waiting)
+
+    # Simulated time stands still once the request is pending: the operator answers within its 120-second timeout.
+    assert runtime.run_until(asked, max_simulated_seconds=7 * 24 * 3600), f"{arn} never asked for approval"
+    return waiting[0].approval_id, arn
 
 
-def test_cli_start_runs_a_cycle_that_status_watch_follows_to_the_end(runtime: LocalRuntime) -> None:
+def test_cli_start_runs_a_cycle_that_status_watch_follows_to_the_end(
+    runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The operator refreshes every --interval seconds: simulated seconds here, the simulation runs between refreshes
+    monkeypatch.setattr(cli_main, "time", SimpleNamespace(sleep=runtime.clock.advance))
     exit_code, output = _cli("start", "--cycle", "2026-10", "--stages", "dev", "--bake-seconds", "dev=1")
     assert exit_code == 0, output
     assert output.startswith("started execution ")
@@ -87,7 +94,7 @@ def test_cli_start_runs_a_cycle_that_status_watch_follows_to_the_end(runtime: Lo
     again_code, again = _cli("start", "--cycle", "2026-10", "--stages", "dev", "--bake-seconds", "dev=1")
     assert again_code == 0, again
     assert again.startswith("already running: execution ")
-    code, watched = _cli("status", "--watch", "--interval", "0.2")
+    code, watched = _cli("status", "--watch", "--interval", "60")
     assert code == 0, watched
     assert "RUNNING" in watched
     assert "stage dev: " in watched
@@ -126,14 +133,9 @@ def test_cli_emergency_starts_an_emergency_run(runtime: LocalRuntime) -> None:
 
 def _stop(runtime: LocalRuntime, arn: str) -> None:
     """Stop an execution this test does not follow to its end (moto refuses until its worker has started)."""
-    sfn = runtime.admin.client("stepfunctions")
-    for _ in range(100):
-        try:
-            sfn.stop_execution(executionArn=arn)
-            break
-        except Exception:
-            time.sleep(0.05)
-    runtime.settle(timeout=10)
+    runtime.clock.quiesce()
+    runtime.admin.client("stepfunctions").stop_execution(executionArn=arn)
+    runtime.settle()
 
 
 def test_cli_start_rejects_a_bad_cycle_in_one_line(runtime: LocalRuntime) -> None:

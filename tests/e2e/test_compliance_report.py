@@ -48,7 +48,7 @@ def test_compliance_demo_writes_the_reports_and_matches_summary_json(tmp_path: P
 
 @pytest.fixture(scope="module")
 def runtime() -> Iterator[LocalRuntime]:
-    with LocalRuntime(time_scale=3_600.0) as rt:
+    with LocalRuntime() as rt:
         rt.add_instances([i for i in build_fleet(10, 3) if i.patch_group in {"dev", "prod-1"}])
         register_stack_outputs(rt, STACK)
         yield rt
