@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-# A guard against a hung run (a thread blocked outside the clock's accounting), in real seconds.
+# A guard against a hung run: the longest real time work may stay busy without a quiescent point.
 DEFAULT_REAL_TIMEOUT_SECONDS = 600.0
 
 
@@ -178,15 +178,14 @@ class SimClock:
         Time advances only in here. The predicate runs on the calling thread while nothing else runs.
         Raises SimulationDeadlock when nothing can run, no timer is left, the predicate is false and no limit was
         given (with a limit, the simulation idles until it), and SimulationStalled when work stays busy for
-        `real_timeout` real seconds.
+        `real_timeout` real seconds without a quiescent point (a thread blocked outside the clock's accounting).
         """
         limit = math.inf if max_simulated_seconds is None else self._elapsed + max(max_simulated_seconds, 0.0)
-        deadline = time.monotonic() + real_timeout
         if self.counted():
             raise RuntimeError("run_until called from inside the simulation")
         with self._driver:
             while True:
-                self._await_quiescence(deadline)
+                self._await_quiescence(time.monotonic() + real_timeout)
                 if predicate():
                     return True
                 if self._run_ready():
