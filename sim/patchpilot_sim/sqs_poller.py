@@ -174,7 +174,11 @@ class SqsEventSourcePoller:
         return all(self._state(queue).total == 0 for queue in self.queues())
 
     def poll_once(self) -> bool:
-        """Invoke one function with one batch of what is visible; True if a batch was delivered."""
+        """Invoke one function with one batch of what is visible; True if a queue had visible messages.
+
+        A receive can return nothing for visible messages: SQS moves a message received `maxReceiveCount` times to
+        the dead-letter queue on that receive. That changed the queues too.
+        """
         for function, source in self._sources:
             state = self._state(source.queue_logical_id)
             if state.visible:
@@ -182,7 +186,7 @@ class SqsEventSourcePoller:
                     messages = self._receive(source)
                     if messages:
                         self.deliver(function, source, messages)
-                        return True
+                return True
             if state.next_visible_epoch is not None:
                 self._wakeups.at(state.next_visible_epoch)
         return False

@@ -37,7 +37,7 @@ def _wait_for(runtime: LocalRuntime, condition: Any, what: str) -> Any:
             found.append(value)
         return bool(value)
 
-    assert runtime.run_until(check, max_simulated_seconds=7 * 24 * 3600), f"timed out waiting for {what}"
+    assert runtime.run_until(check, max_simulated_seconds=45 * 24 * 3600), f"timed out waiting for {what}"
     return found[-1]
 
 

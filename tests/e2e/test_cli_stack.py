@@ -78,7 +78,7 @@ def _waiting_approval(runtime: LocalRuntime, cycle: str) -> tuple[str, str]:
         return bool(waiting)
 
     # Simulated time stands still once the request is pending: the operator answers within its 120-second timeout.
-    assert runtime.run_until(asked, max_simulated_seconds=7 * 24 * 3600), f"{arn} never asked for approval"
+    assert runtime.run_until(asked, max_simulated_seconds=45 * 24 * 3600), f"{arn} never asked for approval"
     return waiting[0].approval_id, arn
 
 
@@ -94,7 +94,7 @@ def test_cli_start_runs_a_cycle_that_status_watch_follows_to_the_end(
     again_code, again = _cli("start", "--cycle", "2026-10", "--stages", "dev", "--bake-seconds", "dev=1")
     assert again_code == 0, again
     assert again.startswith("already running: execution ")
-    code, watched = _cli("status", "--watch", "--interval", "60")
+    code, watched = _cli("status", "--watch", "--interval", "3600")
     assert code == 0, watched
     assert "RUNNING" in watched
     assert "stage dev: " in watched
