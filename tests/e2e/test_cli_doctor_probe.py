@@ -2,11 +2,13 @@
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
+from patchpilot_cli import doctor_probe
 from patchpilot_cli.doctor_checks import Check
 from patchpilot_cli.doctor_probe import INVOCATION_EVENT, run_probe
 from patchpilot_cli.main import app
@@ -40,10 +42,17 @@ def _rule_takes(runtime: LocalRuntime, document: str) -> bool:
     return bool(runtime.router.matching(event))
 
 
-def test_doctor_probe_says_what_it_does_then_reports_each_group_and_changes_nothing(runtime: LocalRuntime) -> None:
+def test_doctor_probe_says_what_it_does_then_reports_each_group_and_changes_nothing(
+    runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Given a fleet whose prod-2 instance profile cannot read the artifacts bucket
     patches_before = {i: runtime.fleet.installed_patches(i) for i in runtime.fleet.instances}
     tags_before = {i.instance_id: dict(i.tags) for i in runtime.fleet.instances.values()}
+    # (the probe's waits run on the simulated clock: the simulation runs while the operator's command polls)
+    poller = _SimulatedPoller(runtime)
+    monkeypatch.setattr(
+        doctor_probe, "run_probe", partial(doctor_probe.run_probe, clock=poller.clock, sleep=poller.sleep)
+    )
     # When the operator runs the probe
     result = CliRunner().invoke(app, ["doctor", "--stack-name", STACK_NAME, "--probe"])
     output = "".join(line for line in result.output.splitlines(keepends=True) if not line.startswith('{"'))

@@ -36,7 +36,7 @@ def test_command_result_batch_reports_only_the_malformed_message_failed() -> Non
         [source] = spec.sqs_sources
         sqs = runtime.admin.client("sqs")
         url = runtime.resources.queue_urls[source.queue_logical_id]
-        runtime.poller.stop()  # deliver by hand: one batch of both messages
+        # nothing polls while the test does not run the simulation: deliver by hand, one batch of both messages
         for event in (good, bad):
             sqs.send_message(QueueUrl=url, MessageBody=json.dumps(event))
         messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"])["Messages"]
