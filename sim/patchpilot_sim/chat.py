@@ -20,7 +20,6 @@ import json
 import secrets
 import time
 import uuid
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -127,7 +126,7 @@ class LocalChat:
     ) -> dict[str, Any]:
         """Dispatch one HTTPS request to a function's URL: the Function URL event (2.0) to the real handler."""
         url_id = hashlib.sha256(logical_id.encode()).hexdigest()[:32]
-        now = datetime.now(UTC)
+        now = self.runtime.clock.now()
         encoded = not headers.get("content-type", "").startswith(("text/", "application/json"))
         event = {
             "version": "2.0",
@@ -192,7 +191,7 @@ class LocalChat:
             ],
         }
         body = urlencode({"payload": json.dumps(payload)})
-        stamp = str(timestamp if timestamp is not None else int(time.time()))
+        stamp = str(timestamp if timestamp is not None else int(self.runtime.clock.epoch_seconds()))
         headers = {
             "content-type": "application/x-www-form-urlencoded",
             "x-slack-request-timestamp": stamp,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as _datetime
 import importlib
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -121,13 +122,13 @@ class _Namespace(ModuleType):
         return getattr(self._real, name)
 
 
-def _now_factory(clock: SimClock) -> type[_datetime.datetime]:
+def _now_factory(clock: SimClock, whole_seconds: bool = True) -> type[_datetime.datetime]:
     class SimulatedDatetime(_datetime.datetime):
         @classmethod
         def now(cls, tz: _datetime.tzinfo | None = None) -> SimulatedDatetime:
             # moto subtracts it from the Wait's Timestamp (whole seconds, parsed naive UTC) and truncates the
             # difference to whole seconds: the present to the second keeps the wait from ending before the Timestamp.
-            moment = clock.now().replace(microsecond=0)
+            moment = clock.now().replace(microsecond=0) if whole_seconds else clock.now()
             moment = moment.replace(tzinfo=None) if tz is None else moment.astimezone(tz)
             return cls(
                 moment.year,
@@ -191,3 +192,26 @@ class MotoClockPatch:
         while self._saved:
             module, attribute, value = self._saved.pop()
             setattr(module, attribute, value)
+
+
+class ProductClockPatch(MotoClockPatch):
+    """The product's handlers read the simulated clock: ``time.time()`` and ``datetime.now()`` in ``patchpilot.*``.
+
+    In AWS the handlers' wall clock is the world's; in the simulation the world's clock is the simulated one (a
+    heartbeat interval, a resume lease or an approval's age is simulated seconds). Module attributes are swapped
+    in every imported ``patchpilot`` module, like moto's; the handler code is the production code.
+    """
+
+    def install(self) -> None:
+        simulated_datetime = _now_factory(self.clock, whole_seconds=False)
+        shim_time = _Namespace(time, time=self.clock.epoch_seconds)
+        shim_datetime = _Namespace(_datetime, datetime=simulated_datetime)
+        for name, module in list(sys.modules.items()):
+            if module is None or not (name == "patchpilot" or name.startswith("patchpilot.")):
+                continue
+            if getattr(module, "time", None) is time:
+                self._set(name, "time", shim_time)
+            if getattr(module, "datetime", None) is _datetime.datetime:
+                self._set(name, "datetime", simulated_datetime)
+            elif getattr(module, "datetime", None) is _datetime:
+                self._set(name, "datetime", shim_datetime)

@@ -37,7 +37,7 @@ from patchpilot_sim.eventbus import EventRouter
 from patchpilot_sim.fleet import ACCOUNT_ID, SimulatedApiError, SimulatedInstance, SsmAgentSimulator
 from patchpilot_sim.instance_tags import InstanceTagMirror
 from patchpilot_sim.lambdas import ENVIRONMENT_LOCK, InProcessLambda, ThreadRoutedStream
-from patchpilot_sim.moto_clock import MotoClockPatch
+from patchpilot_sim.moto_clock import MotoClockPatch, ProductClockPatch
 from patchpilot_sim.patches import rejected_ids, unapproved_ids
 from patchpilot_sim.sqs_poller import SqsEventSourcePoller, queue_state
 from patchpilot_sim.windows import ChangeCalendarStandIn, SimulatedWallClock
@@ -193,6 +193,8 @@ class LocalRuntime:
             self.template.functions(), self._function_env, self._function_arn, self.lambda_log
         )
         self.lambdas.preload()
+        self._product_clock = ProductClockPatch(self.clock)  # after preload: every handler module is imported
+        self._product_clock.install()
         self.poller = SqsEventSourcePoller(
             self.lambdas,
             self.admin.client("sqs"),
@@ -216,6 +218,7 @@ class LocalRuntime:
         self.scheduler.stop()
         wiring.use_clock(self._previous_clock)
         self.lambdas.restore_environment()
+        self._product_clock.uninstall()
         self._moto_clock.uninstall()
         self._mock.stop()
         boto3.DEFAULT_SESSION = None

@@ -1,9 +1,7 @@
 """Chat on the local runtime: a signed Slack click resumes a waiting execution; an outage loses no message."""
 
 import json
-import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -70,11 +68,11 @@ def test_chat_signed_slack_click_resumes_the_waiting_execution_and_nothing_else_
     chat = runtime.chat
     forged = chat.post_slack_interaction(approval_id, "approve", "U0SIMONCALL", "oncall-sim", signing_secret="guess")
     stale = chat.post_slack_interaction(
-        approval_id, "approve", "U0SIMONCALL", "oncall-sim", timestamp=int(time.time()) - 301
+        approval_id, "approve", "U0SIMONCALL", "oncall-sim", timestamp=int(runtime.clock.epoch_seconds()) - 301
     )
     stranger = chat.post_slack_interaction(approval_id, "approve", "U0MALLORY", "mallory")
     malformed = chat.invoke_function_url(
-        "SlackInteractionFunction", "/slack/interactions", "payload=%7B", _signed_headers("payload=%7B")
+        "SlackInteractionFunction", "/slack/interactions", "payload=%7B", _signed_headers(runtime, "payload=%7B")
     )
     assert [forged["statusCode"], stale["statusCode"], stranger["statusCode"], malformed["statusCode"]] == [
         401,
@@ -103,10 +101,10 @@ def test_chat_signed_slack_click_resumes_the_waiting_execution_and_nothing_else_
     assert len(decided) == 1
 
 
-def _signed_headers(body: str) -> dict[str, str]:
+def _signed_headers(runtime: LocalRuntime, body: str) -> dict[str, str]:
     from patchpilot_sim.chat import sign_slack_request
 
-    stamp = str(int(datetime.now(UTC).timestamp()))
+    stamp = str(int(runtime.clock.epoch_seconds()))  # Slack's clock: the simulated world's
     return {
         "content-type": "application/x-www-form-urlencoded",
         "x-slack-request-timestamp": stamp,
