@@ -38,7 +38,7 @@ WINDOWS_HEALTH_CHECK = HealthCheck(
     commands=["Invoke-WebRequest -UseBasicParsing http://localhost/health | Out-Null"],
 )
 # How long an approval request waits (simulated): the on-call engineer answers after ON_CALL_ANSWER_SIMULATED_SECONDS.
-APPROVAL_TIMEOUT_SECONDS = 4 * 3600
+APPROVAL_TIMEOUT_SECONDS = 24 * 3600  # the product's default
 PROGRESS_REFRESH_SECONDS = 0.5  # real seconds between redraws of the live view
 ON_CALL_ANSWER_SIMULATED_SECONDS = 1_800
 ON_CALL_USER = "oncall-sim"  # on the policy's approvals.approvers list
