@@ -135,6 +135,9 @@ class LocalRuntime:
         self._calls_lock = threading.Lock()
         self._mock: Any = None
         self.alerts: list[dict[str, Any]] = []
+        # Every message that reached the events dead-letter queue, seen as it arrived (the queue's alarm fires then):
+        # a month-long cycle outlasts the queue's 14-day retention, after which SQS deletes it.
+        self.dead_lettered: dict[str, dict[str, Any]] = {}
         self._saved_env: dict[str, str | None] = {}
         # Answer a call before the runtime does (fault injection): (service, operation, params) -> response or None.
         self.call_hooks: list[Callable[[str, str, dict[str, Any]], tuple[AWSResponse, dict[str, Any]] | None]] = []
@@ -205,7 +208,7 @@ class LocalRuntime:
         )
         self.router = EventRouter(self.lambdas, self.admin.client("sqs"), self.resources.queue_urls, self.poller)
         self.chat = LocalChat(self)
-        for source in (self.router.deliver_one, self.poller.poll_once, self.chat.delivery.deliver_one, self._collect):
+        for source in (self.router.deliver_one, self.poller.poll_once, self.chat.delivery.deliver_one, self.collect):
             self.clock.add_work_source(source)
         self._create_state_machines()
         events = boto3.DEFAULT_SESSION.events  # type: ignore[union-attr]
@@ -537,13 +540,17 @@ class LocalRuntime:
             real_timeout=timeout,
         )
 
-    def _collect(self) -> bool:
+    def collect(self) -> bool:
         """Take the alerts from the inbox as they arrive, like a subscriber would: a cycle outlasts SQS's retention.
 
         A work source of the simulated clock that never counts as work (reading the inbox starts nothing).
         """
         if queue_state(self.resources.alert_inbox_url).visible:
             self.notifications()
+        url = self.resources.queue_urls["EventsDeadLetterQueue"]
+        if queue_state(url).total > len(self.dead_lettered):
+            for message in self.dead_letter_messages():
+                self.dead_lettered.setdefault(message["MessageId"], message)
         return False
 
     def notifications(self) -> list[dict[str, Any]]:

@@ -613,20 +613,21 @@ def _silent_os_problems(runtime: LocalRuntime, history: list[dict[str, Any]]) ->
 
 
 def dead_letters(runtime: LocalRuntime) -> list[tuple[dict[str, Any], bool]]:
-    """Every message in the events dead-letter queue, with whether it is a malformed command status event."""
-    sqs = runtime.admin.client("sqs")
-    url = runtime.resources.queue_urls["EventsDeadLetterQueue"]
+    """Every message that reached the events dead-letter queue, with whether it is a malformed command status event.
+
+    Seen as each arrived (`LocalRuntime.dead_lettered`): the cycle outlasts the queue's 14-day retention.
+    """
+    runtime.collect()
     letters: list[tuple[dict[str, Any], bool]] = []
-    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=600).get("Messages"):
-        for message in batch:
-            body = json.loads(message["Body"])
-            event = body.get("requestPayload", body) if isinstance(body, dict) else body
-            try:
-                CommandInvocationEvent.model_validate(event)
-                malformed = False
-            except ValidationError:
-                malformed = True
-            letters.append((event, malformed))
+    for message in runtime.dead_lettered.values():
+        body = json.loads(message["Body"])
+        event = body.get("requestPayload", body) if isinstance(body, dict) else body
+        try:
+            CommandInvocationEvent.model_validate(event)
+            malformed = False
+        except ValidationError:
+            malformed = True
+        letters.append((event, malformed))
     return letters
 
 
