@@ -11,7 +11,7 @@ from patchpilot_cli.main import app
 from patchpilot_sim.scenarios import SCENARIOS
 from patchpilot_sim.simulate import SimulationOptions, run_simulation
 
-pytestmark = pytest.mark.runtime
+pytestmark = [pytest.mark.runtime, pytest.mark.full_cycle]
 SUMMARY_KEYS = {
     "status",
     "execution_arn",
@@ -123,6 +123,7 @@ def test_simulation_scenario_ends_as_documented(scenario: str) -> None:
         assert chat["delivered"]["teams"]["stage_passed"] == 5  # each alert once per channel, outage or not
 
 
+@pytest.mark.full_cycle(cycles=3)  # a 10- and a 120-instance cycle
 def test_simulation_state_payload_does_not_grow_with_the_fleet() -> None:
     small = run_simulation(SimulationOptions(instances=10, scenario="lost-events", out_dir=None))
     large = run_simulation(SimulationOptions(instances=120, scenario="lost-events", out_dir=None))
