@@ -1,7 +1,7 @@
 """Auto-exclusion: find the patch(es) that broke a stage, reject them in the baselines, record the decision."""
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from patchpilot.integrations.ports import ExclusionLedger, PatchBaselines, PatchInventory
@@ -36,6 +36,8 @@ class Correlation:
     patches: list[PatchEvidence]
     failing_instances: dict[str, list[str]] = field(default_factory=dict)
     healthy_instances: dict[str, list[str]] = field(default_factory=dict)
+    group: list[PatchEvidence] = field(default_factory=list)  # inconclusive: every indistinguishable patch
+    undecided: dict[str, list[PatchEvidence]] = field(default_factory=dict)  # per inconclusive OS: its full group
 
 
 @dataclass
@@ -141,6 +143,7 @@ def _correlate_one_system(
             group[:MAX_EVIDENCE_PATCHES],
             failing,
             healthy_with,
+            group=group,
         )
     top_evidence = group[0]
     others = [s.patch_id for s in suspects if s.patch_id not in failing][:MAX_EVIDENCE_PATCHES]
@@ -238,7 +241,8 @@ def correlate_patches(
         )
         for system in sorted(set(unhealthy.values()))
     }
-    return _merge(decided)
+    undecided = {system: c.group for system, c in decided.items() if c.outcome == "inconclusive" and c.group}
+    return replace(_merge(decided), undecided=undecided)
 
 
 def rejection_entry(patch_id: str, title: str, operating_system: str) -> str:
