@@ -14,6 +14,7 @@ from patchpilot.integrations.chat_webhooks import WebhookPoster
 from patchpilot.integrations.clocks import SystemClock
 from patchpilot.integrations.cloudwatch_alarms import CloudWatchAlarmMonitor
 from patchpilot.integrations.dynamodb_approvals import DynamoDBApprovalStore
+from patchpilot.integrations.dynamodb_bisections import DynamoDBBisectionLedger
 from patchpilot.integrations.dynamodb_chat import DynamoDBChatLedger, DynamoDBInteractionGuard
 from patchpilot.integrations.dynamodb_compliance import DynamoDBComplianceStore
 from patchpilot.integrations.dynamodb_exclusions import DynamoDBExclusionLedger
@@ -34,6 +35,7 @@ from patchpilot.integrations.ssm_compliance import SsmFleetComplianceSource
 from patchpilot.integrations.ssm_directory import SsmCommandDirectory, SsmPatchComplianceReader
 from patchpilot.integrations.ssm_patches import SsmPatchBaselines, SsmPatchInventory
 from patchpilot.integrations.ssm_scanner import SsmPatchScanner
+from patchpilot.logic.bisection import BisectionPorts
 from patchpilot.logic.slack_interaction import InteractionPorts, InteractionSettings
 from patchpilot.models.chat import ChatSecret
 from patchpilot.models.compliance_settings import ComplianceSettings
@@ -82,6 +84,25 @@ def snapshot_ledger() -> DynamoDBSnapshotLedger:
     """Snapshot sets and rollbacks in the table named by RUNS_TABLE_NAME."""
     settings = TrackingSettings.from_env()
     return DynamoDBSnapshotLedger(settings.runs_table_name, aws_clients.dynamodb(), settings.record_ttl_days)
+
+
+def bisection_ledger() -> DynamoDBBisectionLedger:
+    """Bisection records in the table named by RUNS_TABLE_NAME."""
+    settings = TrackingSettings.from_env()
+    return DynamoDBBisectionLedger(settings.runs_table_name, aws_clients.dynamodb(), settings.record_ttl_days)
+
+
+def bisection_ports() -> BisectionPorts:
+    """What a stage's bisection talks to: patch states, snapshots, restores, tags, install lists, its record."""
+    return BisectionPorts(
+        inventory=patch_inventory(),
+        snapshots=snapshot_ledger(),
+        volumes=volume_snapshots(),
+        tags=canary_tags(),
+        directory=command_directory(),
+        patch_sets=patch_sets(),
+        ledger=bisection_ledger(),
+    )
 
 
 def patch_scanner() -> SsmPatchScanner:
