@@ -134,5 +134,5 @@ class BisectionStep(_Model):
     round: int = Field(default=0, ge=0)
     suspects: int = Field(default=0, ge=0)
     culprits: list[str] = Field(default_factory=list, max_length=MAX_SUBJECTS * 10)
-    poll_seconds: int = Field(default=30, ge=1, le=3600)
+    poll_seconds: int = Field(default=30, ge=0, le=600)
     step: StageCommands | None = None
