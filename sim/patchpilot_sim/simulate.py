@@ -58,6 +58,10 @@ SHOWN_STATES = {
     "Run Stage Commands": "sending commands",
     "Record Stage Passed": "passed",
     "Reconcile Command Results": "reconciling lost results",
+    "Start Bisection": "suspects cannot be told apart: bisecting",
+    "Start Bisection Round": "bisection",
+    "Exclude Bisected Culprits": "bisection found",
+    "Keep Bisection Stop": "bisection stopped",
 }
 
 
@@ -167,6 +171,8 @@ def _shown(entered: dict[str, Any]) -> str:
         start = json.loads(entered["input"])["step"]["start"]
         text += f" ({start['reason'].replace('_', ' ')}; the install may start {start['opens_at']}"
         text += f" until {start['cutoff_at']})" if start.get("cutoff_at") else ")"
+    if entered["name"] in ("Start Bisection Round", "Exclude Bisected Culprits", "Keep Bisection Stop"):
+        text += f" {json.loads(entered['input'])['bisection']['reason']}"
     return text
 
 
