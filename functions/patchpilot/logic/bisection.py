@@ -346,7 +346,9 @@ def check_restore(request: CheckRestoreRequest, ports: BisectionPorts) -> Bisect
     """After a poll interval: wait again, run the round, go on with the next subject, conclude, or stop.
 
     EC2 emits no event when a replace-root-volume task ends: its state is polled (DescribeReplaceRootVolumeTasks),
-    at most ``MAX_RESTORE_POLLS`` times.
+    at most ``MAX_RESTORE_POLLS`` times. ``succeeded`` means "the replacement volume has been successfully attached
+    to the instance and the instance is available"; ``failing``/``failed`` keep the original volume,
+    ``failing-detached``/``failed-detached`` leave none (EC2 API reference, ReplaceRootVolumeTask ``taskState``).
     """
     run, stage = request.run, request.stage
     poll_seconds = run.limits.restore_poll_seconds
