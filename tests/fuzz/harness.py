@@ -44,6 +44,7 @@ from tests.fakes import (
     FakeVolumeSnapshots,
     FixedClock,
     InMemoryApprovalStore,
+    InMemoryBisectionLedger,
     InMemoryComplianceStore,
     InMemoryExclusionLedger,
     InMemoryFirstScanLedger,
@@ -128,6 +129,7 @@ class Fakes:
     reports: InMemoryReportStore = field(default_factory=InMemoryReportStore)
     volumes: FakeVolumeSnapshots = field(default_factory=lambda: FakeVolumeSnapshots(FixedClock(CLOCK_NOW)))
     snapshots: FakeSnapshotLedger = field(default_factory=FakeSnapshotLedger)
+    bisections: InMemoryBisectionLedger = field(default_factory=InMemoryBisectionLedger)
     calls: list[str] = field(default_factory=list)
 
     def wiring(self) -> dict[tuple[Any, str], Any]:
@@ -156,6 +158,7 @@ class Fakes:
             (wiring, "report_store"): self.reports,
             (wiring, "volume_snapshots"): self.volumes,
             (wiring, "snapshot_ledger"): self.snapshots,
+            (wiring, "bisection_ledger"): self.bisections,
         }
         names = _names(ports)
         return {key: StrictPort(name, fake, self.calls) for (key, fake), name in zip(ports.items(), names, strict=True)}
