@@ -252,6 +252,17 @@ class Stage(_PolicyModel):
         "snapshots.",
     )
 
+    @field_validator("bisect", mode="before")
+    @classmethod
+    def _one_bisect_error(cls, value: object) -> object:
+        """A malformed bisect reports its own problem only (not also "Input should be False")."""
+        if not isinstance(value, dict):
+            return value
+        try:
+            return BisectPolicy.model_validate(value)
+        except ValidationError as error:
+            raise ValueError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())) from None
+
 
 class PatchGroup(_PolicyModel):
     """A PatchGroup tag value: which environment's baselines it uses and which rollout stage patches it."""
