@@ -4,7 +4,7 @@ The chat secret is read from Secrets Manager through Powertools Parameters (cach
 only its ARN is in the environment. Its values are SecretStr from the moment they are parsed.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities import parameters
 
@@ -35,7 +35,6 @@ from patchpilot.integrations.ssm_compliance import SsmFleetComplianceSource
 from patchpilot.integrations.ssm_directory import SsmCommandDirectory, SsmPatchComplianceReader
 from patchpilot.integrations.ssm_patches import SsmPatchBaselines, SsmPatchInventory
 from patchpilot.integrations.ssm_scanner import SsmPatchScanner
-from patchpilot.logic.bisection import BisectionPorts
 from patchpilot.logic.slack_interaction import InteractionPorts, InteractionSettings
 from patchpilot.models.chat import ChatSecret
 from patchpilot.models.compliance_settings import ComplianceSettings
@@ -47,6 +46,9 @@ from patchpilot.models.settings import (
     StarterSettings,
     TrackingSettings,
 )
+
+if TYPE_CHECKING:
+    from patchpilot.logic.bisection import BisectionPorts
 
 
 def install_tracker() -> DynamoDBInstallTracker:
@@ -92,8 +94,13 @@ def bisection_ledger() -> DynamoDBBisectionLedger:
     return DynamoDBBisectionLedger(settings.runs_table_name, aws_clients.dynamodb(), settings.record_ttl_days)
 
 
-def bisection_ports() -> BisectionPorts:
-    """What a stage's bisection talks to: patch states, snapshots, restores, tags, install lists, its record."""
+def bisection_ports() -> "BisectionPorts":
+    """What a stage's bisection talks to: patch states, snapshots, restores, tags, install lists, its record.
+
+    The bisection logic is imported here, not at the top: every other function's cold start imports this module.
+    """
+    from patchpilot.logic.bisection import BisectionPorts
+
     return BisectionPorts(
         inventory=patch_inventory(),
         snapshots=snapshot_ledger(),
