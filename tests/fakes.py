@@ -10,6 +10,7 @@ from patchpilot.integrations.ports import (
     AlarmMonitor,
     AlertPublisher,
     ApprovalStore,
+    BisectionLedger,
     CanaryTags,
     ChangeCalendar,
     ChatClaim,
@@ -38,6 +39,7 @@ from patchpilot.integrations.ports import (
 )
 from patchpilot.models.alerts import Alert, AlertKind
 from patchpilot.models.approval import ApprovalRecord, DecidedStatus
+from patchpilot.models.bisection import BisectionRecord, Suspect
 from patchpilot.models.chat import ChatSecret, PostResult
 from patchpilot.models.compliance import (
     ComplianceReadFailed,
@@ -474,6 +476,7 @@ class FakePatchSets(PatchSetStore):
     def __init__(self) -> None:
         self.frozen: dict[str, list[InstancePatch]] = {}
         self.emergency_runs: list[str] = []
+        self.install_lists: dict[str, list[str]] = {}  # URL -> the patch ids it names
 
     def freeze(self, run_id: str, stage_name: str, patches: list[InstancePatch]) -> int:
         self.frozen[run_id] = patches
@@ -481,6 +484,11 @@ class FakePatchSets(PatchSetStore):
 
     def install_list_for(self, run_id: str, stage: StagePlan) -> str | None:
         return f"s3://artifacts/runs/{run_id}/install-{stage.name}.yaml" if run_id in self.frozen else None
+
+    def write_install_list(self, run_id: str, name: str, patches: list[Suspect]) -> str:
+        url = f"s3://artifacts/runs/{run_id}/{name}.yaml"
+        self.install_lists[url] = [patch.patch_id for patch in patches]
+        return url
 
     def emergency_baseline_override(self, run: RunContext) -> str:
         self.emergency_runs.append(run.run_id)
@@ -860,6 +868,19 @@ class FakeSnapshotLedger(SnapshotLedger):
 
     def rollbacks_of(self, run_id: str) -> list[RollbackRecord]:
         return sorted((r for r in self.rollbacks.values() if r.run_id == run_id), key=lambda r: r.requested_at)
+
+
+class InMemoryBisectionLedger(BisectionLedger):
+    def __init__(self) -> None:
+        self.records: dict[tuple[str, str, int], BisectionRecord] = {}
+        self.saves = 0
+
+    def bisection(self, run_id: str, stage_name: str, attempt: int) -> BisectionRecord | None:
+        return self.records.get((run_id, stage_name, attempt))
+
+    def save(self, record: BisectionRecord) -> None:
+        self.saves += 1
+        self.records[(record.run_id, record.stage_name, record.attempt)] = record
 
 
 class FakeRunExecutions(RunExecutions):

@@ -144,6 +144,7 @@ TARGETS = [
         sample_event("ec2/instance-running.json"),
     ),
     Target("ExcludePatchesFunction", H + "exclude_patches", "exclude_failing_patches", seed("ExcludePatchesFunction")),
+    Target("BisectSuspectsFunction", H + "bisect_suspects", "advance_bisection", seed("BisectSuspectsFunction")),
     Target("RequestApprovalFunction", H + "request_approval", "request_approval", seed("RequestApprovalFunction")),
     Target(
         "DecideApprovalFunction",

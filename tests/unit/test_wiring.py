@@ -73,6 +73,8 @@ def test_wiring_builds_every_adapter_from_the_environment(monkeypatch: pytest.Mo
         "install_tracker": "DynamoDBInstallTracker",
         "command_directory": "SsmCommandDirectory",
         "canary_tags": "AwsCanaryTags",
+        "bisection_ledger": "DynamoDBBisectionLedger",
+        "bisection_ports": "BisectionPorts",
         "execution_callbacks": "StepFunctionsCallbacks",
         "volume_snapshots": "Ec2VolumeSnapshots",
         "snapshot_ledger": "DynamoDBSnapshotLedger",

@@ -4,7 +4,7 @@ The chat secret is read from Secrets Manager through Powertools Parameters (cach
 only its ARN is in the environment. Its values are SecretStr from the moment they are parsed.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities import parameters
 
@@ -14,6 +14,7 @@ from patchpilot.integrations.chat_webhooks import WebhookPoster
 from patchpilot.integrations.clocks import SystemClock
 from patchpilot.integrations.cloudwatch_alarms import CloudWatchAlarmMonitor
 from patchpilot.integrations.dynamodb_approvals import DynamoDBApprovalStore
+from patchpilot.integrations.dynamodb_bisections import DynamoDBBisectionLedger
 from patchpilot.integrations.dynamodb_chat import DynamoDBChatLedger, DynamoDBInteractionGuard
 from patchpilot.integrations.dynamodb_compliance import DynamoDBComplianceStore
 from patchpilot.integrations.dynamodb_exclusions import DynamoDBExclusionLedger
@@ -45,6 +46,9 @@ from patchpilot.models.settings import (
     StarterSettings,
     TrackingSettings,
 )
+
+if TYPE_CHECKING:
+    from patchpilot.logic.bisection import BisectionPorts
 
 
 def install_tracker() -> DynamoDBInstallTracker:
@@ -82,6 +86,30 @@ def snapshot_ledger() -> DynamoDBSnapshotLedger:
     """Snapshot sets and rollbacks in the table named by RUNS_TABLE_NAME."""
     settings = TrackingSettings.from_env()
     return DynamoDBSnapshotLedger(settings.runs_table_name, aws_clients.dynamodb(), settings.record_ttl_days)
+
+
+def bisection_ledger() -> DynamoDBBisectionLedger:
+    """Bisection records in the table named by RUNS_TABLE_NAME."""
+    settings = TrackingSettings.from_env()
+    return DynamoDBBisectionLedger(settings.runs_table_name, aws_clients.dynamodb(), settings.record_ttl_days)
+
+
+def bisection_ports() -> "BisectionPorts":
+    """What a stage's bisection talks to: patch states, snapshots, restores, tags, install lists, its record.
+
+    The bisection logic is imported here, not at the top: every other function's cold start imports this module.
+    """
+    from patchpilot.logic.bisection import BisectionPorts
+
+    return BisectionPorts(
+        inventory=patch_inventory(),
+        snapshots=snapshot_ledger(),
+        volumes=volume_snapshots(),
+        tags=canary_tags(),
+        directory=command_directory(),
+        patch_sets=patch_sets(),
+        ledger=bisection_ledger(),
+    )
 
 
 def patch_scanner() -> SsmPatchScanner:

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from patchpilot.models.bisection import BisectionRecord, Suspect
 from patchpilot.models.chat import PostResult
 from patchpilot.models.exceptions import BaselineUpdateConflict, RejectedPatchListFull
 from patchpilot.models.exclusion import ExclusionRecord, RetiredExclusion
@@ -199,6 +200,10 @@ class PatchSetStore(ABC):
     @abstractmethod
     def install_list_for(self, run_id: str, stage: StagePlan) -> str | None:
         """S3 URL of the InstallOverrideList for a production stage (frozen set filtered for it), None if unfrozen."""
+
+    @abstractmethod
+    def write_install_list(self, run_id: str, name: str, patches: list[Suspect]) -> str:
+        """Write an InstallOverrideList naming exactly these patches (id and title) for the run: its URL."""
 
     @abstractmethod
     def emergency_baseline_override(self, run: RunContext) -> str:
@@ -541,3 +546,15 @@ class RunExecutions(ABC):
     @abstractmethod
     def executions_of(self, run_id: str) -> list[RunExecution]:
         """Every execution of the run, with the stage a running one works on."""
+
+
+class BisectionLedger(ABC):
+    """The runs table's record of a stage attempt's bisection (suspects, rounds, verdicts)."""
+
+    @abstractmethod
+    def bisection(self, run_id: str, stage_name: str, attempt: int) -> BisectionRecord | None:
+        """The bisection of the stage attempt (None: it never bisected)."""
+
+    @abstractmethod
+    def save(self, record: BisectionRecord) -> None:
+        """Write the record (it replaces the earlier one of the same stage attempt)."""

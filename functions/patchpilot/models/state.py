@@ -25,6 +25,9 @@ class WaitLimits(_StateModel):
     install_timeout_seconds: int = Field(default=4 * 3600, ge=1, le=7 * 24 * 3600)
     heartbeat_seconds: int = Field(default=900, ge=1, le=24 * 3600)
     max_reconcile_attempts: int = Field(default=3, ge=1, le=10)
+    # A bisection's wait between polls of a root-volume restore (EC2 emits no event when it ends). 0 polls at once:
+    # only where time is compressed (the local runtime: a restore is 5 simulated minutes, 0.08 s of real time).
+    restore_poll_seconds: int = Field(default=30, ge=0, le=600)
 
     @model_validator(mode="after")
     def _heartbeat_within_timeout(self) -> Self:
