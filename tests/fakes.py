@@ -109,6 +109,7 @@ class InMemoryInstallTracker(InstallTracker):
         expected: int,
         task_token: str,
         heartbeat_interval_seconds: int = 60,
+        phase: str | None = None,
     ) -> TrackedCommand:
         current = self.commands.get(command_id) or TrackedCommand(
             command_id=command_id, run_id=run_id, stage_name=stage_name
@@ -120,6 +121,7 @@ class InMemoryInstallTracker(InstallTracker):
                 "expected": expected,
                 "task_token": task_token,
                 "heartbeat_interval_seconds": heartbeat_interval_seconds,
+                "phase": phase,
                 "resumed": False,
                 "foreign": False,
                 "resume_lease_until": None,
