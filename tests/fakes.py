@@ -713,6 +713,7 @@ class InMemoryComplianceStore(ComplianceStore):
     def __init__(self) -> None:
         self.rows: dict[str, tuple[NodeCompliance, str | None]] = {}
         self.kept: list[tuple[ComplianceSummary, str | None]] = []
+        self.node_writes = 0
 
     def nodes(self) -> list[NodeCompliance]:
         return [row for row, _ in self.rows.values()]
@@ -721,6 +722,7 @@ class InMemoryComplianceStore(ComplianceStore):
         return self.rows.get(node_id)
 
     def put_node(self, node: NodeCompliance, event_id: str | None) -> bool:
+        self.node_writes += 1
         current = self.rows.get(node.node_id)
         if current is not None and current[0].observed_at > node.observed_at:
             return False
