@@ -27,7 +27,8 @@ def test_dynamodb_tracker_keeps_the_phase_the_wait_registered(tracker: DynamoDBI
     tracker.register_wait("cmd", "run", "dev", expected=2, task_token="t1", phase="scan")
     tracker.register_wait("other", "run", "dev", expected=2, task_token="t2")
     command, other = tracker.get_command("cmd"), tracker.get_command("other")
-    assert command is not None and other is not None
+    assert command is not None
+    assert other is not None
     assert (command.phase, other.phase) == ("scan", None)
 
 
