@@ -14,6 +14,8 @@ if TYPE_CHECKING:  # annotations only: a handler's cold import builds no model c
 
     from pydantic import BaseModel
 
+    from patchpilot.models.alerts import Alert
+    from patchpilot.models.approval import ApprovalRecord, DecidedStatus
     from patchpilot.models.chat import PostResult
     from patchpilot.models.exclusion import ExclusionRecord, RetiredExclusion
     from patchpilot.models.patches import InstancePatch, InstancePatchSummary
@@ -257,11 +259,6 @@ class RolloutStarter(ABC):
     @abstractmethod
     def start(self, execution_name: str, request: BaseModel) -> tuple[str, bool]:
         """Start an execution; returns (execution ARN, whether this call started it)."""
-
-
-# Approval gate and alerts. Imported here, at the end, so the block can be appended without touching the header.
-from patchpilot.models.alerts import Alert  # noqa: E402
-from patchpilot.models.approval import ApprovalRecord, DecidedStatus  # noqa: E402
 
 
 class RunLedger(ABC):
