@@ -111,6 +111,7 @@ class InMemoryInstallTracker(InstallTracker):
         expected: int,
         task_token: str,
         heartbeat_interval_seconds: int = 60,
+        phase: str | None = None,
     ) -> TrackedCommand:
         current = self.commands.get(command_id) or TrackedCommand(
             command_id=command_id, run_id=run_id, stage_name=stage_name
@@ -122,6 +123,7 @@ class InMemoryInstallTracker(InstallTracker):
                 "expected": expected,
                 "task_token": task_token,
                 "heartbeat_interval_seconds": heartbeat_interval_seconds,
+                "phase": phase,
                 "resumed": False,
                 "foreign": False,
                 "resume_lease_until": None,
@@ -719,6 +721,7 @@ class InMemoryComplianceStore(ComplianceStore):
     def __init__(self) -> None:
         self.rows: dict[str, tuple[NodeCompliance, str | None]] = {}
         self.kept: list[tuple[ComplianceSummary, str | None]] = []
+        self.node_writes = 0
 
     def nodes(self) -> list[NodeCompliance]:
         return [row for row, _ in self.rows.values()]
@@ -727,6 +730,7 @@ class InMemoryComplianceStore(ComplianceStore):
         return self.rows.get(node_id)
 
     def put_node(self, node: NodeCompliance, event_id: str | None) -> bool:
+        self.node_writes += 1
         current = self.rows.get(node.node_id)
         if current is not None and current[0].observed_at > node.observed_at:
             return False

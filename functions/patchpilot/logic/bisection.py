@@ -26,8 +26,8 @@ from patchpilot.integrations.ports import (
     SnapshotLedger,
     VolumeSnapshots,
 )
+from patchpilot.logic.commands import rollback_command
 from patchpilot.logic.exclusion import correlate_patches
-from patchpilot.logic.rollback import rollback_command
 from patchpilot.logic.snapshots import snapshot_tags
 from patchpilot.logic.stage_plan import bisect_round_commands
 from patchpilot.models.bisection import (
