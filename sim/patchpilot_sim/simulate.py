@@ -947,6 +947,8 @@ def _run(
         "dead_letters": len(letters),
         "dead_letters_malformed": sum(malformed for _, malformed in letters),
         "faults_injected": dict(sorted(injector.injected.items())),
+        "faults_surfaced": dict(sorted(injector.surfaced.items())),  # injected errors that outlived the SDK retries
+        "faults_recovered": dict(sorted(injector.recovered.items())),  # calls that the SDK retries saved
         "sqs_batches": len(runtime.poller.batches),
         "sqs_messages": sum(batch.size for batch in runtime.poller.batches),
         "invocations": invocation_statuses(runtime),
