@@ -40,7 +40,9 @@ https://docs.aws.amazon.com/step-functions/latest/dg/supported-services-awssdk.h
 `aws-sdk:ssm:sendCommand`, a storm every engine call to its service.
 
 - A Lambda crash mid-handler is raised from an `after-call` hook of a handler's write, so the write happened and the
-  process "dies" right after it (Runtime.ExitError).
+  process "dies" right after it (Runtime.ExitError). The rate is per invocation (a crash is a property of the
+  execution environment, not of each API call: a per-write rate would doom any function that writes a row per node
+  of a large fleet, on every attempt); the invocation dies after its first write, leaving the most work half done.
 - SSM status events are best effort (EventBridge may lose them) and at least once: dropped, delivered several times,
   and reordered (each copy after its own random delay in simulated time).
   https://docs.aws.amazon.com/systems-manager/latest/userguide/monitoring-eventbridge-events.html
@@ -53,33 +55,24 @@ reached a handler's code after the SDK's retries, `recovered` the handler calls 
 
 from __future__ import annotations
 
-import io
-import json
 import random
 import threading
 import time
-import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import boto3
-from botocore.awsrequest import AWSPreparedRequest, AWSResponse, HTTPHeaders
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.hooks import BaseEventHooks
 
 from patchpilot_sim.clock import Scheduler
 from patchpilot_sim.lambdas import CURRENT_FUNCTION, RuntimeCrash
-from patchpilot_sim.runtime import LocalRuntime, error_response
+from patchpilot_sim.runtime import JSON_PROTOCOL, NOT_SENT, LocalRuntime, error_response, http_error
 
 _WRITES = frozenset({"TransactWriteItems", "UpdateItem", "PutItem", "SendTaskSuccess", "SendCommand", "PutObject"})
 _EXEMPT_FUNCTIONS = frozenset({"StartRolloutFunction", "DecideApprovalFunction"})
-# The JSON protocol of each faulted service: its content type and the namespace of its `__type` error names.
-_JSON_PROTOCOL = {
-    "dynamodb": ("application/x-amz-json-1.0", "com.amazonaws.dynamodb.v20120810#"),
-    "ssm": ("application/x-amz-json-1.1", ""),
-    "sfn": ("application/x-amz-json-1.0", ""),
-}
 # What each service answers a throttled request with.
 _THROTTLING = {
     "dynamodb": "ProvisionedThroughputExceededException",
@@ -87,7 +80,6 @@ _THROTTLING = {
     "sfn": "ThrottlingException",
 }
 _SERVER_ERROR = {"ssm": "InternalServerError", "sfn": "InternalFailure"}
-_NOT_SENT = "https://fault-injected.patchpilot.invalid/"
 # The Lambda functions the rollout state machine invokes (its Task states).
 ROLLOUT_FUNCTIONS = frozenset(
     {
@@ -133,7 +125,7 @@ class FaultPlan:
     ssm_server_errors: float = 0.0
     sfn_throttling: float = 0.0
     sfn_server_errors: float = 0.0
-    lambda_crashes: float = 0.0  # per handler write call
+    lambda_crashes: float = 0.0  # per handler invocation that writes: it dies right after its first write
     storms: tuple[ThrottlingStorm, ...] = ()
 
     @property
@@ -152,7 +144,7 @@ CHAOS = FaultPlan(
     ssm_server_errors=0.01,
     sfn_throttling=0.02,
     sfn_server_errors=0.01,
-    lambda_crashes=0.01,
+    lambda_crashes=0.05,
     # 45 s: longer than the SDK's worst-case backoff over 6 attempts (31 s), so the calls caught at its start fail
     # with TransientAwsError and the state machine's Retry (or SQS redelivery) carries them over it. It sets off while
     # the rollout's own functions read the fleet's patch state.
@@ -175,19 +167,7 @@ class Fault:
 
     def http_answer(self, service: str) -> AWSResponse:
         """The raw HTTP response of one attempt, as a `before-send` hook gives it (botocore parses it, may retry)."""
-        content_type, namespace = _JSON_PROTOCOL[service]
-        body = json.dumps({"__type": f"{namespace}{self.code}", "message": self.message, **self.extra}).encode()
-        headers = HTTPHeaders.from_dict(
-            {"x-amzn-RequestId": str(uuid.uuid4()), "Content-Type": content_type, "Content-Length": str(len(body))}
-        )
-        return AWSResponse("https://local.patchpilot", self.status, headers, _RawBody(body))
-
-
-class _RawBody(io.BytesIO):
-    """A response body as urllib3's raw response offers it to botocore."""
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self.getvalue()
+        return http_error(service, self.status, self.code, self.message, **self.extra)
 
 
 @dataclass(frozen=True)
@@ -225,6 +205,7 @@ class FaultInjector:
         self.surfaced: Counter[str] = Counter()
         self.recovered: Counter[str] = Counter()
         self._refusals: list[Refusal] = []
+        self._judged: set[str | None] = set()  # invocations whose crash was decided
 
     def refuse(self, service: str, operation: str, code: str, when: Callable[[dict[str, Any]], bool]) -> Refusal:
         """Answer every matching call, from any caller, with a non-transient error `code` until lifted.
@@ -252,17 +233,28 @@ class FaultInjector:
             self.injected[kind] += 1
 
     def install(self, runtime: LocalRuntime) -> None:
-        """Answer the state machine's calls before the runtime does, and the handlers' attempts (`attach`)."""
+        """Answer calls and attempts before the runtime's stand-ins and moto do; watch what came of them."""
         runtime.call_hooks.insert(0, self.before_call)
-        self.attach(cast(BaseEventHooks, boto3.DEFAULT_SESSION.events))  # type: ignore[union-attr]
+        runtime.send_hooks.insert(0, self.before_send)
+        self._watch(cast(BaseEventHooks, boto3.DEFAULT_SESSION.events))  # type: ignore[union-attr]
 
     def attach(self, events: BaseEventHooks) -> None:
-        """Answer handlers' attempts at `before-send`; count what the SDK's retries made of them, crash handlers.
+        """Without a runtime: answer handlers' attempts at `before-send` of `events` (and watch what came of them).
 
-        Register before any handler client is created: a client copies its session's hooks when it is made.
+        Register before any client is created: a client copies its session's hooks when it is made.
         """
-        events.register_first("before-send.*.*", cast(Callable[..., None], self._before_send))
+        events.register_first("before-send.*.*", cast(Callable[..., None], self._send_hook))
+        self._watch(events)
+
+    def _watch(self, events: BaseEventHooks) -> None:
+        """Count what the SDK's retries made of the faults, and crash handlers after their writes."""
         events.register("after-call.*.*", self._after_call)
+
+    def _send_hook(self, event_name: str, request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
+        answer = self.before_send(*event_name.split(".", 2)[1:])
+        if answer is not None:
+            request.url = NOT_SENT  # every before-send hook runs: moto's must not carry out an answered attempt
+        return answer
 
     def before_call(
         self, service: str, operation: str, params: dict[str, Any]
@@ -281,18 +273,13 @@ class FaultInjector:
             fault = self._api_fault(service, operation)
         return fault.call_answer() if fault is not None else None
 
-    def _before_send(self, event_name: str, request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
-        service, operation = event_name.split(".", 2)[1:]
+    def before_send(self, service: str, operation: str) -> AWSResponse | None:
+        """A runtime send hook: a handler's HTTP attempt answered with a fault (its SDK may retry), or None."""
         function = getattr(CURRENT_FUNCTION, "name", None)
-        if function is None or function in _EXEMPT_FUNCTIONS or service not in _JSON_PROTOCOL:
+        if function is None or function in _EXEMPT_FUNCTIONS or service not in JSON_PROTOCOL:
             return None
         fault = self._storm_fault(service, function) or self._api_fault(service, operation)
-        if fault is None:
-            return None
-        # Every before-send hook runs: moto's, after this one, would still carry the request out. An address outside
-        # AWS is one it leaves alone, so the answered attempt has no effect, as a throttled request has none.
-        request.url = _NOT_SENT
-        return fault.http_answer(service)
+        return fault.http_answer(service) if fault is not None else None
 
     def _storm_fault(self, service: str, function: str | None) -> Fault | None:
         """A throttling answer if a storm of `service` is on (an attempt of `function`, a handler, may set one off)."""
@@ -343,9 +330,18 @@ class FaultInjector:
         if function is None or function in _EXEMPT_FUNCTIONS:
             return
         self._tally(service, parsed or {})
-        if operation in _WRITES and self._roll(self.plan.lambda_crashes):
+        if operation in _WRITES and self._first_write(CURRENT_FUNCTION) and self._roll(self.plan.lambda_crashes):
             self._count(f"lambda.crash.{function}")
             raise RuntimeCrash(f"{function} died right after {operation} (injected)")
+
+    def _first_write(self, current: Any) -> bool:
+        """Whether this write is the first of the running invocation (its crash is decided once)."""
+        request_id = getattr(current, "request_id", None)
+        with self._lock:
+            if request_id in self._judged:
+                return False
+            self._judged.add(request_id)
+        return True
 
     def _tally(self, service: str, parsed: dict[str, Any]) -> None:
         """What the SDK's retries made of the faults: errors that reached the handler, calls saved by a retry."""
