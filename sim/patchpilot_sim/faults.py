@@ -346,7 +346,10 @@ class FaultInjector:
     def _tally(self, service: str, parsed: dict[str, Any]) -> None:
         """What the SDK's retries made of the faults: errors that reached the handler, calls saved by a retry."""
         code = parsed.get("Error", {}).get("Code")
-        kinds = {_THROTTLING.get(service), _SERVER_ERROR.get(service), "TransactionCanceledException"}
+        if code == "TransactionCanceledException":  # a failed condition is the product's own idempotence, not a fault
+            reasons = {reason.get("Code") for reason in parsed.get("CancellationReasons", [])}
+            code = "TransactionConflict" if "TransactionConflict" in reasons else "ConditionalCheckFailed"
+        kinds = {_THROTTLING.get(service), _SERVER_ERROR.get(service), "TransactionConflict"}
         with self._lock:
             if code is not None and code in kinds:
                 self.surfaced[f"{service}.{code}"] += 1

@@ -104,7 +104,7 @@ def test_fault_injector_transaction_conflict_is_not_retried_and_writes_nothing()
     assert response["ResponseMetadata"]["RetryAttempts"] == 0
     assert response["CancellationReasons"][0]["Code"] == "TransactionConflict"
     assert is_transient(raised.value)
-    assert injector.injected["dynamodb.TransactionConflict"] == 1
+    assert injector.injected["dynamodb.TransactionConflict"] == injector.surfaced["dynamodb.TransactionConflict"] == 1
     assert "Item" not in dynamodb.get_item(TableName=RUNS_TABLE, Key=_item("run#2"))  # the service never saw it
 
 
