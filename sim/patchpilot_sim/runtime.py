@@ -69,6 +69,7 @@ HANDLER_ENV = {
     "DEFAULT_WAIT_LIMITS": json.dumps(LOCAL_LIMITS),
 }
 PARAMS_KEY = "patchpilot_sim_api_params"
+CHAT_POSTING_LEASE_SECONDS = 120.0  # simulated; the product's default
 
 
 def _http(status: int) -> AWSResponse:
@@ -390,7 +391,10 @@ class LocalRuntime:
 
     def _function_env(self, spec: FunctionSpec) -> dict[str, str]:
         env = {key: str(self.resolver.resolve(value)) for key, value in spec.environment.items()}
-        return {**env, **HANDLER_ENV, "AWS_LAMBDA_FUNCTION_NAME": spec.logical_id}
+        # A crashed notifier's chat claim lapses after its lease, Lambda retries it after 1 and 2 more minutes: the
+        # retries run on the simulated clock, so the lease does too (otherwise every retry finds the claim busy).
+        lease = {"CHAT_POSTING_LEASE_SECONDS": f"{CHAT_POSTING_LEASE_SECONDS / self.clock.time_scale:.6f}"}
+        return {**env, **HANDLER_ENV, **lease, "AWS_LAMBDA_FUNCTION_NAME": spec.logical_id}
 
     # -- the fleet and its events --------------------------------------------------------------------------------
     def add_instances(self, instances: Iterable[SimulatedInstance]) -> list[SimulatedInstance]:

@@ -40,6 +40,7 @@ from patchpilot.models.compliance_settings import ComplianceSettings
 from patchpilot.models.settings import (
     AlertSettings,
     ArtifactSettings,
+    ChatLeaseSettings,
     ChatSettings,
     RolloutSettings,
     StarterSettings,
@@ -170,7 +171,8 @@ def poster() -> WebhookPoster:
 
 def chat_ledger() -> DynamoDBChatLedger:
     """Posted messages and held digests in the table named by RUNS_TABLE_NAME."""
-    return DynamoDBChatLedger(TrackingSettings.from_env().runs_table_name, aws_clients.dynamodb())
+    lease = ChatLeaseSettings.from_env().posting_lease_seconds
+    return DynamoDBChatLedger(TrackingSettings.from_env().runs_table_name, aws_clients.dynamodb(), lease_seconds=lease)
 
 
 def rejected_inputs() -> SqsRejectedInputStore:
