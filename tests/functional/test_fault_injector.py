@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 from patchpilot.integrations.aws_errors import classified, is_transient
 from patchpilot.models.exceptions import TransientAwsError
 from patchpilot_sim.faults import CHAOS, FaultInjector, FaultPlan, ThrottlingStorm
-from patchpilot_sim.lambdas import CURRENT_FUNCTION
+from patchpilot_sim.lambdas import CURRENT_FUNCTION, RuntimeCrash
 from tests.functional.aws_fixtures import REGION, RUNS_TABLE
 
 
@@ -156,3 +156,21 @@ def test_fault_injector_storm_onset_is_seeded() -> None:
     onset = attempts_until_the_storm(seed=11)
     assert low <= onset <= high
     assert onset == attempts_until_the_storm(seed=11)
+
+
+@pytest.mark.usefixtures("aws")
+def test_fault_injector_crash_is_decided_once_per_invocation_right_after_its_first_write() -> None:
+    injector = FaultInjector(FaultPlan(lambda_crashes=1.0), seed=1)
+    dynamodb = _session(injector).client("dynamodb", config=_retries(5))
+    CURRENT_FUNCTION.name, CURRENT_FUNCTION.request_id = "RecordStageFunction", "invocation-1"
+    try:
+        with pytest.raises(RuntimeCrash, match="died right after PutItem"):
+            dynamodb.put_item(TableName=RUNS_TABLE, Item=_item("run#4"))
+        dynamodb.put_item(TableName=RUNS_TABLE, Item=_item("run#5"))  # its crash was decided: the retry's is next
+        CURRENT_FUNCTION.request_id = "invocation-2"
+        with pytest.raises(RuntimeCrash, match="RecordStageFunction died"):
+            dynamodb.put_item(TableName=RUNS_TABLE, Item=_item("run#6"))
+    finally:
+        CURRENT_FUNCTION.name = CURRENT_FUNCTION.request_id = None
+    assert "Item" in dynamodb.get_item(TableName=RUNS_TABLE, Key=_item("run#4"))  # the write happened before
+    assert injector.injected["lambda.crash.RecordStageFunction"] == 2
