@@ -425,7 +425,8 @@ class InMemoryFirstScanLedger(FirstScanLedger):
         self.claims: dict[str, dict[str, str]] = {}
 
     def claim(self, instance_id: str, event_id: str) -> bool:
-        if instance_id in self.claims:
+        claim = self.claims.get(instance_id)
+        if claim is not None and (claim["event_id"] != event_id or "command_id" in claim):
             return False
         self.claims[instance_id] = {"event_id": event_id}
         return True

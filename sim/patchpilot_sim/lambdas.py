@@ -71,7 +71,7 @@ class RuntimeCrash(BaseException):
     lambda_error_type = "Runtime.ExitError"
 
 
-CURRENT_FUNCTION = threading.local()  # `.name`: the function whose handler runs on this thread, if any
+CURRENT_FUNCTION = threading.local()  # `.name`: the function whose handler runs on this thread, if any; `.request_id`
 
 
 @dataclass
@@ -198,6 +198,7 @@ class InProcessLambda:
         started = time.perf_counter()
         with self._lock, self._environment(spec), ThreadRoutedStream.routed_to(self._log):
             CURRENT_FUNCTION.name = spec.logical_id
+            CURRENT_FUNCTION.request_id = context.aws_request_id
             try:
                 handler = self._handler(spec)
                 payload = handler(json.loads(json.dumps(event)), context)
@@ -213,7 +214,7 @@ class InProcessLambda:
                     error_message=str(error),
                 )
             finally:
-                CURRENT_FUNCTION.name = None
+                CURRENT_FUNCTION.name = CURRENT_FUNCTION.request_id = None
         self.records.append(
             InvocationRecord(spec.logical_id, (time.perf_counter() - started) * 1000, result.error_type)
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import io
 import json
 import logging
@@ -13,13 +14,13 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
 import boto3
-from botocore.awsrequest import AWSResponse, HTTPHeaders
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse, HTTPHeaders
 from botocore.response import StreamingBody
 from moto import mock_aws
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
@@ -68,10 +69,43 @@ HANDLER_ENV = {
     "DEFAULT_WAIT_LIMITS": json.dumps(LOCAL_LIMITS),
 }
 PARAMS_KEY = "patchpilot_sim_api_params"
+CHAT_POSTING_LEASE_SECONDS = 120.0  # simulated; the product's default
 
 
 def _http(status: int) -> AWSResponse:
     return AWSResponse("https://local.patchpilot", status, HTTPHeaders(), None)
+
+
+class _RawBody(io.BytesIO):
+    """A response body as urllib3's raw response offers it to botocore."""
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self.getvalue()
+
+
+# The JSON protocol of the services answered per HTTP attempt: content type and the namespace of `__type` error names.
+JSON_PROTOCOL = {
+    "dynamodb": ("application/x-amz-json-1.0", "com.amazonaws.dynamodb.v20120810#"),
+    "ssm": ("application/x-amz-json-1.1", ""),
+    "sfn": ("application/x-amz-json-1.0", ""),
+}
+NOT_SENT = "https://answered-locally.patchpilot.invalid/"  # moto leaves requests to an address outside AWS alone
+
+
+def http_answer(service: str, status: int, body: dict[str, Any]) -> AWSResponse:
+    """The raw HTTP response of one attempt in the service's JSON protocol, with the request id every answer carries."""
+    content = json.dumps(body).encode()
+    content_type = JSON_PROTOCOL[service][0]
+    headers = {"x-amzn-RequestId": str(uuid.uuid4()), "Content-Type": content_type, "Content-Length": str(len(content))}
+    return AWSResponse("https://local.patchpilot", status, HTTPHeaders.from_dict(headers), _RawBody(content))
+
+
+def http_error(service: str, status: int, code: str, message: str, **extra: Any) -> AWSResponse:
+    """An AWS JSON-protocol error response (`__type`, `message`), as botocore's parser and retry handler read it."""
+    return http_answer(service, status, {"__type": f"{JSON_PROTOCOL[service][1]}{code}", "message": message, **extra})
+
+
+_ATTEMPT = threading.local()  # `.serve`: the stand-in answer of this thread's call; `.parsed`: what it answered
 
 
 def error_response(status: int, code: str, message: str, **extra: Any) -> tuple[AWSResponse, dict[str, Any]]:
@@ -136,6 +170,8 @@ class LocalRuntime:
         self._saved_env: dict[str, str | None] = {}
         # Answer a call before the runtime does (fault injection): (service, operation, params) -> response or None.
         self.call_hooks: list[Callable[[str, str, dict[str, Any]], tuple[AWSResponse, dict[str, Any]] | None]] = []
+        # Answer one HTTP attempt before the stand-ins and moto do (fault injection): (service, operation) -> response.
+        self.send_hooks: list[Callable[[str, str], AWSResponse | None]] = []
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
     def __enter__(self) -> LocalRuntime:
@@ -198,6 +234,8 @@ class LocalRuntime:
         events = boto3.DEFAULT_SESSION.events  # type: ignore[union-attr]
         events.register_first("before-parameter-build.*.*", self._remember_params)
         events.register_first("before-call.*.*", cast(Callable[..., None], self._intercept))
+        events.register_first("before-send.*.*", cast(Callable[..., None], self._send))
+        events.register_first("before-parse.*.*", self._parse_served)
         self.poller.start()
 
     def stop(self) -> None:
@@ -353,7 +391,10 @@ class LocalRuntime:
 
     def _function_env(self, spec: FunctionSpec) -> dict[str, str]:
         env = {key: str(self.resolver.resolve(value)) for key, value in spec.environment.items()}
-        return {**env, **HANDLER_ENV, "AWS_LAMBDA_FUNCTION_NAME": spec.logical_id}
+        # A crashed notifier's chat claim lapses after its lease, Lambda retries it after 1 and 2 more minutes: the
+        # retries run on the simulated clock, so the lease does too (otherwise every retry finds the claim busy).
+        lease = {"CHAT_POSTING_LEASE_SECONDS": f"{CHAT_POSTING_LEASE_SECONDS / self.clock.time_scale:.6f}"}
+        return {**env, **HANDLER_ENV, **lease, "AWS_LAMBDA_FUNCTION_NAME": spec.logical_id}
 
     # -- the fleet and its events --------------------------------------------------------------------------------
     def add_instances(self, instances: Iterable[SimulatedInstance]) -> list[SimulatedInstance]:
@@ -386,6 +427,7 @@ class LocalRuntime:
         with self._calls_lock:
             self.aws_calls[f"{service}.{operation}"] += 1
         params = context.get(PARAMS_KEY, {})
+        _ATTEMPT.serve = None
         for hook in self.call_hooks:
             answer = hook(service, operation, params)
             if answer is not None:
@@ -395,12 +437,39 @@ class LocalRuntime:
         stand_in: Any = self._ssm_stand_in(operation) if service == "ssm" else None
         if service == "ec2" and operation in self.volumes.operations:  # snapshots, root-volume replacement
             stand_in = self.volumes
+        if stand_in is not None and service in JSON_PROTOCOL:  # served per HTTP attempt (`_send`): SDK retries apply
+            _ATTEMPT.serve = functools.partial(stand_in.handle, operation, params)
+            return None
         if stand_in is not None:
             try:
                 return _http(200), stand_in.handle(operation, params)
             except SimulatedApiError as error:
                 return error_response(400, error.code, error.message)
         return None
+
+    def _send(self, event_name: str, request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
+        """Answer one HTTP attempt: a send hook's fault first, else the stand-in serving this call, else moto."""
+        service, operation = event_name.split(".", 2)[1:]
+        answer = next((a for hook in self.send_hooks if (a := hook(service, operation)) is not None), None)
+        serve = getattr(_ATTEMPT, "serve", None)
+        if answer is None and serve is not None:
+            try:
+                parsed = serve()
+                answer = http_answer(service, 200, {})
+            except SimulatedApiError as error:
+                answer, parsed = http_error(service, 400, error.code, error.message), None
+            _ATTEMPT.serve, _ATTEMPT.parsed = serve, parsed  # a stand-in's own calls ran on this thread meanwhile
+        if answer is not None:
+            request.url = NOT_SENT  # every before-send hook runs: moto's must not carry out an answered attempt
+        return answer
+
+    @staticmethod
+    def _parse_served(customized_response_dict: dict[str, Any], **_: Any) -> None:
+        """Hand botocore the stand-in's answer of this attempt as the parsed response."""
+        parsed = getattr(_ATTEMPT, "parsed", None)
+        if parsed is not None:
+            _ATTEMPT.parsed = None
+            customized_response_dict.update(parsed)
 
     def _baseline_id(self, instance: SimulatedInstance) -> str:
         if not instance.patch_group:  # no patch group: Patch Manager uses the OS's default baseline

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -999,6 +1000,9 @@ def _run(
         "dead_letters": len(letters),
         "dead_letters_malformed": sum(malformed for _, malformed in letters),
         "faults_injected": dict(sorted(injector.injected.items())),
+        "faults_surfaced": dict(sorted(injector.surfaced.items())),  # injected errors that outlived the SDK retries
+        "faults_recovered": dict(sorted(injector.recovered.items())),  # calls that the SDK retries saved
+        "task_errors_retried": task_errors(history),  # what the state machine's Retry carried over, by error
         "sqs_batches": len(runtime.poller.batches),
         "sqs_messages": sum(batch.size for batch in runtime.poller.batches),
         "invocations": invocation_statuses(runtime),
@@ -1096,3 +1100,13 @@ def _month_summary(cycle: str, run: CycleRun) -> dict[str, Any]:
 def _verdict_reasons(history: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
     """The last verdict's reason counts per stage (what made a stage unhealthy)."""
     return {state["stage"]["name"]: state["verdict"]["reasons"] for state in _exited(history, "Verify Stage Health")}
+
+
+def task_errors(history: list[dict[str, Any]]) -> dict[str, int]:
+    """How many times each error failed a Task of the execution (Lambda and SDK tasks; retried or caught)."""
+    errors: Counter[str] = Counter()
+    for event in history:
+        details = event.get("lambdaFunctionFailedEventDetails") or event.get("taskFailedEventDetails") or {}
+        if details.get("error"):
+            errors[str(details["error"])] += 1
+    return dict(sorted(errors.items()))

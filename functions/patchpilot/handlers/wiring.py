@@ -245,9 +245,10 @@ def poster() -> WebhookPoster:
 def chat_ledger() -> DynamoDBChatLedger:
     """Posted messages and held digests in the table named by RUNS_TABLE_NAME."""
     from patchpilot.integrations.dynamodb_chat import DynamoDBChatLedger
-    from patchpilot.models.settings import TrackingSettings
+    from patchpilot.models.settings import ChatLeaseSettings, TrackingSettings
 
-    return DynamoDBChatLedger(TrackingSettings.from_env().runs_table_name, aws_clients.dynamodb())
+    lease = ChatLeaseSettings.from_env().posting_lease_seconds
+    return DynamoDBChatLedger(TrackingSettings.from_env().runs_table_name, aws_clients.dynamodb(), lease_seconds=lease)
 
 
 def rejected_inputs() -> SqsRejectedInputStore:

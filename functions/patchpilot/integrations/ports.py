@@ -187,7 +187,7 @@ class FirstScanLedger(ABC):
 
     @abstractmethod
     def claim(self, instance_id: str, event_id: str) -> bool:
-        """Claim the first scan of an instance; True for exactly one caller."""
+        """Claim the first scan of an instance; True for one event (again for it while no scan is recorded)."""
 
     @abstractmethod
     def record_command(self, instance_id: str, command_id: str) -> None:
