@@ -10,6 +10,7 @@ from patchpilot.integrations.ports import (
     AlarmMonitor,
     AlertPublisher,
     ApprovalStore,
+    BisectionLedger,
     CanaryTags,
     ChangeCalendar,
     ChatClaim,
@@ -38,6 +39,7 @@ from patchpilot.integrations.ports import (
 )
 from patchpilot.models.alerts import Alert, AlertKind
 from patchpilot.models.approval import ApprovalRecord, DecidedStatus
+from patchpilot.models.bisection import BisectionRecord, Suspect
 from patchpilot.models.chat import ChatSecret, PostResult
 from patchpilot.models.compliance import (
     ComplianceReadFailed,
@@ -109,6 +111,7 @@ class InMemoryInstallTracker(InstallTracker):
         expected: int,
         task_token: str,
         heartbeat_interval_seconds: int = 60,
+        phase: str | None = None,
     ) -> TrackedCommand:
         current = self.commands.get(command_id) or TrackedCommand(
             command_id=command_id, run_id=run_id, stage_name=stage_name
@@ -120,6 +123,7 @@ class InMemoryInstallTracker(InstallTracker):
                 "expected": expected,
                 "task_token": task_token,
                 "heartbeat_interval_seconds": heartbeat_interval_seconds,
+                "phase": phase,
                 "resumed": False,
                 "foreign": False,
                 "resume_lease_until": None,
@@ -421,7 +425,8 @@ class InMemoryFirstScanLedger(FirstScanLedger):
         self.claims: dict[str, dict[str, str]] = {}
 
     def claim(self, instance_id: str, event_id: str) -> bool:
-        if instance_id in self.claims:
+        claim = self.claims.get(instance_id)
+        if claim is not None and (claim["event_id"] != event_id or "command_id" in claim):
             return False
         self.claims[instance_id] = {"event_id": event_id}
         return True
@@ -474,6 +479,7 @@ class FakePatchSets(PatchSetStore):
     def __init__(self) -> None:
         self.frozen: dict[str, list[InstancePatch]] = {}
         self.emergency_runs: list[str] = []
+        self.install_lists: dict[str, list[str]] = {}  # URL -> the patch ids it names
 
     def freeze(self, run_id: str, stage_name: str, patches: list[InstancePatch]) -> int:
         self.frozen[run_id] = patches
@@ -481,6 +487,11 @@ class FakePatchSets(PatchSetStore):
 
     def install_list_for(self, run_id: str, stage: StagePlan) -> str | None:
         return f"s3://artifacts/runs/{run_id}/install-{stage.name}.yaml" if run_id in self.frozen else None
+
+    def write_install_list(self, run_id: str, name: str, patches: list[Suspect]) -> str:
+        url = f"s3://artifacts/runs/{run_id}/{name}.yaml"
+        self.install_lists[url] = [patch.patch_id for patch in patches]
+        return url
 
     def emergency_baseline_override(self, run: RunContext) -> str:
         self.emergency_runs.append(run.run_id)
@@ -711,6 +722,7 @@ class InMemoryComplianceStore(ComplianceStore):
     def __init__(self) -> None:
         self.rows: dict[str, tuple[NodeCompliance, str | None]] = {}
         self.kept: list[tuple[ComplianceSummary, str | None]] = []
+        self.node_writes = 0
 
     def nodes(self) -> list[NodeCompliance]:
         return [row for row, _ in self.rows.values()]
@@ -719,6 +731,7 @@ class InMemoryComplianceStore(ComplianceStore):
         return self.rows.get(node_id)
 
     def put_node(self, node: NodeCompliance, event_id: str | None) -> bool:
+        self.node_writes += 1
         current = self.rows.get(node.node_id)
         if current is not None and current[0].observed_at > node.observed_at:
             return False
@@ -860,6 +873,19 @@ class FakeSnapshotLedger(SnapshotLedger):
 
     def rollbacks_of(self, run_id: str) -> list[RollbackRecord]:
         return sorted((r for r in self.rollbacks.values() if r.run_id == run_id), key=lambda r: r.requested_at)
+
+
+class InMemoryBisectionLedger(BisectionLedger):
+    def __init__(self) -> None:
+        self.records: dict[tuple[str, str, int], BisectionRecord] = {}
+        self.saves = 0
+
+    def bisection(self, run_id: str, stage_name: str, attempt: int) -> BisectionRecord | None:
+        return self.records.get((run_id, stage_name, attempt))
+
+    def save(self, record: BisectionRecord) -> None:
+        self.saves += 1
+        self.records[(record.run_id, record.stage_name, record.attempt)] = record
 
 
 class FakeRunExecutions(RunExecutions):

@@ -26,6 +26,7 @@ from patchpilot.models.policy import (
 )
 from patchpilot.models.rollout import (
     DEFAULT_PRODUCTION_CANARY,
+    BisectPolicy,
     CanaryPolicy,
     InstallWindow,
     StageCatalog,
@@ -280,6 +281,17 @@ def stage_snapshots(configured: SnapshotSettings | None, production: bool) -> Sn
     return SnapshotSettings() if production else None
 
 
+def stage_bisect(
+    configured: BisectPolicy | Literal[False] | None, snapshots: SnapshotSettings | None
+) -> BisectPolicy | None:
+    """A stage's bisection: as configured, none when switched off, else on wherever the stage takes snapshots."""
+    if configured is False:
+        return None
+    if configured is None:
+        return BisectPolicy() if snapshots is not None and snapshots.enabled else None
+    return configured
+
+
 def stage_catalog(policy: PatchPolicy) -> StageCatalog:
     """The stage catalog the rollout planner reads: stages in policy order, prod-environment groups = production."""
     stages = []
@@ -287,6 +299,7 @@ def stage_catalog(policy: PatchPolicy) -> StageCatalog:
         group = next(group for group in policy.patch_groups if policy.stage_of(group) == name)
         environment = policy.patch_groups[group].environment
         production = environment == "prod"
+        snapshots = stage_snapshots(stage.snapshots, production)
         classes, severities = _eligibility(policy.environments[environment]) if production else ([], [])
         stages.append(
             StageDefinition(
@@ -306,7 +319,8 @@ def stage_catalog(policy: PatchPolicy) -> StageCatalog:
                 window=install_window(stage.window),
                 change_calendar=policy.change_calendar,
                 canary=_canary(stage.canary, production),
-                snapshots=stage_snapshots(stage.snapshots, production),
+                snapshots=snapshots,
+                bisect=stage_bisect(stage.bisect, snapshots),
             )
         )
     return StageCatalog(stages=stages, approvers=list(policy.approvals.approvers))

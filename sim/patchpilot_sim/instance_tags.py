@@ -11,7 +11,8 @@ Value removes the tag only where the value matches, as EC2 does (EC2 API referen
 at once here; in AWS they are eventually consistent, and the planner checks that SSM sees every canary tag before it
 sends a command.
 
-Only the tags PatchPilot changes during a rollout are mirrored (``MIRRORED_TAG_KEYS``: the canary tag). Patch group
+Only the tags PatchPilot changes during a rollout are mirrored (``MIRRORED_TAG_KEYS``: the canary tag, and the
+bisection tag on the instance a stage bisects on). Patch group
 membership stays modelled by each simulated instance's own patch group (the registration function's default
 `PatchGroup` tag on a new instance is a separate story the compliance demo tells: that instance keeps its first scan
 to itself).
@@ -23,10 +24,11 @@ from typing import Any
 
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
+from patchpilot.models.bisection import BISECT_TAG_KEY
 from patchpilot.models.rollout import CANARY_TAG_KEY
 from patchpilot_sim.fleet import SsmAgentSimulator
 
-MIRRORED_TAG_KEYS = frozenset({CANARY_TAG_KEY})
+MIRRORED_TAG_KEYS = frozenset({CANARY_TAG_KEY, BISECT_TAG_KEY})
 
 
 class InstanceTagMirror:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import io
 import json
@@ -71,7 +72,9 @@ class RuntimeCrash(BaseException):
     lambda_error_type = "Runtime.ExitError"
 
 
-CURRENT_FUNCTION = threading.local()  # `.name`: the function whose handler runs on this thread, if any
+# `.name`: the function whose handler runs on this thread, if any; `.request_id`; `.backoff_seconds`: simulated
+# seconds its SDK spent in retry backoff so far (moto_clock.SdkBackoffPatch)
+CURRENT_FUNCTION = threading.local()
 
 
 @dataclass
@@ -100,6 +103,7 @@ class InvocationResult:
     payload: Any
     error_type: str | None = None
     error_message: str | None = None
+    sdk_backoff_seconds: float = 0.0  # simulated seconds the invocation's SDK waited between attempts
 
     @property
     def failed(self) -> bool:
@@ -198,6 +202,8 @@ class InProcessLambda:
         started = time.perf_counter()
         with self._lock, self._environment(spec), ThreadRoutedStream.routed_to(self._log):
             CURRENT_FUNCTION.name = spec.logical_id
+            CURRENT_FUNCTION.request_id = context.aws_request_id
+            CURRENT_FUNCTION.backoff_seconds = 0.0
             try:
                 handler = self._handler(spec)
                 payload = handler(json.loads(json.dumps(event)), context)
@@ -213,7 +219,10 @@ class InProcessLambda:
                     error_message=str(error),
                 )
             finally:
-                CURRENT_FUNCTION.name = None
+                backoff = float(getattr(CURRENT_FUNCTION, "backoff_seconds", 0.0) or 0.0)
+                CURRENT_FUNCTION.name = CURRENT_FUNCTION.request_id = None
+                CURRENT_FUNCTION.backoff_seconds = 0.0
+        result = dataclasses.replace(result, sdk_backoff_seconds=backoff)
         self.records.append(
             InvocationRecord(spec.logical_id, (time.perf_counter() - started) * 1000, result.error_type)
         )

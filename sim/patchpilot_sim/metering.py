@@ -116,6 +116,9 @@ class CallMeter:
     calls: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     read_units: float = 0.0
     write_units: float = 0.0
+    write_units_by_call: dict[str, defaultdict[str, float]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(float))
+    )
     command_result_events: int = 0
     handler_ms: dict[str, list[float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -174,6 +177,8 @@ class CallMeter:
             self.calls[function][f"{service}.{operation}"] += 1
             self.read_units += reads
             self.write_units += writes
+            if writes:
+                self.write_units_by_call[function][f"{service}.{operation}"] += writes
 
     def on_invoke(self, function: str, event: Any, result: InvocationResult) -> None:
         """A function invocation ended: count the command-result function's events (the records of its batch)."""
@@ -201,6 +206,10 @@ class CallMeter:
             calls = {function: dict(sorted(counter.items())) for function, counter in sorted(self.calls.items())}
             events = self.command_result_events
             units = {"read": round(self.read_units, 1), "write": round(self.write_units, 1)}
+            writes = {
+                function: {call: round(wru, 1) for call, wru in sorted(counter.items())}
+                for function, counter in sorted(self.write_units_by_call.items())
+            }
         handled = calls.get(COMMAND_RESULT_FUNCTION, {})
         table_ops = sum(n for name, n in handled.items() if name.startswith("dynamodb."))
         api_calls = sum(handled.values())
@@ -210,6 +219,7 @@ class CallMeter:
             "calls_by_function": calls,
             "invocations": invocations,
             "dynamodb_request_units": units,
+            "dynamodb_write_units_by_function": writes,
             "command_result": {
                 "events": events,
                 "table_ops": table_ops,

@@ -22,6 +22,7 @@ from types import ModuleType
 from typing import Any
 
 from patchpilot_sim.clock import ClockEvent, SimClock
+from patchpilot_sim.lambdas import CURRENT_FUNCTION
 
 _SFN = "moto.stepfunctions.parser."
 THREADING_MODULES = [
@@ -215,3 +216,72 @@ class ProductClockPatch(MotoClockPatch):
                 self._set(name, "datetime", simulated_datetime)
             elif getattr(module, "datetime", None) is _datetime:
                 self._set(name, "datetime", shim_datetime)
+
+
+class _BackoffCondition(threading.Condition):
+    """botocore's client rate limiter's Condition: a timed wait is backoff time of the calling invocation."""
+
+    def __init__(self, lock: Any = None, *, backoff: Callable[[float], None]) -> None:
+        super().__init__(lock)
+        self._backoff = backoff
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if timeout is None:
+            return super().wait()
+        self._backoff(timeout)
+        return False
+
+
+class SdkBackoffPatch(MotoClockPatch):
+    """botocore's retry backoff and client-side rate limiting in simulated seconds, on the invocation's own timeline.
+
+    On AWS, botocore sleeps between the attempts of a call (standard mode: exponential backoff with full jitter,
+    at most 1+2+4+8+16 = 31 s over 5 retries; adaptive mode also waits for its token bucket), while the world, and a
+    throttling storm, go on (boto3 guide "Retries",
+    https://boto3.amazonaws.com/v1/documentation/api/latest/guide/retries.html). In this runtime a handler runs while
+    the rest of the simulation waits (in-process work costs no simulated time), holding the process environment; it
+    cannot park on the clock. So its SDK's waits are counted, not slept: ``botocore.endpoint``'s ``time.sleep`` and
+    the token bucket's waits add to the invocation's backoff (``CURRENT_FUNCTION.backoff_seconds``), and the
+    invocation's timeline (`invocation_seconds`: the simulated present plus the backoff so far) is the clock the
+    fault injector's storms and the token bucket read. An attempt after 31 s of backoff is 31 simulated seconds
+    later, as on AWS; no real second is spent. The invocation's duration is that backoff: a Task of the state machine
+    waits it out on the clock before it sees the result (`LocalRuntime._invoke_lambda`). Outside an invocation a
+    thread counted by the clock sleeps on it; the driver (which may not park) does not wait.
+    """
+
+    def __init__(self, clock: SimClock) -> None:
+        super().__init__(clock)
+        self._last_epoch = 0.0
+
+    def install(self) -> None:
+        clock = self.clock
+
+        def sleep(seconds: float) -> None:
+            if seconds <= 0:
+                return
+            if getattr(CURRENT_FUNCTION, "name", None) is not None:
+                CURRENT_FUNCTION.backoff_seconds = invocation_backoff() + seconds
+            elif clock.counted():
+                clock.sleep(seconds)
+
+        def condition(lock: Any = None) -> _BackoffCondition:
+            return _BackoffCondition(lock, backoff=sleep)
+
+        self._set("botocore.endpoint", "time", _Namespace(time, sleep=sleep))
+        bucket_time = _Namespace(time, sleep=sleep, time=self._monotonic_epoch)
+        self._set("botocore.retries.bucket", "time", bucket_time)
+        self._set("botocore.retries.bucket", "threading", _Namespace(threading, Condition=condition))
+
+    def invocation_seconds(self) -> float:
+        """Simulated seconds since the clock's start on the calling invocation's timeline (see the class)."""
+        return self.clock.elapsed_seconds() + invocation_backoff()
+
+    def _monotonic_epoch(self) -> float:
+        # The token bucket measures refills between calls of different invocations: never let its time go back.
+        self._last_epoch = max(self._last_epoch, self.clock.start.timestamp() + self.invocation_seconds())
+        return self._last_epoch
+
+
+def invocation_backoff() -> float:
+    """The SDK backoff the calling thread's invocation has spent so far (0 outside an invocation)."""
+    return float(getattr(CURRENT_FUNCTION, "backoff_seconds", 0.0) or 0.0)

@@ -18,7 +18,8 @@ import boto3
 from patchpilot.integrations.dynamodb_snapshots import DynamoDBSnapshotLedger
 from patchpilot.integrations.ec2_snapshots import Ec2VolumeSnapshots
 from patchpilot.integrations.sfn_runs import StepFunctionsRunExecutions
-from patchpilot.logic.rollback import check_rollback, rollback_command, run_rollback_plan, start_rollback
+from patchpilot.logic.commands import rollback_command
+from patchpilot.logic.rollback import check_rollback, run_rollback_plan, start_rollback
 from patchpilot.models.rollout import StageDefinition
 from patchpilot.models.snapshots import SnapshotSettings
 from patchpilot_sim.fleet import SimulatedInstance

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import io
 import json
 import logging
@@ -11,13 +12,13 @@ import sys
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
 import boto3
-from botocore.awsrequest import AWSResponse, HTTPHeaders
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse, HTTPHeaders
 from botocore.response import StreamingBody
 from moto import mock_aws
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
@@ -37,7 +38,7 @@ from patchpilot_sim.eventbus import EventRouter
 from patchpilot_sim.fleet import ACCOUNT_ID, SimulatedApiError, SimulatedInstance, SsmAgentSimulator
 from patchpilot_sim.instance_tags import InstanceTagMirror
 from patchpilot_sim.lambdas import ENVIRONMENT_LOCK, InProcessLambda, ThreadRoutedStream
-from patchpilot_sim.moto_clock import MotoClockPatch, ProductClockPatch
+from patchpilot_sim.moto_clock import MotoClockPatch, ProductClockPatch, SdkBackoffPatch
 from patchpilot_sim.patches import rejected_ids, unapproved_ids
 from patchpilot_sim.sqs_poller import SqsEventSourcePoller, queue_state
 from patchpilot_sim.windows import ChangeCalendarStandIn, SimulatedWallClock
@@ -75,6 +76,38 @@ PARAMS_KEY = "patchpilot_sim_api_params"
 
 def _http(status: int) -> AWSResponse:
     return AWSResponse("https://local.patchpilot", status, HTTPHeaders(), None)
+
+
+class _RawBody(io.BytesIO):
+    """A response body as urllib3's raw response offers it to botocore."""
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self.getvalue()
+
+
+# The JSON protocol of the services answered per HTTP attempt: content type and the namespace of `__type` error names.
+JSON_PROTOCOL = {
+    "dynamodb": ("application/x-amz-json-1.0", "com.amazonaws.dynamodb.v20120810#"),
+    "ssm": ("application/x-amz-json-1.1", ""),
+    "sfn": ("application/x-amz-json-1.0", ""),
+}
+NOT_SENT = "https://answered-locally.patchpilot.invalid/"  # moto leaves requests to an address outside AWS alone
+
+
+def http_answer(service: str, status: int, body: dict[str, Any]) -> AWSResponse:
+    """The raw HTTP response of one attempt in the service's JSON protocol, with the request id every answer carries."""
+    content = json.dumps(body).encode()
+    content_type = JSON_PROTOCOL[service][0]
+    headers = {"x-amzn-RequestId": str(uuid.uuid4()), "Content-Type": content_type, "Content-Length": str(len(content))}
+    return AWSResponse("https://local.patchpilot", status, HTTPHeaders.from_dict(headers), _RawBody(content))
+
+
+def http_error(service: str, status: int, code: str, message: str, **extra: Any) -> AWSResponse:
+    """An AWS JSON-protocol error response (`__type`, `message`), as botocore's parser and retry handler read it."""
+    return http_answer(service, status, {"__type": f"{JSON_PROTOCOL[service][1]}{code}", "message": message, **extra})
+
+
+_ATTEMPT = threading.local()  # `.serve`: the stand-in answer of this thread's call; `.parsed`: what it answered
 
 
 def error_response(status: int, code: str, message: str, **extra: Any) -> tuple[AWSResponse, dict[str, Any]]:
@@ -141,6 +174,8 @@ class LocalRuntime:
         self._saved_env: dict[str, str | None] = {}
         # Answer a call before the runtime does (fault injection): (service, operation, params) -> response or None.
         self.call_hooks: list[Callable[[str, str, dict[str, Any]], tuple[AWSResponse, dict[str, Any]] | None]] = []
+        # Answer one HTTP attempt before the stand-ins and moto do (fault injection): (service, operation) -> response.
+        self.send_hooks: list[Callable[[str, str], AWSResponse | None]] = []
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
     def __enter__(self) -> LocalRuntime:
@@ -168,6 +203,8 @@ class LocalRuntime:
         self._mock.start()
         self._moto_clock = MotoClockPatch(self.clock)
         self._moto_clock.install()
+        self.sdk_backoff = SdkBackoffPatch(self.clock)  # before any client: a token bucket takes its Condition then
+        self.sdk_backoff.install()
         boto3.setup_default_session(region_name=self.region)
         aws_clients.reset_clients()
         self.admin = boto3.session.Session(region_name=self.region)
@@ -214,6 +251,8 @@ class LocalRuntime:
         events = boto3.DEFAULT_SESSION.events  # type: ignore[union-attr]
         events.register_first("before-parameter-build.*.*", self._remember_params)
         events.register_first("before-call.*.*", cast(Callable[..., None], self._intercept))
+        events.register_first("before-send.*.*", cast(Callable[..., None], self._send))
+        events.register_first("before-parse.*.*", self._parse_served)
 
     def stop(self) -> None:
         self.chat.stop()
@@ -222,6 +261,7 @@ class LocalRuntime:
         wiring.use_clock(self._previous_clock)
         self.lambdas.restore_environment()
         self._product_clock.uninstall()
+        self.sdk_backoff.uninstall()
         self._moto_clock.uninstall()
         self._mock.stop()
         boto3.DEFAULT_SESSION = None
@@ -370,6 +410,9 @@ class LocalRuntime:
 
     def _function_env(self, spec: FunctionSpec) -> dict[str, str]:
         env = {key: str(self.resolver.resolve(value)) for key, value in spec.environment.items()}
+        # CHAT_POSTING_LEASE_SECONDS keeps the product's default (120 s): the handlers read the simulated clock
+        # (ProductClockPatch), so a crashed notifier's claim lapses after 120 simulated seconds, before Lambda's async
+        # retries 1 and 2 simulated minutes later (sns_lambda.py) find it; nothing is compressed.
         return {**env, **HANDLER_ENV, "AWS_LAMBDA_FUNCTION_NAME": spec.logical_id}
 
     # -- the fleet and its events --------------------------------------------------------------------------------
@@ -403,6 +446,7 @@ class LocalRuntime:
         with self._calls_lock:
             self.aws_calls[f"{service}.{operation}"] += 1
         params = context.get(PARAMS_KEY, {})
+        _ATTEMPT.serve = None
         for hook in self.call_hooks:
             answer = hook(service, operation, params)
             if answer is not None:
@@ -412,12 +456,39 @@ class LocalRuntime:
         stand_in: Any = self._ssm_stand_in(operation) if service == "ssm" else None
         if service == "ec2" and operation in self.volumes.operations:  # snapshots, root-volume replacement
             stand_in = self.volumes
+        if stand_in is not None and service in JSON_PROTOCOL:  # served per HTTP attempt (`_send`): SDK retries apply
+            _ATTEMPT.serve = functools.partial(stand_in.handle, operation, params)
+            return None
         if stand_in is not None:
             try:
                 return _http(200), stand_in.handle(operation, params)
             except SimulatedApiError as error:
                 return error_response(400, error.code, error.message)
         return None
+
+    def _send(self, event_name: str, request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
+        """Answer one HTTP attempt: a send hook's fault first, else the stand-in serving this call, else moto."""
+        service, operation = event_name.split(".", 2)[1:]
+        answer = next((a for hook in self.send_hooks if (a := hook(service, operation)) is not None), None)
+        serve = getattr(_ATTEMPT, "serve", None)
+        if answer is None and serve is not None:
+            try:
+                parsed = serve()
+                answer = http_answer(service, 200, {})
+            except SimulatedApiError as error:
+                answer, parsed = http_error(service, 400, error.code, error.message), None
+            _ATTEMPT.serve, _ATTEMPT.parsed = serve, parsed  # a stand-in's own calls ran on this thread meanwhile
+        if answer is not None:
+            request.url = NOT_SENT  # every before-send hook runs: moto's must not carry out an answered attempt
+        return answer
+
+    @staticmethod
+    def _parse_served(customized_response_dict: dict[str, Any], **_: Any) -> None:
+        """Hand botocore the stand-in's answer of this attempt as the parsed response."""
+        parsed = getattr(_ATTEMPT, "parsed", None)
+        if parsed is not None:
+            _ATTEMPT.parsed = None
+            customized_response_dict.update(parsed)
 
     def _baseline_id(self, instance: SimulatedInstance) -> str:
         if not instance.patch_group:  # no patch group: Patch Manager uses the OS's default baseline
@@ -461,6 +532,9 @@ class LocalRuntime:
             self.scheduler.after(0, invoke_later)
             return _http(202), {"StatusCode": 202}
         result = self.lambdas.invoke(params["FunctionName"], event)
+        if result.sdk_backoff_seconds > 0 and self.clock.counted():
+            # The Task sees the function end when its SDK's backoff would have let it (simulated seconds).
+            self.clock.sleep(result.sdk_backoff_seconds)
         body = json.dumps(result.error_payload() if result.failed else result.payload).encode()
         response: dict[str, Any] = {
             "StatusCode": 200,

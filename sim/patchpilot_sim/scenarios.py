@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 import re
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
@@ -43,6 +45,7 @@ class Scenario:
     change_freeze_hours: float = 0.0  # a change calendar closed this long from stage_group's window opening
     health_checks: bool = False  # every stage runs health commands (shell on Linux, PowerShell on Windows)
     snapshot_stages: tuple[str, ...] = ()  # stages whose policy turns pre-patch snapshots on (production: already on)
+    bisect_stages: tuple[str, ...] = ()  # stages whose policy bisects (production: already, with their snapshots)
 
 
 EMERGENCY_PATCHES = ("KB5071546", "openssh-server.x86_64")
@@ -155,6 +158,26 @@ SCENARIOS: dict[str, Scenario] = {
             "SUCCEEDED",
             stage_group="staging",
             must_enter=("Find Failing Patches", "Start Retry Without Excluded Patches"),
+        ),
+        Scenario(
+            "health-breaking-patch",
+            "a patch of the month installs cleanly and then breaks every instance of its OS in staging and prod; "
+            "staging has ONE instance of that OS, so correlation cannot tell the patch from the others it arrived "
+            "with: staging (snapshots and bisect on in its policy) restores that instance from its pre-patch snapshot, "
+            "installs halves of the suspects, narrows to the culprit, excludes exactly it, retries and goes on; no "
+            "prod instance ever installs it and the instance ends healthy",
+            "SUCCEEDED",
+            stage_group="staging",
+            must_enter=(
+                "Snapshot Stage Volumes",
+                "Start Bisection",
+                "Wait For Restore",
+                "Judge Bisection Round",
+                "Exclude Bisected Culprits",
+                "Start Retry Without Excluded Patches",
+            ),
+            snapshot_stages=("staging",),
+            bisect_stages=("staging",),
         ),
         Scenario(
             "canary-catches",
@@ -323,6 +346,26 @@ def _break_two_patches(fleet: list[SimulatedInstance], stage_group: str, rng: ra
 PRODUCTION_GROUPS = ("prod-1", "prod-2", "prod-3")
 
 
+def _break_health_of_lone_os(fleet: list[SimulatedInstance], stage_group: str, rng: random.Random) -> list[str]:
+    """health-breaking-patch: a patch every stage installs breaks (after a clean install) an OS the stage has once."""
+    counts = Counter(i.platform for i in fleet if i.patch_group == stage_group)
+    platforms = sorted(platform for platform, count in counts.items() if count == 1)
+    if not platforms:
+        raise ValueError(f"patch group {stage_group!r} has no OS with exactly one instance: {dict(counts)}")
+    platform = rng.choice(platforms)
+    patch = rng.choice(_installed_by_every_stage(platform))
+    groups = groups_from(stage_group)
+    victims = [i for i in fleet if i.platform == platform and i.patch_group in groups]
+    for victim in victims:
+        record = victim.patches[patch.patch_id]
+        record.breaks_health = True
+        record.state, record.installed_time = MISSING, None
+    return [
+        f"{patch.title} ({platform}) installs cleanly and then breaks {len(victims)} instance(s) in "
+        f"{', '.join(groups)} ({stage_group} has one {platform} instance)"
+    ]
+
+
 def _break_production_build(fleet: list[SimulatedInstance], stage_group: str, rng: random.Random) -> list[str]:
     """canary-catches: a patch every stage installs fails only on the production instances of one YUM/DNF OS."""
     frozen_by = "staging"  # the last test stage: production installs the set it verified
@@ -394,13 +437,26 @@ def _silence_os(fleet: list[SimulatedInstance], stage_group: str, rng: random.Ra
     return [f"{len(silent)} {SILENT_PLATFORM} instance(s) use repositories without updateinfo.xml"]
 
 
+FLEET_BREAKERS: dict[str, Callable[[list[SimulatedInstance], str, random.Random], list[str]]] = {
+    "bad-patch": _break_patch,
+    "two-bad-patches": _break_two_patches,
+    "health-breaking-patch": _break_health_of_lone_os,
+    "canary-catches": _break_production_build,
+    "next-month": _break_versioned_patch,
+    "silent-os": _silence_os,
+}
+"""Scenarios that change the fleet's patches or repositories (the others change how instances behave)."""
+
+
 def apply_scenario(scenario: Scenario, fleet: list[SimulatedInstance], seed: int) -> list[str]:
     """Give the scenario's behaviour to the fleet; returns a line per change, for the operator."""
     stage_group = scenario.stage_group
     rng = random.Random(seed)
     in_stage = [instance for instance in fleet if instance.patch_group == stage_group]
     changes: list[str] = []
-    if scenario.name == "failing-instance":
+    if scenario.name in FLEET_BREAKERS:
+        changes.extend(FLEET_BREAKERS[scenario.name](fleet, stage_group, rng))
+    elif scenario.name == "failing-instance":
         victim = rng.choice(in_stage)
         victim.install_outcome = "Failed"
         victim.flaky_failures_left = 0
@@ -409,16 +465,6 @@ def apply_scenario(scenario: Scenario, fleet: list[SimulatedInstance], seed: int
         for victim in rng.sample(in_stage, k=max(1, len(in_stage) // 3)):
             victim.drop_terminal_event = True
             changes.append(f"the final status event of {victim.tags['Name']} will be lost")
-    elif scenario.name == "bad-patch":
-        changes.extend(_break_patch(fleet, stage_group, rng))
-    elif scenario.name == "two-bad-patches":
-        changes.extend(_break_two_patches(fleet, stage_group, rng))
-    elif scenario.name == "canary-catches":
-        changes.extend(_break_production_build(fleet, stage_group, rng))
-    elif scenario.name == "next-month":
-        changes.extend(_break_versioned_patch(fleet, stage_group, rng))
-    elif scenario.name == "silent-os":
-        changes.extend(_silence_os(fleet, stage_group, rng))
     elif scenario.name == "flaky-instance":
         victim = rng.choice(in_stage)
         victim.flaky_failures_left = 1

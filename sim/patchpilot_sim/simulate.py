@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -12,8 +13,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from patchpilot.models.bisection import BISECT_TAG_KEY
 from patchpilot.models.events import CommandInvocationEvent
-from patchpilot.models.rollout import CANARY_TAG_KEY, HealthCheck, StageCatalog
+from patchpilot.models.rollout import CANARY_TAG_KEY, BisectPolicy, HealthCheck, StageCatalog
 from patchpilot_sim import rollback_demo
 from patchpilot_sim.chat import DEFAULT_CHANNELS
 from patchpilot_sim.chat_sink import ChatSink
@@ -56,6 +58,10 @@ SHOWN_STATES = {
     "Run Stage Commands": "sending commands",
     "Record Stage Passed": "passed",
     "Reconcile Command Results": "reconciling lost results",
+    "Start Bisection": "suspects cannot be told apart: bisecting",
+    "Start Bisection Round": "bisection",
+    "Exclude Bisected Culprits": "bisection found",
+    "Keep Bisection Stop": "bisection stopped",
 }
 
 
@@ -163,6 +169,8 @@ def _shown(entered: dict[str, Any]) -> str:
         start = json.loads(entered["input"])["step"]["start"]
         text += f" ({start['reason'].replace('_', ' ')}; the install may start {start['opens_at']}"
         text += f" until {start['cutoff_at']})" if start.get("cutoff_at") else ")"
+    if entered["name"] in ("Start Bisection Round", "Exclude Bisected Culprits", "Keep Bisection Stop"):
+        text += f" {json.loads(entered['input'])['bisection']['reason']}"
     return text
 
 
@@ -550,11 +558,36 @@ def _canary_catches_problems(
     return problems + _rejected_everywhere_after(runtime, broken, ["prod-1", "prod-2", "prod-3"])
 
 
+def _health_breaking_patch_problems(
+    runtime: LocalRuntime, history: list[dict[str, Any]], excluded: list[dict[str, Any]]
+) -> list[str]:
+    """Staging bisected its one instance of the broken OS: exactly the culprit excluded, prod never got it."""
+    broken = _broken(runtime)
+    problems = [] if len(broken) == 1 else [f"expected one broken patch, got {sorted(broken)}"]
+    problems += _exactly_excluded(excluded, broken, "staging")
+    later = ["prod-1", "prod-2", "prod-3"]
+    problems += [
+        f"{instance.instance_id} ({instance.patch_group}) received the health-breaking patch"
+        for instance in _receivers(runtime).values()
+        if instance.patch_group in later
+    ]
+    systems = {system for system, _ in broken}
+    bisected = [i for i in runtime.fleet.instances.values() if i.patch_group == "staging" and i.platform in systems]
+    problems += [f"{i.instance_id} (staging) is not healthy after the bisection" for i in bisected if not i.healthy]
+    if not _exited(history, "Judge Bisection Round"):
+        problems.append("no bisection round was judged")
+    tagged = sorted(i for i, node in runtime.fleet.instances.items() if BISECT_TAG_KEY in node.tags)
+    if tagged:
+        problems.append(f"bisection tags left behind on {tagged}")
+    return problems + _rejected_everywhere_after(runtime, broken, ["staging", *later])
+
+
 CANARY_AND_ONE_PASS_JUDGES: dict[
     str, Callable[[LocalRuntime, list[dict[str, Any]], list[dict[str, Any]]], list[str]]
 ] = {
     "two-bad-patches": _two_bad_patches_problems,
     "canary-catches": _canary_catches_problems,
+    "health-breaking-patch": _health_breaking_patch_problems,
 }
 
 
@@ -749,13 +782,17 @@ def scenario_catalog(scenario: Scenario) -> StageCatalog | None:
         changes["change_calendar"] = CHANGE_CALENDAR
     if scenario.health_checks:
         changes |= {"health_check": LINUX_HEALTH_CHECK, "windows_health_check": WINDOWS_HEALTH_CHECK}
-    if not changes and not scenario.snapshot_stages:
+    if not changes and not scenario.snapshot_stages and not scenario.bisect_stages:
         return None
     deployed = StageCatalog.model_validate_json(SamTemplate().resources["StageCatalogParameter"]["Properties"]["Value"])
     return deployed.model_copy(
         update={
             "stages": [
-                stage.model_copy(update=changes | rollback_demo.snapshots_of(stage, scenario.snapshot_stages))
+                stage.model_copy(
+                    update=changes
+                    | rollback_demo.snapshots_of(stage, scenario.snapshot_stages)
+                    | ({"bisect": BisectPolicy()} if stage.name in scenario.bisect_stages else {})
+                )
                 for stage in deployed.stages
             ]
         }
@@ -771,12 +808,25 @@ def close_change_calendar(runtime: LocalRuntime, scenario: Scenario) -> list[str
     return [f"change calendar {CHANGE_CALENDAR} CLOSED {freeze[0]:%a %d %H:%M} to {freeze[1]:%a %d %H:%M} (sim)"]
 
 
+def is_bisection_round(command: Command) -> bool:
+    """An install of a bisection round: it targets the bisection tag (one instance, already failed its stage)."""
+    return any(t.get("Key") == f"tag:{BISECT_TAG_KEY}" for t in command.targets)
+
+
 def window_problems(runtime: LocalRuntime) -> list[str]:
-    """Every install must have started inside its patch group's maintenance window, before the cutoff."""
+    """Every install must have started inside its patch group's maintenance window, before the cutoff.
+
+    Bisection rounds are the exception the policy makes (README, "Finding the culprit by bisection"): they run at
+    once, on the bisected instance alone, which already failed its health check; each must reach exactly one instance.
+    """
     windows = deployed_windows(runtime.template)
     problems = []
     for command in list(runtime.fleet.commands.values()):
         if command.operation != "Install":
+            continue
+        if is_bisection_round(command):
+            reached = len(command.invocations)
+            problems += [] if reached == 1 else [f"a bisection round's install reached {reached} instances"]
             continue
         for group in sorted(command_groups(command) & set(windows)):
             if not windows[group].takes_installs_at(command.requested):
@@ -945,6 +995,9 @@ def _run(
         "dead_letters": len(letters),
         "dead_letters_malformed": sum(malformed for _, malformed in letters),
         "faults_injected": dict(sorted(injector.injected.items())),
+        "faults_surfaced": dict(sorted(injector.surfaced.items())),  # injected errors that outlived the SDK retries
+        "faults_recovered": dict(sorted(injector.recovered.items())),  # calls that the SDK retries saved
+        "task_errors_retried": task_errors(history),  # what the state machine's Retry carried over, by error
         "sqs_batches": len(runtime.poller.batches),
         "sqs_messages": sum(batch.size for batch in runtime.poller.batches),
         "invocations": invocation_statuses(runtime),
@@ -1042,3 +1095,13 @@ def _month_summary(cycle: str, run: CycleRun) -> dict[str, Any]:
 def _verdict_reasons(history: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
     """The last verdict's reason counts per stage (what made a stage unhealthy)."""
     return {state["stage"]["name"]: state["verdict"]["reasons"] for state in _exited(history, "Verify Stage Health")}
+
+
+def task_errors(history: list[dict[str, Any]]) -> dict[str, int]:
+    """How many times each error failed a Task of the execution (Lambda and SDK tasks; retried or caught)."""
+    errors: Counter[str] = Counter()
+    for event in history:
+        details = event.get("lambdaFunctionFailedEventDetails") or event.get("taskFailedEventDetails") or {}
+        if details.get("error"):
+            errors[str(details["error"])] += 1
+    return dict(sorted(errors.items()))

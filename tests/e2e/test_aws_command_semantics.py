@@ -41,7 +41,12 @@ def test_install_wait_resumes_only_after_an_instance_targeted_after_planning_rep
         description = start(runtime, stages=["dev"])
         assert description["status"] == "SUCCEEDED", description.get("cause")
         arn = description["executionArn"]
-        tallies = [o["tally"] for o in task_outputs(runtime, arn, "Wait For Command Results") if "tally" in o]
+        tallies = [  # what the command-result function resumed each wait with (the wait keeps phase and id)
+            output
+            for e in runtime.history(arn)
+            if (e.get("taskSucceededEventDetails") or {}).get("resource") == "invoke.waitForTaskToken"
+            and "command_id" in (output := json.loads(e["taskSucceededEventDetails"]["output"]))
+        ]
         tallies += [o["reconcile"]["tally"] for o in task_outputs(runtime, arn, "Reconcile Command Results")]
         [install] = [c for c in runtime.fleet.commands.values() if c.operation == "Install"]
         [final] = [t for t in tallies if t["command_id"] == install.command_id and t["complete"]]

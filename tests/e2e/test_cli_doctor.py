@@ -195,7 +195,7 @@ def test_doctor_json_lists_every_check(runtime: LocalRuntime) -> None:
     ],
 )
 def test_doctor_bad_input_is_one_line_exit_2(runtime: LocalRuntime, args: tuple[str, ...], message: str) -> None:
-    result = CliRunner().invoke(app, ["doctor", "--stack-name", STACK_NAME, *args])
-    assert result.exit_code == 2
-    assert result.output.startswith(message)
-    assert len(result.output.strip().splitlines()) == 1
+    exit_code, output = _doctor(*args)
+    assert exit_code == 2
+    assert output.startswith(message)
+    assert len(output.strip().splitlines()) == 1

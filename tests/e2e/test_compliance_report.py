@@ -16,7 +16,7 @@ from patchpilot_sim.simulate import SimulationOptions, run_simulation
 from patchpilot_sim.stack_standin import register_stack_outputs
 
 # One worker runs the whole module: its module-scoped local stack (or cycle) is set up once, not once per worker.
-pytestmark = [pytest.mark.runtime, pytest.mark.xdist_group("test_compliance_report")]
+pytestmark = [pytest.mark.runtime, pytest.mark.full_cycle, pytest.mark.xdist_group("test_compliance_report")]
 STATUSES = ["compliant", "non_compliant", "unmanaged", "scan_in_progress", "install_in_progress"]
 STACK = "patchpilot-report-test"
 

@@ -21,7 +21,7 @@ from patchpilot_sim.simulate import SimulationOptions, run_simulation
 from patchpilot_sim.template import SamTemplate
 
 # One worker runs the whole module: its module-scoped local stack (or cycle) is set up once, not once per worker.
-pytestmark = [pytest.mark.runtime, pytest.mark.xdist_group("test_no_secrets_in_logs")]
+pytestmark = [pytest.mark.runtime, pytest.mark.full_cycle, pytest.mark.xdist_group("test_no_secrets_in_logs")]
 
 SECRET_PATTERNS = [
     re.compile(r"hooks\.slack\.com/(services|workflows|triggers)/", re.IGNORECASE),

@@ -11,7 +11,7 @@ from patchpilot_cli.main import app
 from patchpilot_sim.scenarios import SCENARIOS
 from patchpilot_sim.simulate import SimulationOptions, run_simulation
 
-pytestmark = pytest.mark.runtime
+pytestmark = [pytest.mark.runtime, pytest.mark.full_cycle]
 SUMMARY_KEYS = {
     "status",
     "execution_arn",
@@ -123,9 +123,10 @@ def test_simulation_scenario_ends_as_documented(scenario: str) -> None:
         assert chat["delivered"]["teams"]["stage_passed"] == 5  # each alert once per channel, outage or not
 
 
+@pytest.mark.full_cycle(cycles=2)  # a 10- and a 60-instance cycle
 def test_simulation_state_payload_does_not_grow_with_the_fleet() -> None:
     small = run_simulation(SimulationOptions(instances=10, scenario="lost-events", out_dir=None))
-    large = run_simulation(SimulationOptions(instances=120, scenario="lost-events", out_dir=None))
+    large = run_simulation(SimulationOptions(instances=60, scenario="lost-events", out_dir=None))
     assert large["fleet_instances"] > 5 * small["fleet_instances"]
     assert abs(large["max_state_payload_bytes"] - small["max_state_payload_bytes"]) <= 16
 

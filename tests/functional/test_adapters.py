@@ -23,6 +23,15 @@ def tracker(dynamodb: Any) -> DynamoDBInstallTracker:
     return DynamoDBInstallTracker("runs", dynamodb)
 
 
+def test_dynamodb_tracker_keeps_the_phase_the_wait_registered(tracker: DynamoDBInstallTracker) -> None:
+    tracker.register_wait("cmd", "run", "dev", expected=2, task_token="t1", phase="scan")
+    tracker.register_wait("other", "run", "dev", expected=2, task_token="t2")
+    command, other = tracker.get_command("cmd"), tracker.get_command("other")
+    assert command is not None
+    assert other is not None
+    assert (command.phase, other.phase) == ("scan", None)
+
+
 def test_dynamodb_tracker_records_each_instance_once(tracker: DynamoDBInstallTracker) -> None:
     tracker.register_wait("cmd", "run", "dev", expected=2, task_token="t1")
     assert tracker.record_result("cmd", "i-1", "Failed", succeeded=False) is RecordOutcome.RECORDED

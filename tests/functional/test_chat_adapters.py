@@ -71,6 +71,16 @@ def test_dynamodb_chat_ledger_an_expired_posting_lease_can_be_claimed_again(dyna
     assert ledger.claim("a2", "slack/patching") == "claimed"
 
 
+def test_dynamodb_chat_ledger_posting_lease_is_the_configured_one(dynamodb: Any) -> None:
+    ledger = DynamoDBChatLedger("runs", dynamodb, lease_seconds=600.0)
+    before = time.time()
+    assert ledger.claim("a3", "slack/patching") == "claimed"
+    assert ledger.claim("a3", "slack/patching") == "busy"
+    item = dynamodb.get_item(TableName="runs", Key={"pk": {"S": "CHAT#a3"}, "sk": {"S": "slack/patching"}})["Item"]
+    lease_until = float(item["lease_until"]["N"])  # stored with millisecond precision
+    assert before + 600 - 0.001 <= lease_until <= time.time() + 600 + 0.001
+
+
 def test_dynamodb_chat_ledger_digest_holds_each_instance_alert_once_in_order(dynamodb: Any) -> None:
     ledger = DynamoDBChatLedger("runs", dynamodb)
     ledger.hold_for_digest("2026-12", "dev", "x1", "i-1 unhealthy")

@@ -56,6 +56,7 @@ def test_metering_attributes_calls_to_the_running_function(meter: CallMeter) -> 
     assert report["per_event"] == {"table_ops": 0.75, "api_calls": 1.0}
     # a 1.5 KB put = 2 WRU; a ~1.5 KB item read strongly consistent = 1 RRU, eventually consistent = 0.5 RRU
     assert report["dynamodb_request_units"] == {"read": 1.5, "write": 2.0}
+    assert report["dynamodb_write_units_by_function"] == {COMMAND_RESULT_FUNCTION: {"dynamodb.PutItem": 2.0}}
     assert report["invocations"] == {COMMAND_RESULT_FUNCTION: {"count": 2, "billed_ms": 15, "seconds": 0.014}}
 
 
@@ -68,6 +69,7 @@ def test_metering_counts_a_failed_conditional_write(meter: CallMeter) -> None:
     report = meter.report()
     assert report["calls_by_function"][STATE_MACHINE] == {"dynamodb.PutItem": 2}
     assert report["dynamodb_request_units"] == {"read": 0.0, "write": 2.0}
+    assert report["dynamodb_write_units_by_function"] == {STATE_MACHINE: {"dynamodb.PutItem": 2.0}}
 
 
 def test_metering_keeps_threads_apart(meter: CallMeter) -> None:

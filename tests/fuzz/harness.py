@@ -28,12 +28,14 @@ from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from patchpilot import observability
 from patchpilot.handlers import wiring
+from patchpilot.logic.bisection import BisectionPorts
 from patchpilot.models.exceptions import PatchPilotError
 from patchpilot_sim.lambdas import LambdaContext
 from patchpilot_sim.template import SamTemplate
 from tests.fakes import (
     FakeAlarms,
     FakeCalendar,
+    FakeCanaryTags,
     FakeCommandDirectory,
     FakeCompliance,
     FakeFleetSource,
@@ -44,6 +46,7 @@ from tests.fakes import (
     FakeVolumeSnapshots,
     FixedClock,
     InMemoryApprovalStore,
+    InMemoryBisectionLedger,
     InMemoryComplianceStore,
     InMemoryExclusionLedger,
     InMemoryFirstScanLedger,
@@ -128,6 +131,7 @@ class Fakes:
     reports: InMemoryReportStore = field(default_factory=InMemoryReportStore)
     volumes: FakeVolumeSnapshots = field(default_factory=lambda: FakeVolumeSnapshots(FixedClock(CLOCK_NOW)))
     snapshots: FakeSnapshotLedger = field(default_factory=FakeSnapshotLedger)
+    bisections: InMemoryBisectionLedger = field(default_factory=InMemoryBisectionLedger)
     calls: list[str] = field(default_factory=list)
 
     def wiring(self) -> dict[tuple[Any, str], Any]:
@@ -156,9 +160,23 @@ class Fakes:
             (wiring, "report_store"): self.reports,
             (wiring, "volume_snapshots"): self.volumes,
             (wiring, "snapshot_ledger"): self.snapshots,
+            (wiring, "bisection_ledger"): self.bisections,
         }
         names = _names(ports)
-        return {key: StrictPort(name, fake, self.calls) for (key, fake), name in zip(ports.items(), names, strict=True)}
+        strict = {
+            key: StrictPort(name, fake, self.calls) for (key, fake), name in zip(ports.items(), names, strict=True)
+        }
+        strict[(wiring, "bisection_ports")] = BisectionPorts(  # a bundle of ports: each one strict on its own
+            inventory=strict[(wiring, "patch_inventory")],
+            snapshots=strict[(wiring, "snapshot_ledger")],
+            volumes=strict[(wiring, "volume_snapshots")],
+            tags=StrictPort("wiring.canary_tags", FakeCanaryTags(self.directory), self.calls),
+            directory=strict[(wiring, "command_directory")],
+            patch_sets=strict[(wiring, "patch_sets")],
+            ledger=strict[(wiring, "bisection_ledger")],
+            now=lambda: CLOCK_NOW,
+        )
+        return strict
 
     def state(self) -> str:
         """Everything the fakes hold (a rejected input must leave it unchanged)."""

@@ -144,6 +144,7 @@ TARGETS = [
         sample_event("ec2/instance-running.json"),
     ),
     Target("ExcludePatchesFunction", H + "exclude_patches", "exclude_failing_patches", seed("ExcludePatchesFunction")),
+    Target("BisectSuspectsFunction", H + "bisect_suspects", "advance_bisection", seed("BisectSuspectsFunction")),
     Target("RequestApprovalFunction", H + "request_approval", "request_approval", seed("RequestApprovalFunction")),
     Target(
         "DecideApprovalFunction",
@@ -215,3 +216,13 @@ def test_fuzz_policy_file_loads_or_fails_with_a_policy_error(policy: Any) -> Non
         else:
             assert loaded.stages
             OUTCOMES["policy-file"]["valid"] += 1
+
+
+def test_fuzz_command_result_record_whose_body_is_not_text_is_a_failed_item() -> None:
+    target = next(t for t in TARGETS if t.function == "CommandResultFunction")
+    record = target.seed["Records"][0] | {"body": {}}  # what hypothesis found: Powertools' model admits it
+    with handler_environment(target.function):
+        handled = run(target, {"Records": [record]})
+    assert handled.outcome == "valid"
+    assert handled.result == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
+    assert not handled.fakes.tracker.results

@@ -40,7 +40,11 @@ SAMPLE_INPUT: dict[str, Any] = {
         "alarms_in_alarm": ["patchpilot-prod-1-errors"],
         "unhealthy_sample": [{"instance_id": "i-0123456789abcdef0", "platform": "AMAZON_LINUX_2023"}],
     },
-    "exclusion": {"outcome": "exclude", "patches": [{"patch_id": "bad-lib.x86_64"}]},
+    "exclusion": {
+        "outcome": "exclude",
+        "reason": "bad-lib.x86_64 arrived on 3/3 unhealthy and 0/5 healthy instances",
+        "patches": [{"patch_id": "bad-lib.x86_64"}],
+    },
     "plan": {
         "run": {
             "run_id": "2026-12",
@@ -169,6 +173,7 @@ def test_asl_alerts_every_notify_state_publishes_a_valid_alert() -> None:
         "rollout_failed",
         "cycle_finished",
         "approval_timed_out",
+        "exclusion_inconclusive",
     }
 
 

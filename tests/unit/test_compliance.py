@@ -215,6 +215,28 @@ def test_compliance_risk_lists_nodes_missing_urgent_patches_longer_than_n_days_r
     assert [r.node_id for r in later] == [node_id(4), node_id(2)]
 
 
+def test_compliance_refresh_writes_only_the_nodes_that_changed() -> None:
+    store = InMemoryComplianceStore()
+    fleet = known_fleet()
+    refresh(fleet, store, RecordingAlertPublisher(), RULES, NOW)
+    first_writes = store.node_writes
+    fleet.states[node_id(1)] = report("prod-1", missing=5)
+    outcome = refresh(fleet, store, RecordingAlertPublisher(), RULES, NOW + timedelta(hours=1))
+    assert (first_writes, store.node_writes - first_writes, outcome.nodes) == (11, 1, 11)
+    rows = {node.node_id: node for node in store.nodes()}
+    assert (rows[node_id(1)].missing, rows[node_id(1)].observed_at) == (5, NOW + timedelta(hours=1))
+    assert rows[node_id(2)].observed_at == NOW  # unchanged: kept as it was, not rewritten
+
+
+def test_compliance_event_after_an_unchanged_refresh_still_applies() -> None:
+    store, fleet = InMemoryComplianceStore(), known_fleet()
+    refresh(fleet, store, RecordingAlertPublisher(), RULES, NOW - timedelta(hours=2))
+    refresh(fleet, store, RecordingAlertPublisher(), RULES, NOW + timedelta(hours=2))
+    fleet.states[node_id(6)] = report("prod-1", missing=2)
+    outcome = apply_compliance_event(event(6, runtime="2026-12-20T13:00:00Z"), fleet, store, RULES)
+    assert (outcome.outcome, outcome.status) == ("updated", ComplianceStatus.NON_COMPLIANT)
+
+
 def test_compliance_failed_refresh_keeps_previous_data_and_alerts() -> None:
     store, alerts = InMemoryComplianceStore(), RecordingAlertPublisher()
     fleet = known_fleet()

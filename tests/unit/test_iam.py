@@ -83,6 +83,13 @@ EXCEPTIONS: dict[tuple[str, str], Justified] = {
         reason="read-only: GetPatchBaselineForPatchGroup has no resource type; reading a baseline changes nothing",
     ),
     ("InstanceRegistrationFunction", "ReadInstanceTags"): _exception("ec2:DescribeInstances"),
+    ("BisectSuspectsFunction", "ReadBisectionEvidence"): _exception(
+        "ssm:DescribeInstancePatches",
+        "ssm:DescribeInstanceInformation",
+        "ec2:DescribeReplaceRootVolumeTasks",
+        reason="read-only: DescribeInstanceInformation and DescribeReplaceRootVolumeTasks have no resource type; "
+        "DescribeInstancePatches reads the failed stage's instances, of any patch group of the policy",
+    ),
     ("AwaitInstallFunction", "CountTargets"): _exception("ssm:ListCommands"),
     ("SnapshotStageFunction", "ListStageInstances"): _exception(
         "ssm:DescribeInstanceInformation", "ec2:DescribeInstances", "ec2:DescribeSnapshots"

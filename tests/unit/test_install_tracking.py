@@ -48,6 +48,7 @@ def _waiting(expected: int, heartbeat_seconds: int = 900) -> TrackingPorts:
         command_id=COMMAND,
         expected_instances=expected,
         heartbeat_seconds=heartbeat_seconds,
+        phase="install",
     )
     register_install_wait(request, ports.tracker, ports.callbacks, ports.directory, NOW)
     return ports
@@ -72,7 +73,7 @@ def test_record_command_results_resumes_once_when_last_instance_reports() -> Non
         COMMAND, [_detail(_instance(2), "Failed"), _detail(_instance(2), "Failed")], ports, NOW + 1
     )
     again = record_command_results(COMMAND, [_detail(_instance(2), "Failed")], ports, NOW + 2)
-    # Then the execution is resumed exactly once, with the counts
+    # Then the execution is resumed exactly once, with the counts and the phase the wait registered
     assert (first.resumed_execution, second.resumed_execution, again.resumed_execution) == (False, True, False)
     assert (second.recorded, second.duplicates, again.duplicates) == (1, 1, 1)
     resumed = _callbacks(ports).resumed
@@ -85,6 +86,7 @@ def test_record_command_results_resumes_once_when_last_instance_reports() -> Non
         "failed": 1,
         "not_reported": 0,
         "complete": True,
+        "phase": "install",
     }
 
 

@@ -198,3 +198,36 @@ def test_policy_canary_takes_exactly_one_rule() -> None:
     raw = _raw()
     raw["stages"]["prod-1"]["canary"] = {"per_os": 1, "percent": 10}
     assert "a canary takes exactly one of per_os and percent" in _error(raw)
+
+
+def test_policy_bisect_defaults_on_where_the_stage_takes_snapshots() -> None:
+    raw = _raw()
+    raw["stages"]["staging"]["snapshots"] = {"enabled": True, "retention_days": 3}
+    raw["stages"]["prod-3"]["bisect"] = False
+    raw["stages"]["prod-2"]["bisect"] = {"max_rounds": 4}
+    catalog = stage_catalog(PatchPolicy.model_validate(raw)).by_name()
+    assert catalog["dev"].bisect is None  # a test stage without snapshots cannot restore anything
+    assert catalog["staging"].bisect is not None
+    assert catalog["staging"].bisect.max_rounds == 8
+    assert catalog["prod-1"].bisect is not None  # production takes snapshots by default
+    assert catalog["prod-2"].bisect is not None
+    assert catalog["prod-2"].bisect.max_rounds == 4
+    assert catalog["prod-3"].bisect is None
+
+
+@pytest.mark.parametrize("snapshots", [None, {"enabled": False}])
+def test_policy_bisect_without_snapshots_is_refused_with_the_fix(snapshots: dict[str, Any] | None) -> None:
+    raw = _raw()
+    raw["stages"]["staging"]["bisect"] = {"max_rounds": 4}
+    if snapshots is not None:
+        raw["stages"]["staging"]["snapshots"] = snapshots
+    assert (
+        "stages.staging.bisect: bisection restores instances from their pre-patch snapshots, and this stage takes "
+        "none; turn them on (snapshots: {enabled: true}) or remove bisect" in _error(raw)
+    )
+
+
+def test_policy_bisect_rounds_are_bounded() -> None:
+    raw = _raw()
+    raw["stages"]["prod-1"]["bisect"] = {"max_rounds": 40}
+    assert "max_rounds: Input should be less than or equal to 12" in _error(raw)

@@ -56,6 +56,15 @@ def test_registration_duplicate_event_has_no_second_effect() -> None:
     assert scanner.scans == [INSTANCE]
 
 
+def test_registration_retry_after_a_crash_between_claim_and_scan_scans() -> None:
+    inventory, scanner, ledger = InMemoryInventory({INSTANCE: {}}), RecordingScanner(), InMemoryFirstScanLedger()
+    assert ledger.claim(INSTANCE, "event-1")  # the first invocation claimed, then died before sending the scan
+    other = register_instance(_detail(), "event-2", "dev", "PatchGroup", inventory, scanner, ledger)
+    retried = register_instance(_detail(), "event-1", "dev", "PatchGroup", inventory, scanner, ledger)
+    assert (other.scan, retried.scan) == ("already_started", "started")
+    assert scanner.scans == [INSTANCE]
+
+
 def test_registration_restart_event_does_not_rescan() -> None:
     inventory, scanner, ledger = InMemoryInventory({INSTANCE: {}}), RecordingScanner(), InMemoryFirstScanLedger()
     register_instance(_detail(), "event-1", "dev", "PatchGroup", inventory, scanner, ledger)

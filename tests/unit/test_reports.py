@@ -222,6 +222,15 @@ def test_report_on_demand_is_stored_under_its_time() -> None:
     assert len(store.nodes()) == 11
 
 
+def test_report_rewrites_no_node_that_did_not_change() -> None:
+    fleet, store, reports = known_fleet(), InMemoryComplianceStore(), InMemoryReportStore()
+    build_compliance_report(fleet, store, reports, None, RULES, NOW)
+    first_writes = store.node_writes
+    report, _ = build_compliance_report(fleet, store, reports, None, RULES, NOW + timedelta(minutes=5))
+    assert (first_writes, store.node_writes, report.summary.nodes) == (11, 11, 11)
+    assert len(store.kept) == 2  # the trend still gets one summary per report
+
+
 def failed_stage_request(**state: object) -> FailedStageReportRequest:
     passed = stage_request().model_dump(mode="json")
     return FailedStageReportRequest.model_validate(

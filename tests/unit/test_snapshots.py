@@ -4,7 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from patchpilot.logic.rollback import client_token, rollback_command, rollback_plan, snapshot_to_restore
+from patchpilot.logic.commands import rollback_command
+from patchpilot.logic.rollback import client_token, rollback_plan, snapshot_to_restore
 from patchpilot.logic.rollout_plan import plan_rollout
 from patchpilot.logic.snapshots import RUN_TAG, STAGE_TAG, snapshot_stage
 from patchpilot.models.exceptions import RollbackRefused, SnapshotsIncomplete

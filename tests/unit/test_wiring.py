@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.utilities import parameters
 
 from patchpilot.handlers import wiring
 from patchpilot.integrations import aws_clients
@@ -59,7 +60,7 @@ def test_wiring_builds_every_adapter_from_the_environment(monkeypatch: pytest.Mo
         secrets.append(name)
         return {"channels": [], "slack_signing_secret": "s3cr3t"}
 
-    monkeypatch.setattr(wiring.parameters, "get_secret", get_secret)
+    monkeypatch.setattr(parameters, "get_secret", get_secret)
     builders = [
         value
         for name, value in vars(wiring).items()
@@ -73,6 +74,8 @@ def test_wiring_builds_every_adapter_from_the_environment(monkeypatch: pytest.Mo
         "install_tracker": "DynamoDBInstallTracker",
         "command_directory": "SsmCommandDirectory",
         "canary_tags": "AwsCanaryTags",
+        "bisection_ledger": "DynamoDBBisectionLedger",
+        "bisection_ports": "BisectionPorts",
         "execution_callbacks": "StepFunctionsCallbacks",
         "volume_snapshots": "Ec2VolumeSnapshots",
         "snapshot_ledger": "DynamoDBSnapshotLedger",

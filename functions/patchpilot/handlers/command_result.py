@@ -22,8 +22,11 @@ from patchpilot.observability import logger, metrics, tracer
 
 
 def _parse(record: SqsRecordModel) -> CommandInvocationDetail | None:
+    if not isinstance(record.body, str):  # an SQS body is a string; Powertools' model also admits a model here
+        logger.warning("rejected a command status event whose body is not text", extra={"message_id": record.messageId})
+        return None
     try:
-        return CommandInvocationEvent.model_validate_json(str(record.body)).detail
+        return CommandInvocationEvent.model_validate_json(record.body).detail
     except ValidationError as error:
         logger.warning(
             "rejected a malformed command status event (kept for the dead-letter queue)",

@@ -22,6 +22,7 @@ def handler(event: ExclusionRequest, context: LambdaContext) -> dict[str, Any]:
         wiring.patch_inventory(),
         wiring.patch_baselines(),
         wiring.exclusion_ledger(),
+        bisections=wiring.bisection_ledger(),
     )
     metrics.add_metric(name=f"ExclusionDecisions_{decision.outcome}", unit=MetricUnit.Count, value=1)
     if decision.outcome == "exclude" and not decision.already_recorded:

@@ -4,10 +4,14 @@ Namespace: POWERTOOLS_METRICS_NAMESPACE (PatchPilot); every metric also carries 
 dashboard and the production compliance alarm in template.yaml are built on these names.
 """
 
+from typing import TYPE_CHECKING
+
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from patchpilot.models.compliance import ComplianceRules, ComplianceStatus, ComplianceSummary
-from patchpilot.models.report import StageReport
+
+if TYPE_CHECKING:  # the refresh's cold import needs no report models
+    from patchpilot.models.report import StageReport
 
 SERVICE = "patchpilot"
 STATUS_METRICS = {
@@ -44,7 +48,7 @@ def emit_compliance(summary: ComplianceSummary, rules: ComplianceRules, producti
     _emit("StaleScans", MetricUnit.Count, len(summary.stale_scans))
 
 
-def emit_stage(report: StageReport) -> None:
+def emit_stage(report: "StageReport") -> None:
     """Stage duration and the patches the stage installed and excluded."""
     if report.duration_hours is not None:
         _emit("StageDurationHours", MetricUnit.Count, report.duration_hours, {"Stage": report.stage_name})

@@ -27,29 +27,36 @@ def _conditional_failed(error: ClientError) -> bool:
 class DynamoDBChatLedger(ChatLedger):
     """A claim is a conditional put (``posting`` with a lease); a post that went out turns it into ``posted``."""
 
-    def __init__(self, table_name: str, client: "DynamoDBClient", ttl_days: int = 30) -> None:
+    def __init__(
+        self,
+        table_name: str,
+        client: "DynamoDBClient",
+        ttl_days: int = 30,
+        lease_seconds: float = POSTING_LEASE_SECONDS,
+    ) -> None:
         self._table = table_name
         self._client = client
         self._ttl_seconds = ttl_days * 24 * 3600
+        self._lease_seconds = lease_seconds
 
     @staticmethod
     def _key(alert_id: str, channel: str) -> "dict[str, AttributeValueTypeDef]":
         return {"pk": {"S": f"CHAT#{alert_id}"}, "sk": {"S": channel}}
 
     def claim(self, alert_id: str, channel: str) -> ChatClaim:
-        now = int(time.time())
+        now = time.time()
         try:
             self._client.put_item(
                 TableName=self._table,
                 Item={
                     **self._key(alert_id, channel),
                     "status": {"S": "posting"},
-                    "lease_until": {"N": str(now + POSTING_LEASE_SECONDS)},
-                    "expires_at": {"N": str(now + self._ttl_seconds)},
+                    "lease_until": {"N": f"{now + self._lease_seconds:.3f}"},
+                    "expires_at": {"N": str(int(now) + self._ttl_seconds)},
                 },
                 ConditionExpression="attribute_not_exists(pk) OR (#status = :posting AND lease_until < :now)",
                 ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":posting": {"S": "posting"}, ":now": {"N": str(now)}},
+                ExpressionAttributeValues={":posting": {"S": "posting"}, ":now": {"N": f"{now:.3f}"}},
             )
         except ClientError as error:
             if not _conditional_failed(error):

@@ -13,8 +13,18 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 
+_UNCLAIMED_OR_UNSENT_BY_THIS_EVENT = (
+    "attribute_not_exists(pk) OR (event_id = :event AND attribute_not_exists(command_id))"
+)
+
+
 class DynamoDBFirstScanLedger(FirstScanLedger):
-    """One conditional put per instance: the first event claims the scan, every later one finds the claim."""
+    """One conditional put per instance: the first event claims the scan, every later one finds the claim.
+
+    A claim whose scan was never recorded can be taken again by the same event: Lambda retries an asynchronous
+    invocation with the same event after the function died (e.g. between the claim and the scan), and without it that
+    instance would never get its first scan. Another event never takes it.
+    """
 
     def __init__(self, table_name: str, client: "DynamoDBClient", ttl_days: int = 90) -> None:
         self._table = table_name
@@ -36,7 +46,8 @@ class DynamoDBFirstScanLedger(FirstScanLedger):
                     "claimed_at": {"N": str(now)},
                     "expires_at": {"N": str(now + self._ttl_seconds)},
                 },
-                ConditionExpression="attribute_not_exists(pk)",
+                ConditionExpression=_UNCLAIMED_OR_UNSENT_BY_THIS_EVENT,
+                ExpressionAttributeValues={":event": {"S": event_id}},
             )
         except ClientError as error:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":

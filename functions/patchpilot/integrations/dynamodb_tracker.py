@@ -60,6 +60,7 @@ def _to_command(command_id: str, item: dict[str, Any]) -> TrackedCommand:
         resume_lease_until=_float(item, "resume_lease_until"),
         heartbeat_interval_seconds=_int(item, "heartbeat_interval") or 60,
         last_heartbeat_at=_float(item, "last_heartbeat_at"),
+        phase=_str(item, "phase"),
     )
 
 
@@ -185,17 +186,21 @@ class DynamoDBInstallTracker(InstallTracker):
         expected: int,
         task_token: str,
         heartbeat_interval_seconds: int = 60,
+        phase: str | None = None,
     ) -> TrackedCommand:
+        phase_values: dict[str, AttributeValueTypeDef] = {":phase": {"S": phase}} if phase else {}
         response = self._client.update_item(
             TableName=self._table,
             Key=self._key(command_id),
             UpdateExpression=(
                 "SET run_id = :run, stage_name = :stage, expected = :expected, task_token = :token, "
                 "heartbeat_interval = :interval, resumed = :false, reported = if_not_exists(reported, :zero), "
-                "failed = if_not_exists(failed, :zero), expires_at = if_not_exists(expires_at, :exp) "
-                "REMOVE foreign_command, resume_lease_until, last_heartbeat_at"
+                "failed = if_not_exists(failed, :zero), expires_at = if_not_exists(expires_at, :exp)"
+                + (", phase = :phase" if phase else "")
+                + " REMOVE foreign_command, resume_lease_until, last_heartbeat_at"
             ),
             ExpressionAttributeValues={
+                **phase_values,
                 ":run": {"S": run_id},
                 ":stage": {"S": stage_name},
                 ":expected": {"N": str(expected)},

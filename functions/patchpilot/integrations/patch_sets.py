@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING, Any, get_args
 
 from patchpilot.integrations.ports import ExclusionLedger, PatchSetStore
 from patchpilot.integrations.runs_table_keys import FROZEN_SORT_KEY, run_key
+from patchpilot.models.bisection import Suspect
 from patchpilot.models.patches import InstancePatch
 from patchpilot.models.policy import OperatingSystem
 from patchpilot.models.rollout import RunContext, StageDefinition, StagePlan
@@ -94,6 +95,10 @@ class S3PatchSetStore(PatchSetStore):
         excluded = self._exclusions.excluded_patches(run_id)
         chosen = [patch for patch in frozen if patch["id"] not in excluded and _eligible(patch, stage)]
         return self._put(f"runs/{run_id}/install-{stage.name}.yaml", install_override_yaml(chosen), "application/yaml")
+
+    def write_install_list(self, run_id: str, name: str, patches: list[Suspect]) -> str:
+        rows = [{"id": patch.patch_id, "title": patch.title} for patch in patches]
+        return self._put(f"runs/{run_id}/{name}.yaml", install_override_yaml(rows), "application/yaml")
 
     def emergency_baseline_override(self, run: RunContext) -> str:
         approved = [*run.patch_ids, *run.cve_ids]

@@ -1,28 +1,36 @@
 """Ports: what the logic needs from the outside world. Adapters implement them; unit tests use in-memory fakes."""
 
+from __future__ import annotations
+
 from abc import ABC, abstractmethod
-from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel
-
-from patchpilot.models.chat import PostResult
 from patchpilot.models.exceptions import BaselineUpdateConflict, RejectedPatchListFull
-from patchpilot.models.exclusion import ExclusionRecord, RetiredExclusion
-from patchpilot.models.patches import InstancePatch, InstancePatchSummary
-from patchpilot.models.records import (
-    BatchRecorded,
-    CalendarState,
-    CommandInfo,
-    ExecutionAttempt,
-    InstanceResult,
-    InvocationInfo,
-    ManagedInstance,
-    TrackedCommand,
-)
-from patchpilot.models.rollout import RunContext, StagePlan
-from patchpilot.models.snapshots import RollbackRecord, RunExecution, SnapshotSet, VolumeSnapshot
+from patchpilot.models.records import InstanceResult
+
+if TYPE_CHECKING:  # annotations only: a handler's cold import builds no model class it does not use
+    from datetime import datetime
+
+    from pydantic import BaseModel
+
+    from patchpilot.models.alerts import Alert
+    from patchpilot.models.approval import ApprovalRecord, DecidedStatus
+    from patchpilot.models.bisection import BisectionRecord, Suspect
+    from patchpilot.models.chat import PostResult
+    from patchpilot.models.exclusion import ExclusionRecord, RetiredExclusion
+    from patchpilot.models.patches import InstancePatch, InstancePatchSummary
+    from patchpilot.models.records import (
+        BatchRecorded,
+        CalendarState,
+        CommandInfo,
+        ExecutionAttempt,
+        InvocationInfo,
+        ManagedInstance,
+        TrackedCommand,
+    )
+    from patchpilot.models.rollout import RunContext, StagePlan
+    from patchpilot.models.snapshots import RollbackRecord, RunExecution, SnapshotSet, VolumeSnapshot
 
 
 class RecordOutcome(StrEnum):
@@ -74,8 +82,9 @@ class InstallTracker(ABC):
         expected: int,
         task_token: str,
         heartbeat_interval_seconds: int = 60,
+        phase: str | None = None,
     ) -> TrackedCommand:
-        """Store the callback token, the expected count and the heartbeat interval; return the row after it."""
+        """Store the token, expected count, heartbeat interval and phase (install/scan/health); return the row."""
 
     @abstractmethod
     def claim_resume(self, command_id: str, task_token: str, now: float, lease_seconds: int) -> bool:
@@ -178,7 +187,7 @@ class FirstScanLedger(ABC):
 
     @abstractmethod
     def claim(self, instance_id: str, event_id: str) -> bool:
-        """Claim the first scan of an instance; True for exactly one caller."""
+        """Claim the first scan of an instance; True for one event (again for it while no scan is recorded)."""
 
     @abstractmethod
     def record_command(self, instance_id: str, command_id: str) -> None:
@@ -199,6 +208,10 @@ class PatchSetStore(ABC):
     @abstractmethod
     def install_list_for(self, run_id: str, stage: StagePlan) -> str | None:
         """S3 URL of the InstallOverrideList for a production stage (frozen set filtered for it), None if unfrozen."""
+
+    @abstractmethod
+    def write_install_list(self, run_id: str, name: str, patches: list[Suspect]) -> str:
+        """Write an InstallOverrideList naming exactly these patches (id and title) for the run: its URL."""
 
     @abstractmethod
     def emergency_baseline_override(self, run: RunContext) -> str:
@@ -251,11 +264,6 @@ class RolloutStarter(ABC):
     @abstractmethod
     def start(self, execution_name: str, request: BaseModel) -> tuple[str, bool]:
         """Start an execution; returns (execution ARN, whether this call started it)."""
-
-
-# Approval gate and alerts. Imported here, at the end, so the block can be appended without touching the header.
-from patchpilot.models.alerts import Alert  # noqa: E402
-from patchpilot.models.approval import ApprovalRecord, DecidedStatus  # noqa: E402
 
 
 class RunLedger(ABC):
@@ -541,3 +549,15 @@ class RunExecutions(ABC):
     @abstractmethod
     def executions_of(self, run_id: str) -> list[RunExecution]:
         """Every execution of the run, with the stage a running one works on."""
+
+
+class BisectionLedger(ABC):
+    """The runs table's record of a stage attempt's bisection (suspects, rounds, verdicts)."""
+
+    @abstractmethod
+    def bisection(self, run_id: str, stage_name: str, attempt: int) -> BisectionRecord | None:
+        """The bisection of the stage attempt (None: it never bisected)."""
+
+    @abstractmethod
+    def save(self, record: BisectionRecord) -> None:
+        """Write the record (it replaces the earlier one of the same stage attempt)."""

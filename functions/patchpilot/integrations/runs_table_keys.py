@@ -10,6 +10,7 @@ One table (``pk``/``sk``, template.yaml ``RunsTable``) holds:
 ``RUN#<run>``                     ``EXCLUSION_REMOVED#<stage>#…`` an exclusion an operator retired (evidence)
 ``RUN#<run>``                     ``SNAPSHOT#<stage>#<instance>`` an instance's pre-patch snapshot set
 ``RUN#<run>``                     ``ROLLBACK#<instance>#<task>``  a root-volume restore started by ``rollback``
+``RUN#<run>``                     ``BISECTION#<stage>#<attempt>`` a stage attempt's bisection (suspects, rounds)
 ``COMMAND#<id>``                  ``COMMAND`` / ``INSTANCE#<i>``  install tracking and per-instance results
 ``INSTANCE#<i>``                  ``FIRST_SCAN``                  the first-scan claim of a new instance
 ``APPROVAL#<id>``                 ``APPROVAL``                    an approval
@@ -35,6 +36,7 @@ FIRST_SCAN_SORT_KEY = "FIRST_SCAN"
 APPROVAL_SORT_KEY = "APPROVAL"
 SNAPSHOT_PREFIX = "SNAPSHOT#"
 ROLLBACK_PREFIX = "ROLLBACK#"
+BISECTION_PREFIX = "BISECTION#"
 
 PENDING_APPROVALS_INDEX = "PendingApprovals"
 PENDING_APPROVAL_ATTRIBUTE = "pending_approval"
@@ -101,3 +103,8 @@ def snapshot_set_sort_key(stage_name: str, instance_id: str) -> str:
 def rollback_sort_key(instance_id: str, task_id: str) -> str:
     """Sort key of a rollback of an instance: its replace-root-volume task (one row per task, however often asked)."""
     return f"{ROLLBACK_PREFIX}{instance_id}#{task_id}"
+
+
+def bisection_sort_key(stage_name: str, attempt: int) -> str:
+    """Sort key of the bisection of a stage attempt of a run."""
+    return f"{BISECTION_PREFIX}{stage_name}#{attempt}"

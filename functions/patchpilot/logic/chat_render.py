@@ -23,7 +23,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from patchpilot.logic.rollback import rollback_command
+from patchpilot.logic.commands import rollback_command
 from patchpilot.models.alerts import Alert, AlertKind, Severity
 from patchpilot.models.chat import ChatMessage, Platform, UnrenderableAlert
 

@@ -35,3 +35,11 @@ def parse_command_comment(comment: str) -> CommandOwner | None:
     """The run and stage named by a command comment, or None when PatchPilot did not write it."""
     match = _COMMENT.match(comment)
     return None if match is None else CommandOwner(match["run_id"], match["stage_name"])
+
+
+ROLLBACK_COMMAND = "patchpilot rollback --run {run} --instance {instance}"
+
+
+def rollback_command(run_id: str, instance_id: str) -> str:
+    """The exact command that restores an instance's root volume from its pre-patch snapshot of a run."""
+    return ROLLBACK_COMMAND.format(run=run_id, instance=instance_id)

@@ -4,6 +4,11 @@ Ordering: every stored node row carries the moment its data was observed (an eve
 start); a write never replaces a row observed later, so repeated and out-of-order events have no effect, and a
 refresh never overwrites what an event reported after it began. A refresh reads the whole fleet before it writes
 anything: when a read fails half-way, nothing is replaced and on-call is alerted.
+
+Refreshes, reports and stage reports write only the nodes that changed: a row that would differ from the stored one
+in nothing but its observation moment is left as it is (issue 12: rewriting every node on every refresh and report
+cost a write per node and day, most of them unchanged). Such a row keeps its older observation moment, so an event
+observed after it still applies (an event re-reads the node from SSM: it writes the node's current state).
 """
 
 from collections.abc import Iterable
@@ -38,6 +43,21 @@ def _with_first_seen(
     """The lacking patches, each stamped with the first time PatchPilot saw it lacking on this node."""
     known = {p.patch_id: p.first_seen for p in previous.missing_patches} if previous is not None else {}
     return tuple(patch.model_copy(update={"first_seen": known.get(patch.patch_id) or now}) for patch in patches)
+
+
+def unchanged(node: NodeCompliance, stored: NodeCompliance | None) -> bool:
+    """Whether a freshly derived node says nothing its stored row does not (the observation moment aside)."""
+    return stored is not None and node.model_copy(update={"observed_at": stored.observed_at}) == stored
+
+
+def store_changed_nodes(store: ComplianceStore, nodes: Iterable[NodeCompliance], stored: list[NodeCompliance]) -> int:
+    """Write the nodes that changed since their stored rows (a refresh's or report's snapshot); returns how many."""
+    previous = {node.node_id: node for node in stored}
+    written = 0
+    for node in nodes:
+        if not unchanged(node, previous.get(node.node_id)):
+            written += store.put_node(node, event_id=None)
+    return written
 
 
 def open_operations(source: FleetComplianceSource) -> dict[str, OpenOperation]:
@@ -88,10 +108,17 @@ def collect_facts(source: FleetComplianceSource, previous: dict[str, NodeComplia
 
 
 def take_snapshot(
-    source: FleetComplianceSource, store: ComplianceStore, rules: ComplianceRules, now: datetime
+    source: FleetComplianceSource,
+    store: ComplianceStore,
+    rules: ComplianceRules,
+    now: datetime,
+    stored: list[NodeCompliance] | None = None,
 ) -> list[NodeCompliance]:
-    """Every node's derived compliance right now (reads only; raises `ComplianceReadFailed`)."""
-    previous = {node.node_id: node for node in store.nodes()}
+    """Every node's derived compliance right now (reads only; raises `ComplianceReadFailed`).
+
+    ``stored`` is the store's rows when the caller read them already.
+    """
+    previous = {node.node_id: node for node in (store.nodes() if stored is None else stored)}
     return [derive_node(facts, rules, now) for facts in collect_facts(source, previous, now)]
 
 
@@ -139,8 +166,7 @@ def refresh(
         alerts.publish(_refresh_failed_alert(str(error), len(stored), now))
         return RefreshOutcome(status="kept_previous", nodes=0, previous_nodes=len(stored), error=str(error))
     nodes = [derive_node(node_facts, rules, now) for node_facts in facts]
-    for node in nodes:
-        store.put_node(node, event_id=None)
+    store_changed_nodes(store, nodes, stored)
     current = {node.node_id for node in nodes}
     store.remove_nodes(sorted(node.node_id for node in stored if node.node_id not in current), observed_before=now)
     summary = summarize(nodes, now)
@@ -218,6 +244,6 @@ def update_nodes(
                 missing_patches=_with_first_seen(lacking, current[0] if current else None, now),
             )
             node = derive_node(facts, rules, now)
-            if store.put_node(node, event_id=None):
+            if not unchanged(node, current[0] if current else None) and store.put_node(node, event_id=None):
                 written.append(node)
     return written

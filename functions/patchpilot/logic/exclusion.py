@@ -1,10 +1,11 @@
 """Auto-exclusion: find the patch(es) that broke a stage, reject them in the baselines, record the decision."""
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from patchpilot.integrations.ports import ExclusionLedger, PatchBaselines, PatchInventory
+from patchpilot.integrations.ports import BisectionLedger, ExclusionLedger, PatchBaselines, PatchInventory
+from patchpilot.models.bisection import BisectionRecord
 from patchpilot.models.exceptions import InvalidExclusionRequest
 from patchpilot.models.exclusion import (
     MAX_DECISION_PATCHES,
@@ -36,6 +37,8 @@ class Correlation:
     patches: list[PatchEvidence]
     failing_instances: dict[str, list[str]] = field(default_factory=dict)
     healthy_instances: dict[str, list[str]] = field(default_factory=dict)
+    group: list[PatchEvidence] = field(default_factory=list)  # inconclusive: every indistinguishable patch
+    undecided: dict[str, list[PatchEvidence]] = field(default_factory=dict)  # per inconclusive OS: its full group
 
 
 @dataclass
@@ -141,6 +144,7 @@ def _correlate_one_system(
             group[:MAX_EVIDENCE_PATCHES],
             failing,
             healthy_with,
+            group=group,
         )
     top_evidence = group[0]
     others = [s.patch_id for s in suspects if s.patch_id not in failing][:MAX_EVIDENCE_PATCHES]
@@ -238,7 +242,8 @@ def correlate_patches(
         )
         for system in sorted(set(unhealthy.values()))
     }
-    return _merge(decided)
+    undecided = {system: c.group for system, c in decided.items() if c.outcome == "inconclusive" and c.group}
+    return replace(_merge(decided), undecided=undecided)
 
 
 def rejection_entry(patch_id: str, title: str, operating_system: str) -> str:
@@ -349,6 +354,38 @@ def _entries_of(patch: PatchEvidence, rejections: Sequence[BaselineRejection]) -
     return sorted(entry for entry in wanted if any(entry in r.patch_ids for r in rejections))
 
 
+def bisected_correlation(record: BisectionRecord) -> Correlation:
+    """The ``exclude`` correlation of a concluded bisection: its culprits, each on the instance it broke.
+
+    The evidence is the bisection's: the culprit broke the instance it was installed on, alone or with others that
+    did not, while the other suspects installed cleanly there.
+    """
+    patches: list[PatchEvidence] = []
+    failing: dict[str, list[str]] = {}
+    for subject in record.subjects:
+        for culprit in subject.culprits:
+            title = next(s.title for s in subject.suspects if s.patch_id == culprit)
+            patches.append(
+                PatchEvidence(
+                    patch_id=culprit,
+                    title=title,
+                    failing_with=1,
+                    failing_total=1,
+                    healthy_with=0,
+                    healthy_total=0,
+                    failed_installs=0,
+                    operating_systems=[subject.operating_system],
+                )
+            )
+            failing[culprit] = sorted({*failing.get(culprit, []), subject.instance_id})
+    reason = "bisection: " + "; ".join(
+        f"{s.operating_system} on {s.instance_id}: {', '.join(s.culprits)} broke it, among {len(s.suspects)} "
+        f"suspects, in {len(s.observations)} round(s)"
+        for s in record.subjects
+    )
+    return Correlation("exclude", reason, patches[:MAX_DECISION_PATCHES], failing, {p: [] for p in failing})
+
+
 def _instances(request: ExclusionRequest) -> tuple[dict[str, str], dict[str, str]]:
     unhealthy = {i.instance_id: i.platform for i in request.unhealthy}
     healthy = {i.instance_id: i.platform for i in request.healthy}
@@ -366,6 +403,7 @@ def exclude_failing_patches(
     baselines: PatchBaselines,
     ledger: ExclusionLedger,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    bisections: BisectionLedger | None = None,
 ) -> ExclusionDecision:
     """Decide which patch broke a failed stage, reject it in the stage's baselines and record the decision.
 
@@ -384,6 +422,9 @@ def exclude_failing_patches(
         Ports to the instances' patch states, the patch baselines and the runs table.
     now : Callable[[], datetime]
         The clock.
+    bisections : BisectionLedger | None
+        Where a bisection of the stage attempt is recorded: once it concluded with culprits, those are the decision
+        (bisection tells apart what correlation could not), excluded the same way.
 
     Returns
     -------
@@ -397,11 +438,16 @@ def exclude_failing_patches(
         An instance is listed twice, or as both unhealthy and healthy.
     """
     unhealthy, healthy = _instances(request)
-    patches = {
-        instance_id: inventory.installed_during(instance_id, request.run_started_at)
-        for instance_id in [*unhealthy, *healthy]
-    }
-    correlation = correlate_patches(unhealthy, healthy, patches, request.run_started_at, request.thresholds)
+    bisected = bisections.bisection(request.run_id, request.stage_name, request.attempt) if bisections else None
+    if bisected is not None and bisected.status == "concluded" and bisected.culprits_by_system():
+        correlation = bisected_correlation(bisected)
+        unhealthy |= {s.instance_id: s.operating_system for s in bisected.subjects}
+    else:
+        patches = {
+            instance_id: inventory.installed_during(instance_id, request.run_started_at)
+            for instance_id in [*unhealthy, *healthy]
+        }
+        correlation = correlate_patches(unhealthy, healthy, patches, request.run_started_at, request.thresholds)
     decided_at = now()
 
     def decision(outcome: ExclusionOutcome, reason: str, **extra: object) -> ExclusionDecision:

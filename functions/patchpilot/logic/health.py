@@ -4,6 +4,8 @@ from patchpilot.integrations.ports import AlarmMonitor, CommandDirectory, Instal
 from patchpilot.logic.platforms import operating_system_of
 from patchpilot.logic.silent_patching import APPROVES_NOTHING, silent_patching_reasons
 from patchpilot.logic.stage_plan import canary_tag_value
+from patchpilot.models.bisection import BISECT_TAG_KEY
+from patchpilot.models.records import ManagedInstance
 from patchpilot.models.rollout import CANARY_TAG_KEY, MAX_SAMPLE, InstanceRef, StageVerdict, VerifyStageRequest
 
 NOT_DELIVERED_REASONS = {
@@ -77,6 +79,40 @@ def _command_reasons(
     return reasons
 
 
+def _add_patch_state_reasons(
+    request: VerifyStageRequest,
+    instances: dict[str, ManagedInstance],
+    reasons: dict[str, list[str]],
+    compliance: PatchComplianceReader,
+) -> None:
+    """After an install: a failed patch in the post-patch scan; after a patch step, silent patching too."""
+    stage = request.stage
+    summaries = compliance.summaries(sorted(instances))
+    for summary in summaries:
+        if summary.failed > 0 and summary.instance_id in reasons:
+            reasons[summary.instance_id].append("patch_failed")
+    if request.phase_set == "bisect":
+        return
+    systems = {
+        instance_id: operating_system_of(info.platform_type, info.platform_name, info.platform_version)
+        for instance_id, info in instances.items()
+    }
+    installed = [i for i in instances if not any(why.startswith("install_") for why in reasons[i])]
+    follows_baseline = stage.role != "production" and request.run.mode != "emergency"
+    for instance_id, why in silent_patching_reasons(systems, summaries, follows_baseline, installed).items():
+        reasons[instance_id].extend(why)
+
+
+def _judged_tag(request: VerifyStageRequest, patch_group_tag_key: str) -> tuple[str, str]:
+    """The tag of the instances a step judges: its canaries, its bisected instance, or the whole patch group."""
+    run_id, stage = request.run.run_id, request.stage
+    if request.phase_set == "canary":
+        return CANARY_TAG_KEY, canary_tag_value(run_id, stage.name)
+    if request.phase_set == "bisect":
+        return BISECT_TAG_KEY, f"{run_id}/{stage.name}"
+    return patch_group_tag_key, stage.patch_group
+
+
 def verify_stage_health(
     request: VerifyStageRequest,
     tracker: InstallTracker,
@@ -97,7 +133,10 @@ def verify_stage_health(
     within the stage's error budget (``max_errors``), no OS approves nothing (a configuration fault no budget covers)
     and none of the stage's CloudWatch alarms is in ALARM. A ``canary`` step judges the instances that carry the
     run's canary tag, with no error budget: one unhealthy canary stops the stage before the rest of the group is
-    touched. Samples are taken round-robin over operating systems (``stratified_sample``).
+    touched. A ``bisect`` round judges the one instance that carries the stage's bisection tag on its commands, its
+    reachability and its post-patch scan only: it installed a subset of the suspects on purpose (approved patches
+    stay missing), and the stage's alarms may still fire from the failure being bisected. Samples are taken
+    round-robin over operating systems (``stratified_sample``).
 
     Parameters
     ----------
@@ -116,32 +155,18 @@ def verify_stage_health(
     """
     stage = request.stage
     canary = request.phase_set == "canary"
-    key, value = (
-        (CANARY_TAG_KEY, canary_tag_value(request.run.run_id, stage.name))
-        if canary
-        else (patch_group_tag_key, stage.patch_group)
-    )
+    bisect = request.phase_set == "bisect"
+    key, value = _judged_tag(request, patch_group_tag_key)
     instances = {i.instance_id: i for i in directory.managed_instances(key, value)}
     reasons = _command_reasons(request, tracker, set(instances))
     for instance_id, instance in instances.items():
         if instance.ping_status != "Online":
             reasons[instance_id].append("unreachable")
-    if request.phase_set in ("canary", "patch") and instances:
-        summaries = compliance.summaries(sorted(instances))
-        for summary in summaries:
-            if summary.failed > 0 and summary.instance_id in reasons:
-                reasons[summary.instance_id].append("patch_failed")
-        systems = {
-            instance_id: operating_system_of(info.platform_type, info.platform_name, info.platform_version)
-            for instance_id, info in instances.items()
-        }
-        installed = [i for i in instances if not any(why.startswith("install_") for why in reasons[i])]
-        follows_baseline = stage.role != "production" and request.run.mode != "emergency"
-        for instance_id, why in silent_patching_reasons(systems, summaries, follows_baseline, installed).items():
-            reasons[instance_id].extend(why)
-    in_alarm = alarms.alarms_in_alarm(stage.alarm_name_prefix) if stage.alarm_name_prefix else []
+    if request.phase_set in ("canary", "patch", "bisect") and instances:
+        _add_patch_state_reasons(request, instances, reasons, compliance)
+    in_alarm = alarms.alarms_in_alarm(stage.alarm_name_prefix) if stage.alarm_name_prefix and not bisect else []
     unhealthy = sorted(instance_id for instance_id, why in reasons.items() if why)
-    budget = 0 if canary else allowed_failures(stage.max_errors, len(instances))
+    budget = 0 if canary or bisect else allowed_failures(stage.max_errors, len(instances))
     counts: dict[str, int] = {}
     for why in reasons.values():
         for reason in set(why):

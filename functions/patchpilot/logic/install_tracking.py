@@ -92,6 +92,7 @@ def tally_of(command: TrackedCommand, command_finished: bool = False) -> Install
         failed=command.failed,
         not_reported=missing if complete else 0,
         complete=complete,
+        phase=command.phase,
     )
 
 
@@ -257,6 +258,7 @@ def register_install_wait(
         request.expected_instances,
         request.task_token,
         heartbeat_interval_for(request.heartbeat_seconds),
+        request.phase,
     )
     _resume_if_complete(command, tracker, callbacks, directory, now)
     return tally_of(command)

@@ -13,7 +13,7 @@ from datetime import datetime
 from patchpilot.integrations.compliance_ports import ComplianceStore, FleetComplianceSource, ReportStore
 from patchpilot.integrations.ports import ExclusionLedger, InstallTracker, PatchInventory, SnapshotLedger
 from patchpilot.logic.compliance import risk_assessment, summarize
-from patchpilot.logic.compliance_collection import take_snapshot
+from patchpilot.logic.compliance_collection import store_changed_nodes, take_snapshot
 from patchpilot.logic.rollback import rollback_plan
 from patchpilot.models.compliance import (
     ComplianceRules,
@@ -261,7 +261,8 @@ def build_compliance_report(
     tuple of ComplianceReport and ReportLocation
         The report and where its HTML, CSV and JSON were stored.
     """
-    nodes = take_snapshot(source, store, rules, now)
+    stored_nodes = store.nodes()
+    nodes = take_snapshot(source, store, rules, now, stored_nodes)
     stages = stage_reports_of(run_id, reports) if run_id else []
     timings = [
         StageTiming(stage_name=s.stage_name, started_at=s.started_at, finished_at=s.patched_at)
@@ -273,8 +274,7 @@ def build_compliance_report(
     before = None
     if run_started_at is not None:
         before = next((s for s in reversed(history) if s.taken_at <= run_started_at), None)
-    for node in nodes:
-        store.put_node(node, event_id=None)
+    store_changed_nodes(store, nodes, stored_nodes)
     store.add_summary(summary, None if on_demand else run_id)
     prefix = report_prefix(run_id, now, on_demand)
     location = ReportLocation(

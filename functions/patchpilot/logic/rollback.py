@@ -5,16 +5,10 @@ from datetime import datetime
 from typing import get_args
 
 from patchpilot.integrations.ports import RunExecutions, SnapshotLedger, VolumeSnapshots
+from patchpilot.logic.commands import rollback_command
 from patchpilot.logic.snapshots import snapshot_tags
 from patchpilot.models.exceptions import RollbackRefused
 from patchpilot.models.snapshots import RollbackPlanRow, RollbackRecord, RollbackTaskState, RunExecution, SnapshotSet
-
-ROLLBACK_COMMAND = "patchpilot rollback --run {run} --instance {instance}"
-
-
-def rollback_command(run_id: str, instance_id: str) -> str:
-    """The exact command that restores an instance's root volume from its pre-patch snapshot of a run."""
-    return ROLLBACK_COMMAND.format(run=run_id, instance=instance_id)
 
 
 def client_token(run_id: str, instance_id: str, snapshot_id: str) -> str:

@@ -19,7 +19,9 @@ from patchpilot.models.rollout import (
     CommandSpec,
     CommandTarget,
     Phase,
+    RunContext,
     StageCommands,
+    StagePlan,
     StageStepRequest,
 )
 
@@ -306,3 +308,52 @@ def plan_stage_step(
     start = decide_install_start(request, clock, calendar)
     planned = plan_stage_commands(request, directory, patch_sets, patch_group_tag_key, tags, start.start_now)
     return planned.model_copy(update={"start": start})
+
+
+def bisect_round_commands(
+    run: RunContext,
+    stage: StagePlan,
+    attempt: int,
+    round_number: int,
+    install_list: str,
+    tag_key: str,
+    tag_value: str,
+) -> StageCommands:
+    """The commands of a bisection round: install a subset of the suspects, post-patch scan, health commands.
+
+    They target the bisected instance alone, by the bisection tag (``tag_key=tag_value``, set on that instance only):
+    AWS-RunPatchBaseline installs exactly the patches its InstallOverrideList names (SSM user guide,
+    patch-manager-about-aws-runpatchbaseline, InstallOverrideList), with the stage's reboot option, and the scan and
+    the stage's health checks then verify the instance. Every round has its own baseline `SnapshotId`.
+    """
+    targets = [CommandTarget(Key=f"tag:{tag_key}", Values=[tag_value])]
+    comment = install_command_comment(run.run_id, stage.name)
+    snapshot = snapshot_id(run.run_id, f"{stage.name}/bisect/{round_number}", attempt)
+
+    def command(phase: Phase, document: str, parameters: dict[str, list[str]], seconds: int) -> CommandSpec:
+        return CommandSpec(
+            phase=phase,
+            document_name=document,
+            parameters=parameters,
+            targets=targets,
+            max_concurrency="100%",
+            max_errors="100%",
+            comment=comment,
+            timeout_seconds=delivery_timeout_seconds(1, "100%", seconds),
+        )
+
+    install: dict[str, list[str]] = {
+        "Operation": ["Install"],
+        "RebootOption": [stage.reboot_option],
+        "SnapshotId": [snapshot],
+        "InstallOverrideList": [install_list],
+    }
+    commands = [
+        command("install", PATCH_DOCUMENT, install, stage.install_minutes * 60),
+        command("scan", PATCH_DOCUMENT, {"Operation": ["Scan"], "SnapshotId": [snapshot]}, SCAN_MINUTES * 60),
+    ]
+    for check in (stage.health_check, stage.windows_health_check):
+        if check is not None:
+            parameters = {"commands": check.commands, "executionTimeout": [str(check.timeout_seconds)]}
+            commands.append(command("health", check.document_name, parameters, check.timeout_seconds))
+    return StageCommands(targeted_instances=1, commands=commands)

@@ -55,6 +55,7 @@ class ExclusionRequest(_Model):
     healthy: list[SampledInstance] = Field(default_factory=list, max_length=MAX_SAMPLED_INSTANCES)
     later_patch_groups: list[PatchGroupName] = Field(default_factory=list, max_length=20)
     thresholds: ExclusionThresholds = ExclusionThresholds()
+    attempt: int = Field(default=1, ge=1, le=5)  # the stage attempt: a concluded bisection of it names the culprits
 
 
 class PatchEvidence(_Model):

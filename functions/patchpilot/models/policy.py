@@ -21,6 +21,7 @@ from patchpilot.models.rollout import (
     INSTALL_MINUTES,
     MAX_INSTALL_MINUTES,
     MIN_INSTALL_MINUTES,
+    BisectPolicy,
     CalendarName,
     CanaryPolicy,
     HealthCheck,
@@ -244,6 +245,23 @@ class Stage(_PolicyModel):
         description="Pre-patch EBS snapshots of every instance before the install (EC2 CreateSnapshots), kept "
         "retention_days; absent: on for production stages, off for test stages.",
     )
+    bisect: BisectPolicy | Literal[False] | None = Field(
+        default=None,
+        description="When correlation cannot tell the suspects apart, bisect them on a restored instance "
+        "(`{max_rounds: N}`); needs the stage's snapshots. `false`: halt instead. Unset: on wherever the stage takes "
+        "snapshots.",
+    )
+
+    @field_validator("bisect", mode="before")
+    @classmethod
+    def _one_bisect_error(cls, value: object) -> object:
+        """A malformed bisect reports its own problem only (not also "Input should be False")."""
+        if not isinstance(value, dict):
+            return value
+        try:
+            return BisectPolicy.model_validate(value)
+        except ValidationError as error:
+            raise ValueError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())) from None
 
 
 class PatchGroup(_PolicyModel):
@@ -325,6 +343,7 @@ class PatchPolicy(_PolicyModel):
                     f"allowed values: {', '.join(self.environments)}"
                 )
         problems.extend(self._first_window_problems())
+        problems.extend(self._bisect_problems())
         if self.default_patch_group not in self.patch_groups:
             problems.append(
                 f"default_patch_group: {self.default_patch_group!r} is not a patch group; "
@@ -339,6 +358,25 @@ class PatchPolicy(_PolicyModel):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def takes_snapshots(self, stage_name: str) -> bool:
+        """Whether a stage snapshots before its install: as configured, else production (prod environment) only."""
+        configured = self.stages[stage_name].snapshots
+        if configured is not None:
+            return configured.enabled
+        groups = [g for g in self.patch_groups.values() if g.stage == stage_name]
+        return any(g.environment == "prod" for g in groups)
+
+    def _bisect_problems(self) -> list[str]:
+        """A stage that bisects restores instances from their pre-patch snapshots: it must take them."""
+        return [
+            f"stages.{name}.bisect: bisection restores instances from their pre-patch snapshots, and this stage takes "
+            "none; turn them on (snapshots: {enabled: true}) or remove bisect"
+            for name, stage in self.stages.items()
+            if isinstance(stage.bisect, BisectPolicy)
+            and any(g.stage == name for g in self.patch_groups.values())
+            and not self.takes_snapshots(name)
+        ]
 
     def _first_window_problems(self) -> list[str]:
         """The first stage's window must still take installs when the cycle starts (else it waits a month)."""

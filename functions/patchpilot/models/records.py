@@ -24,6 +24,7 @@ class TrackedCommand(_Record):
     resume_lease_until: float | None = None
     heartbeat_interval_seconds: int = 60
     last_heartbeat_at: float | None = None
+    phase: str | None = None
 
 
 class CommandInfo(_Record):

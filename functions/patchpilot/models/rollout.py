@@ -24,7 +24,7 @@ PatchId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:+~
 CveId = Annotated[str, StringConstraints(pattern=r"^CVE-\d{4}-\d{4,7}$")]
 StageRole = Literal["test", "production"]
 Phase = Literal["install", "scan", "health"]
-PhaseSet = Literal["canary", "patch", "verify"]
+PhaseSet = Literal["canary", "patch", "verify", "bisect"]
 MAX_SAMPLE = 50
 MAX_CANARIES = 50
 CANARY_TAG_KEY = "PatchPilotCanary"
@@ -82,6 +82,19 @@ class CanaryPolicy(_Model):
 
 
 DEFAULT_PRODUCTION_CANARY = CanaryPolicy(per_os=1)
+DEFAULT_BISECT_ROUNDS = 8
+
+
+class BisectPolicy(_Model):
+    """A stage's bisection of suspects that correlation cannot tell apart (``bisect:`` of a stage in the policy).
+
+    Bisection restores an unhealthy instance from its pre-patch snapshot, installs half of the suspects, verifies and
+    narrows: it needs the stage's pre-patch snapshots. ``max_rounds`` caps the rounds per operating system; halving
+    needs ceil(log2(suspects)) rounds to find one culprit, plus one round that installs the rest to confirm it was the
+    only one.
+    """
+
+    max_rounds: int = Field(default=DEFAULT_BISECT_ROUNDS, ge=1, le=12)
 
 
 CalendarName = Annotated[
@@ -110,6 +123,16 @@ class StageDefinition(_Model):
     change_calendar: CalendarName | None = None  # an SSM Change Calendar: CLOSED holds the install back
     canary: CanaryPolicy | None = None  # None: the whole group at once
     snapshots: SnapshotSettings | None = None  # pre-patch snapshots of the stage's instances (None: none taken)
+    bisect: BisectPolicy | None = None  # bisect indistinguishable suspects (needs snapshots; None: halt instead)
+
+    @model_validator(mode="after")
+    def _bisect_needs_snapshots(self) -> Self:
+        if self.bisect is not None and (self.snapshots is None or not self.snapshots.enabled):
+            raise ValueError(
+                f"stage {self.name}: bisect restores instances from their pre-patch snapshots; turn snapshots on "
+                "for the stage (snapshots: {enabled: true}) or remove bisect"
+            )
+        return self
 
 
 class StageCatalog(_Model):

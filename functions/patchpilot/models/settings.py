@@ -69,6 +69,12 @@ class AlertSettings(_EnvSettings):
     alert_topic_arn: str = Field(alias="ALERT_TOPIC_ARN", pattern=r"^arn:aws[a-z-]*:sns:")
 
 
+class ChatLeaseSettings(_EnvSettings):
+    """How long a chat post's claim keeps other deliveries of the alert away (a crashed poster's claim lapses then)."""
+
+    posting_lease_seconds: float = Field(default=120.0, alias="CHAT_POSTING_LEASE_SECONDS", gt=0, le=900)
+
+
 class ChatSettings(_EnvSettings):
     """Where the chat secret is (its ARN, never its value) and where undeliverable input is kept."""
 

@@ -1,6 +1,6 @@
 """Command-level state models (send, wait, reconcile) and the shared field types. Keys and counts only."""
 
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
@@ -13,6 +13,7 @@ RateValue = Annotated[str, StringConstraints(pattern=r"^([1-9][0-9]{0,4}|(100|[1
 ErrorBudget = Annotated[str, StringConstraints(pattern=r"^([0-9]{1,5}|(100|[1-9]?[0-9])%)$")]
 
 MAX_BAKE_SECONDS = 14 * 24 * 3600
+CommandPhase = Literal["install", "scan", "health"]  # the same values as models.rollout.Phase
 
 
 class _StateModel(Utf8Input):
@@ -25,6 +26,9 @@ class WaitLimits(_StateModel):
     install_timeout_seconds: int = Field(default=4 * 3600, ge=1, le=7 * 24 * 3600)
     heartbeat_seconds: int = Field(default=900, ge=1, le=24 * 3600)
     max_reconcile_attempts: int = Field(default=3, ge=1, le=10)
+    # A bisection's wait between polls of a root-volume restore (EC2 emits no event when it ends). 0 polls at once:
+    # only where time is compressed (the local runtime: a restore is 5 simulated minutes, 0.08 s of real time).
+    restore_poll_seconds: int = Field(default=30, ge=0, le=600)
 
     @model_validator(mode="after")
     def _heartbeat_within_timeout(self) -> Self:
@@ -48,6 +52,7 @@ class AwaitInstallRequest(_StateModel):
     command_id: CommandId
     expected_instances: int = Field(ge=1)
     heartbeat_seconds: int | None = Field(default=None, ge=1, le=24 * 3600)
+    phase: CommandPhase | None = None  # kept on the tracking row: the resume answers with it
 
 
 class InstallTally(_StateModel):
@@ -60,6 +65,7 @@ class InstallTally(_StateModel):
     failed: int
     not_reported: int = 0
     complete: bool
+    phase: str | None = None  # the command's phase in its stage step (from the wait), so the wait's result names it
 
 
 class ReconcileRequest(_StateModel):
