@@ -20,6 +20,7 @@ import json
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -27,6 +28,7 @@ import boto3
 
 from patchpilot.integrations.chat_redrive import RedriveReport, redrive
 from patchpilot_sim.sns_lambda import SnsLambdaDelivery, Subscription
+from patchpilot_sim.sqs_poller import queue_message_ids, queue_state
 
 if TYPE_CHECKING:
     from patchpilot_sim.chat_sink import ChatSink
@@ -217,4 +219,52 @@ class LocalChat:
             boto3.client("lambda", region_name=self.runtime.region),
             self.runtime.resources.queue_urls[CHAT_DEAD_LETTER_QUEUE],
             self.runtime._function_arn(NOTIFIER),
+        )
+
+
+ON_CALL_REDRIVE_SECONDS = 3600.0
+
+
+class OnCallRedrive:
+    """The on-call operator answering the chat dead-letter alarm: ``patchpilot chat redrive`` within the hour.
+
+    The template's ChatDeadLetterAlarm goes to ALARM when the chat dead-letter queue holds a visible message (one
+    5-minute period) and notifies on-call, who runs the redrive (`ON_CALL_REDRIVE_SECONDS` later, simulated). A
+    message the redrive cannot deliver yet stays, hidden for the redrive's visibility timeout, and the alarm calls
+    again when it shows. The queue keeps a message for its retention (14 days, SQS's maximum, `MessageRetentionPeriod`
+    in template.yaml), less than a monthly cycle: an operator who waited for the cycle's end would find the outage's
+    first alerts deleted, as on AWS (Amazon SQS developer guide, "Amazon SQS message retention";
+    CloudWatch "Using Amazon CloudWatch alarms").
+    """
+
+    def __init__(self, chat: LocalChat, say: Callable[[str], None]) -> None:
+        self.chat = chat
+        self.say = say
+        self.url = chat.runtime.resources.queue_urls[CHAT_DEAD_LETTER_QUEUE]
+        self.dead_lettered: set[str] = set()  # every message id the queue held
+        self.redelivered = 0
+        self.still_failing = 0
+        self._called = False
+        chat.runtime.clock.add_work_source(self.watch)
+
+    def watch(self) -> bool:
+        """A work source that never counts as work: the alarm sees a visible message and calls on-call."""
+        if queue_state(self.url).visible and not self._called:
+            self._called = True
+            self.chat.runtime.scheduler.after(ON_CALL_REDRIVE_SECONDS, self.redrive)
+        return False
+
+    def redrive(self) -> None:
+        """Run the redrive now (also at the end of a cycle, for what is left)."""
+        self._called = False
+        held = queue_message_ids(self.url)
+        if not held:
+            return
+        self.dead_lettered |= held
+        report = self.chat.redrive()
+        self.redelivered += report.redelivered
+        self.still_failing += len(report.still_failing)
+        self.say(
+            f"[sim {self.chat.runtime.clock.now():%a %d %H:%M}] on-call: patchpilot chat redrive: redelivered "
+            f"{report.redelivered}, still failing {len(report.still_failing)}"
         )

@@ -12,9 +12,10 @@ https://boto3.amazonaws.com/v1/documentation/api/latest/guide/retries.html; Dyna
 with DynamoDB", https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Programming.Errors.html: "the AWS
 SDKs implement automatic retry logic and exponential backoff"). So a handler's call is answered at `before-send`,
 once per attempt, as the raw HTTP response of the JSON protocol (`__type`, message, `x-amzn-RequestId`, the status
-AWS uses): botocore parses it as it parses AWS's, and its retry handler decides, with its real backoff. A rate of
-1 % is a 1 % chance per *attempt*, the faithful model; answering per call (before the retry handler) would stand for a
-fault that outlived every SDK attempt, far harsher than AWS.
+AWS uses): botocore parses it as it parses AWS's, and its retry handler decides, with its backoff (simulated seconds
+in a runtime: `moto_clock.SdkBackoffPatch`). A rate of 1 % is a 1 % chance per *attempt*, the faithful model;
+answering per call (before the retry handler) would stand for a fault that outlived every SDK attempt, far harsher
+than AWS.
 
 - DynamoDB: `TransactionCanceledException` with reason `TransactionConflict` on TransactWriteItems (an ongoing
   transaction on the same item; status 400, not retried by the SDK) and `ProvisionedThroughputExceededException`

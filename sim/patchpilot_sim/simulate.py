@@ -17,7 +17,7 @@ from patchpilot.models.bisection import BISECT_TAG_KEY
 from patchpilot.models.events import CommandInvocationEvent
 from patchpilot.models.rollout import CANARY_TAG_KEY, BisectPolicy, HealthCheck, StageCatalog
 from patchpilot_sim import rollback_demo
-from patchpilot_sim.chat import DEFAULT_CHANNELS
+from patchpilot_sim.chat import DEFAULT_CHANNELS, OnCallRedrive
 from patchpilot_sim.chat_sink import ChatSink
 from patchpilot_sim.compliance_demo import ComplianceDemo, compliance_object, copy_reports
 from patchpilot_sim.faults import FaultInjector
@@ -718,16 +718,13 @@ def ingestion_problems(
     return problems
 
 
-def _chat_summary(runtime: LocalRuntime, say: Callable[[str], None]) -> dict[str, Any]:
-    """Messages delivered per platform and kind; what waited in the chat dead-letter queue and what redrive did."""
-    dead_lettered = runtime.chat.dead_letter_count()
-    redelivered = 0
-    if dead_lettered:
-        say(f"chat dead-letter queue holds {dead_lettered} message(s): patchpilot chat redrive")
-        report = runtime.chat.redrive()
-        redelivered = report.redelivered
-        runtime.settle()
-        say(f"  redelivered {report.redelivered}, still failing {len(report.still_failing)}")
+def _chat_summary(runtime: LocalRuntime, on_call: OnCallRedrive) -> dict[str, Any]:
+    """Messages delivered per platform and kind; what waited in the chat dead-letter queue and what redrive did.
+
+    On-call redrove during the cycle when the queue's alarm called (`OnCallRedrive`); what is left is redriven now.
+    """
+    on_call.redrive()
+    runtime.settle()
     delivered: dict[str, dict[str, int]] = {}
     sink = runtime.chat.sink
     for message in sink.messages if sink is not None else []:
@@ -737,8 +734,8 @@ def _chat_summary(runtime: LocalRuntime, say: Callable[[str], None]) -> dict[str
         "alerts_published": len(runtime.notifications()),
         "delivered": {platform: dict(sorted(kinds.items())) for platform, kinds in sorted(delivered.items())},
         "messages": sum(sum(kinds.values()) for kinds in delivered.values()),
-        "dead_lettered": dead_lettered,
-        "redelivered": redelivered,
+        "dead_lettered": len(on_call.dead_lettered),
+        "redelivered": on_call.redelivered,
         "left_in_dead_letter_queue": runtime.chat.dead_letter_count(),
     }
 
@@ -938,6 +935,7 @@ def _run(
         say(f"scenario {scenario.name}: {change}")
     rollback_case = rollback_demo.prepare(fleet, scenario.name, say)
     injector = _inject_failures(runtime, scenario, options, say)
+    on_call = OnCallRedrive(runtime.chat, say)
     demo = ComplianceDemo.prepare(runtime) if options.out_dir is not None else None
     for note in demo.notes if demo is not None else []:
         say(f"compliance demo: {note}")
@@ -958,7 +956,7 @@ def _run(
     run = _cycle(runtime, scenario, cycle, options, say, progress)
     execution_arn, description, history, excluded = run.execution_arn, run.description, run.history, run.excluded
     duplicate_starts = run.duplicate_starts
-    chat = _chat_summary(runtime, say)
+    chat = _chat_summary(runtime, on_call)
     status = description["status"]
     problems = [f"{options.cycle}: {problem}" for month in earlier for problem in month["problems"]]
     problems += judge(scenario, description, runtime, history, excluded, duplicate_starts, earlier)

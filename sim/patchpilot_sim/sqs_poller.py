@@ -105,14 +105,20 @@ class QueueState:
     next_visible_epoch: float | None
 
 
-def queue_state(queue_url: str) -> QueueState:
-    """Read a queue's messages from moto's backend (no API call: a poll at every quiescent point must be cheap).
-
-    The URL names the queue's region, account and name: ``https://sqs.<region>.amazonaws.com/<account>/<name>``.
-    """
+def _queue(queue_url: str) -> Any:
+    """The moto queue behind a URL: ``https://sqs.<region>.amazonaws.com/<account>/<name>``."""
     host, account_id, name = queue_url.split("/")[-3:]
-    queue = sqs_backends[account_id][host.split(".")[1]].queues[name]
-    messages = list(queue._messages)
+    return sqs_backends[account_id][host.split(".")[1]].queues[name]
+
+
+def queue_message_ids(queue_url: str) -> set[str]:
+    """The ids of the messages a queue holds (moto's backend; no API call)."""
+    return {message.id for message in list(_queue(queue_url)._messages)}
+
+
+def queue_state(queue_url: str) -> QueueState:
+    """Read a queue's messages from moto's backend (no API call: a poll at every quiescent point must be cheap)."""
+    messages = list(_queue(queue_url)._messages)
     visible = sum(1 for message in messages if message.visible and not message.delayed)
     later = [max(message.visible_at, message.delayed_until) / 1000.0 for message in messages]
     hidden = [
