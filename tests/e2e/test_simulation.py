@@ -116,6 +116,12 @@ def test_simulation_scenario_ends_as_documented(scenario: str) -> None:
     if scenario == "emergency":
         assert [s["status"] for s in summary["stages"]] == ["succeeded", "not_run", "succeeded", "not_run", "not_run"]
         assert summary["alerts"][0] == "emergency_started"
+    if scenario == "chaos":
+        # The storm outlasts the SDK's retries (6 attempts, backoff in simulated seconds): a call fails throttled
+        # and the state machine's Retry carries the Task over it.
+        assert summary["faults_injected"]["storm.ssm.ThrottlingException"] >= 6
+        assert summary["faults_surfaced"]["ssm.ThrottlingException"] >= 1
+        assert summary["task_errors_retried"]["TransientAwsError"] >= 1
     if scenario == "webhook-outage":
         chat = summary["notifications"]
         assert chat["dead_lettered"] == chat["redelivered"] >= 1
