@@ -41,7 +41,13 @@ WINDOWS_HEALTH_CHECK = HealthCheck(
 )
 # Bakes are pure waiting: one real second per simulated day, and the simulated clock jumps over the rest.
 BAKE_SECONDS_PER_REAL_SECOND = 86_400
+# Approval timeouts are real seconds to moto's engine (TimeoutSeconds of the waitForTaskToken task). A scenario whose
+# on-call never answers waits the short one; one whose on-call answers gets the long one: its Slack click comes 30
+# simulated minutes (0.5 s real) after the request reaches the sink, but in-process handlers run one at a time, so
+# the notifier can wait behind a handler sleeping in botocore's backoff (up to 31 s real per call during CHAOS's
+# throttling storm): 15 s real failed chaos with ApprovalTimedOut on a loaded machine.
 APPROVAL_TIMEOUT_REAL_SECONDS = 15
+ANSWERED_APPROVAL_TIMEOUT_REAL_SECONDS = 120
 PROGRESS_REFRESH_SECONDS = 0.5  # real seconds between redraws of the live view
 ON_CALL_ANSWER_SIMULATED_SECONDS = 1_800
 ON_CALL_USER = "oncall-sim"  # on the policy's approvals.approvers list
@@ -94,7 +100,9 @@ def start_request(catalog: StageCatalog, scenario: Scenario, cycle: str) -> dict
         "bake_seconds": {
             stage.name: max(1, round(stage.bake_seconds / BAKE_SECONDS_PER_REAL_SECOND)) for stage in catalog.stages
         },
-        "approval_timeout_seconds": APPROVAL_TIMEOUT_REAL_SECONDS,
+        "approval_timeout_seconds": (
+            ANSWERED_APPROVAL_TIMEOUT_REAL_SECONDS if scenario.approves else APPROVAL_TIMEOUT_REAL_SECONDS
+        ),
         "limits": {**LOCAL_LIMITS, "restore_poll_seconds": RESTORE_POLL_REAL_SECONDS},
     }
     if scenario.stages is not None:
