@@ -31,6 +31,7 @@ from moto.stepfunctions.responses import get_backend as stepfunctions_backend
 from patchpilot.handlers import wiring
 from patchpilot.integrations import aws_clients
 from patchpilot.models.rollout import StageCatalog
+from patchpilot_sim import moto_transactions
 from patchpilot_sim.baselines import PatchBaselineStandIn
 from patchpilot_sim.chat import LocalChat, generated_secret_string
 from patchpilot_sim.clock import Scheduler, SimClock
@@ -197,6 +198,7 @@ class LocalRuntime:
         aws_sdk_task._SERVICE_ERROR_NAMES.setdefault("ssm", "Ssm")
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
+        moto_transactions.install()  # a transaction backs up the items it names, not whole tables (O(fleet) each)
         boto3.setup_default_session(region_name=self.region)
         aws_clients.reset_clients()
         self.admin = boto3.session.Session(region_name=self.region)
