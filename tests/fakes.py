@@ -170,13 +170,21 @@ class FakeCommandDirectory(CommandDirectory):
         self.fleet: dict[tuple[str, str], list[ManagedInstance]] = {}
         self.describe_calls = 0
 
-    def add_command(self, command_id: str, comment: str, status: str = "InProgress", target_count: int = 0) -> None:
+    def add_command(
+        self,
+        command_id: str,
+        comment: str,
+        status: str = "InProgress",
+        target_count: int = 0,
+        expires_after: datetime | None = None,
+    ) -> None:
         self.commands[command_id] = CommandInfo(
             command_id=command_id,
             document_name="AWS-RunPatchBaseline",
             comment=comment,
             status=status,
             target_count=target_count,
+            expires_after=expires_after,
         )
 
     def describe_command(self, command_id: str) -> CommandInfo | None:

@@ -224,7 +224,7 @@ def build_fleet(
     """A mixed fleet over the dev, staging and prod groups and the supported OSes, each with its patch level."""
     rng = random.Random(seed)
     patch_rng = random.Random(f"patches:{seed}")  # a stream of its own: install times stay as they were
-    counts = {group: max(min_per_group, round(instances * share)) for group, share in GROUP_SHARES.items()}
+    counts = {group: max(min_per_group, size) for group, size in group_sizes(instances).items()}
     for group, size in min_group_sizes:
         counts[group] = max(counts.get(group, 0), size)
     fleet: list[SimulatedInstance] = []
@@ -242,6 +242,19 @@ def build_fleet(
                 )
             )
     return fleet
+
+
+def group_sizes(instances: int) -> dict[str, int]:
+    """Split `instances` over the patch groups by their shares, summing to exactly `instances`.
+
+    Largest remainder: rounding each share alone gave a 10-instance fleet 9 instances.
+    """
+    exact = {group: instances * share for group, share in GROUP_SHARES.items()}
+    sizes = {group: int(size) for group, size in exact.items()}
+    by_remainder = sorted(exact, key=lambda group: exact[group] - sizes[group], reverse=True)
+    for group in by_remainder[: instances - sum(sizes.values())]:
+        sizes[group] += 1
+    return sizes
 
 
 def groups_from(stage_group: str) -> list[str]:

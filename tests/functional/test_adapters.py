@@ -1,5 +1,6 @@
 """Adapters against moto (DynamoDB) and botocore's Stubber (SSM and Step Functions calls moto lacks or fakes)."""
 
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -137,7 +138,17 @@ def test_ssm_directory_describe_command_unknown_is_none() -> None:
     stub.add_client_error("list_commands", service_error_code="InvalidCommandId", expected_params={"CommandId": OTHER})
     stub.add_response(
         "list_commands",
-        {"Commands": [{"CommandId": CMD, "DocumentName": "AWS-RunPatchBaseline", "Comment": "c", "Status": "Success"}]},
+        {
+            "Commands": [
+                {
+                    "CommandId": CMD,
+                    "DocumentName": "AWS-RunPatchBaseline",
+                    "Comment": "c",
+                    "Status": "Success",
+                    "ExpiresAfter": datetime(2026, 12, 8, 12, 0, tzinfo=UTC),
+                }
+            ]
+        },
         {"CommandId": CMD},
     )
     with stub:
@@ -145,7 +156,7 @@ def test_ssm_directory_describe_command_unknown_is_none() -> None:
         assert directory.describe_command(OTHER) is None
         info = directory.describe_command(CMD)
     assert info is not None
-    assert (info.comment, info.status) == ("c", "Success")
+    assert (info.comment, info.status, info.expires_after) == ("c", "Success", datetime(2026, 12, 8, 12, 0, tzinfo=UTC))
 
 
 class _Tally(BaseModel):

@@ -15,7 +15,7 @@ from patchpilot_cli.policy_render import load_policy, render_resources
 from patchpilot_sim import patches as pm
 from patchpilot_sim.clock import Scheduler, SimClock
 from patchpilot_sim.fleet import SimulatedApiError, SimulatedInstance, SsmAgentSimulator
-from patchpilot_sim.scenarios import SCENARIOS, apply_scenario, build_fleet, groups_from
+from patchpilot_sim.scenarios import SCENARIOS, apply_scenario, build_fleet, group_sizes, groups_from
 
 AL2023 = "AMAZON_LINUX_2023"
 AL2023_APPLICABLE = {p.patch_id for p in pm.catalog_for(AL2023) if p.applicability >= 0.5}
@@ -533,6 +533,17 @@ def test_scenarios_flaky_and_failing_instance_act_on_dev() -> None:
     changes = apply_scenario(SCENARIOS["failing-instance"], fleet, 7)
     assert [i.patch_group for i in fleet if i.install_outcome == "Failed"] == ["dev"]
     assert changes
+
+
+@pytest.mark.parametrize("instances", [5, 9, 10, 11, 16, 60, 1_000, 10_000])
+def test_build_fleet_has_exactly_the_requested_instances_split_by_the_group_shares(instances: int) -> None:
+    fleet = build_fleet(instances, 7)
+    assert len(fleet) == instances
+    per_group = {group: sum(i.patch_group == group for i in fleet) for group in group_sizes(instances)}
+    assert per_group == group_sizes(instances)
+    # each group is within one instance of its share (dev 10 %, staging 15 %, each production group 25 %)
+    shares = {"dev": 0.1, "staging": 0.15, "prod-1": 0.25, "prod-2": 0.25, "prod-3": 0.25}
+    assert all(abs(per_group[group] - instances * share) < 1 for group, share in shares.items())
 
 
 def test_scenarios_existing_behaviour_unchanged() -> None:

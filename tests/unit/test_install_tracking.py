@@ -1,3 +1,5 @@
+from datetime import UTC, datetime
+
 import pytest
 
 from patchpilot.logic.commands import install_command_comment
@@ -209,6 +211,7 @@ def test_reconcile_install_recovers_results_whose_events_were_lost() -> None:
         ReconcileRequest(command_id=COMMAND, expected_instances=2, attempts_so_far=0, max_attempts=3),
         ports.tracker,
         ports.directory,
+        NOW,
     )
     assert outcome.recovered_results == 1
     assert outcome.tally.complete
@@ -229,8 +232,8 @@ def test_reconcile_install_writes_only_the_results_the_table_lacks() -> None:
     writes_before = ports.tracker.counter_writes
     # When reconciliation runs twice
     request = ReconcileRequest(command_id=COMMAND, expected_instances=2, attempts_so_far=0, max_attempts=3)
-    first = reconcile_install(request, ports.tracker, ports.directory)
-    second = reconcile_install(request, ports.tracker, ports.directory)
+    first = reconcile_install(request, ports.tracker, ports.directory, NOW)
+    second = reconcile_install(request, ports.tracker, ports.directory, NOW)
     # Then the lost result is written once, and nothing is rewritten
     assert (first.recovered_results, second.recovered_results) == (1, 0)
     assert ports.tracker.counter_writes - writes_before == 1
@@ -248,6 +251,7 @@ def test_reconcile_install_completes_when_command_finished_with_instances_missin
         ReconcileRequest(command_id=COMMAND, expected_instances=3, attempts_so_far=0, max_attempts=3),
         ports.tracker,
         ports.directory,
+        NOW,
     )
     assert outcome.tally.complete
     assert (outcome.tally.succeeded, outcome.tally.not_reported) == (1, 2)
@@ -260,10 +264,29 @@ def test_reconcile_install_gives_up_after_the_last_attempt() -> None:
         InvocationInfo(command_id=COMMAND, instance_id=_instance(1), status="InProgress"),
     ]
     request = ReconcileRequest(command_id=COMMAND, expected_instances=2, attempts_so_far=1, max_attempts=3)
-    outcome = reconcile_install(request, ports.tracker, ports.directory)
+    outcome = reconcile_install(request, ports.tracker, ports.directory, NOW)
     assert (outcome.tally.complete, outcome.attempts) == (False, 2)
     with pytest.raises(InstallResultsIncomplete, match="0/2 instances reported after 3"):
-        reconcile_install(request.model_copy(update={"attempts_so_far": 2}), ports.tracker, ports.directory)
+        reconcile_install(request.model_copy(update={"attempts_so_far": 2}), ports.tracker, ports.directory, NOW)
+
+
+def test_reconcile_install_does_not_count_a_pass_while_ssm_still_runs_the_command() -> None:
+    # Given a large group's install SSM still runs (rate-controlled waves) with no result for a heartbeat
+    ports = _waiting(expected=2)
+    assert isinstance(ports.directory, FakeCommandDirectory)
+    expiry = datetime.fromtimestamp(NOW + 7_200, UTC)
+    ports.directory.add_command(COMMAND, install_command_comment("2026-12", "dev"), expires_after=expiry)
+    ports.directory.invocations[COMMAND] = [
+        InvocationInfo(command_id=COMMAND, instance_id=_instance(1), status="InProgress"),
+    ]
+    request = ReconcileRequest(command_id=COMMAND, expected_instances=2, attempts_so_far=2, max_attempts=3)
+    # When reconciliation finds nothing new before the command's ExpiresAfter
+    waiting = reconcile_install(request, ports.tracker, ports.directory, NOW + 3_600)
+    # Then the pass is not an attempt, so the stage waits on SSM instead of failing
+    assert (waiting.tally.complete, waiting.attempts, waiting.recovered_results) == (False, 2, 0)
+    # And once the command is past its expiry while SSM still calls it running, the pass counts and the bound holds
+    with pytest.raises(InstallResultsIncomplete, match="0/2 instances reported after 3"):
+        reconcile_install(request, ports.tracker, ports.directory, NOW + 7_200)
 
 
 def test_record_command_results_waits_for_every_instance_ssm_targeted() -> None:
@@ -288,5 +311,5 @@ def test_reconcile_install_expects_the_resolved_target_count() -> None:
         InvocationInfo(command_id=COMMAND, instance_id=_instance(1), status="Success")
     ]
     request = ReconcileRequest(command_id=COMMAND, expected_instances=1, attempts_so_far=0, max_attempts=3)
-    outcome = reconcile_install(request, ports.tracker, ports.directory)
+    outcome = reconcile_install(request, ports.tracker, ports.directory, NOW)
     assert (outcome.tally.expected, outcome.tally.complete) == (2, False)

@@ -1,5 +1,6 @@
 """Recover install results whose status events were lost (run when the install wait times out)."""
 
+import time
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -17,7 +18,7 @@ from patchpilot.observability import logger, metrics, tracer
 @tracer.capture_lambda_handler
 @event_parser(model=ReconcileRequest)
 def handler(event: ReconcileRequest, context: LambdaContext) -> dict[str, Any]:
-    outcome = reconcile_install(event, wiring.install_tracker(), wiring.command_directory())
+    outcome = reconcile_install(event, wiring.install_tracker(), wiring.command_directory(), time.time())
     metrics.add_metric(name="ResultsRecoveredByReconciliation", unit=MetricUnit.Count, value=outcome.recovered_results)
     logger.info("install reconciled", extra=outcome.model_dump())
     return outcome.model_dump(mode="json")

@@ -34,6 +34,7 @@ class SsmCommandDirectory(CommandDirectory):
             comment=command.get("Comment", ""),
             status=command.get("Status", ""),
             target_count=command.get("TargetCount", 0),
+            expires_after=command.get("ExpiresAfter"),
         )
 
     def list_invocations(self, command_id: str) -> list[InvocationInfo]:

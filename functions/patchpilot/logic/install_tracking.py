@@ -9,7 +9,7 @@ from patchpilot.integrations.ports import CommandDirectory, ExecutionCallbacks, 
 from patchpilot.logic.commands import parse_command_comment
 from patchpilot.models.events import TERMINAL_INVOCATION_STATUSES, CommandInvocationDetail
 from patchpilot.models.exceptions import CommandNotTracked, InstallResultsIncomplete
-from patchpilot.models.records import BatchRecorded, InstanceResult, TrackedCommand
+from patchpilot.models.records import BatchRecorded, CommandInfo, InstanceResult, TrackedCommand
 from patchpilot.models.state import AwaitInstallRequest, InstallTally, ReconcileOutcome, ReconcileRequest
 
 INSTALL_DOCUMENT = "AWS-RunPatchBaseline"
@@ -265,7 +265,7 @@ def register_install_wait(
 
 
 def reconcile_install(
-    request: ReconcileRequest, tracker: InstallTracker, directory: CommandDirectory
+    request: ReconcileRequest, tracker: InstallTracker, directory: CommandDirectory, now: float
 ) -> ReconcileOutcome:
     """Recover results whose status events were lost, from SSM's own record of the command.
 
@@ -279,6 +279,8 @@ def reconcile_install(
         The command, the expected count and how many reconciliations already ran.
     tracker, directory
         Ports to the tracking table and SSM.
+    now : float
+        The current time (epoch seconds), compared with the command's ``ExpiresAfter``.
 
     Returns
     -------
@@ -288,8 +290,12 @@ def reconcile_install(
     Raises
     ------
     InstallResultsIncomplete
-        The command is still unfinished after ``max_attempts`` reconciliations. A reconciliation that recovered
-        results of a command SSM still runs made progress and does not count (SSM's own command timeout bounds it).
+        The command is still unfinished after ``max_attempts`` reconciliations. A pass counts only when it cannot
+        be waiting on SSM: a pass that recovered results of an unfinished command made progress, and a command SSM
+        still runs before its ``ExpiresAfter`` (a large group's rate-controlled waves, a Windows install that
+        outlasts a heartbeat) is being waited on, not lost; SSM ends every unfinished invocation at
+        ``ExpiresAfter``, so that wait is bounded. A finished command, an expired one SSM still calls running, and
+        one SSM does not know (or gives no expiry for) count.
     """
     already_recorded = {result.instance_id for result in tracker.list_results(request.command_id)}
     lost_results = [
@@ -305,10 +311,18 @@ def reconcile_install(
     finished = info is not None and info.status in TERMINAL_COMMAND_STATUSES
     expected = max(request.expected_instances, info.target_count if info is not None else 0)
     tally = tally_of(command.model_copy(update={"expected": expected}), command_finished=finished)
-    attempts = request.attempts_so_far + (0 if recovered and not finished else 1)
+    made_progress = recovered > 0 and not finished
+    attempts = request.attempts_so_far + (0 if made_progress or _ssm_still_running(info, now) else 1)
     if not tally.complete and attempts >= request.max_attempts:
         raise InstallResultsIncomplete(
             f"command {request.command_id}: {tally.reported}/{tally.expected} instances reported "
             f"after {attempts} reconciliation(s)"
         )
     return ReconcileOutcome(tally=tally, attempts=attempts, recovered_results=recovered)
+
+
+def _ssm_still_running(info: CommandInfo | None, now: float) -> bool:
+    """SSM runs the command and has not reached its expiry: a wait for its results is a wait on SSM, not a loss."""
+    if info is None or info.status in TERMINAL_COMMAND_STATUSES or info.expires_after is None:
+        return False
+    return now < info.expires_after.timestamp()

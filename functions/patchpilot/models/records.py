@@ -35,6 +35,7 @@ class CommandInfo(_Record):
     comment: str
     status: str
     target_count: int = 0  # ListCommands TargetCount: 0 until SSM resolved the command's targets
+    expires_after: datetime | None = None  # ListCommands ExpiresAfter: every unfinished invocation ends by then
 
 
 class InvocationInfo(_Record):
