@@ -59,14 +59,11 @@ LOCAL_ENV = {
 # What a handler sees beyond the template's variables: there is no X-Ray daemon here; the chat webhooks are a
 # loopback sink whose "timeouts" hold an answer 1.5 real seconds, so the notifier waits 1 s instead of 5 (a webhook
 # call is real I/O: it takes real time, and no simulated time).
-# The install wait's limits of the local stack, in simulated seconds (the clock is discrete-event: in-process latency
-# costs no simulated time, so no real-time floor is needed). What an operator of this fleet would deploy: the
-# simulated installs take 8-40 minutes and production groups run one instance per wave (MaxConcurrency 10 %), so
-# results of a healthy group can be 40 minutes apart and its install lasts hours; the product's defaults (15-minute
-# heartbeat, 3 reconciliations, 4-hour wait) would fail such a group after three quiet quarters of an hour.
-LOCAL_LIMITS: dict[str, int] = WaitLimits(
-    heartbeat_seconds=3600, install_timeout_seconds=24 * 3600, max_reconcile_attempts=3
-).model_dump()
+# The install wait's limits of the local stack: the product's defaults (15-minute heartbeat, 4-hour wait, 3
+# reconciliations), in simulated seconds (the clock is discrete-event: in-process latency costs no simulated time, so
+# no real-time floor is needed). A production group's waves can leave results 40 minutes apart: a reconciliation that
+# finds SSM still running the command before its ExpiresAfter is not an attempt (logic/install_tracking.py).
+LOCAL_LIMITS: dict[str, int] = WaitLimits().model_dump()
 HANDLER_ENV = {
     "POWERTOOLS_TRACE_DISABLED": "true",
     "CHAT_POST_TIMEOUT_SECONDS": "1",
