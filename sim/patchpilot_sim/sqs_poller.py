@@ -4,7 +4,10 @@ Modelled from AWS's documentation, on moto's SQS (which keeps visibility timeout
 policy: a message received `maxReceiveCount` times moves to the dead-letter queue on its next receive):
 
 - Batching: up to `BatchSize` messages per invocation (ReceiveMessage returns at most 10 per call, so the mapping
-  receives repeatedly). `MaximumBatchingWindowInSeconds` is not waited for here: the poller takes what is visible.
+  receives repeatedly). With `MaximumBatchingWindowInSeconds`, "Lambda continues to read messages until the
+  batching window expires, the batch size is reached, or payload reaches 6 MB": the first visible message opens a
+  window, and the batch is delivered when the window has passed (a timer of the simulated clock) or a whole batch
+  is visible. https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html ("Batching behavior")
 - Polling: Lambda polls continuously (long polling), so a message is taken as soon as it is visible. Here the
   simulation's driver polls at every quiescent point (`poll_once`, a work source of the simulated clock), and a
   message that becomes visible later (visibility timeout, delay; moto's SQS runs on the simulated clock) sets a
@@ -160,7 +163,9 @@ class SqsEventSourcePoller:
         self._queue_url_of = queue_url_of
         self._queue_arn_of = queue_arn_of
         self._region = region
+        self._clock = clock
         self._wakeups = VisibilityWakeups(clock)
+        self._window_opened: dict[str, float] = {}  # queue -> simulated second its batching window opened
         self._poll_lock = threading.Lock()  # one delivery at a time (`deliver_event_now` gets its own message)
         self.batches: list[BatchRecord] = []
         self.stale_deletes = 0
@@ -187,7 +192,10 @@ class SqsEventSourcePoller:
         """
         for function, source in self._sources:
             state = self._state(source.queue_logical_id)
+            if state.visible and self._window_open(source, state):
+                continue
             if state.visible:
+                self._window_opened.pop(source.queue_logical_id, None)
                 with self._poll_lock:
                     messages = self._receive(source)
                     if messages:
@@ -196,6 +204,17 @@ class SqsEventSourcePoller:
             if state.next_visible_epoch is not None:
                 self._wakeups.at(state.next_visible_epoch)
         return False
+
+    def _window_open(self, source: SqsSource, state: QueueState) -> bool:
+        """Whether the mapping still gathers a batch: its window has not passed and the batch is not full."""
+        if source.batching_window_seconds <= 0 or state.visible >= source.batch_size:
+            return False
+        now = self._clock.elapsed_seconds()
+        queue = source.queue_logical_id
+        if queue not in self._window_opened:  # one timer per window: time stops when it closes, the next poll delivers
+            self._window_opened[queue] = now
+            self._clock.call_at(now + source.batching_window_seconds, lambda: None, label="sqs batching window")
+        return now < self._window_opened[queue] + source.batching_window_seconds
 
     def _receive(self, source: SqsSource) -> list[MessageTypeDef]:
         messages: dict[str, MessageTypeDef] = {}
