@@ -57,7 +57,7 @@ SHOWN_STATES = {
     "Wait For Install Window": "waiting for its maintenance window",
     "Run Stage Commands": "sending commands",
     "Record Stage Passed": "passed",
-    "Reconcile Command Results": "reconciling lost results",
+    "Reconcile Command Results": "no result for a heartbeat: reconciling with SSM",
     "Start Bisection": "suspects cannot be told apart: bisecting",
     "Start Bisection Round": "bisection",
     "Exclude Bisected Culprits": "bisection found",
