@@ -72,7 +72,7 @@ def test_dynamodb_tracker_leases_resume_to_one_holder_per_token(tracker: DynamoD
     assert tracker.claim_resume("cmd", "t2", now=1070.0, lease_seconds=60) is True
 
 
-def test_dynamodb_tracker_records_a_batch_in_one_transaction_without_double_counting(
+def test_dynamodb_tracker_records_a_batch_without_double_counting(
     tracker: DynamoDBInstallTracker,
 ) -> None:
     tracker.register_wait("cmd", "run", "dev", expected=150, task_token="t1")
@@ -84,6 +84,121 @@ def test_dynamodb_tracker_records_a_batch_in_one_transaction_without_double_coun
     assert (recorded.recorded, recorded.duplicates) == (149, 1)
     assert (command.reported, command.failed) == (150, 1)
     assert len(tracker.list_results("cmd")) == 150
+
+
+def _count_calls(client: Any) -> dict[str, int]:
+    calls: dict[str, int] = {}
+
+    def count(model: Any, **_: Any) -> None:
+        calls[model.name] = calls.get(model.name, 0) + 1
+
+    client.meta.events.register("before-call.dynamodb.*", count)
+    return calls
+
+
+def test_dynamodb_tracker_writes_one_row_per_result_and_one_counter_update_per_batch(
+    dynamodb: Any, tracker: DynamoDBInstallTracker
+) -> None:
+    # Given a waiting command and a batch of 30 results
+    tracker.register_wait("cmd", "run", "dev", expected=30, task_token="t1")
+    calls = _count_calls(dynamodb)
+    batch = [
+        InstanceResult(instance_id=f"i-{n}", status="Failed" if n < 4 else "Success", succeeded=n >= 4)
+        for n in range(30)
+    ]
+    # When it is recorded
+    recorded = tracker.record_results("cmd", batch)
+    # Then each result is one conditional put (1 write unit, not a transaction's 2) and the counter one update
+    assert (recorded.recorded, recorded.duplicates, recorded.failed_recorded) == (30, 0, 4)
+    assert calls == {"GetItem": 1, "PutItem": 30, "UpdateItem": 1}
+    command = tracker.get_command("cmd")
+    assert command is not None
+    assert (command.reported, command.failed) == (30, 4)
+
+
+def test_dynamodb_tracker_recounts_when_a_redelivered_batch_finds_rows_a_dead_attempt_never_counted(
+    dynamodb: Any, tracker: DynamoDBInstallTracker
+) -> None:
+    # Given an attempt that wrote its rows and died before its counter update
+    tracker.register_wait("cmd", "run", "dev", expected=5, task_token="t1")
+    batch = [InstanceResult(instance_id=f"i-{n}", status="Success", succeeded=True) for n in range(5)]
+
+    def die_on_counter(params: dict[str, Any], **_: Any) -> None:
+        if "ADD reported" in params.get("UpdateExpression", ""):
+            raise RuntimeError("Lambda timed out")
+
+    dynamodb.meta.events.register("provide-client-params.dynamodb.UpdateItem", die_on_counter)
+    with pytest.raises(RuntimeError, match="timed out"):
+        tracker.record_results("cmd", batch[:3])
+    dynamodb.meta.events.unregister("provide-client-params.dynamodb.UpdateItem", die_on_counter)
+    stranded = tracker.get_command("cmd")
+    assert stranded is not None
+    assert stranded.reported == 0
+    # When SQS redelivers that batch with two more results
+    recorded = tracker.record_results("cmd", batch)
+    # Then the dead attempt's rows count once: the counter equals the rows
+    assert (recorded.recorded, recorded.duplicates) == (2, 3)
+    command = tracker.get_command("cmd")
+    assert command is not None
+    assert (command.reported, command.failed) == (5, 0)
+
+
+def test_dynamodb_tracker_never_overwrites_a_concurrent_batchs_count_when_recounting(
+    dynamodb: Any, tracker: DynamoDBInstallTracker
+) -> None:
+    # Given a recount that read the counter, and a batch that adds its rows before the recount writes
+    tracker.register_wait("cmd", "run", "dev", expected=6, task_token="t1")
+    tracker.record_results("cmd", [InstanceResult(instance_id="i-0", status="Success", succeeded=True)])
+    other = DynamoDBInstallTracker("runs", boto3.client("dynamodb", region_name=REGION))
+    raced = []
+
+    def concurrent_batch(params: dict[str, Any], **_: Any) -> None:
+        if "count_version = :next" in params.get("UpdateExpression", "") and not raced:
+            raced.append(True)
+            other.record_results("cmd", [InstanceResult(instance_id="i-9", status="Failed", succeeded=False)])
+
+    dynamodb.meta.events.register("provide-client-params.dynamodb.UpdateItem", concurrent_batch)
+    # When a duplicate makes this batch recount while the other batch adds
+    recorded = tracker.record_results("cmd", [InstanceResult(instance_id="i-0", status="Success", succeeded=True)])
+    # Then the recount lost the race, counted again, and both batches' rows are counted exactly once
+    assert raced
+    assert recorded.duplicates == 1
+    command = tracker.get_command("cmd")
+    assert command is not None
+    assert (command.reported, command.failed) == (2, 1)
+    assert len(tracker.list_results("cmd")) == 2
+    row = dynamodb.get_item(TableName="runs", Key={"pk": {"S": "COMMAND#cmd"}, "sk": {"S": "COMMAND"}})["Item"]
+    assert row["count_version"] == {"N": "1"}
+    assert row["count_adds"] == {"N": "2"}
+
+
+def test_dynamodb_tracker_add_after_a_recount_that_missed_its_rows_recounts(
+    dynamodb: Any, tracker: DynamoDBInstallTracker
+) -> None:
+    # Given a batch that read the command, then a recount by another batch before this batch's rows existed
+    tracker.register_wait("cmd", "run", "dev", expected=4, task_token="t1")
+    tracker.record_results("cmd", [InstanceResult(instance_id="i-0", status="Success", succeeded=True)])
+    other = DynamoDBInstallTracker("runs", boto3.client("dynamodb", region_name=REGION))
+    raced = []
+
+    def recount_first(params: dict[str, Any], **_: Any) -> None:
+        if not raced:
+            raced.append(True)
+            other.record_results("cmd", [InstanceResult(instance_id="i-0", status="Success", succeeded=True)])
+
+    dynamodb.meta.events.register("provide-client-params.dynamodb.PutItem", recount_first)
+    # When this batch's rows are added under the version it read
+    recorded = tracker.record_results(
+        "cmd", [InstanceResult(instance_id=f"i-{n}", status="Success", succeeded=True) for n in (1, 2)]
+    )
+    # Then its add is refused (the version moved) and it recounts: every row counted once
+    assert raced
+    assert recorded.recorded == 2
+    command = tracker.get_command("cmd")
+    assert command is not None
+    assert command.reported == 3
+    row = dynamodb.get_item(TableName="runs", Key={"pk": {"S": "COMMAND#cmd"}, "sk": {"S": "COMMAND"}})["Item"]
+    assert row["count_version"] == {"N": "2"}  # the other batch's recount, then this batch's
 
 
 def test_dynamodb_tracker_grants_one_heartbeat_per_interval(tracker: DynamoDBInstallTracker) -> None:

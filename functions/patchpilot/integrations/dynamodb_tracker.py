@@ -1,7 +1,18 @@
 """DynamoDB adapter of the InstallTracker port (one table, command rows + per-instance rows under one key).
 
-A batch of results costs one TransactWriteItems per command (a conditional row per instance + one counter
-update): the command's row is written once per batch, never once per event.
+A batch of results costs one conditional PutItem per instance (1 write unit each) and ONE counter update per
+command: the command's row is written once per batch, never once per event. A transaction would make rows and
+counter atomic at twice the price (2 write units per item, DynamoDB pricing "transactional write request");
+instead the counter is kept exact by a version protocol:
+
+- the counter only ever adds the rows this call created (a duplicate's put fails its condition), and only if no
+  repair ran since the call read the command row (``count_version``), so it never counts a row twice;
+- a call that saw a duplicate (the row may come from an attempt that died before counting it), or whose add lost
+  the version race, repairs: it counts the rows themselves and sets the counter to that, guarded by
+  ``count_version`` and ``count_adds`` so an add that happened meanwhile is never overwritten.
+
+A crash between rows and counter leaves the counter short (never long) until the batch's redelivery repairs it,
+so a waiting execution is never resumed early. https://aws.amazon.com/dynamodb/pricing/on-demand/
 """
 
 import time
@@ -15,15 +26,16 @@ from patchpilot.integrations.runs_table_keys import (
     INSTANCE_PREFIX,
     command_key,
 )
+from patchpilot.models.exceptions import TransientAwsError
 from patchpilot.models.records import BatchRecorded, InstanceResult, TrackedCommand
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, TransactWriteItemTypeDef
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 FOREIGN_TTL_SECONDS = 2 * 24 * 3600
-# TransactWriteItems takes up to 100 actions: 99 result rows + the command's counter update.
-MAX_RESULTS_PER_TRANSACTION = 99
+# A repair that keeps losing the race to concurrent batches gives up and lets the batch be redelivered.
+MAX_REPAIR_ATTEMPTS = 5
 
 
 def _str(item: dict[str, Any], name: str) -> str | None:
@@ -119,64 +131,101 @@ class DynamoDBInstallTracker(InstallTracker):
 
     def record_results(self, command_id: str, results: list[InstanceResult]) -> BatchRecorded:
         unique = list({result.instance_id: result for result in reversed(results)}.values())[::-1]
-        recorded = duplicates = failed = 0
-        for start in range(0, len(unique), MAX_RESULTS_PER_TRANSACTION):
-            chunk = unique[start : start + MAX_RESULTS_PER_TRANSACTION]
-            while chunk:
-                outcome = self._record_chunk(command_id, chunk)
-                if outcome is None:
-                    return BatchRecorded(recorded=recorded, duplicates=duplicates, unknown_command=True)
-                if not outcome:
-                    recorded += len(chunk)
-                    failed += sum(not result.succeeded for result in chunk)
-                    break
-                duplicates += len(outcome)
-                chunk = [result for index, result in enumerate(chunk) if index not in outcome]
-        return BatchRecorded(recorded=recorded, duplicates=duplicates, failed_recorded=failed)
+        command = self._command_item(command_id)
+        if command is None or _bool(command, "foreign_command"):
+            return BatchRecorded(unknown_command=True)
+        version = _int(command, "count_version") or 0
+        created = [result for result in unique if self._put_result(command_id, result)]
+        duplicates = len(unique) - len(created)
+        failed = sum(not result.succeeded for result in created)
+        counted = not created or self._add_counts(command_id, version, len(created), failed)
+        if counted is None:
+            return BatchRecorded(recorded=0, duplicates=duplicates, unknown_command=True)
+        if duplicates or not counted:
+            self._repair_counts(command_id)
+        return BatchRecorded(recorded=len(created), duplicates=duplicates, failed_recorded=failed)
 
-    def _record_chunk(self, command_id: str, chunk: list[InstanceResult]) -> set[int] | None:
-        """One transaction: a conditional row per instance + one counter update.
+    def _command_item(self, command_id: str) -> dict[str, Any] | None:
+        response = self._client.get_item(TableName=self._table, Key=self._key(command_id), ConsistentRead=True)
+        return response.get("Item")
 
-        Returns the indexes of the duplicates (empty: all recorded), or None when the command is not tracked.
-        """
-        failed = sum(not result.succeeded for result in chunk)
-        puts: list[TransactWriteItemTypeDef] = [
-            {
-                "Put": {
-                    "TableName": self._table,
-                    "Item": {
-                        **self._key(command_id, f"{INSTANCE_PREFIX}{result.instance_id}"),
-                        "status": {"S": result.status},
-                        "succeeded": {"BOOL": result.succeeded},
-                        "expires_at": self._expires_at(),
-                    },
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            }
-            for result in chunk
-        ]
-        counter: TransactWriteItemTypeDef = {
-            "Update": {
-                "TableName": self._table,
-                "Key": self._key(command_id),
-                "UpdateExpression": "ADD reported :reported, failed :failed",
-                "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(foreign_command)",
-                "ExpressionAttributeValues": {":reported": {"N": str(len(chunk))}, ":failed": {"N": str(failed)}},
-            }
-        }
+    def _put_result(self, command_id: str, result: InstanceResult) -> bool:
+        """One instance's row, only if it is new: False for a duplicate."""
         try:
-            self._client.transact_write_items(TransactItems=[*puts, counter])
+            self._client.put_item(
+                TableName=self._table,
+                Item={
+                    **self._key(command_id, f"{INSTANCE_PREFIX}{result.instance_id}"),
+                    "status": {"S": result.status},
+                    "succeeded": {"BOOL": result.succeeded},
+                    "expires_at": self._expires_at(),
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
         except ClientError as error:
-            if error.response["Error"]["Code"] != "TransactionCanceledException":
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def _add_counts(self, command_id: str, version: int, reported: int, failed: int) -> bool | None:
+        """Add the rows this call created; False when a repair ran meanwhile, None when the command is gone."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._key(command_id),
+                UpdateExpression="ADD reported :reported, failed :failed, count_adds :one",
+                ConditionExpression=(
+                    "attribute_exists(pk) AND attribute_not_exists(foreign_command) AND "
+                    "(count_version = :version OR attribute_not_exists(count_version))"
+                    if version == 0
+                    else "attribute_exists(pk) AND attribute_not_exists(foreign_command) AND count_version = :version"
+                ),
+                ExpressionAttributeValues={
+                    ":reported": {"N": str(reported)},
+                    ":failed": {"N": str(failed)},
+                    ":one": {"N": "1"},
+                    ":version": {"N": str(version)},
+                },
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
-            reasons = [reason.get("Code", "None") for reason in error.response.get("CancellationReasons", [])]
-            if len(reasons) == len(chunk) + 1 and reasons[-1] == "ConditionalCheckFailed":
-                return None
-            duplicates = {index for index, reason in enumerate(reasons[:-1]) if reason == "ConditionalCheckFailed"}
-            if not duplicates:
-                raise
-            return duplicates
-        return set()
+            command = self._command_item(command_id)
+            return None if command is None or _bool(command, "foreign_command") else False
+        return True
+
+    def _repair_counts(self, command_id: str) -> None:
+        """Set the counter to the command's rows, unless another batch added or repaired meanwhile (then again)."""
+        for _ in range(MAX_REPAIR_ATTEMPTS):
+            command = self._command_item(command_id)
+            if command is None or _bool(command, "foreign_command"):
+                return
+            version, adds = _int(command, "count_version"), _int(command, "count_adds")
+            rows = self.list_results(command_id)
+            guard = [
+                "count_version = :version" if version is not None else "attribute_not_exists(count_version)",
+                "count_adds = :adds" if adds is not None else "attribute_not_exists(count_adds)",
+            ]
+            values: dict[str, AttributeValueTypeDef] = {
+                ":reported": {"N": str(len(rows))},
+                ":failed": {"N": str(sum(not row.succeeded for row in rows))},
+                ":next": {"N": str((version or 0) + 1)},
+            }
+            if version is not None:
+                values[":version"] = {"N": str(version)}
+            if adds is not None:
+                values[":adds"] = {"N": str(adds)}
+            if self._conditional_update(
+                command_id,
+                "SET reported = :reported, failed = :failed, count_version = :next",
+                " AND ".join(guard),
+                values,
+            ):
+                return
+        raise TransientAwsError(
+            f"command {command_id}: concurrent batches changed the counter during {MAX_REPAIR_ATTEMPTS} recounts"
+        )
 
     def register_wait(
         self,

@@ -58,10 +58,12 @@ class InstallTracker(ABC):
 
     @abstractmethod
     def record_results(self, command_id: str, results: list[InstanceResult]) -> BatchRecorded:
-        """Record a batch of terminal results of one command: each instance once, counted once, atomically.
+        """Record a batch of terminal results of one command: each instance once, counted once.
 
         One conditional row per instance (a duplicate has no effect) and ONE counter update per batch on the
-        command's row, so the command's row is written once per batch, not once per event.
+        command's row, so the command's row is written once per batch, not once per event. The counter never
+        counts a row twice; after a crash between rows and counter it may lag (never lead) the rows until the
+        batch's redelivery sees its rows as duplicates and recounts.
         """
 
     def record_result(self, command_id: str, instance_id: str, status: str, succeeded: bool) -> RecordOutcome:
