@@ -55,10 +55,10 @@ def test_command_result_unmatched_event_reaches_no_function() -> None:
 
 
 def test_command_result_mapping_gathers_a_batch_for_its_batching_window() -> None:
-    # Given the template's mapping (MaximumBatchingWindowInSeconds 5, BatchSize 100)
+    # Given the template's mapping (MaximumBatchingWindowInSeconds 60, BatchSize 100)
     with LocalRuntime() as runtime:
         [source] = runtime.lambdas.functions["CommandResultFunction"].sqs_sources
-        assert (source.batching_window_seconds, source.batch_size) == (5, 100)
+        assert (source.batching_window_seconds, source.batch_size) == (60, 100)
         event = _event("ssm/command-invocation-success.json")
         start = runtime.clock.elapsed_seconds()
 
@@ -66,12 +66,12 @@ def test_command_result_mapping_gathers_a_batch_for_its_batching_window() -> Non
             for _ in range(count):
                 runtime.router.put_event(event)
 
-        # When 3 results arrive, 2 more 2 s later (inside the window), and 2 more 20 s later
+        # When 3 results arrive, 2 more 40 s later (inside the window), and 2 more 90 s later
         results(3)
-        runtime.clock.call_at(start + 2, lambda: results(2), label="test: results 2 s later")
-        runtime.clock.call_at(start + 20, lambda: results(2), label="test: results 20 s later")
-        runtime.clock.call_at(start + 30, lambda: None, label="test: look again after every window closed")
-        runtime.run_until(lambda: runtime.clock.elapsed_seconds() >= start + 30)
+        runtime.clock.call_at(start + 40, lambda: results(2), label="test: results 40 s later")
+        runtime.clock.call_at(start + 90, lambda: results(2), label="test: results 90 s later")
+        runtime.clock.call_at(start + 160, lambda: None, label="test: look again after every window closed")
+        runtime.run_until(lambda: runtime.clock.elapsed_seconds() >= start + 160)
         # Then the function got one batch per window, not one per poll
         batches = [b.size for b in runtime.poller.batches if b.function == "CommandResultFunction"]
         assert batches == [5, 2]
