@@ -3,8 +3,18 @@
 import pytest
 
 from patchpilot.logic.health import is_patch_evidence, reason_for, verify_stage_health
-from patchpilot.logic.stage_plan import delivery_timeout_seconds, plan_stage_commands, rate_limit, snapshot_id
-from patchpilot.models.rollout import CommandResultRef, StageStepRequest, VerifyStageRequest
+from patchpilot.logic.stage_plan import (
+    EVENT_DELIVERY_SECONDS,
+    PATCH_EXECUTION_TIMEOUT_SECONDS,
+    bisect_round_commands,
+    command_heartbeat_seconds,
+    delivery_timeout_seconds,
+    plan_stage_commands,
+    rate_limit,
+    snapshot_id,
+)
+from patchpilot.models.rollout import CommandResultRef, HealthCheck, StageStepRequest, VerifyStageRequest
+from patchpilot.models.state import WaitLimits
 from tests.fakes import (
     FakeAlarms,
     FakeCanaryTags,
@@ -41,6 +51,45 @@ def test_plan_stage_commands_sizes_each_command_timeout_from_the_stage() -> None
     assert install.timeout_seconds == waves * 45 * 60
     assert scan.timeout_seconds == waves * 10 * 60
     assert health.timeout_seconds == waves * 120
+
+
+def test_command_heartbeat_covers_one_invocation_within_the_documents_execution_timeout() -> None:
+    limits = WaitLimits()  # 15-minute floor, 4-hour wait
+    assert command_heartbeat_seconds(60 * 60, PATCH_EXECUTION_TIMEOUT_SECONDS, limits) == 5400 + EVENT_DELIVERY_SECONDS
+    assert command_heartbeat_seconds(10 * 60, PATCH_EXECUTION_TIMEOUT_SECONDS, limits) == 900 + EVENT_DELIVERY_SECONDS
+    # an install expected to take 12 hours still ends (ExecutionTimedOut, an event) within the document's timeout
+    assert command_heartbeat_seconds(720 * 60, PATCH_EXECUTION_TIMEOUT_SECONDS, limits) == 7200 + EVENT_DELIVERY_SECONDS
+    assert command_heartbeat_seconds(120, 120, limits) == limits.heartbeat_seconds  # never below the run's floor
+    short = WaitLimits(heartbeat_seconds=60, install_timeout_seconds=3600)
+    assert (
+        command_heartbeat_seconds(60 * 60, PATCH_EXECUTION_TIMEOUT_SECONDS, short) == 3599
+    )  # below the wait's timeout
+
+
+@pytest.mark.parametrize("group_size", [10, 1_000, 10_000])
+def test_plan_stage_commands_heartbeats_do_not_depend_on_the_group_size(group_size: int) -> None:
+    plan = _plan()
+    check = HealthCheck(commands=["systemctl is-system-running"], timeout_seconds=300)
+    stage = plan.stages[0].model_copy(update={"max_concurrency": "10%", "install_minutes": 45, "health_check": check})
+    step = StageStepRequest(run=plan.run, stage=stage, phase_set="patch")
+    directory = _directory("dev", group_size)
+    install, scan, health = plan_stage_commands(
+        step, directory, FakePatchSets(), "PatchGroup", FakeCanaryTags(directory)
+    ).commands
+    assert install.heartbeat_seconds == 45 * 60 * 3 // 2 + EVENT_DELIVERY_SECONDS  # one wave's install, not all
+    assert scan.heartbeat_seconds == 900 + EVENT_DELIVERY_SECONDS
+    assert health.heartbeat_seconds == max(300 + EVENT_DELIVERY_SECONDS, plan.run.limits.heartbeat_seconds)
+    assert all(c.heartbeat_seconds < plan.run.limits.install_timeout_seconds for c in (install, scan, health))
+
+
+def test_bisection_round_commands_carry_their_own_heartbeats() -> None:
+    plan = _plan()
+    stage = plan.stages[0].model_copy(update={"install_minutes": 30})
+    install, scan, *_ = bisect_round_commands(
+        plan.run, stage, 1, 1, "s3://bucket/round-1.yaml", "PatchPilotBisect", "2026-12/dev"
+    ).commands
+    assert install.heartbeat_seconds == 45 * 60 + EVENT_DELIVERY_SECONDS
+    assert scan.heartbeat_seconds == 900 + EVENT_DELIVERY_SECONDS
 
 
 def test_snapshot_id_is_one_uuid_per_stage_attempt() -> None:

@@ -231,6 +231,8 @@ class CommandSpec(_Model):
     max_errors: ErrorBudget
     comment: str = Field(max_length=100)
     timeout_seconds: int = Field(ge=30, le=2_592_000)
+    # The wait's HeartbeatSeconds: the longest quiet gap this command can have while healthy (logic/stage_plan.py).
+    heartbeat_seconds: int = Field(ge=1, le=24 * 3600)
 
 
 class StageStepRequest(_Model):
