@@ -8,6 +8,7 @@ from patchpilot.logic.stage_plan import (
     PATCH_EXECUTION_TIMEOUT_SECONDS,
     bisect_round_commands,
     command_heartbeat_seconds,
+    command_wait_timeout_seconds,
     delivery_timeout_seconds,
     plan_stage_commands,
     rate_limit,
@@ -66,6 +67,13 @@ def test_command_heartbeat_covers_one_invocation_within_the_documents_execution_
     )  # below the wait's timeout
 
 
+def test_command_wait_lasts_until_ssm_expires_the_command() -> None:
+    limits = WaitLimits()
+    ten_waves = delivery_timeout_seconds(250, "10%", 3600)
+    assert command_wait_timeout_seconds(ten_waves, 7200, limits) == ten_waves + 7200 + EVENT_DELIVERY_SECONDS
+    assert command_wait_timeout_seconds(600, 120, limits) == limits.install_timeout_seconds  # never below the floor
+
+
 @pytest.mark.parametrize("group_size", [10, 1_000, 10_000])
 def test_plan_stage_commands_heartbeats_do_not_depend_on_the_group_size(group_size: int) -> None:
     plan = _plan()
@@ -80,6 +88,8 @@ def test_plan_stage_commands_heartbeats_do_not_depend_on_the_group_size(group_si
     assert scan.heartbeat_seconds == 900 + EVENT_DELIVERY_SECONDS
     assert health.heartbeat_seconds == max(300 + EVENT_DELIVERY_SECONDS, plan.run.limits.heartbeat_seconds)
     assert all(c.heartbeat_seconds < plan.run.limits.install_timeout_seconds for c in (install, scan, health))
+    # the wait outlasts every wave the group needs: a healthy command never times out, whatever the group's size
+    assert all(c.wait_timeout_seconds > c.timeout_seconds + c.heartbeat_seconds for c in (install, scan, health))
 
 
 def test_bisection_round_commands_carry_their_own_heartbeats() -> None:

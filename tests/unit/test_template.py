@@ -73,11 +73,12 @@ def test_template_callback_wait_has_timeout_and_heartbeat() -> None:
     assert "HeartbeatSecondsPath" in callbacks["Wait For Command Results"]
 
 
-def test_template_command_wait_heartbeat_is_the_commands_own() -> None:
+def test_template_command_wait_heartbeat_and_timeout_are_the_commands_own() -> None:
     _, asl = _asl()
     wait = _all_states(asl)["Wait For Command Results"]
     # the wait times out on the command's own quiet gap, and the function spaces its heartbeats by the same value
     assert wait["HeartbeatSecondsPath"] == "$.spec.heartbeat_seconds"
+    assert wait["TimeoutSecondsPath"] == "$.spec.wait_timeout_seconds"
     assert wait["Parameters"]["Payload"]["heartbeat_seconds.$"] == "$.spec.heartbeat_seconds"
 
 

@@ -87,8 +87,9 @@ def command_heartbeat_seconds(seconds_per_instance: int, execution_timeout_secon
         The longest an invocation of the document runs (AWS-RunPatchBaseline 7200 s; a shell script's
         ``executionTimeout``).
     limits : WaitLimits
-        The run's wait limits: ``heartbeat_seconds`` is the floor, the heartbeat stays below
-        ``install_timeout_seconds`` (Step Functions requires HeartbeatSeconds < TimeoutSeconds).
+        The run's wait limits: ``heartbeat_seconds`` is the floor; the heartbeat stays below
+        ``install_timeout_seconds``, the floor of every wait's timeout (Step Functions requires HeartbeatSeconds <
+        TimeoutSeconds).
 
     Returns
     -------
@@ -97,6 +98,31 @@ def command_heartbeat_seconds(seconds_per_instance: int, execution_timeout_secon
     """
     quiet = min(math.ceil(seconds_per_instance * HEARTBEAT_MARGIN), execution_timeout_seconds) + EVENT_DELIVERY_SECONDS
     return min(max(quiet, limits.heartbeat_seconds), limits.install_timeout_seconds - 1)
+
+
+def command_wait_timeout_seconds(timeout_seconds: int, execution_timeout_seconds: int, limits: WaitLimits) -> int:
+    """The wait's `TimeoutSeconds` for one command: until SSM has ended every invocation of it.
+
+    SSM expires a command `TimeoutSeconds` + the document's execution timeout after it was sent (`ExpiresAfter`):
+    every invocation still waiting or running then ends DeliveryTimedOut (SSM user guide, monitor-commands.md,
+    "Understanding command timeout values"). A healthy command therefore always finishes before this timeout,
+    however many waves its group needs, and at the timeout reconciliation finds the command finished.
+
+    Parameters
+    ----------
+    timeout_seconds : int
+        The command's SendCommand `TimeoutSeconds` (waves x expected time per instance).
+    execution_timeout_seconds : int
+        The longest an invocation of the document runs.
+    limits : WaitLimits
+        The run's wait limits: ``install_timeout_seconds`` is the floor.
+
+    Returns
+    -------
+    int
+        ``TimeoutSeconds + execution timeout + EVENT_DELIVERY_SECONDS``, at least ``install_timeout_seconds``.
+    """
+    return max(timeout_seconds + execution_timeout_seconds + EVENT_DELIVERY_SECONDS, limits.install_timeout_seconds)
 
 
 def snapshot_id(run_id: str, stage_name: str, attempt: int) -> str:
@@ -283,6 +309,7 @@ def plan_stage_commands(
     max_concurrency, max_errors = ("100%", "100%") if chosen.canary else (stage.max_concurrency, stage.max_errors)
 
     def command(phase: Phase, document: str, parameters: dict[str, list[str]], seconds: int, limit: int) -> CommandSpec:
+        timeout = delivery_timeout_seconds(targeted, max_concurrency, seconds)
         return CommandSpec(
             phase=phase,
             document_name=document,
@@ -291,8 +318,9 @@ def plan_stage_commands(
             max_concurrency=max_concurrency,
             max_errors=max_errors,
             comment=comment,
-            timeout_seconds=delivery_timeout_seconds(targeted, max_concurrency, seconds),
+            timeout_seconds=timeout,
             heartbeat_seconds=command_heartbeat_seconds(seconds, limit, run.limits),
+            wait_timeout_seconds=command_wait_timeout_seconds(timeout, limit, run.limits),
         )
 
     commands: list[CommandSpec] = []
@@ -366,6 +394,7 @@ def bisect_round_commands(
     snapshot = snapshot_id(run.run_id, f"{stage.name}/bisect/{round_number}", attempt)
 
     def command(phase: Phase, document: str, parameters: dict[str, list[str]], seconds: int, limit: int) -> CommandSpec:
+        timeout = delivery_timeout_seconds(1, "100%", seconds)
         return CommandSpec(
             phase=phase,
             document_name=document,
@@ -374,8 +403,9 @@ def bisect_round_commands(
             max_concurrency="100%",
             max_errors="100%",
             comment=comment,
-            timeout_seconds=delivery_timeout_seconds(1, "100%", seconds),
+            timeout_seconds=timeout,
             heartbeat_seconds=command_heartbeat_seconds(seconds, limit, run.limits),
+            wait_timeout_seconds=command_wait_timeout_seconds(timeout, limit, run.limits),
         )
 
     install: dict[str, list[str]] = {
