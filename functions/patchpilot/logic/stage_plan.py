@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from patchpilot.integrations.ports import CanaryTags, ChangeCalendar, Clock, CommandDirectory, PatchSetStore
 from patchpilot.logic.commands import install_command_comment
+from patchpilot.logic.install_tracking import HEARTBEATS_PER_TIMEOUT
 from patchpilot.logic.install_window import decide_install_start
 from patchpilot.logic.platforms import operating_system_of
 from patchpilot.models.exceptions import NoInstancesInPatchGroup, NoTestedPatchSet, TransientAwsError
@@ -69,15 +70,19 @@ def delivery_timeout_seconds(targeted: int, max_concurrency: str, seconds_per_in
     return min(max(waves * seconds_per_instance, MIN_TIMEOUT_SECONDS), MAX_TIMEOUT_SECONDS)
 
 
-def command_heartbeat_seconds(seconds_per_instance: int, execution_timeout_seconds: int, limits: WaitLimits) -> int:
-    """The wait's `HeartbeatSeconds` for one command: the longest quiet gap the command can have while healthy.
+def command_heartbeat_seconds(
+    seconds_per_instance: int, execution_timeout_seconds: int, limits: WaitLimits, wait_timeout_seconds: int
+) -> int:
+    """The wait's `HeartbeatSeconds` for one command: long enough for the longest quiet gap of a healthy command.
 
     While a command runs, some invocation is always running (rate control starts the next one when one ends), and
-    every start and end is a status-change event that resumes or heartbeats the wait. So the longest healthy gap
-    between two events is one invocation's run time: the expected time per instance with a margin, and never more
-    than the document's execution timeout (past it the invocation ends ExecutionTimedOut, an event too). A rate-
-    controlled group's waves then never look like lost events, at any fleet size; a lost event is noticed one
-    heartbeat after the last event arrived, and reconciliation recovers it from SSM.
+    every start and end is a status-change event. So the longest healthy gap between two events is one
+    invocation's run time: the expected time per instance with a margin, never more than the document's execution
+    timeout (past it the invocation ends ExecutionTimedOut, an event too), plus event delivery. The command-result
+    function sends at most one SendTaskHeartbeat per third of the heartbeat (`install_tracking.heartbeat_interval_for`):
+    an event just after a heartbeat sends none, so the heartbeat is 3/2 of that gap. A rate-controlled group's waves
+    then never look like lost events, at any fleet size; a lost event is noticed at most one heartbeat after the
+    last heartbeat sent, and reconciliation recovers it from SSM.
 
     Parameters
     ----------
@@ -87,17 +92,18 @@ def command_heartbeat_seconds(seconds_per_instance: int, execution_timeout_secon
         The longest an invocation of the document runs (AWS-RunPatchBaseline 7200 s; a shell script's
         ``executionTimeout``).
     limits : WaitLimits
-        The run's wait limits: ``heartbeat_seconds`` is the floor; the heartbeat stays below
-        ``install_timeout_seconds``, the floor of every wait's timeout (Step Functions requires HeartbeatSeconds <
-        TimeoutSeconds).
+        The run's wait limits: ``heartbeat_seconds`` is the floor.
+    wait_timeout_seconds : int
+        The wait's timeout: the heartbeat stays below it (Step Functions requires HeartbeatSeconds < TimeoutSeconds).
 
     Returns
     -------
     int
-        ``min(expected x HEARTBEAT_MARGIN, execution timeout) + EVENT_DELIVERY_SECONDS``, within those limits.
+        ``3/2 x (min(expected x HEARTBEAT_MARGIN, execution timeout) + EVENT_DELIVERY_SECONDS)``, within those limits.
     """
-    quiet = min(math.ceil(seconds_per_instance * HEARTBEAT_MARGIN), execution_timeout_seconds) + EVENT_DELIVERY_SECONDS
-    return min(max(quiet, limits.heartbeat_seconds), limits.install_timeout_seconds - 1)
+    gap = min(math.ceil(seconds_per_instance * HEARTBEAT_MARGIN), execution_timeout_seconds) + EVENT_DELIVERY_SECONDS
+    heartbeat = math.ceil(gap * HEARTBEATS_PER_TIMEOUT / (HEARTBEATS_PER_TIMEOUT - 1))
+    return min(max(heartbeat, limits.heartbeat_seconds), wait_timeout_seconds - 1)
 
 
 def command_wait_timeout_seconds(timeout_seconds: int, execution_timeout_seconds: int, limits: WaitLimits) -> int:
@@ -310,6 +316,7 @@ def plan_stage_commands(
 
     def command(phase: Phase, document: str, parameters: dict[str, list[str]], seconds: int, limit: int) -> CommandSpec:
         timeout = delivery_timeout_seconds(targeted, max_concurrency, seconds)
+        wait = command_wait_timeout_seconds(timeout, limit, run.limits)
         return CommandSpec(
             phase=phase,
             document_name=document,
@@ -319,8 +326,8 @@ def plan_stage_commands(
             max_errors=max_errors,
             comment=comment,
             timeout_seconds=timeout,
-            heartbeat_seconds=command_heartbeat_seconds(seconds, limit, run.limits),
-            wait_timeout_seconds=command_wait_timeout_seconds(timeout, limit, run.limits),
+            heartbeat_seconds=command_heartbeat_seconds(seconds, limit, run.limits, wait),
+            wait_timeout_seconds=wait,
         )
 
     commands: list[CommandSpec] = []
@@ -395,6 +402,7 @@ def bisect_round_commands(
 
     def command(phase: Phase, document: str, parameters: dict[str, list[str]], seconds: int, limit: int) -> CommandSpec:
         timeout = delivery_timeout_seconds(1, "100%", seconds)
+        wait = command_wait_timeout_seconds(timeout, limit, run.limits)
         return CommandSpec(
             phase=phase,
             document_name=document,
@@ -404,8 +412,8 @@ def bisect_round_commands(
             max_errors="100%",
             comment=comment,
             timeout_seconds=timeout,
-            heartbeat_seconds=command_heartbeat_seconds(seconds, limit, run.limits),
-            wait_timeout_seconds=command_wait_timeout_seconds(timeout, limit, run.limits),
+            heartbeat_seconds=command_heartbeat_seconds(seconds, limit, run.limits, wait),
+            wait_timeout_seconds=wait,
         )
 
     install: dict[str, list[str]] = {
