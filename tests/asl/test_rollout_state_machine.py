@@ -114,6 +114,28 @@ def test_rollout_lost_events_are_recovered_by_bounded_reconciliation() -> None:
         assert runtime.aws_calls["ssm.ListCommandInvocations"] >= 1
 
 
+def test_rollout_rate_controlled_waves_quieter_than_a_fixed_heartbeat_reconcile_nothing() -> None:
+    with LocalRuntime(seed=17) as runtime:
+        fleet = launch_fleet(runtime, instances=40, groups={"staging"})
+        for instance in fleet["staging"]:
+            instance.install_minutes = 45.0  # each wave is quiet for 36-56 minutes: over the 15-minute floor
+        description = start(runtime, ["staging"])
+        arn = description["executionArn"]
+        assert description["status"] == "SUCCEEDED", description.get("cause")
+        installs = [c for c in runtime.fleet.commands.values() if c.operation == "Install"]
+        assert len(installs) == 1
+        assert len(installs[0].invocations) > 2  # staging's MaxConcurrency 50 %: at least two waves
+        assert "Reconcile Command Results" not in entered_states(runtime, arn)
+        waits = [
+            json.loads(e["stateEnteredEventDetails"]["input"])["spec"]
+            for e in runtime.history(arn)
+            if (e.get("stateEnteredEventDetails") or {}).get("name") == "Wait For Command Results"
+        ]
+        install_wait = next(spec for spec in waits if spec["phase"] == "install")
+        assert install_wait["heartbeat_seconds"] > 56 * 60
+        assert install_wait["wait_timeout_seconds"] > install_wait["timeout_seconds"]
+
+
 def test_rollout_unreachable_instance_counts_against_the_error_budget() -> None:
     with LocalRuntime(seed=15) as runtime:
         fleet = launch_fleet(runtime, groups={"dev"})

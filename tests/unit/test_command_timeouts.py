@@ -1,10 +1,24 @@
 """Command sizing from the stage (delivery timeout per wave, SnapshotId) and not-delivered commands in the verdict."""
 
+import math
+
 import pytest
 
 from patchpilot.logic.health import is_patch_evidence, reason_for, verify_stage_health
-from patchpilot.logic.stage_plan import delivery_timeout_seconds, plan_stage_commands, rate_limit, snapshot_id
-from patchpilot.models.rollout import CommandResultRef, StageStepRequest, VerifyStageRequest
+from patchpilot.logic.install_tracking import heartbeat_interval_for
+from patchpilot.logic.stage_plan import (
+    EVENT_DELIVERY_SECONDS,
+    PATCH_EXECUTION_TIMEOUT_SECONDS,
+    bisect_round_commands,
+    command_heartbeat_seconds,
+    command_wait_timeout_seconds,
+    delivery_timeout_seconds,
+    plan_stage_commands,
+    rate_limit,
+    snapshot_id,
+)
+from patchpilot.models.rollout import CommandResultRef, HealthCheck, StageStepRequest, VerifyStageRequest
+from patchpilot.models.state import WaitLimits
 from tests.fakes import (
     FakeAlarms,
     FakeCanaryTags,
@@ -41,6 +55,70 @@ def test_plan_stage_commands_sizes_each_command_timeout_from_the_stage() -> None
     assert install.timeout_seconds == waves * 45 * 60
     assert scan.timeout_seconds == waves * 10 * 60
     assert health.timeout_seconds == waves * 120
+
+
+@pytest.mark.parametrize(
+    ("expected_seconds", "execution_timeout", "longest_gap"),
+    [
+        (60 * 60, PATCH_EXECUTION_TIMEOUT_SECONDS, 5400),  # the policy's default install, with its margin
+        (10 * 60, PATCH_EXECUTION_TIMEOUT_SECONDS, 900),  # a scan
+        (720 * 60, PATCH_EXECUTION_TIMEOUT_SECONDS, 7200),  # a 12-hour install still ends within 7200 s
+        (300, 300, 300),  # a health check ends at its executionTimeout
+    ],
+)
+def test_command_heartbeat_outlasts_one_invocation_even_just_after_a_heartbeat(
+    expected_seconds: int, execution_timeout: int, longest_gap: int
+) -> None:
+    wait = 30 * 24 * 3600
+    heartbeat = command_heartbeat_seconds(expected_seconds, execution_timeout, WaitLimits(), wait)
+    # an event arriving just after a heartbeat sends none: the next one may come a whole quiet gap later
+    assert heartbeat - heartbeat_interval_for(heartbeat) >= longest_gap + EVENT_DELIVERY_SECONDS
+    # and no longer than that needs: a lost event is noticed soon after
+    assert heartbeat == max(math.ceil((longest_gap + EVENT_DELIVERY_SECONDS) * 3 / 2), WaitLimits().heartbeat_seconds)
+
+
+def test_command_heartbeat_stays_within_the_runs_floor_and_below_the_wait_timeout() -> None:
+    limits = WaitLimits()  # 15-minute floor
+    assert command_heartbeat_seconds(60, 120, limits, 14_400) == limits.heartbeat_seconds
+    assert command_heartbeat_seconds(60 * 60, PATCH_EXECUTION_TIMEOUT_SECONDS, limits, 3_600) == 3_599
+    assert command_heartbeat_seconds(60 * 60, PATCH_EXECUTION_TIMEOUT_SECONDS, limits, 86_400) == 8_190
+
+
+def test_command_wait_lasts_until_ssm_expires_the_command() -> None:
+    limits = WaitLimits()
+    ten_waves = delivery_timeout_seconds(250, "10%", 3600)
+    assert command_wait_timeout_seconds(ten_waves, 7200, limits) == ten_waves + 7200 + EVENT_DELIVERY_SECONDS
+    assert command_wait_timeout_seconds(600, 120, limits) == limits.install_timeout_seconds  # never below the floor
+
+
+@pytest.mark.parametrize("group_size", [10, 1_000, 10_000])
+def test_plan_stage_commands_heartbeats_do_not_depend_on_the_group_size(group_size: int) -> None:
+    plan = _plan()
+    check = HealthCheck(commands=["systemctl is-system-running"], timeout_seconds=300)
+    stage = plan.stages[0].model_copy(update={"max_concurrency": "10%", "install_minutes": 45, "health_check": check})
+    step = StageStepRequest(run=plan.run, stage=stage, phase_set="patch")
+    directory = _directory("dev", group_size)
+    install, scan, health = plan_stage_commands(
+        step, directory, FakePatchSets(), "PatchGroup", FakeCanaryTags(directory)
+    ).commands
+    one_install = 45 * 60 * 3 // 2 + EVENT_DELIVERY_SECONDS  # one wave's install with its margin, not every wave's
+    assert install.heartbeat_seconds == one_install * 3 // 2
+    assert scan.heartbeat_seconds == (900 + EVENT_DELIVERY_SECONDS) * 3 // 2
+    assert health.heartbeat_seconds == plan.run.limits.heartbeat_seconds  # (300 + 60) x 3/2 is below the floor
+    assert all(c.heartbeat_seconds < plan.run.limits.install_timeout_seconds for c in (install, scan, health))
+    # the wait outlasts every wave the group needs: a healthy command never times out, whatever the group's size
+    assert all(c.wait_timeout_seconds > c.timeout_seconds + c.heartbeat_seconds for c in (install, scan, health))
+
+
+def test_bisection_round_commands_carry_their_own_heartbeats() -> None:
+    plan = _plan()
+    stage = plan.stages[0].model_copy(update={"install_minutes": 30})
+    install, scan, *_ = bisect_round_commands(
+        plan.run, stage, 1, 1, "s3://bucket/round-1.yaml", "PatchPilotBisect", "2026-12/dev"
+    ).commands
+    assert install.heartbeat_seconds == (45 * 60 + EVENT_DELIVERY_SECONDS) * 3 // 2
+    assert scan.heartbeat_seconds == (900 + EVENT_DELIVERY_SECONDS) * 3 // 2
+    assert install.wait_timeout_seconds > install.heartbeat_seconds
 
 
 def test_snapshot_id_is_one_uuid_per_stage_attempt() -> None:

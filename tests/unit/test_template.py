@@ -73,6 +73,26 @@ def test_template_callback_wait_has_timeout_and_heartbeat() -> None:
     assert "HeartbeatSecondsPath" in callbacks["Wait For Command Results"]
 
 
+def test_template_command_wait_heartbeat_and_timeout_are_the_commands_own() -> None:
+    _, asl = _asl()
+    wait = _all_states(asl)["Wait For Command Results"]
+    # the wait times out on the command's own quiet gap, and the function spaces its heartbeats by the same value
+    assert wait["HeartbeatSecondsPath"] == "$.spec.heartbeat_seconds"
+    assert wait["TimeoutSecondsPath"] == "$.spec.wait_timeout_seconds"
+    assert wait["Parameters"]["Payload"]["heartbeat_seconds.$"] == "$.spec.heartbeat_seconds"
+
+
+def test_template_verify_step_after_the_bake_is_planned_afresh_and_starts_at_once() -> None:
+    _, asl = _asl()
+    states = _all_states(asl)
+    assert states["Bake"]["Next"] == "Plan Verify Step"
+    verify, plan = states["Plan Verify Step"], states["Plan Stage Step"]
+    assert verify["Resource"] == plan["Resource"]
+    assert verify["Parameters"]["phase_set"] == "verify"
+    assert (verify["ResultPath"], verify["Next"]) == (plan["ResultPath"], "Run Stage Commands")
+    assert (verify["Retry"], verify["Catch"]) == (plan["Retry"], plan["Catch"])
+
+
 def test_template_state_names_are_unique_across_nested_maps() -> None:
     _, asl = _asl()
     text = json.dumps(asl)

@@ -29,6 +29,7 @@ TERMINAL_COMMAND_STATUSES = frozenset({"Success", "Failed", "Cancelled", "TimedO
 
 RESUME_LEASE_SECONDS = 60
 DEFAULT_HEARTBEAT_INTERVAL_SECONDS = 60
+HEARTBEATS_PER_TIMEOUT = 3  # SendTaskHeartbeat at most every third of the task's HeartbeatSeconds
 
 
 Action = Literal["recorded", "duplicate", "progress", "ignored_foreign_command"]
@@ -62,7 +63,7 @@ def heartbeat_interval_for(heartbeat_seconds: int | None) -> int:
     """How often (at most) to send SendTaskHeartbeat: a third of the task's HeartbeatSeconds (so two can be lost)."""
     if heartbeat_seconds is None:
         return DEFAULT_HEARTBEAT_INTERVAL_SECONDS
-    return max(1, heartbeat_seconds // 3)
+    return max(1, heartbeat_seconds // HEARTBEATS_PER_TIMEOUT)
 
 
 def tally_of(command: TrackedCommand, command_finished: bool = False) -> InstallTally:

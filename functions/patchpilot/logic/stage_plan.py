@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from patchpilot.integrations.ports import CanaryTags, ChangeCalendar, Clock, CommandDirectory, PatchSetStore
 from patchpilot.logic.commands import install_command_comment
+from patchpilot.logic.install_tracking import HEARTBEATS_PER_TIMEOUT
 from patchpilot.logic.install_window import decide_install_start
 from patchpilot.logic.platforms import operating_system_of
 from patchpilot.models.exceptions import NoInstancesInPatchGroup, NoTestedPatchSet, TransientAwsError
@@ -24,11 +25,17 @@ from patchpilot.models.rollout import (
     StagePlan,
     StageStepRequest,
 )
+from patchpilot.models.state import WaitLimits
 
 PATCH_DOCUMENT = "AWS-RunPatchBaseline"
 SCAN_MINUTES = 10
 MIN_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS = 600, 2_592_000
 SNAPSHOT_NAMESPACE = uuid.UUID("7c1f4f52-55d9-4c1e-9a8e-6a0f2f1d3b10")
+# AWS-RunPatchBaseline's plugins run at most 7200 s on an instance (the document's `timeoutSeconds`); past it the
+# invocation ends ExecutionTimedOut (SSM user guide, monitor-commands.md, "Execution timeout").
+PATCH_EXECUTION_TIMEOUT_SECONDS = 7200
+HEARTBEAT_MARGIN = 1.5  # a healthy invocation may run this much longer than expected before the wait reconciles
+EVENT_DELIVERY_SECONDS = 60  # SSM -> EventBridge -> SQS -> command-result function, batching window included
 
 
 def rate_limit(max_concurrency: str, targeted: int) -> int:
@@ -61,6 +68,67 @@ def delivery_timeout_seconds(targeted: int, max_concurrency: str, seconds_per_in
     """
     waves = math.ceil(targeted / min(rate_limit(max_concurrency, targeted), max(targeted, 1)))
     return min(max(waves * seconds_per_instance, MIN_TIMEOUT_SECONDS), MAX_TIMEOUT_SECONDS)
+
+
+def command_heartbeat_seconds(
+    seconds_per_instance: int, execution_timeout_seconds: int, limits: WaitLimits, wait_timeout_seconds: int
+) -> int:
+    """The wait's `HeartbeatSeconds` for one command: long enough for the longest quiet gap of a healthy command.
+
+    While a command runs, some invocation is always running (rate control starts the next one when one ends), and
+    every start and end is a status-change event. So the longest healthy gap between two events is one
+    invocation's run time: the expected time per instance with a margin, never more than the document's execution
+    timeout (past it the invocation ends ExecutionTimedOut, an event too), plus event delivery. The command-result
+    function sends at most one SendTaskHeartbeat per third of the heartbeat (`install_tracking.heartbeat_interval_for`):
+    an event just after a heartbeat sends none, so the heartbeat is 3/2 of that gap. A rate-controlled group's waves
+    then never look like lost events, at any fleet size; a lost event is noticed at most one heartbeat after the
+    last heartbeat sent, and reconciliation recovers it from SSM.
+
+    Parameters
+    ----------
+    seconds_per_instance : int
+        The expected run time on one instance (``install_minutes``, the scan's, the health check's timeout).
+    execution_timeout_seconds : int
+        The longest an invocation of the document runs (AWS-RunPatchBaseline 7200 s; a shell script's
+        ``executionTimeout``).
+    limits : WaitLimits
+        The run's wait limits: ``heartbeat_seconds`` is the floor.
+    wait_timeout_seconds : int
+        The wait's timeout: the heartbeat stays below it (Step Functions requires HeartbeatSeconds < TimeoutSeconds).
+
+    Returns
+    -------
+    int
+        ``3/2 x (min(expected x HEARTBEAT_MARGIN, execution timeout) + EVENT_DELIVERY_SECONDS)``, within those limits.
+    """
+    gap = min(math.ceil(seconds_per_instance * HEARTBEAT_MARGIN), execution_timeout_seconds) + EVENT_DELIVERY_SECONDS
+    heartbeat = math.ceil(gap * HEARTBEATS_PER_TIMEOUT / (HEARTBEATS_PER_TIMEOUT - 1))
+    return min(max(heartbeat, limits.heartbeat_seconds), wait_timeout_seconds - 1)
+
+
+def command_wait_timeout_seconds(timeout_seconds: int, execution_timeout_seconds: int, limits: WaitLimits) -> int:
+    """The wait's `TimeoutSeconds` for one command: until SSM has ended every invocation of it.
+
+    SSM expires a command `TimeoutSeconds` + the document's execution timeout after it was sent (`ExpiresAfter`):
+    every invocation still waiting or running then ends DeliveryTimedOut (SSM user guide, monitor-commands.md,
+    "Understanding command timeout values"). A healthy command therefore always finishes before this timeout,
+    however many waves its group needs, and at the timeout reconciliation finds the command finished.
+
+    Parameters
+    ----------
+    timeout_seconds : int
+        The command's SendCommand `TimeoutSeconds` (waves x expected time per instance).
+    execution_timeout_seconds : int
+        The longest an invocation of the document runs.
+    limits : WaitLimits
+        The run's wait limits: ``install_timeout_seconds`` is the floor.
+
+    Returns
+    -------
+    int
+        ``TimeoutSeconds + execution timeout + EVENT_DELIVERY_SECONDS``, at least ``install_timeout_seconds``.
+    """
+    return max(timeout_seconds + execution_timeout_seconds + EVENT_DELIVERY_SECONDS, limits.install_timeout_seconds)
 
 
 def snapshot_id(run_id: str, stage_name: str, attempt: int) -> str:
@@ -246,7 +314,9 @@ def plan_stage_commands(
     comment = install_command_comment(run.run_id, stage.name)
     max_concurrency, max_errors = ("100%", "100%") if chosen.canary else (stage.max_concurrency, stage.max_errors)
 
-    def command(phase: Phase, document: str, parameters: dict[str, list[str]], timeout: int) -> CommandSpec:
+    def command(phase: Phase, document: str, parameters: dict[str, list[str]], seconds: int, limit: int) -> CommandSpec:
+        timeout = delivery_timeout_seconds(targeted, max_concurrency, seconds)
+        wait = command_wait_timeout_seconds(timeout, limit, run.limits)
         return CommandSpec(
             phase=phase,
             document_name=document,
@@ -256,22 +326,22 @@ def plan_stage_commands(
             max_errors=max_errors,
             comment=comment,
             timeout_seconds=timeout,
+            heartbeat_seconds=command_heartbeat_seconds(seconds, limit, run.limits, wait),
+            wait_timeout_seconds=wait,
         )
 
     commands: list[CommandSpec] = []
-
-    def timeout(seconds_per_instance: int) -> int:
-        return delivery_timeout_seconds(targeted, max_concurrency, seconds_per_instance)
-
     if request.phase_set in ("canary", "patch"):
         install = _install_parameters(request, patch_sets)
         scan = {"Operation": ["Scan"], "SnapshotId": install["SnapshotId"]}
-        commands.append(command("install", PATCH_DOCUMENT, install, timeout(stage.install_minutes * 60)))
-        commands.append(command("scan", PATCH_DOCUMENT, scan, timeout(SCAN_MINUTES * 60)))
+        patch_limit = PATCH_EXECUTION_TIMEOUT_SECONDS
+        commands.append(command("install", PATCH_DOCUMENT, install, stage.install_minutes * 60, patch_limit))
+        commands.append(command("scan", PATCH_DOCUMENT, scan, SCAN_MINUTES * 60, patch_limit))
     for check in (stage.health_check, stage.windows_health_check):
         if check is not None:
             parameters = {"commands": check.commands, "executionTimeout": [str(check.timeout_seconds)]}
-            commands.append(command("health", check.document_name, parameters, timeout(check.timeout_seconds)))
+            seconds = check.timeout_seconds
+            commands.append(command("health", check.document_name, parameters, seconds, seconds))
     return StageCommands(targeted_instances=targeted, commands=commands)
 
 
@@ -330,7 +400,9 @@ def bisect_round_commands(
     comment = install_command_comment(run.run_id, stage.name)
     snapshot = snapshot_id(run.run_id, f"{stage.name}/bisect/{round_number}", attempt)
 
-    def command(phase: Phase, document: str, parameters: dict[str, list[str]], seconds: int) -> CommandSpec:
+    def command(phase: Phase, document: str, parameters: dict[str, list[str]], seconds: int, limit: int) -> CommandSpec:
+        timeout = delivery_timeout_seconds(1, "100%", seconds)
+        wait = command_wait_timeout_seconds(timeout, limit, run.limits)
         return CommandSpec(
             phase=phase,
             document_name=document,
@@ -339,7 +411,9 @@ def bisect_round_commands(
             max_concurrency="100%",
             max_errors="100%",
             comment=comment,
-            timeout_seconds=delivery_timeout_seconds(1, "100%", seconds),
+            timeout_seconds=timeout,
+            heartbeat_seconds=command_heartbeat_seconds(seconds, limit, run.limits, wait),
+            wait_timeout_seconds=wait,
         )
 
     install: dict[str, list[str]] = {
@@ -348,12 +422,16 @@ def bisect_round_commands(
         "SnapshotId": [snapshot],
         "InstallOverrideList": [install_list],
     }
+    patch_limit = PATCH_EXECUTION_TIMEOUT_SECONDS
     commands = [
-        command("install", PATCH_DOCUMENT, install, stage.install_minutes * 60),
-        command("scan", PATCH_DOCUMENT, {"Operation": ["Scan"], "SnapshotId": [snapshot]}, SCAN_MINUTES * 60),
+        command("install", PATCH_DOCUMENT, install, stage.install_minutes * 60, patch_limit),
+        command(
+            "scan", PATCH_DOCUMENT, {"Operation": ["Scan"], "SnapshotId": [snapshot]}, SCAN_MINUTES * 60, patch_limit
+        ),
     ]
     for check in (stage.health_check, stage.windows_health_check):
         if check is not None:
             parameters = {"commands": check.commands, "executionTimeout": [str(check.timeout_seconds)]}
-            commands.append(command("health", check.document_name, parameters, check.timeout_seconds))
+            seconds = check.timeout_seconds
+            commands.append(command("health", check.document_name, parameters, seconds, seconds))
     return StageCommands(targeted_instances=1, commands=commands)

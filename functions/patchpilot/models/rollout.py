@@ -231,6 +231,10 @@ class CommandSpec(_Model):
     max_errors: ErrorBudget
     comment: str = Field(max_length=100)
     timeout_seconds: int = Field(ge=30, le=2_592_000)
+    # The wait's HeartbeatSeconds and TimeoutSeconds (logic/stage_plan.py): the longest quiet gap this command can
+    # have while healthy, and the moment SSM has ended every invocation of it (its ExpiresAfter).
+    heartbeat_seconds: int = Field(ge=1, le=24 * 3600)
+    wait_timeout_seconds: int = Field(ge=2, le=2_592_000 + 24 * 3600)
 
 
 class StageStepRequest(_Model):

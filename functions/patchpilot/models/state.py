@@ -21,7 +21,12 @@ class _StateModel(Utf8Input):
 
 
 class WaitLimits(_StateModel):
-    """How long the install wait may last, how long without progress before reconciling, and how often."""
+    """How long a command wait lasts at least, how long without progress before reconciling, and how often.
+
+    Both durations are floors: each command's wait gets its own timeout (its ExpiresAfter) and heartbeat (its longest
+    healthy quiet gap), never less than these (`logic/stage_plan.py` `command_wait_timeout_seconds`,
+    `command_heartbeat_seconds`).
+    """
 
     install_timeout_seconds: int = Field(default=4 * 3600, ge=1, le=7 * 24 * 3600)
     heartbeat_seconds: int = Field(default=900, ge=1, le=24 * 3600)
