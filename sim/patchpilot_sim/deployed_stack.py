@@ -279,7 +279,7 @@ class _Deployer:
         if kind in handlers:
             handlers[kind](logical_id, props)
             return
-        if kind == "AWS::SecretsManager::Secret":  # Ref (and the physical id) of a secret is its ARN
+        if kind in ("AWS::SecretsManager::Secret", "AWS::SSM::Document"):  # physical id = Ref: the ARN / the name
             self.stack.add(logical_id, kind, str(self.runtime.resolver.ref(logical_id)))
             return
         physical = {

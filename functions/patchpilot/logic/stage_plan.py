@@ -204,6 +204,8 @@ def plan_stage_commands(
     patch_group_tag_key: str,
     tags: CanaryTags,
     tag_now: bool = True,
+    *,
+    health_document: str,
 ) -> StageCommands:
     """Plan the commands of one stage step.
 
@@ -223,6 +225,9 @@ def plan_stage_commands(
         Sets the canary tag on the chosen canaries, and removes it when the rest of the group is planned.
     tag_now : bool
         Whether the step starts now (tags change only then).
+    health_document : str
+        The stack's cross-platform health-check document: the stage's health check is ONE command of it, whatever
+        the platforms of the group (see ``health_command_parameters``).
 
     Returns
     -------
@@ -268,10 +273,9 @@ def plan_stage_commands(
         scan = {"Operation": ["Scan"], "SnapshotId": install["SnapshotId"]}
         commands.append(command("install", PATCH_DOCUMENT, install, timeout(stage.install_minutes * 60)))
         commands.append(command("scan", PATCH_DOCUMENT, scan, timeout(SCAN_MINUTES * 60)))
-    for check in (stage.health_check, stage.windows_health_check):
-        if check is not None:
-            parameters = {"commands": check.commands, "executionTimeout": [str(check.timeout_seconds)]}
-            commands.append(command("health", check.document_name, parameters, timeout(check.timeout_seconds)))
+    if stage.health_check is not None:
+        check = stage.health_check
+        commands.append(command("health", health_document, check.parameters(), timeout(check.timeout_seconds)))
     return StageCommands(targeted_instances=targeted, commands=commands)
 
 
@@ -283,6 +287,8 @@ def plan_stage_step(
     clock: Clock,
     calendar: ChangeCalendar,
     tags: CanaryTags,
+    *,
+    health_document: str,
 ) -> StageCommands:
     """Plan a stage step's commands and whether they may start now (window, cutoff, change calendar).
 
@@ -298,6 +304,8 @@ def plan_stage_step(
         The time to decide for, and the stage's SSM Change Calendar.
     tags : CanaryTags
         The canary tag (set only when the step starts now).
+    health_document : str
+        The stack's health-check document.
 
     Returns
     -------
@@ -306,7 +314,9 @@ def plan_stage_step(
         machine plans the step again.
     """
     start = decide_install_start(request, clock, calendar)
-    planned = plan_stage_commands(request, directory, patch_sets, patch_group_tag_key, tags, start.start_now)
+    planned = plan_stage_commands(
+        request, directory, patch_sets, patch_group_tag_key, tags, start.start_now, health_document=health_document
+    )
     return planned.model_copy(update={"start": start})
 
 
@@ -318,13 +328,15 @@ def bisect_round_commands(
     install_list: str,
     tag_key: str,
     tag_value: str,
+    health_document: str,
 ) -> StageCommands:
-    """The commands of a bisection round: install a subset of the suspects, post-patch scan, health commands.
+    """The commands of a bisection round: install a subset of the suspects, post-patch scan, health command.
 
     They target the bisected instance alone, by the bisection tag (``tag_key=tag_value``, set on that instance only):
     AWS-RunPatchBaseline installs exactly the patches its InstallOverrideList names (SSM user guide,
     patch-manager-about-aws-runpatchbaseline, InstallOverrideList), with the stage's reboot option, and the scan and
-    the stage's health checks then verify the instance. Every round has its own baseline `SnapshotId`.
+    the stage's health check (one command of the stack's ``health_document``) then verify the instance. Every round has
+    its own baseline `SnapshotId`.
     """
     targets = [CommandTarget(Key=f"tag:{tag_key}", Values=[tag_value])]
     comment = install_command_comment(run.run_id, stage.name)
@@ -352,8 +364,7 @@ def bisect_round_commands(
         command("install", PATCH_DOCUMENT, install, stage.install_minutes * 60),
         command("scan", PATCH_DOCUMENT, {"Operation": ["Scan"], "SnapshotId": [snapshot]}, SCAN_MINUTES * 60),
     ]
-    for check in (stage.health_check, stage.windows_health_check):
-        if check is not None:
-            parameters = {"commands": check.commands, "executionTimeout": [str(check.timeout_seconds)]}
-            commands.append(command("health", check.document_name, parameters, check.timeout_seconds))
+    if stage.health_check is not None:
+        check = stage.health_check
+        commands.append(command("health", health_document, check.parameters(), check.timeout_seconds))
     return StageCommands(targeted_instances=1, commands=commands)
