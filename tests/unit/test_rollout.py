@@ -9,7 +9,7 @@ from patchpilot.logic.frozen_set import record_stage_passed
 from patchpilot.logic.health import allowed_failures, verify_stage_health
 from patchpilot.logic.platforms import operating_system_of
 from patchpilot.logic.rollout_plan import plan_rollout
-from patchpilot.logic.stage_plan import plan_stage_commands
+from patchpilot.logic.stage_plan import bisect_round_commands, plan_stage_commands
 from patchpilot.models.cycle import StartRolloutRequest
 from patchpilot.models.exceptions import (
     InvalidRolloutRequest,
@@ -21,6 +21,7 @@ from patchpilot.models.patches import InstancePatch, PatchState
 from patchpilot.models.records import ManagedInstance
 from patchpilot.models.rollout import (
     CommandResultRef,
+    HealthCheck,
     RecordStageRequest,
     RolloutPlan,
     RolloutRequest,
@@ -165,6 +166,24 @@ def test_plan_stage_commands_patch_step_installs_scans_and_checks_health() -> No
     # ONE health command of the stack's cross-platform document; Windows nodes run its no-op default step
     assert health.document_name == HEALTH_DOCUMENT
     assert health.parameters == {"linuxCommands": ["curl -fsS localhost/health"], "executionTimeout": ["120"]}
+
+
+def test_bisect_round_verifies_with_one_command_of_the_stacks_health_check_document() -> None:
+    plan = _plan()
+    check = HealthCheck(linux_commands=["curl -f :8080"], windows_commands=["exit 0"], timeout_seconds=60)
+    stage = plan.stages[0].model_copy(update={"health_check": check})
+    round_ = bisect_round_commands(
+        plan.run, stage, 1, 2, "s3://a/l.yaml", "PatchPilotBisect", "2026-12/dev", HEALTH_DOCUMENT
+    )
+    assert [c.phase for c in round_.commands] == ["install", "scan", "health"]
+    health = round_.commands[2]
+    assert health.document_name == HEALTH_DOCUMENT
+    assert health.parameters == {
+        "executionTimeout": ["60"],
+        "linuxCommands": ["curl -f :8080"],
+        "windowsCommands": ["exit 0"],
+    }
+    assert health.targets[0].model_dump() == {"Key": "tag:PatchPilotBisect", "Values": ["2026-12/dev"]}
 
 
 def test_plan_stage_commands_production_installs_exactly_the_frozen_set() -> None:

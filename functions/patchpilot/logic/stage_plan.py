@@ -227,7 +227,7 @@ def plan_stage_commands(
         Whether the step starts now (tags change only then).
     health_document : str
         The stack's cross-platform health-check document: the stage's health check is ONE command of it, whatever
-        the platforms of the group (see ``health_command_parameters``).
+        the platforms of the group (parameters: ``HealthCheck.parameters``).
 
     Returns
     -------
