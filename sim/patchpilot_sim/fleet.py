@@ -228,7 +228,7 @@ class SimulatedInstance:
     drop_terminal_event: bool = False
     # Patch level (patches.py); empty -> filled with every applicable catalog patch Missing when added to the fleet.
     patches: dict[str, pm.InstancePatchRecord] = field(default_factory=dict)
-    healthy: bool = True  # what a health command (AWS-RunShellScript / AWS-RunPowerShellScript) finds
+    healthy: bool = True  # what a health command (shell, PowerShell, the health-check document) finds
     flaky_failures_left: int = 0  # this many Install invocations end `flaky_outcome` before one succeeds
     flaky_outcome: str = "Failed"
     last_operation: PatchOperation | None = None  # the last Scan/Install that reported compliance
