@@ -591,6 +591,7 @@ class InMemoryRunLedger(RunLedger):
 
 # -- chat ------------------------------------------------------------------------------------------------------------
 NOW = datetime(2026, 12, 8, 20, 0, tzinfo=UTC)
+HEALTH_DOCUMENT = "patchpilot-HealthCheckDocument-1A2B3C4D5E6F"  # the stack's health-check document, as named by CFN
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:patchpilot-rollout:cycle-2026-12"
 
 

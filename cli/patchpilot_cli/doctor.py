@@ -161,6 +161,7 @@ def _resources_of(need: Need, stack: Stack) -> list[str]:
     partition, region, account = stack.arn_parts
     instance = _sample_instance(stack).instance_id
     chat_secret = stack.resources.get("ChatSecret")
+    health_document = stack.resources.get("HealthCheckDocument")
     filled = []
     for template in need.resources:
         for baseline in sorted(stack.ours) if "{baseline}" in template else [""]:
@@ -173,6 +174,7 @@ def _resources_of(need: Need, stack: Stack) -> list[str]:
                     baseline=baseline,
                     state_machine=stack.outputs.state_machine_arn,
                     chat_secret=chat_secret.physical_id if chat_secret else "",
+                    health_document=health_document.physical_id if health_document else "",
                 )
             )
     return filled

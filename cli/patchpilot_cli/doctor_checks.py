@@ -421,8 +421,7 @@ REQUIRED_PERMISSIONS: tuple[Need, ...] = (
         ("ssm:SendCommand",),
         (
             _DOCUMENT + "AWS-RunPatchBaseline",
-            _DOCUMENT + "AWS-RunShellScript",
-            _DOCUMENT + "AWS-RunPowerShellScript",
+            "arn:{partition}:ssm:{region}:{account}:document/{health_document}",  # the stack's health-check document
             _INSTANCE,
         ),
         context=(INSTANCE_TAGS,),

@@ -1,14 +1,16 @@
 """`patchpilot doctor --probe`: one harmless command per patch group, and whether its status event reaches PatchPilot.
 
 What it does (and says first): puts one small object under `runs/patchpilot-doctor/` in the artifacts bucket, then per
-patch group and platform sends AWS-RunShellScript (Linux) or AWS-RunPowerShellScript (Windows) to the group's Online
-nodes (at most 50) that reads that object with the instance's own credentials, the way AWS-RunPatchBaseline reads an
-install list. It waits for every invocation to end (default 60 s) and tests the event each invocation emits against the
-stack's command-invocation rule (EventBridge TestEventPattern) to tell whether results reach PatchPilot by event or
-only by reconciliation. Where the rule matches, it then observes the events arriving: CommandResultFunction records
-the status event of a command PatchPilot did not start as a foreign-command row (``COMMAND#<id>`` / ``COMMAND`` in the
-runs table); the probe waits (at most a minute, by default) for that row of every probe command. It never changes a
-baseline, a tag or an instance's patches.
+patch group and platform sends the stack's health-check document (HealthCheckDocument: its Linux step runs
+`linuxCommands`, its Windows step `windowsCommands`) to the group's Online nodes (at most 50), reading that object with
+the instance's own credentials, the way AWS-RunPatchBaseline reads an install list. It sends the document PatchPilot's
+health checks send, so its status events take the same way (a stack without the document gets AWS-RunShellScript /
+AWS-RunPowerShellScript, as before). It waits for every invocation to end (default 60 s) and tests the event each
+invocation emits against the stack's command-invocation rule (EventBridge TestEventPattern) to tell whether results
+reach PatchPilot by event or only by reconciliation. Where the rule matches, it then observes the events arriving:
+CommandResultFunction records the status event of a command PatchPilot did not start as a foreign-command row
+(``COMMAND#<id>`` / ``COMMAND`` in the runs table); the probe waits (at most a minute, by default) for that row of every
+probe command. It never changes a baseline, a tag or an instance's patches.
 """
 
 from __future__ import annotations
@@ -42,18 +44,28 @@ MAX_POLL_SECONDS = 5.0
 EVENT_WAIT_SECONDS = 60.0  # the issue's promise: a status event reaches PatchPilot within a minute
 
 
-def _command_lines(platform_type: str, bucket: str) -> tuple[str, list[str]]:
+def _probe_command(platform_type: str, bucket: str, health_document: str | None) -> tuple[str, dict[str, list[str]]]:
+    """The document and parameters that read the probe object on a node of the platform."""
     url = f"s3://{bucket}/{PROBE_KEY}"
     if platform_type == "Windows":
-        return "AWS-RunPowerShellScript", [
+        document, key = "AWS-RunPowerShellScript", "windowsCommands"
+        lines = [
             f"Read-S3Object -BucketName '{bucket}' -Key '{PROBE_KEY}' "
             '-File "$env:TEMP\\patchpilot-probe.txt" | Out-Null',
             "Write-Output 'patchpilot probe: read the artifacts bucket'",
         ]
-    return "AWS-RunShellScript", [
-        f"aws s3 cp '{url}' - > /dev/null",
-        "echo 'patchpilot probe: read the artifacts bucket'",
-    ]
+    else:
+        document, key = "AWS-RunShellScript", "linuxCommands"
+        lines = [f"aws s3 cp '{url}' - > /dev/null", "echo 'patchpilot probe: read the artifacts bucket'"]
+    if health_document:
+        return health_document, {key: lines}
+    return document, {"commands": lines}
+
+
+def health_document(stack: Stack) -> str | None:
+    """The stack's health-check document (None: a stack deployed before it existed)."""
+    resource = stack.resources.get("HealthCheckDocument")
+    return resource.physical_id if resource else None
 
 
 def probe_targets(fleet: FleetView, group: str) -> dict[str, list[str]]:
@@ -73,7 +85,10 @@ def plan(stack: Stack) -> list[str]:
     lines = [f"probe: put s3://{bucket}/{PROBE_KEY} (a few bytes), then send, per patch group:"]
     for group in stack.groups:
         targets = probe_targets(fleet, group)
-        sends = [f"{_command_lines(p, bucket)[0]} to {len(ids)} node(s)" for p, ids in sorted(targets.items())]
+        document = health_document(stack)
+        sends = [
+            f"{_probe_command(p, bucket, document)[0]} to {len(ids)} node(s)" for p, ids in sorted(targets.items())
+        ]
         lines.append(f"  {group}: {'; '.join(sends) or 'nothing (no Online node)'}")
     lines.append("probe: the commands only read that object; no baseline, tag or patch changes")
     return lines
@@ -219,7 +234,8 @@ def event_check(
             "warn",
             f"rule {names} does not match {', '.join(sorted(missed))} status events: health-check results reach "
             "PatchPilot only by reconciliation (slower, more API calls)",
-            "add the shell documents to the rule's document-name pattern (template.yaml) and redeploy",
+            "add the health-check document (!Ref HealthCheckDocument) to the rule's document-name pattern "
+            "(template.yaml) and redeploy",
         )
     lost = sorted(command_id for command_id, seconds in arrivals.items() if seconds is None)
     if lost:
@@ -265,11 +281,11 @@ def run_probe(
     for group in stack.groups:
         sent[group] = []
         for platform, ids in sorted(probe_targets(fleet, group).items()):
-            document, commands = _command_lines(platform, bucket)
+            document, parameters = _probe_command(platform, bucket, health_document(stack))
             command = ssm.send_command(
                 InstanceIds=ids,
                 DocumentName=document,
-                Parameters={"commands": commands},
+                Parameters=parameters,
                 Comment=f"patchpilot doctor probe ({group})",
                 TimeoutSeconds=60,
                 MaxErrors=str(len(ids)),

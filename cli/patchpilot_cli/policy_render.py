@@ -312,7 +312,6 @@ def stage_catalog(policy: PatchPolicy) -> StageCatalog:
                 install_minutes=stage.install_minutes,
                 requires_approval=stage.requires_approval,
                 health_check=stage.health_check,
-                windows_health_check=stage.windows_health_check,
                 alarm_name_prefix=stage.alarm_name_prefix,
                 eligible_classifications=classes,
                 eligible_severities=severities,

@@ -129,7 +129,14 @@ class DeployedStack:
     def shell_outcome(self, command: Command, instance: SimulatedInstance) -> str:
         """A shell command that reads an S3 object succeeds only if the instance profile may get it and it exists."""
         outcome = healthy_outcome(command, instance)
-        text = "\n".join(command.parameters.get("commands") or [])
+        # AWS-RunShellScript's `commands`, or the health-check document's per-platform lists
+        lines = [
+            line
+            for key, values in command.parameters.items()
+            if key.endswith(("commands", "Commands"))
+            for line in values
+        ]
+        text = "\n".join(lines)
         reads = [match for pattern in _S3_READS for match in pattern.finditer(text)]
         if outcome != "Success" or not reads:
             return outcome
@@ -279,7 +286,7 @@ class _Deployer:
         if kind in handlers:
             handlers[kind](logical_id, props)
             return
-        if kind == "AWS::SecretsManager::Secret":  # Ref (and the physical id) of a secret is its ARN
+        if kind in ("AWS::SecretsManager::Secret", "AWS::SSM::Document"):  # physical id = Ref: the ARN / the name
             self.stack.add(logical_id, kind, str(self.runtime.resolver.ref(logical_id)))
             return
         physical = {

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -56,11 +57,13 @@ class EventRouter:
         sqs_client: SQSClient,
         queue_url_of: dict[str, str],
         poller: SqsEventSourcePoller | None = None,
+        resolve: Callable[[Any], Any] = lambda pattern: pattern,
     ) -> None:
         self._lambdas = lambdas
         self._poller = poller
+        # A pattern may name the stack's own resources (`document-name: [!Ref HealthCheckDocument]`): resolved once.
         self._patterns = {
-            (spec.logical_id, rule.name): EventPattern.load(json.dumps(rule.pattern))
+            (spec.logical_id, rule.name): EventPattern.load(json.dumps(resolve(rule.pattern)))
             for spec in lambdas.functions.values()
             for rule in spec.rules
         }

@@ -6,7 +6,9 @@ status-change events, ListCommandInvocations, DescribeInstanceInformation and th
 (DescribeInstancePatches, DescribeInstancePatchStates, DescribeInstancePatchStatesForPatchGroup).
 
 Each instance carries a patch level (patches.py): Install installs its missing patches except those rejected for it
-(or only those an InstallOverrideList selects), Scan reports, and a shell/PowerShell command acts as a health check.
+(or only those an InstallOverrideList selects), Scan reports, and a shell/PowerShell command acts as a health check:
+AWS-RunShellScript / AWS-RunPowerShellScript, or a registered schema 2.2 Command document (PatchPilot's
+cross-platform health check) whose steps run or are skipped per platform (``CommandDocument``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import hashlib
 import json
 import math
 import random
+import re
 import threading
 import uuid
 from collections.abc import Callable
@@ -38,8 +41,18 @@ DOCUMENT_PLATFORMS = {
     "AWS-RunShellScript": frozenset({"Linux"}),
     "AWS-RunPowerShellScript": frozenset({"Windows"}),
 }
+# The platforms each plugin runs on (SSM user guide, documents-command-ssm-plugin-reference: aws:runShellScript "only
+# runs on Linux operating systems", aws:runPowerShellScript "runs on Microsoft Windows Server and Linux"; both are among
+# the plugins supported on macOS). A document's platforms are its plugins' platforms: a node outside them ends
+# InvalidPlatform before anything runs.
+PLUGIN_PLATFORMS = {
+    "aws:runShellScript": frozenset({"Linux", "MacOS"}),
+    "aws:runPowerShellScript": frozenset({"Windows", "Linux", "MacOS"}),
+}
+PLATFORM_TYPES = frozenset({"Linux", "Windows", "MacOS"})  # what a `platformType` precondition may compare with
 SCAN_MINUTES = 2.0
 HEALTH_COMMAND_MINUTES = 0.5
+SKIPPED_STEPS_SECONDS = 1.0  # an invocation whose every step is skipped runs nothing and ends at once
 DEFAULT_TIMEOUT_SECONDS = 3600  # SendCommand TimeoutSeconds default (API reference: SendCommand)
 MIN_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS = 30, 2_592_000
 # The execution timeout each document gives its plugin ("timeoutSeconds" in the document): AWS-RunPatchBaseline's
@@ -77,6 +90,121 @@ PLATFORMS: dict[str, tuple[str, str, str]] = {
 }
 
 
+@dataclass(frozen=True)
+class DocumentStep:
+    """One step (plugin) of a schema 2.2 Command document."""
+
+    action: str
+    name: str
+    platform: str | None  # the `platformType` its precondition requires (None: no precondition)
+    timeout: str  # inputs.timeoutSeconds as written: seconds or a `{{ parameter }}` reference
+
+    def runs_on(self, platform_type: str) -> bool:
+        """Whether the agent runs the step on a node of this platform, or skips it.
+
+        Plugin compatibility is evaluated before the precondition; an incompatible plugin or an unsatisfied
+        precondition skips the step (SSM user guide, documents-schemas-features, "Using the precondition parameter").
+        """
+        return platform_type in PLUGIN_PLATFORMS[self.action] and self.platform in (None, platform_type)
+
+
+def _precondition_platform(where: str, step: dict[str, Any]) -> str | None:
+    """The platform of a `precondition: {StringEquals: [platformType, X]}` (the only operator SSM supports)."""
+    precondition = step.get("precondition")
+    if precondition is None:
+        return None
+    operands = precondition.get("StringEquals") if isinstance(precondition, dict) else None
+    if set(precondition) != {"StringEquals"} or not isinstance(operands, list) or len(operands) != 2:
+        raise SimulatedApiError("InvalidDocumentContent", f"{where}: only StringEquals with 2 arguments is supported")
+    if "platformType" not in operands:
+        raise SimulatedApiError("InvalidDocumentContent", f"{where}: the simulator models platformType preconditions")
+    platform = str(operands[1] if operands[0] == "platformType" else operands[0])
+    if platform not in PLATFORM_TYPES:
+        raise SimulatedApiError("InvalidDocumentContent", f"{where}: platformType is one of {sorted(PLATFORM_TYPES)}")
+    return platform
+
+
+_PARAMETER_REFERENCE = re.compile(r"^\{\{\s*(\w+)\s*\}\}$")
+
+
+@dataclass(frozen=True)
+class CommandDocument:
+    """A custom schema 2.2 Command document of shell/PowerShell steps (what PatchPilot's health check is).
+
+    On each node every step either runs or is skipped (``DocumentStep.runs_on``); the agent aggregates the steps into
+    the invocation's status with a skipped step counting as a success: Success when every step ran successfully or
+    was skipped, Failed when one failed (amazon-ssm-agent, agent/contracts/aggregator.go, DocumentResultAggregator:
+    "Skipped is a form of success"). A node whose platform none of the document's plugins supports ends
+    InvalidPlatform without running anything (monitor-commands.md, "Invalid Platform").
+    """
+
+    name: str
+    parameters: dict[str, dict[str, Any]]
+    steps: tuple[DocumentStep, ...]
+
+    @classmethod
+    def from_content(cls, name: str, content: dict[str, Any]) -> CommandDocument:
+        """Parse a document's content (CreateDocument's checks: schema 2.2, known plugins, unique step names)."""
+        if str(content.get("schemaVersion")) != "2.2":
+            raise SimulatedApiError("InvalidDocumentSchemaVersion", f"{name}: the simulator models schema 2.2")
+        raw_steps = content.get("mainSteps")
+        if not isinstance(raw_steps, list) or not raw_steps:
+            raise SimulatedApiError("InvalidDocumentContent", f"{name}: mainSteps must list at least one step")
+        steps = []
+        for index, step in enumerate(raw_steps):
+            where = f"{name}.mainSteps[{index}]"
+            if step.get("action") not in PLUGIN_PLATFORMS:
+                raise SimulatedApiError(
+                    "InvalidDocumentContent", f"{where}: plugin {step.get('action')!r} not modelled"
+                )
+            inputs = step.get("inputs") or {}
+            if "runCommand" not in inputs:
+                raise SimulatedApiError("InvalidDocumentContent", f"{where}: runCommand is required")
+            timeout = str(inputs.get("timeoutSeconds", DEFAULT_EXECUTION_TIMEOUT_SECONDS))
+            steps.append(
+                DocumentStep(step["action"], str(step.get("name")), _precondition_platform(where, step), timeout)
+            )
+        if len({step.name for step in steps}) != len(steps):
+            raise SimulatedApiError("InvalidDocumentContent", f"{name}: step names must be unique")
+        return cls(name, dict(content.get("parameters") or {}), tuple(steps))
+
+    @property
+    def platform_types(self) -> frozenset[str]:
+        """The platforms a command of this document is delivered to: those of its plugins."""
+        return frozenset().union(*(PLUGIN_PLATFORMS[step.action] for step in self.steps))
+
+    def steps_for(self, platform_type: str) -> list[DocumentStep]:
+        """The steps that run on a node of this platform (the others are skipped)."""
+        return [step for step in self.steps if step.runs_on(platform_type)]
+
+    def resolve(self, passed: dict[str, list[str]]) -> dict[str, list[str]]:
+        """The parameters a command runs with: the passed ones over the defaults, each checked as SSM does."""
+        unknown = sorted(set(passed) - set(self.parameters))
+        if unknown:
+            raise SimulatedApiError("InvalidParameters", f"{self.name}: parameters not in the document: {unknown}")
+        resolved: dict[str, list[str]] = {}
+        for key, spec in self.parameters.items():
+            if key in passed:
+                values = passed[key]
+            elif "default" in spec:
+                default = spec["default"]
+                values = [str(v) for v in default] if isinstance(default, list) else [str(default)]
+            else:
+                raise SimulatedApiError("InvalidParameters", f"{self.name}: parameter {key!r} is required")
+            if spec.get("type") == "String" and len(values) != 1:
+                raise SimulatedApiError("InvalidParameters", f"{self.name}: parameter {key!r} takes one value")
+            pattern = spec.get("allowedPattern")
+            if pattern and not all(re.fullmatch(pattern, value) for value in values):
+                raise SimulatedApiError("InvalidParameters", f"{self.name}: {key!r} must match {pattern}")
+            resolved[key] = values
+        return resolved
+
+    def step_timeout(self, step: DocumentStep, parameters: dict[str, list[str]]) -> int:
+        """A step's execution timeout in seconds (its `timeoutSeconds`, parameters resolved)."""
+        reference = _PARAMETER_REFERENCE.match(step.timeout)
+        return int(parameters[reference.group(1)][0] if reference else step.timeout)
+
+
 class SimulatedApiError(Exception):
     """An SSM error response (code + message), returned to the caller as a botocore ClientError."""
 
@@ -100,7 +228,7 @@ class SimulatedInstance:
     drop_terminal_event: bool = False
     # Patch level (patches.py); empty -> filled with every applicable catalog patch Missing when added to the fleet.
     patches: dict[str, pm.InstancePatchRecord] = field(default_factory=dict)
-    healthy: bool = True  # what a health command (AWS-RunShellScript / AWS-RunPowerShellScript) finds
+    healthy: bool = True  # what a health command (shell, PowerShell, the health-check document) finds
     flaky_failures_left: int = 0  # this many Install invocations end `flaky_outcome` before one succeeds
     flaky_outcome: str = "Failed"
     last_operation: PatchOperation | None = None  # the last Scan/Install that reported compliance
@@ -157,6 +285,7 @@ class Command:
     requested: datetime
     delivery_timeout_seconds: int
     execution_timeout_seconds: int = DEFAULT_EXECUTION_TIMEOUT_SECONDS
+    document: CommandDocument | None = None  # a registered custom document (None: an AWS document)
     resolved: bool = False  # tag targets resolved into invocations (TargetCount known)
     override: list[pm.OverrideEntry] | None = None  # the InstallOverrideList of an Install, read at SendCommand
     override_error: str | None = None  # why that list could not be read (every Install invocation then fails)
@@ -181,8 +310,8 @@ class Command:
 
     @property
     def operation(self) -> str:
-        """Scan or Install for AWS-RunPatchBaseline, Health for a shell/PowerShell command."""
-        if self.document_name in SHELL_DOCUMENTS:
+        """Scan or Install for AWS-RunPatchBaseline, Health for a shell/PowerShell command or custom document."""
+        if self.document_name in SHELL_DOCUMENTS or self.document is not None:
             return "Health"
         return (self.parameters.get("Operation") or ["Scan"])[0]
 
@@ -270,6 +399,7 @@ class SsmAgentSimulator:
         self.region = region
         self.instances: dict[str, SimulatedInstance] = {}
         self.commands: dict[str, Command] = {}
+        self.documents: dict[str, CommandDocument] = {}  # custom Command documents by name (the stack's)
         self.dropped_events: list[dict[str, Any]] = []
         # Wiring points: the patches the baseline rejects for an instance (ids as DescribeInstancePatches' KBId),
         # how an InstallOverrideList URL is read, and the baseline id reported per instance.
@@ -304,6 +434,12 @@ class SsmAgentSimulator:
                     "Scan", scanned, scanned, "RebootIfNeeded", rejected, unapproved=unapproved
                 )
             self.instances[instance.instance_id] = instance
+
+    def register_document(self, name: str, content: dict[str, Any]) -> CommandDocument:
+        """Create a custom Command document (as the stack's AWS::SSM::Document does); SendCommand then takes it."""
+        with self._lock:
+            document = self.documents[name] = CommandDocument.from_content(name, content)
+            return document
 
     def installed_patches(self, instance_id: str) -> set[str]:
         """Ground truth for tests: the ids of the patches on the instance's disk (pending reboot included)."""
@@ -376,7 +512,8 @@ class SsmAgentSimulator:
 
     def _op_SendCommand(self, params: dict[str, Any]) -> dict[str, Any]:  # noqa: N802
         document = params.get("DocumentName", "")
-        if document not in SUPPORTED_DOCUMENTS:
+        custom = self.documents.get(document)
+        if document not in SUPPORTED_DOCUMENTS and custom is None:
             raise SimulatedApiError("InvalidDocument", f"Document {document!r} is not known to the simulator.")
         comment = params.get("Comment", "")
         if len(comment) > 100:
@@ -387,7 +524,7 @@ class SsmAgentSimulator:
                 "ValidationException", f"TimeoutSeconds must be {MIN_TIMEOUT_SECONDS} to {MAX_TIMEOUT_SECONDS}."
             )
         parameters = params.get("Parameters") or {}
-        self._check_parameters(document, parameters)
+        resolved = custom.resolve(parameters) if custom is not None else self._check_parameters(document, parameters)
         instances = self._resolve_targets(params)  # validates the targets now; tag targets resolve again later
         command = Command(
             command_id=str(uuid.UUID(int=self._rng.getrandbits(128))),
@@ -399,7 +536,8 @@ class SsmAgentSimulator:
             max_errors=str(params.get("MaxErrors", "0")),
             requested=self.clock.now(),
             delivery_timeout_seconds=timeout,
-            execution_timeout_seconds=self._execution_timeout(document, parameters),
+            execution_timeout_seconds=self._execution_timeout(document, resolved, custom),
+            document=custom,
         )
         if command.operation == "Install" and command.parameter("InstallOverrideList"):
             self._read_override_list(command)
@@ -422,7 +560,9 @@ class SsmAgentSimulator:
         return {"Command": self._command_view(command)}
 
     @staticmethod
-    def _execution_timeout(document: str, parameters: dict[str, list[str]]) -> int:
+    def _execution_timeout(document: str, parameters: dict[str, list[str]], custom: CommandDocument | None) -> int:
+        if custom is not None:  # every step may run to its own timeout
+            return sum(custom.step_timeout(step, parameters) for step in custom.steps)
         if document in SHELL_DOCUMENTS:
             value = (parameters.get("executionTimeout") or [str(DEFAULT_EXECUTION_TIMEOUT_SECONDS)])[0]
             return int(value)
@@ -468,11 +608,11 @@ class SsmAgentSimulator:
             self._maybe_complete(command)
 
     @staticmethod
-    def _check_parameters(document: str, parameters: dict[str, list[str]]) -> None:
+    def _check_parameters(document: str, parameters: dict[str, list[str]]) -> dict[str, list[str]]:
         if document in SHELL_DOCUMENTS:
             if not any(parameters.get("commands") or []):
                 raise SimulatedApiError("InvalidParameters", f"{document} requires the parameter 'commands'.")
-            return
+            return parameters
         operation = (parameters.get("Operation") or ["Scan"])[0]
         if operation not in ("Scan", "Install"):
             raise SimulatedApiError("InvalidParameters", f"Operation must be Scan or Install, not {operation!r}.")
@@ -481,6 +621,7 @@ class SsmAgentSimulator:
             raise SimulatedApiError(
                 "InvalidParameters", f"RebootOption must be RebootIfNeeded or NoReboot, not {reboot!r}."
             )
+        return parameters
 
     def _read_override_list(self, command: Command) -> None:
         """Read the InstallOverrideList once per command; the agent fails the Install if it cannot (as AWS does)."""
@@ -530,7 +671,9 @@ class SsmAgentSimulator:
     def _start(self, command: Command, instance_id: str) -> None:
         invocation = command.invocations[instance_id]
         instance = invocation.instance
-        if PLATFORMS[instance.platform][0] not in DOCUMENT_PLATFORMS[command.document_name]:
+        platform_type = PLATFORMS[instance.platform][0]
+        platforms = command.document.platform_types if command.document else DOCUMENT_PLATFORMS[command.document_name]
+        if platform_type not in platforms:
             self._finish(command, instance_id, "InvalidPlatform")  # never runs, holds no slot
             return
         if not instance.reachable:
@@ -543,17 +686,40 @@ class SsmAgentSimulator:
         if command.operation == "Install":
             minutes, outcome = instance.install_minutes, self._begin_install(command, invocation)
         elif command.operation == "Health":
-            minutes, outcome = HEALTH_COMMAND_MINUTES, self.health_outcome(command, instance)
+            minutes, outcome = self._health_run(command, instance, platform_type)
         else:
             minutes, outcome = instance.scan_minutes, "Success"
             invocation.rejected = frozenset(self.rejected_patches(instance))
             invocation.unapproved = frozenset(self.unapproved_patches(instance))
         seconds = minutes * 60 * self._rng.uniform(0.8, 1.25)
-        if seconds > command.execution_timeout_seconds:
-            seconds, outcome = command.execution_timeout_seconds, "ExecutionTimedOut"
+        limit = self._run_timeout(command, platform_type)
+        if seconds > limit:
+            seconds, outcome = limit, "ExecutionTimedOut"
         self.scheduler.after(seconds, lambda: self._complete(command.command_id, instance_id, outcome), chained=True)
         for observer in self.invocation_started:
             observer(command, instance_id)
+
+    def _health_run(self, command: Command, instance: SimulatedInstance, platform_type: str) -> tuple[float, str]:
+        """How long a health command runs on the instance and how it ends (the instance's simulated health).
+
+        A custom document runs only the steps for the node's platform; when every step is skipped nothing runs and
+        the invocation ends Success (a skipped step counts as a success: ``CommandDocument``).
+        """
+        if command.document is None:
+            return HEALTH_COMMAND_MINUTES, self.health_outcome(command, instance)
+        ran = command.document.steps_for(platform_type)
+        if not ran:
+            return SKIPPED_STEPS_SECONDS / 60, "Success"
+        return HEALTH_COMMAND_MINUTES * len(ran), self.health_outcome(command, instance)
+
+    @staticmethod
+    def _run_timeout(command: Command, platform_type: str) -> int:
+        """The execution timeout of an invocation: the document's, or the sum of the steps that run on the node."""
+        if command.document is None:
+            return command.execution_timeout_seconds
+        parameters = command.document.resolve(command.parameters)
+        ran = command.document.steps_for(platform_type)
+        return sum(command.document.step_timeout(step, parameters) for step in ran) or command.execution_timeout_seconds
 
     def _begin_install(self, command: Command, invocation: Invocation) -> str:
         """Decide what an Install does on its instance (the baseline snapshot is taken when it starts)."""

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
 import boto3
+import yaml
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse, HTTPHeaders
 from botocore.response import StreamingBody
 from moto import mock_aws
@@ -243,7 +244,9 @@ class LocalRuntime:
             self.region,
             self.clock,
         )
-        self.router = EventRouter(self.lambdas, self.admin.client("sqs"), self.resources.queue_urls, self.poller)
+        self.router = EventRouter(
+            self.lambdas, self.admin.client("sqs"), self.resources.queue_urls, self.poller, self.resolver.resolve
+        )
         self.chat = LocalChat(self)
         for source in (self.router.deliver_one, self.poller.poll_once, self.chat.delivery.deliver_one, self.collect):
             self.clock.add_work_source(source)
@@ -373,6 +376,12 @@ class LocalRuntime:
             attributes[(logical_id, "Arn")] = f"arn:aws:logs:{arn_prefix}:log-group:{name}"
         elif kind == "AWS::Serverless::StateMachine":
             refs[logical_id] = f"arn:aws:states:{arn_prefix}:stateMachine:{name}"
+        elif kind == "AWS::SSM::Document":
+            # The fleet plays SSM's SendCommand: the stack's Command document is created there (moto's SSM would hold
+            # it, but never run it). `!Ref` is the document's name.
+            content = props["Content"]
+            self.fleet.register_document(name, yaml.safe_load(content) if isinstance(content, str) else content)
+            refs[logical_id] = name
 
     def _queue_attributes(self, props: dict[str, Any], attributes: dict[tuple[str, str], str]) -> dict[str, str]:
         """The queue's attributes as the template declares them (redrive policy, visibility timeout, retention...).

@@ -34,10 +34,9 @@ from patchpilot_sim.windows import Calendar, deployed_windows
 MALFORMED_EVENT = Path(__file__).resolve().parents[2] / "events" / "ssm" / "command-invocation-malformed.json"
 
 CHANGE_CALENDAR = "patchpilot-change-freeze"
-LINUX_HEALTH_CHECK = HealthCheck(document_name="AWS-RunShellScript", commands=["curl -fsS http://localhost/health"])
-WINDOWS_HEALTH_CHECK = HealthCheck(
-    document_name="AWS-RunPowerShellScript",
-    commands=["Invoke-WebRequest -UseBasicParsing http://localhost/health | Out-Null"],
+HEALTH_CHECK = HealthCheck(
+    linux_commands=["curl -fsS http://localhost/health"],
+    windows_commands=["Invoke-WebRequest -UseBasicParsing http://localhost/health | Out-Null"],
 )
 # How long an approval request waits (simulated): the on-call engineer answers after ON_CALL_ANSWER_SIMULATED_SECONDS.
 APPROVAL_TIMEOUT_SECONDS = 24 * 3600  # the product's default
@@ -388,8 +387,12 @@ def install_starts(runtime: LocalRuntime) -> list[dict[str, Any]]:
 def _health_command_problems(runtime: LocalRuntime) -> list[str]:
     health = [c for c in list(runtime.fleet.commands.values()) if c.operation == "Health"]
     documents = {c.document_name for c in health}
-    if documents != {"AWS-RunShellScript", "AWS-RunPowerShellScript"}:
-        return [f"health commands sent with {sorted(documents)}, expected both shell documents"]
+    expected = runtime.resolver.ref("HealthCheckDocument")
+    if documents != {expected}:
+        return [f"health commands sent with {sorted(documents)}, expected only the stack's document {expected}"]
+    statuses = [inv.status for c in health for inv in list(c.invocations.values())]
+    if "InvalidPlatform" in statuses:  # the cross-platform document runs on every node of a Linux/Windows fleet
+        return [f"{statuses.count('InvalidPlatform')} health invocation(s) ended InvalidPlatform"]
     checked = {i for c in health for i, inv in c.invocations.items() if inv.status == "Success"}
     # Nodes outside every stage's patch group (the compliance demo's ungrouped and legacy nodes) are not rolled out to.
     groups = {stage.patch_group for stage in stage_catalog(runtime).stages}
@@ -778,7 +781,7 @@ def scenario_catalog(scenario: Scenario) -> StageCatalog | None:
     if scenario.change_freeze_hours:
         changes["change_calendar"] = CHANGE_CALENDAR
     if scenario.health_checks:
-        changes |= {"health_check": LINUX_HEALTH_CHECK, "windows_health_check": WINDOWS_HEALTH_CHECK}
+        changes["health_check"] = HEALTH_CHECK
     if not changes and not scenario.snapshot_stages and not scenario.bisect_stages:
         return None
     deployed = StageCatalog.model_validate_json(SamTemplate().resources["StageCatalogParameter"]["Properties"]["Value"])

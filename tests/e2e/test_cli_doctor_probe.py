@@ -61,10 +61,8 @@ def test_doctor_probe_says_what_it_does_then_reports_each_group_and_changes_noth
     plan = lines.index(next(line for line in lines if line.startswith("probe: put s3://")))
     first_probe_result = lines.index(next(line for line in lines if "  probe: group " in line))
     assert plan < first_probe_result
-    assert (
-        "  prod-2: AWS-RunShellScript to 1 node(s)" in lines
-        or "  prod-2: AWS-RunPowerShellScript to 1 node(s)" in lines
-    )
+    health_document = runtime.resolver.ref("HealthCheckDocument")  # what PatchPilot's health checks send
+    assert f"  prod-2: {health_document} to 1 node(s)" in lines
     # And every group whose instance profile reads runs/ passes, prod-2 fails with the reason
     probes = {line.split("probe: group ")[1].split(":")[0]: line for line in lines if "  probe: group " in line}
     assert set(probes) == set(GROUPS)
@@ -75,17 +73,15 @@ def test_doctor_probe_says_what_it_does_then_reports_each_group_and_changes_noth
     assert result.exit_code == 1
     # And the status-event line says what the stack's rule does with the probe's documents
     events = next(line for line in lines if "probe: status events:" in line)
-    if _rule_takes(runtime, "AWS-RunShellScript") and _rule_takes(runtime, "AWS-RunPowerShellScript"):
-        assert events.startswith("ok    ")
-    else:
-        assert events.startswith("warn  ")
-        assert "reach PatchPilot only by reconciliation" in events
+    assert _rule_takes(runtime, health_document)
+    assert events.startswith("ok    ")
+    assert f"matches the {health_document} status events" in events
     # And nothing changed: no baseline update, no tag, no patch, no patching command
     assert runtime.baselines.update_calls == []
     assert {i.instance_id: i.tags for i in runtime.fleet.instances.values()} == tags_before
     assert {i: runtime.fleet.installed_patches(i) for i in runtime.fleet.instances} == patches_before
     documents = {c.document_name for c in runtime.fleet.commands.values()}
-    assert documents <= {"AWS-RunShellScript", "AWS-RunPowerShellScript"}
+    assert documents == {health_document}
 
 
 class _SimulatedPoller:
@@ -124,8 +120,6 @@ def _command_row(runtime: LocalRuntime, command_id: str) -> dict[str, Any] | Non
 
 
 def test_doctor_probe_observes_the_status_event_recorded_by_patchpilot(runtime: LocalRuntime) -> None:
-    if not (_rule_takes(runtime, "AWS-RunShellScript") and _rule_takes(runtime, "AWS-RunPowerShellScript")):
-        pytest.skip("the template's rule does not take the probe documents (reported as a warning instead)")
     found, poller = _probe(runtime, "dev")
     events = next(check for check in found if check.name == "status events")
     assert events.status == "ok", events
@@ -139,8 +133,6 @@ def test_doctor_probe_observes_the_status_event_recorded_by_patchpilot(runtime: 
 
 
 def test_doctor_probe_fails_when_the_status_event_never_reaches_patchpilot(runtime: LocalRuntime) -> None:
-    if not (_rule_takes(runtime, "AWS-RunShellScript") and _rule_takes(runtime, "AWS-RunPowerShellScript")):
-        pytest.skip("the template's rule does not take the probe documents (reported as a warning instead)")
     # Given staging's node whose agent's status events are lost on the way (the command itself succeeds)
     [victim] = [i for i in runtime.fleet.instances.values() if i.patch_group == "staging"]
     victim.drop_terminal_event = True

@@ -20,6 +20,7 @@ from patchpilot.models.bisection import BisectionRecord, BisectionSubject, Obser
 from patchpilot.models.exclusion import ExclusionRequest, SampledInstance
 from patchpilot_sim.patches import parse_install_override_list
 from tests.fakes import (
+    HEALTH_DOCUMENT,
     FakeCanaryTags,
     FakeCommandDirectory,
     FakePatchInventory,
@@ -169,6 +170,7 @@ def test_bisect_suspects_handler_restores_the_instance_through_ec2_and_returns_t
             directory=directory,
             patch_sets=wiring.patch_sets(),
             ledger=ledger,
+            health_check_document=HEALTH_DOCUMENT,
         ),
     )
     event = {

@@ -33,6 +33,7 @@ from patchpilot.models.exceptions import PatchPilotError
 from patchpilot_sim.lambdas import LambdaContext
 from patchpilot_sim.template import SamTemplate
 from tests.fakes import (
+    HEALTH_DOCUMENT,
     FakeAlarms,
     FakeCalendar,
     FakeCanaryTags,
@@ -174,6 +175,7 @@ class Fakes:
             directory=strict[(wiring, "command_directory")],
             patch_sets=strict[(wiring, "patch_sets")],
             ledger=strict[(wiring, "bisection_ledger")],
+            health_check_document=HEALTH_DOCUMENT,
             now=lambda: CLOCK_NOW,
         )
         return strict

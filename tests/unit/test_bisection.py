@@ -28,6 +28,7 @@ from patchpilot.models.rollout import BisectPolicy, InstanceRef, RunContext, Sta
 from patchpilot.models.snapshots import SnapshotSet, SnapshotSettings, VolumeSnapshot
 from patchpilot.models.state import WaitLimits
 from tests.fakes import (
+    HEALTH_DOCUMENT,
     FakeCanaryTags,
     FakeCommandDirectory,
     FakePatchInventory,
@@ -241,6 +242,7 @@ class Bench:
             directory=self.directory,
             patch_sets=self.patch_sets,
             ledger=self.ledger,
+            health_check_document=HEALTH_DOCUMENT,
             now=lambda: STARTED + timedelta(hours=2),
         )
 

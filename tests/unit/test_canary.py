@@ -19,6 +19,7 @@ from patchpilot.models.rollout import (
     VerifyStageRequest,
 )
 from tests.fakes import (
+    HEALTH_DOCUMENT,
     FakeAlarms,
     FakeCanaryTags,
     FakeCommandDirectory,
@@ -147,7 +148,7 @@ def test_canary_step_tags_the_canaries_and_targets_them_by_tag() -> None:
     _group(directory, _instances({"AMAZON_LINUX_2023": 4, "WINDOWS": 4}))
     tags = FakeCanaryTags(directory)
     step = StageStepRequest(run=run, stage=stage, phase_set="canary")
-    planned = plan_stage_commands(step, directory, FakePatchSets(), "PatchGroup", tags)
+    planned = plan_stage_commands(step, directory, FakePatchSets(), "PatchGroup", tags, health_document=HEALTH_DOCUMENT)
     value = canary_tag_value("2026-12", "prod-1")
     [(tagged, key, tag_value)] = tags.tagged
     assert (len(tagged), key, tag_value) == (2, CANARY_TAG_KEY, value)
@@ -157,7 +158,7 @@ def test_canary_step_tags_the_canaries_and_targets_them_by_tag() -> None:
         assert [t.model_dump() for t in command.targets] == [{"Key": f"tag:{CANARY_TAG_KEY}", "Values": [value]}]
         assert (command.max_concurrency, command.max_errors) == ("100%", "100%")  # every canary reports
     # planned again (a retry after an exclusion): the same canaries, no new tags
-    again = plan_stage_commands(step, directory, FakePatchSets(), "PatchGroup", tags)
+    again = plan_stage_commands(step, directory, FakePatchSets(), "PatchGroup", tags, health_document=HEALTH_DOCUMENT)
     assert again.targeted_instances == 2
     assert len(tags.tagged) == 1
 
@@ -168,7 +169,9 @@ def test_canary_step_that_waits_for_its_window_tags_nothing() -> None:
     _group(directory, _instances({"AMAZON_LINUX_2023": 4}))
     tags = FakeCanaryTags(directory)
     step = StageStepRequest(run=run, stage=stage, phase_set="canary")
-    planned = plan_stage_commands(step, directory, FakePatchSets(), "PatchGroup", tags, tag_now=False)
+    planned = plan_stage_commands(
+        step, directory, FakePatchSets(), "PatchGroup", tags, tag_now=False, health_document=HEALTH_DOCUMENT
+    )
     assert planned.targeted_instances == 1
     assert tags.tagged == []
 
@@ -179,10 +182,20 @@ def test_rest_of_group_step_removes_the_canary_tags_and_targets_the_whole_group(
     _group(directory, _instances({"AMAZON_LINUX_2023": 4, "WINDOWS": 2}))
     tags = FakeCanaryTags(directory)
     plan_stage_commands(
-        StageStepRequest(run=run, stage=stage, phase_set="canary"), directory, FakePatchSets(), "PatchGroup", tags
+        StageStepRequest(run=run, stage=stage, phase_set="canary"),
+        directory,
+        FakePatchSets(),
+        "PatchGroup",
+        tags,
+        health_document=HEALTH_DOCUMENT,
     )
     rest = plan_stage_commands(
-        StageStepRequest(run=run, stage=stage, phase_set="patch"), directory, FakePatchSets(), "PatchGroup", tags
+        StageStepRequest(run=run, stage=stage, phase_set="patch"),
+        directory,
+        FakePatchSets(),
+        "PatchGroup",
+        tags,
+        health_document=HEALTH_DOCUMENT,
     )
     assert rest.targeted_instances == 6
     assert rest.commands[0].targets[0].model_dump() == {"Key": "tag:PatchGroup", "Values": ["prod-1"]}
@@ -205,7 +218,9 @@ def test_canary_step_plans_again_when_ssm_does_not_see_every_canary_tag_yet() ->
     _group(directory, _instances({"AMAZON_LINUX_2023": 3}))
     step = StageStepRequest(run=run, stage=stage, phase_set="canary")
     with pytest.raises(TransientAwsError, match="0 of 1 canary tags visible to SSM yet"):
-        plan_stage_commands(step, directory, FakePatchSets(), "PatchGroup", _InvisibleTags(directory))
+        plan_stage_commands(
+            step, directory, FakePatchSets(), "PatchGroup", _InvisibleTags(directory), health_document=HEALTH_DOCUMENT
+        )
 
 
 def test_canary_step_without_a_reachable_instance_is_a_typed_error() -> None:
@@ -215,7 +230,9 @@ def test_canary_step_without_a_reachable_instance_is_a_typed_error() -> None:
     _group(directory, [i.model_copy(update={"ping_status": "ConnectionLost"}) for i in fleet])
     step = StageStepRequest(run=run, stage=stage, phase_set="canary")
     with pytest.raises(NoInstancesInPatchGroup, match="no instance of patch group prod-1 is Online"):
-        plan_stage_commands(step, directory, FakePatchSets(), "PatchGroup", FakeCanaryTags(directory))
+        plan_stage_commands(
+            step, directory, FakePatchSets(), "PatchGroup", FakeCanaryTags(directory), health_document=HEALTH_DOCUMENT
+        )
 
 
 def test_canary_verdict_judges_only_the_canaries_with_no_error_budget() -> None:
@@ -226,7 +243,12 @@ def test_canary_verdict_judges_only_the_canaries_with_no_error_budget() -> None:
     _group(directory, group)
     tags = FakeCanaryTags(directory)
     plan_stage_commands(
-        StageStepRequest(run=run, stage=stage, phase_set="canary"), directory, FakePatchSets(), "PatchGroup", tags
+        StageStepRequest(run=run, stage=stage, phase_set="canary"),
+        directory,
+        FakePatchSets(),
+        "PatchGroup",
+        tags,
+        health_document=HEALTH_DOCUMENT,
     )
     canaries = sorted(tags.tagged[0][0])
     tracker = InMemoryInstallTracker()

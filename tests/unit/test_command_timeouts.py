@@ -17,11 +17,13 @@ from patchpilot.logic.stage_plan import (
     rate_limit,
     snapshot_id,
 )
-from patchpilot.models.rollout import CommandResultRef, HealthCheck, StageStepRequest, VerifyStageRequest
+from patchpilot.models.rollout import CommandResultRef, HealthCheck, StageStepRequest, StageVerdict, VerifyStageRequest
 from patchpilot.models.state import WaitLimits
 from tests.fakes import (
+    HEALTH_DOCUMENT,
     FakeAlarms,
     FakeCanaryTags,
+    FakeCommandDirectory,
     FakeCompliance,
     FakePatchSets,
     InMemoryInstallTracker,
@@ -49,7 +51,12 @@ def test_plan_stage_commands_sizes_each_command_timeout_from_the_stage() -> None
     stage = plan.stages[0].model_copy(update={"max_concurrency": "10%", "install_minutes": 45})
     step = StageStepRequest(run=plan.run, stage=stage, phase_set="patch")
     install, scan, health = plan_stage_commands(
-        step, directory := _directory("dev", 30), FakePatchSets(), "PatchGroup", FakeCanaryTags(directory)
+        step,
+        directory := _directory("dev", 30),
+        FakePatchSets(),
+        "PatchGroup",
+        FakeCanaryTags(directory),
+        health_document=HEALTH_DOCUMENT,
     ).commands
     waves = 10  # 30 instances, 3 at a time
     assert install.timeout_seconds == waves * 45 * 60
@@ -94,12 +101,12 @@ def test_command_wait_lasts_until_ssm_expires_the_command() -> None:
 @pytest.mark.parametrize("group_size", [10, 1_000, 10_000])
 def test_plan_stage_commands_heartbeats_do_not_depend_on_the_group_size(group_size: int) -> None:
     plan = _plan()
-    check = HealthCheck(commands=["systemctl is-system-running"], timeout_seconds=300)
+    check = HealthCheck(linux_commands=["systemctl is-system-running"], timeout_seconds=300)
     stage = plan.stages[0].model_copy(update={"max_concurrency": "10%", "install_minutes": 45, "health_check": check})
     step = StageStepRequest(run=plan.run, stage=stage, phase_set="patch")
     directory = _directory("dev", group_size)
     install, scan, health = plan_stage_commands(
-        step, directory, FakePatchSets(), "PatchGroup", FakeCanaryTags(directory)
+        step, directory, FakePatchSets(), "PatchGroup", FakeCanaryTags(directory), health_document=HEALTH_DOCUMENT
     ).commands
     one_install = 45 * 60 * 3 // 2 + EVENT_DELIVERY_SECONDS  # one wave's install with its margin, not every wave's
     assert install.heartbeat_seconds == one_install * 3 // 2
@@ -114,7 +121,7 @@ def test_bisection_round_commands_carry_their_own_heartbeats() -> None:
     plan = _plan()
     stage = plan.stages[0].model_copy(update={"install_minutes": 30})
     install, scan, *_ = bisect_round_commands(
-        plan.run, stage, 1, 1, "s3://bucket/round-1.yaml", "PatchPilotBisect", "2026-12/dev"
+        plan.run, stage, 1, 1, "s3://bucket/round-1.yaml", "PatchPilotBisect", "2026-12/dev", HEALTH_DOCUMENT
     ).commands
     assert install.heartbeat_seconds == (45 * 60 + EVENT_DELIVERY_SECONDS) * 3 // 2
     assert scan.heartbeat_seconds == (900 + EVENT_DELIVERY_SECONDS) * 3 // 2
@@ -160,20 +167,41 @@ def test_verify_stage_health_keeps_not_delivered_instances_out_of_the_patch_evid
     assert [r.instance_id for r in verdict.unhealthy_sample] == [ids[3]]  # only the failed install is evidence
 
 
-def test_verify_stage_health_ignores_a_health_check_meant_for_the_other_platform() -> None:
-    directory = _directory("dev", 3)
-    ids = [i.instance_id for i in directory.fleet[("PatchGroup", "dev")]]
-    tracker = InMemoryInstallTracker()
-    tracker.register_wait("health-1", "2026-12", "dev", len(ids), "t")
-    tracker.record_result("health-1", ids[0], "InvalidPlatform", False)
-    tracker.record_result("health-1", ids[1], "Success", True)
-    tracker.record_result("health-1", ids[2], "Failed", False)
+def _health_verdict(
+    tracker: InMemoryInstallTracker, directory: FakeCommandDirectory, commands: list[str]
+) -> StageVerdict:
     plan = _plan()
     request = VerifyStageRequest(
         run=plan.run,
         stage=plan.stages[0],
         phase_set="verify",
-        results=[CommandResultRef(phase="health", command_id="health-1")],
+        results=[CommandResultRef(phase="health", command_id=command_id) for command_id in commands],
     )
-    verdict = verify_stage_health(request, tracker, directory, FakeAlarms(), FakeCompliance(), "PatchGroup")
+    return verify_stage_health(request, tracker, directory, FakeAlarms(), FakeCompliance(), "PatchGroup")
+
+
+def test_verify_stage_health_counts_a_health_command_that_ran_nowhere_on_an_instance_as_unchecked() -> None:
+    directory = _directory("dev", 3)
+    ids = [i.instance_id for i in directory.fleet[("PatchGroup", "dev")]]
+    tracker = InMemoryInstallTracker()
+    tracker.register_wait("health-1", "2026-12", "dev", len(ids), "t")
+    tracker.record_result("health-1", ids[0], "InvalidPlatform", False)  # a platform the document does not cover
+    tracker.record_result("health-1", ids[1], "Success", True)
+    tracker.record_result("health-1", ids[2], "Failed", False)
+    verdict = _health_verdict(tracker, directory, ["health-1"])
+    assert verdict.reasons == {"health_failed": 1, "health_invalid_platform": 1}
+    assert not is_patch_evidence("health_invalid_platform")  # the check never ran: nothing against a patch
+
+
+def test_verify_stage_health_ignores_the_other_platforms_check_of_a_step_sent_before_the_upgrade() -> None:
+    directory = _directory("dev", 2)
+    ids = [i.instance_id for i in directory.fleet[("PatchGroup", "dev")]]
+    tracker = InMemoryInstallTracker()
+    for command_id in ("shell-1", "powershell-1"):  # one health command per document, as earlier releases sent
+        tracker.register_wait(command_id, "2026-12", "dev", len(ids), "t")
+    tracker.record_result("shell-1", ids[0], "Success", True)
+    tracker.record_result("powershell-1", ids[0], "InvalidPlatform", False)
+    tracker.record_result("shell-1", ids[1], "Failed", False)
+    tracker.record_result("powershell-1", ids[1], "InvalidPlatform", False)
+    verdict = _health_verdict(tracker, directory, ["shell-1", "powershell-1"])
     assert verdict.reasons == {"health_failed": 1}

@@ -28,13 +28,12 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any, get_args
+from typing import Any
 
 import pytest
 
 from patchpilot.integrations.ssm_scanner import SCAN_DOCUMENT
 from patchpilot.logic.stage_plan import PATCH_DOCUMENT
-from patchpilot.models.rollout import HealthCheck
 from patchpilot_sim.template import SamTemplate
 
 TEMPLATE = SamTemplate()
@@ -42,8 +41,9 @@ TEMPLATE = SamTemplate()
 SENT_DOCUMENTS: dict[str, frozenset[str]] = {
     # patch Scan of a newly registered instance (integrations/ssm_scanner.py)
     "InstanceRegistrationFunction": frozenset({SCAN_DOCUMENT}),
-    # install/scan (logic/stage_plan.py) and the policy's custom health checks (models/rollout.py HealthCheck)
-    "RolloutStateMachine": frozenset({PATCH_DOCUMENT, *get_args(HealthCheck.model_fields["document_name"].annotation)}),
+    # install/scan (logic/stage_plan.py) and the stage health checks: one command of the stack's own cross-platform
+    # document (HealthCheckDocument, named by the stack: HEALTH_CHECK_DOCUMENT of the planners)
+    "RolloutStateMachine": frozenset({PATCH_DOCUMENT, "${HealthCheckDocument}"}),
 }
 
 _NO_RESOURCE_TYPE = "the Service Authorization Reference lists no resource type for {actions}: Resource must be '*'"

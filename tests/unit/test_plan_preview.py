@@ -229,7 +229,7 @@ def test_plan_preview_a_closed_change_calendar_delays_the_install() -> None:
 
 
 def test_plan_preview_counts_health_commands_per_wave_in_the_duration() -> None:
-    check = HealthCheck(commands=["curl -fsS localhost/health"], timeout_seconds=300)
+    check = HealthCheck(linux_commands=["curl -fsS localhost/health"], timeout_seconds=300)
     catalog = StageCatalog(stages=[DEV.model_copy(update={"health_check": check})])
     dev = _preview(known_fleet(), catalog).stages[0].timeline
     assert dev is not None

@@ -9,6 +9,7 @@ import yaml
 from pydantic import ValidationError
 
 from patchpilot.models.policy import CLASSIFICATIONS, SEVERITIES, PatchPolicy
+from patchpilot.models.rollout import HealthCheck, StageCatalog
 from patchpilot_cli.policy_render import POLICY_PATH, PolicyError, load_policy, stage_catalog
 
 RAW: dict[str, Any] = yaml.safe_load(POLICY_PATH.read_text())
@@ -172,10 +173,46 @@ def test_policy_renders_each_stage_window_and_calendar_into_the_catalog() -> Non
     assert catalog["prod-3"].window.schedule == "cron(0 3 ? * TUE#3 *)"
 
 
-def test_policy_windows_health_check_must_use_powershell() -> None:
+def test_policy_health_checks_per_document_fail_with_how_to_write_the_cross_platform_check() -> None:
     raw = _raw()
-    raw["stages"]["dev"]["windows_health_check"] = {"document_name": "AWS-RunShellScript", "commands": ["true"]}
-    assert "stages.dev.windows_health_check.document_name" in _error(raw)
+    raw["stages"]["dev"]["health_check"] = {"document_name": "AWS-RunShellScript", "commands": ["curl -f :8080"]}
+    raw["stages"]["dev"]["windows_health_check"] = {"document_name": "AWS-RunPowerShellScript", "commands": ["exit 0"]}
+    message = _error(raw)
+    assert "stages.dev: health checks are one cross-platform check now" in message
+    assert "stages.dev.health_check.commands (AWS-RunShellScript) -> stages.dev.health_check.linux_commands" in message
+    assert "stages.dev.windows_health_check.commands (AWS-RunPowerShellScript) -> " in message
+    assert "stages.dev.health_check.windows_commands" in message
+
+
+def test_policy_health_check_needs_commands_for_some_platform() -> None:
+    raw = _raw()
+    raw["stages"]["dev"]["health_check"] = {"timeout_seconds": 60}
+    assert "a health check needs linux_commands, windows_commands or both" in _error(raw)
+    raw["stages"]["dev"]["health_check"] = {"linux_commands": ["curl -f :8080", "  "]}
+    assert "empty health check command(s): linux_commands[1]" in _error(raw)
+
+
+def test_policy_health_check_renders_both_platforms_into_one_catalog_check() -> None:
+    raw = _raw()
+    check = {"linux_commands": ["curl -f :8080"], "windows_commands": ["Test-NetConnection -Port 443"]}
+    raw["stages"]["staging"]["health_check"] = {**check, "timeout_seconds": 300}
+    staging = stage_catalog(PatchPolicy.model_validate(raw)).by_name()["staging"]
+    assert staging.health_check is not None
+    assert staging.health_check.parameters() == {
+        "executionTimeout": ["300"],
+        "linuxCommands": ["curl -f :8080"],
+        "windowsCommands": ["Test-NetConnection -Port 443"],
+    }
+
+
+def test_stage_catalog_of_an_earlier_release_reads_its_per_document_checks_as_one() -> None:
+    # stage plans of executions started before the upgrade carry the old shape: a deploy mid-cycle must not fail them
+    catalog = stage_catalog(load_policy()).model_dump(mode="json", exclude_defaults=True)
+    dev = catalog["stages"][0]
+    dev["health_check"] = {"document_name": "AWS-RunShellScript", "commands": ["true"], "timeout_seconds": 60}
+    dev["windows_health_check"] = {"document_name": "AWS-RunPowerShellScript", "commands": ["exit 0"]}
+    check = StageCatalog.model_validate(catalog).stages[0].health_check
+    assert check == HealthCheck(linux_commands=["true"], windows_commands=["exit 0"], timeout_seconds=120)
 
 
 def test_policy_canary_defaults_to_one_per_os_in_production_and_none_in_test_stages() -> None:

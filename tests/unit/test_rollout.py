@@ -9,7 +9,7 @@ from patchpilot.logic.frozen_set import record_stage_passed
 from patchpilot.logic.health import allowed_failures, verify_stage_health
 from patchpilot.logic.platforms import operating_system_of
 from patchpilot.logic.rollout_plan import plan_rollout
-from patchpilot.logic.stage_plan import plan_stage_commands
+from patchpilot.logic.stage_plan import bisect_round_commands, plan_stage_commands
 from patchpilot.models.cycle import StartRolloutRequest
 from patchpilot.models.exceptions import (
     InvalidRolloutRequest,
@@ -21,6 +21,7 @@ from patchpilot.models.patches import InstancePatch, PatchState
 from patchpilot.models.records import ManagedInstance
 from patchpilot.models.rollout import (
     CommandResultRef,
+    HealthCheck,
     RecordStageRequest,
     RolloutPlan,
     RolloutRequest,
@@ -32,6 +33,7 @@ from patchpilot.models.rollout import (
 from patchpilot.models.settings import StarterSettings
 from patchpilot.models.state import WaitLimits
 from tests.fakes import (
+    HEALTH_DOCUMENT,
     FakeAlarms,
     FakeCanaryTags,
     FakeCommandDirectory,
@@ -54,7 +56,7 @@ CATALOG = StageCatalog.model_validate(
                 "patch_group": "dev",
                 "role": "test",
                 "max_errors": "10%",
-                "health_check": {"commands": ["curl -fsS localhost/health"]},
+                "health_check": {"linux_commands": ["curl -fsS localhost/health"]},
             },
             {"name": "staging", "patch_group": "staging", "role": "test", "bake_seconds": 172_800},
             {
@@ -147,7 +149,12 @@ def test_plan_stage_commands_patch_step_installs_scans_and_checks_health() -> No
     plan = _plan()
     step = StageStepRequest(run=plan.run, stage=plan.stages[0], phase_set="patch")
     commands = plan_stage_commands(
-        step, directory := _directory("dev", 3), FakePatchSets(), "PatchGroup", FakeCanaryTags(directory)
+        step,
+        directory := _directory("dev", 3),
+        FakePatchSets(),
+        "PatchGroup",
+        FakeCanaryTags(directory),
+        health_document=HEALTH_DOCUMENT,
     )
     assert commands.targeted_instances == 3
     assert [c.phase for c in commands.commands] == ["install", "scan", "health"]
@@ -156,8 +163,27 @@ def test_plan_stage_commands_patch_step_installs_scans_and_checks_health() -> No
     assert install.parameters == {"Operation": ["Install"], "RebootOption": ["RebootIfNeeded"], "SnapshotId": snapshot}
     assert scan.parameters == {"Operation": ["Scan"], "SnapshotId": snapshot}
     assert install.targets[0].model_dump() == {"Key": "tag:PatchGroup", "Values": ["dev"]}
-    assert health.parameters["commands"] == ["curl -fsS localhost/health"]
-    assert health.parameters["executionTimeout"] == ["120"]  # the check's own timeout bounds its run
+    # ONE health command of the stack's cross-platform document; Windows nodes run its no-op default step
+    assert health.document_name == HEALTH_DOCUMENT
+    assert health.parameters == {"linuxCommands": ["curl -fsS localhost/health"], "executionTimeout": ["120"]}
+
+
+def test_bisect_round_verifies_with_one_command_of_the_stacks_health_check_document() -> None:
+    plan = _plan()
+    check = HealthCheck(linux_commands=["curl -f :8080"], windows_commands=["exit 0"], timeout_seconds=60)
+    stage = plan.stages[0].model_copy(update={"health_check": check})
+    round_ = bisect_round_commands(
+        plan.run, stage, 1, 2, "s3://a/l.yaml", "PatchPilotBisect", "2026-12/dev", HEALTH_DOCUMENT
+    )
+    assert [c.phase for c in round_.commands] == ["install", "scan", "health"]
+    health = round_.commands[2]
+    assert health.document_name == HEALTH_DOCUMENT
+    assert health.parameters == {
+        "executionTimeout": ["60"],
+        "linuxCommands": ["curl -f :8080"],
+        "windowsCommands": ["exit 0"],
+    }
+    assert health.targets[0].model_dump() == {"Key": "tag:PatchPilotBisect", "Values": ["2026-12/dev"]}
 
 
 def test_plan_stage_commands_production_installs_exactly_the_frozen_set() -> None:
@@ -166,11 +192,21 @@ def test_plan_stage_commands_production_installs_exactly_the_frozen_set() -> Non
     step = StageStepRequest(run=plan.run, stage=plan.stages[2], phase_set="patch")
     with pytest.raises(NoTestedPatchSet, match="stage prod-1: no test stage of run 2026-12 froze a patch set"):
         plan_stage_commands(
-            step, directory := _directory("prod-1", 2), patch_sets, "PatchGroup", FakeCanaryTags(directory)
+            step,
+            directory := _directory("prod-1", 2),
+            patch_sets,
+            "PatchGroup",
+            FakeCanaryTags(directory),
+            health_document=HEALTH_DOCUMENT,
         )
     patch_sets.freeze("2026-12", "staging", [])
     install = plan_stage_commands(
-        step, directory := _directory("prod-1", 2), patch_sets, "PatchGroup", FakeCanaryTags(directory)
+        step,
+        directory := _directory("prod-1", 2),
+        patch_sets,
+        "PatchGroup",
+        FakeCanaryTags(directory),
+        health_document=HEALTH_DOCUMENT,
     ).commands[0]
     assert install.parameters["InstallOverrideList"] == ["s3://artifacts/runs/2026-12/install-prod-1.yaml"]
 
@@ -184,6 +220,7 @@ def test_plan_stage_commands_emergency_uses_a_baseline_override_and_verify_step_
         patch_sets,
         "PatchGroup",
         FakeCanaryTags(FakeCommandDirectory()),
+        health_document=HEALTH_DOCUMENT,
     )
     assert "BaselineOverride" in patch.commands[0].parameters
     verify = plan_stage_commands(
@@ -192,6 +229,7 @@ def test_plan_stage_commands_emergency_uses_a_baseline_override_and_verify_step_
         patch_sets,
         "PatchGroup",
         FakeCanaryTags(FakeCommandDirectory()),
+        health_document=HEALTH_DOCUMENT,
     )
     assert [c.phase for c in verify.commands] == ["health"]
 
@@ -205,6 +243,7 @@ def test_plan_stage_commands_rejects_an_empty_group() -> None:
             FakePatchSets(),
             "PatchGroup",
             FakeCanaryTags(FakeCommandDirectory()),
+            health_document=HEALTH_DOCUMENT,
         )
 
 

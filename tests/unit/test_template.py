@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from patchpilot.models import exceptions
+from patchpilot.models.rollout import HealthCheck
 from patchpilot_sim.template import SamTemplate
 
 TEMPLATE = SamTemplate()
@@ -145,8 +146,25 @@ def test_template_patch_group_tag_key_allows_only_the_keys_patch_manager_honours
 
 def test_template_command_invocation_rule_matches_every_document_patchpilot_sends() -> None:
     pattern = TEMPLATE.resources["SsmCommandInvocationRule"]["Properties"]["EventPattern"]
-    assert set(pattern["detail"]["document-name"]) == {
-        "AWS-RunPatchBaseline",
-        "AWS-RunShellScript",
-        "AWS-RunPowerShellScript",
+    # custom documents appear by name in the status events: the stack's health-check document by its Ref
+    assert pattern["detail"]["document-name"] == ["AWS-RunPatchBaseline", {"Ref": "HealthCheckDocument"}]
+
+
+def test_template_health_check_document_runs_one_step_per_platform() -> None:
+    document = TEMPLATE.resources["HealthCheckDocument"]["Properties"]
+    assert (document["DocumentType"], document["Content"]["schemaVersion"]) == ("Command", "2.2")
+    steps = {step["name"]: step for step in document["Content"]["mainSteps"]}
+    preconditions = {name: step["precondition"]["StringEquals"] for name, step in steps.items()}
+    assert preconditions == {
+        "LinuxHealthCheck": ["platformType", "Linux"],
+        "WindowsHealthCheck": ["platformType", "Windows"],
+        "NoMacOSHealthCheck": ["platformType", "MacOS"],
     }
+    assert steps["LinuxHealthCheck"]["action"] == "aws:runShellScript"
+    assert steps["WindowsHealthCheck"]["action"] == "aws:runPowerShellScript"
+    # what the planner passes is what the document declares
+    check = HealthCheck(linux_commands=["true"], windows_commands=["exit 0"], timeout_seconds=300)
+    assert set(check.parameters()) == set(document["Content"]["parameters"])
+    for logical_id in ("PlanStageFunction", "BisectSuspectsFunction"):
+        variables = TEMPLATE.resources[logical_id]["Properties"]["Environment"]["Variables"]
+        assert variables["HEALTH_CHECK_DOCUMENT"] == {"Ref": "HealthCheckDocument"}, logical_id

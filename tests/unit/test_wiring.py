@@ -52,6 +52,7 @@ def test_wiring_builds_every_adapter_from_the_environment(monkeypatch: pytest.Mo
         "CHAT_DEAD_LETTER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/chat-dlq",
         "STAGE_CATALOG": SamTemplate().resources["StageCatalogParameter"]["Properties"]["Value"],
         "COMPLIANCE_RULES": json.dumps({"group_environments": {"prod-1": "prod"}}),
+        "HEALTH_CHECK_DOCUMENT": "patchpilot-HealthCheckDocument-1A2B3C4D5E6F",
     }.items():
         monkeypatch.setenv(key, value)
     secrets: list[str] = []

@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from patchpilot.handlers import wiring
 from patchpilot.logic.stage_plan import plan_stage_step
 from patchpilot.models.rollout import StageStepRequest
-from patchpilot.models.settings import PlanSettings
+from patchpilot.models.settings import HealthCheckSettings, PlanSettings
 from patchpilot.observability import logger, metrics, tracer
 
 
@@ -26,6 +26,7 @@ def handler(event: StageStepRequest, context: LambdaContext) -> dict[str, Any]:
         wiring.clock(),
         wiring.change_calendar(),
         wiring.canary_tags(),
+        health_document=HealthCheckSettings.from_env().health_check_document,
     )
     metrics.add_metric(name="InstancesTargeted", unit=MetricUnit.Count, value=planned.targeted_instances)
     logger.info(

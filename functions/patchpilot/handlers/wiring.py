@@ -107,6 +107,7 @@ def bisection_ledger() -> DynamoDBBisectionLedger:
 def bisection_ports() -> BisectionPorts:
     """What a stage's bisection talks to: patch states, snapshots, restores, tags, install lists, its record."""
     from patchpilot.logic.bisection import BisectionPorts
+    from patchpilot.models.settings import HealthCheckSettings
 
     return BisectionPorts(
         inventory=patch_inventory(),
@@ -116,6 +117,7 @@ def bisection_ports() -> BisectionPorts:
         directory=command_directory(),
         patch_sets=patch_sets(),
         ledger=bisection_ledger(),
+        health_check_document=HealthCheckSettings.from_env().health_check_document,
     )
 
 

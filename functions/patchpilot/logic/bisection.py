@@ -167,6 +167,7 @@ class BisectionPorts:
     directory: CommandDirectory
     patch_sets: PatchSetStore
     ledger: BisectionLedger
+    health_check_document: str  # the stack's health-check document: each round's health command
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
@@ -391,6 +392,7 @@ def _start_round(record: BisectionRecord, request: CheckRestoreRequest, ports: B
         install_list,
         BISECT_TAG_KEY,
         bisect_tag_value(record.run_id, record.stage_name),
+        ports.health_check_document,
     )
     testing_now = {"status": "testing", "restore_task_id": None, "updated_at": ports.now()}
     ports.ledger.save(record.model_copy(update=testing_now))

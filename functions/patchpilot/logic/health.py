@@ -12,6 +12,7 @@ NOT_DELIVERED_REASONS = {
     "DeliveryTimedOut": "not_started_in_time",
     "Undeliverable": "undeliverable",
     "Terminated": "terminated",
+    "InvalidPlatform": "invalid_platform",
 }
 """Command outcomes where the command never ran on the instance: their own reasons, never evidence against a patch."""
 
@@ -66,6 +67,8 @@ def _command_reasons(
     request: VerifyStageRequest, tracker: InstallTracker, instance_ids: set[str]
 ) -> dict[str, list[str]]:
     reasons: dict[str, list[str]] = {instance_id: [] for instance_id in instance_ids}
+    health_commands = sum(result.phase == "health" for result in request.results)
+    wrong_platform: dict[str, int] = {}
     for result in request.results:
         recorded = {row.instance_id: row for row in tracker.list_results(result.command_id)}
         for instance_id in instance_ids:
@@ -73,9 +76,14 @@ def _command_reasons(
             if row is None:
                 reasons[instance_id].append(f"{result.phase}_not_reported")
             elif result.phase == "health" and row.status == "InvalidPlatform":
-                continue  # a check for the other platform (a mixed group runs one per document)
+                wrong_platform[instance_id] = wrong_platform.get(instance_id, 0) + 1
             elif not row.succeeded:
                 reasons[instance_id].append(reason_for(result.phase, row.status))
+    # A step sent before the cross-platform check ran one health command per document: the one for the other
+    # platform ends InvalidPlatform and says nothing. No health command that ran on the instance: never checked.
+    for instance_id, misses in wrong_platform.items():
+        if misses == health_commands:
+            reasons[instance_id].append(reason_for("health", "InvalidPlatform"))
     return reasons
 
 
@@ -127,7 +135,8 @@ def verify_stage_health(
     never reported on it, when SSM no longer reaches it (ping status not Online), or, after a patch step, when its
     post-patch scan reports a failed patch, or when its patching silently did nothing (its OS's baseline approves
     nothing, or its install left approved patches missing: see ``silent_patching_reasons``). A command that never ran
-    on an instance (DeliveryTimedOut, Undeliverable, Terminated) leaves it unpatched, so it counts against the budget,
+    on an instance (DeliveryTimedOut, Undeliverable, Terminated, InvalidPlatform) leaves it unpatched or unchecked, so
+    it counts against the budget,
     under its own reason (``install_not_started_in_time``...); it is never evidence against a patch: such instances
     stay out of the unhealthy sample the exclusion step correlates. The stage is healthy when unhealthy instances stay
     within the stage's error budget (``max_errors``), no OS approves nothing (a configuration fault no budget covers)

@@ -336,7 +336,7 @@ def stage_timeline(
         requested, approved = ready, ready + options.approval_wait
     start = install_start(StageStepRequest(run=run, stage=stage, phase_set="patch"), approved or ready, calendar)
     waves = math.ceil(instances / rate_limit(stage.max_concurrency, instances)) if instances else 0
-    health = sum(check.timeout_seconds for check in (stage.health_check, stage.windows_health_check) if check)
+    health = stage.health_check.timeout_seconds if stage.health_check else 0
     patched = start.starts_at + timedelta(seconds=waves * (stage.install_minutes * 60 + SCAN_MINUTES * 60 + health))
     bake_ends = patched + timedelta(seconds=stage.bake_seconds)
     return StageTimeline(

@@ -272,6 +272,8 @@ def plan_stage_commands(
     patch_group_tag_key: str,
     tags: CanaryTags,
     tag_now: bool = True,
+    *,
+    health_document: str,
 ) -> StageCommands:
     """Plan the commands of one stage step.
 
@@ -291,6 +293,9 @@ def plan_stage_commands(
         Sets the canary tag on the chosen canaries, and removes it when the rest of the group is planned.
     tag_now : bool
         Whether the step starts now (tags change only then).
+    health_document : str
+        The stack's cross-platform health-check document: the stage's health check is ONE command of it, whatever
+        the platforms of the group (parameters: ``HealthCheck.parameters``).
 
     Returns
     -------
@@ -337,11 +342,10 @@ def plan_stage_commands(
         patch_limit = PATCH_EXECUTION_TIMEOUT_SECONDS
         commands.append(command("install", PATCH_DOCUMENT, install, stage.install_minutes * 60, patch_limit))
         commands.append(command("scan", PATCH_DOCUMENT, scan, SCAN_MINUTES * 60, patch_limit))
-    for check in (stage.health_check, stage.windows_health_check):
-        if check is not None:
-            parameters = {"commands": check.commands, "executionTimeout": [str(check.timeout_seconds)]}
-            seconds = check.timeout_seconds
-            commands.append(command("health", check.document_name, parameters, seconds, seconds))
+    if stage.health_check is not None:
+        check = stage.health_check
+        seconds = check.timeout_seconds
+        commands.append(command("health", health_document, check.parameters(), seconds, seconds))
     return StageCommands(targeted_instances=targeted, commands=commands)
 
 
@@ -353,6 +357,8 @@ def plan_stage_step(
     clock: Clock,
     calendar: ChangeCalendar,
     tags: CanaryTags,
+    *,
+    health_document: str,
 ) -> StageCommands:
     """Plan a stage step's commands and whether they may start now (window, cutoff, change calendar).
 
@@ -368,6 +374,8 @@ def plan_stage_step(
         The time to decide for, and the stage's SSM Change Calendar.
     tags : CanaryTags
         The canary tag (set only when the step starts now).
+    health_document : str
+        The stack's health-check document.
 
     Returns
     -------
@@ -376,7 +384,9 @@ def plan_stage_step(
         machine plans the step again.
     """
     start = decide_install_start(request, clock, calendar)
-    planned = plan_stage_commands(request, directory, patch_sets, patch_group_tag_key, tags, start.start_now)
+    planned = plan_stage_commands(
+        request, directory, patch_sets, patch_group_tag_key, tags, start.start_now, health_document=health_document
+    )
     return planned.model_copy(update={"start": start})
 
 
@@ -388,13 +398,15 @@ def bisect_round_commands(
     install_list: str,
     tag_key: str,
     tag_value: str,
+    health_document: str,
 ) -> StageCommands:
-    """The commands of a bisection round: install a subset of the suspects, post-patch scan, health commands.
+    """The commands of a bisection round: install a subset of the suspects, post-patch scan, health command.
 
     They target the bisected instance alone, by the bisection tag (``tag_key=tag_value``, set on that instance only):
     AWS-RunPatchBaseline installs exactly the patches its InstallOverrideList names (SSM user guide,
     patch-manager-about-aws-runpatchbaseline, InstallOverrideList), with the stage's reboot option, and the scan and
-    the stage's health checks then verify the instance. Every round has its own baseline `SnapshotId`.
+    the stage's health check (one command of the stack's ``health_document``) then verify the instance. Every round has
+    its own baseline `SnapshotId`.
     """
     targets = [CommandTarget(Key=f"tag:{tag_key}", Values=[tag_value])]
     comment = install_command_comment(run.run_id, stage.name)
@@ -429,9 +441,8 @@ def bisect_round_commands(
             "scan", PATCH_DOCUMENT, {"Operation": ["Scan"], "SnapshotId": [snapshot]}, SCAN_MINUTES * 60, patch_limit
         ),
     ]
-    for check in (stage.health_check, stage.windows_health_check):
-        if check is not None:
-            parameters = {"commands": check.commands, "executionTimeout": [str(check.timeout_seconds)]}
-            seconds = check.timeout_seconds
-            commands.append(command("health", check.document_name, parameters, seconds, seconds))
+    if stage.health_check is not None:
+        check = stage.health_check
+        seconds = check.timeout_seconds
+        commands.append(command("health", health_document, check.parameters(), seconds, seconds))
     return StageCommands(targeted_instances=1, commands=commands)

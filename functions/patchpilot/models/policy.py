@@ -12,13 +12,14 @@ the staged rollout itself (later stages scan and install days after Patch Tuesda
 """
 
 import re
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 
 from patchpilot.models.bounds import Utf8Input
 from patchpilot.models.rollout import (
     INSTALL_MINUTES,
+    LEGACY_HEALTH_DOCUMENTS,
     MAX_INSTALL_MINUTES,
     MIN_INSTALL_MINUTES,
     BisectPolicy,
@@ -127,6 +128,32 @@ def _ubuntu_non_security_problems(where: str, env: "Environment") -> list[str]:
     return []
 
 
+def legacy_health_check_problems(where: str, stage: dict[str, Any]) -> list[str]:
+    """How to rewrite a stage's health checks written for one AWS document each (before the cross-platform check).
+
+    ``health_check: {document_name, commands}`` and ``windows_health_check`` sent one command per document and
+    platform; every instance of the other platform ended it ``InvalidPlatform``. Both are now one ``health_check``.
+    """
+    old = {key: stage[key] for key in ("health_check", "windows_health_check") if isinstance(stage.get(key), dict)}
+    if not any("commands" in check or "document_name" in check for check in old.values()):
+        return []
+    moves = []
+    for key, check in old.items():
+        document = check.get("document_name", "AWS-RunShellScript")
+        target = LEGACY_HEALTH_DOCUMENTS.get(document)
+        if target is None:
+            return [
+                f"{where}.{key}.document_name: {document!r} is no longer a setting; write {where}.health_check "
+                "with linux_commands and/or windows_commands"
+            ]
+        moves.append(f"{where}.{key}.commands ({document}) -> {where}.health_check.{target}")
+    return [
+        f"{where}: health checks are one cross-platform check now (PatchPilot's health-check document); move "
+        + "; ".join(moves)
+        + " and drop document_name and windows_health_check"
+    ]
+
+
 class _PolicyModel(Utf8Input):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -216,11 +243,10 @@ class Stage(_PolicyModel):
         description="Expected patch-and-reboot time of one instance: sizes the install's delivery timeout per wave.",
     )
     requires_approval: bool = False
-    health_check: HealthCheck | None = None
-    windows_health_check: HealthCheck | None = Field(
+    health_check: HealthCheck | None = Field(
         default=None,
-        description="A second check for the group's Windows instances (AWS-RunPowerShellScript) when health_check "
-        "uses AWS-RunShellScript: a document ends InvalidPlatform on the other platform.",
+        description="One health command per step on every instance of the group (PatchPilot's cross-platform "
+        "health-check document): `linux_commands` run on Linux, `windows_commands` on Windows.",
     )
     alarm_name_prefix: str | None = Field(default=None, min_length=1, max_length=200)
     canary: CanaryPolicy | Literal[False] | None = Field(
@@ -321,13 +347,24 @@ class PatchPolicy(_PolicyModel):
         description="An SSM Change Calendar (name or ARN): while it is CLOSED no stage starts its install.",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_legacy_health_checks(cls, data: Any) -> Any:
+        """A policy written for the per-document health checks fails with how to write it now (nothing is guessed)."""
+        stages = data.get("stages") if isinstance(data, dict) else None
+        problems = [
+            problem
+            for name, stage in (stages.items() if isinstance(stages, dict) else [])
+            if isinstance(stage, dict)
+            for problem in legacy_health_check_problems(f"stages.{name}", stage)
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return data
+
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         problems: list[str] = []
-        for name, stage in self.stages.items():
-            check = stage.windows_health_check
-            if check is not None and check.document_name != "AWS-RunPowerShellScript":
-                problems.append(f"stages.{name}.windows_health_check.document_name: must be AWS-RunPowerShellScript")
         for env_name, env in self.environments.items():
             problems.extend(self._environment_problems(env_name, env))
         stage_names = list(self.stages)

@@ -4,7 +4,7 @@ Payloads carry names, keys and counts; instance lists stay in DynamoDB (bounded 
 """
 
 from datetime import datetime
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
@@ -35,12 +35,65 @@ class _Model(Utf8Input):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class HealthCheck(_Model):
-    """A custom health command run on every instance of the stage through SSM (e.g. an HTTP check)."""
+LEGACY_HEALTH_DOCUMENTS = {"AWS-RunShellScript": "linux_commands", "AWS-RunPowerShellScript": "windows_commands"}
+"""Where the commands of a check written for one AWS document (before the cross-platform check) go now."""
 
-    document_name: Literal["AWS-RunShellScript", "AWS-RunPowerShellScript"] = "AWS-RunShellScript"
-    commands: list[str] = Field(min_length=1, max_length=20)
+
+class HealthCheck(_Model):
+    """A stage's health check: ONE command of PatchPilot's health-check document on every instance of the stage.
+
+    The document (schema 2.2) has one step per platform, each with a ``platformType`` precondition: Linux instances
+    run ``linux_commands`` (aws:runShellScript), Windows instances ``windows_commands`` (aws:runPowerShellScript), and
+    the other step is skipped, which SSM counts as success. A platform without commands runs the document's no-op
+    default. At least one list is required.
+    """
+
+    linux_commands: list[str] = Field(default_factory=list, max_length=20)
+    windows_commands: list[str] = Field(default_factory=list, max_length=20)
     timeout_seconds: int = Field(default=120, ge=30, le=3600)
+
+    @model_validator(mode="after")
+    def _some_commands(self) -> Self:
+        if not self.linux_commands and not self.windows_commands:
+            raise ValueError("a health check needs linux_commands, windows_commands or both")
+        lists = {"linux_commands": self.linux_commands, "windows_commands": self.windows_commands}
+        blank = [
+            f"{key}[{i}]" for key, commands in lists.items() for i, line in enumerate(commands) if not line.strip()
+        ]
+        if blank:
+            raise ValueError(f"empty health check command(s): {', '.join(blank)}")
+        return self
+
+    def parameters(self) -> dict[str, list[str]]:
+        """The health-check document's parameters for this check (a platform without commands keeps the default)."""
+        parameters = {"executionTimeout": [str(self.timeout_seconds)]}
+        if self.linux_commands:
+            parameters["linuxCommands"] = list(self.linux_commands)
+        if self.windows_commands:
+            parameters["windowsCommands"] = list(self.windows_commands)
+        return parameters
+
+
+def merge_legacy_health_checks(data: dict[str, Any]) -> dict[str, Any]:
+    """A stage as an earlier release stored it (``health_check`` per AWS document + ``windows_health_check``) -> now.
+
+    Stage catalogs and the stage plans of executions started before the upgrade carry the old shape: a deploy in the
+    middle of a cycle must not fail them. Their commands keep their platform; the longer timeout wins.
+    """
+    old = [data.get("health_check"), data.get("windows_health_check")]
+    if not any(isinstance(check, dict) and "commands" in check for check in old):
+        return data
+    checks = [check for check in old if isinstance(check, dict)]
+    merged: dict[str, Any] = {
+        LEGACY_HEALTH_DOCUMENTS.get(check.get("document_name", "AWS-RunShellScript"), "linux_commands"): check.get(
+            "commands", []
+        )
+        for check in checks
+    }
+    timeouts = [check.get("timeout_seconds", 120) for check in checks]
+    merged["timeout_seconds"] = max(timeouts) if all(isinstance(t, int) for t in timeouts) else timeouts[0]
+    rest = {key: value for key, value in data.items() if key not in ("health_check", "windows_health_check")}
+    return {**rest, "health_check": merged}
 
 
 class InstallWindow(_Model):
@@ -114,8 +167,7 @@ class StageDefinition(_Model):
     install_minutes: int = Field(default=INSTALL_MINUTES, ge=MIN_INSTALL_MINUTES, le=MAX_INSTALL_MINUTES)
     reboot_option: Literal["RebootIfNeeded", "NoReboot"] = "RebootIfNeeded"
     requires_approval: bool = False
-    health_check: HealthCheck | None = None
-    windows_health_check: HealthCheck | None = None  # for mixed groups: each check runs where its document runs
+    health_check: HealthCheck | None = None  # one cross-platform command (PatchPilot's health-check document)
     alarm_name_prefix: str | None = Field(default=None, min_length=1, max_length=200)
     eligible_classifications: list[str] = Field(default_factory=list)
     eligible_severities: list[str] = Field(default_factory=list)
@@ -124,6 +176,11 @@ class StageDefinition(_Model):
     canary: CanaryPolicy | None = None  # None: the whole group at once
     snapshots: SnapshotSettings | None = None  # pre-patch snapshots of the stage's instances (None: none taken)
     bisect: BisectPolicy | None = None  # bisect indistinguishable suspects (needs snapshots; None: halt instead)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_health_checks(cls, data: Any) -> Any:
+        return merge_legacy_health_checks(data) if isinstance(data, dict) else data
 
     @model_validator(mode="after")
     def _bisect_needs_snapshots(self) -> Self:

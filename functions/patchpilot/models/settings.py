@@ -25,10 +25,23 @@ class TrackingSettings(_EnvSettings):
     record_ttl_days: int = Field(default=90, alias="RECORD_TTL_DAYS", ge=1, le=3650)
 
 
+SSM_DOCUMENT_NAME = r"^[A-Za-z0-9_.-]{3,128}$"
+
+
 class PlanSettings(_EnvSettings):
     """Settings of the stage planner."""
 
     patch_group_tag_key: str = Field(default="PatchGroup", alias="PATCH_GROUP_TAG_KEY", min_length=1)
+
+
+class HealthCheckSettings(_EnvSettings):
+    """The functions that plan health commands (stage steps, bisection rounds): which document they send.
+
+    The stack's cross-platform health-check document (template.yaml HealthCheckDocument, named by the stack through
+    `!Ref`): every stage's health check is one command of it.
+    """
+
+    health_check_document: str = Field(alias="HEALTH_CHECK_DOCUMENT", pattern=SSM_DOCUMENT_NAME)
 
 
 class RegistrationSettings(_EnvSettings):
