@@ -50,6 +50,7 @@ OUTAGE_FAILURES = ["500", "429", "timeout", "500", "500", "429", "500", "500", "
 SHOWN_STATES = {
     "Request Approval": "waiting for approval",
     "Plan Stage Step": "planning",
+    "Plan Verify Step": "planning",
     "Verify Stage Health": "verifying health",
     "Find Failing Patches": "correlating patches of unhealthy instances",
     "Bake": "baking",

@@ -30,7 +30,7 @@ EXPECTED: dict[str, tuple[str | None, int, str]] = {
     "rollout/start-manual-dev-staging.json": (None, 0, NO_RULE),
     "schedule/monthly-rollout.json": ("StartRolloutFunction", 0, '"run_id": "'),
     "ssm/command-invocation-failed.json": (None, 0, '"batchItemFailures": []'),
-    "ssm/command-invocation-in-progress.json": (None, 0, '"batchItemFailures": []'),
+    "ssm/command-invocation-in-progress.json": (None, 0, NO_RULE),  # the rule queues final statuses only
     "ssm/command-invocation-malformed.json": (None, 2, "detail.instance-id: Field required"),
     "ssm/command-invocation-success.json": (None, 0, "CommandResultFunction (rule SsmCommandInvocationRule): ok"),
     "ssm/command-status-success.json": (None, 0, NO_RULE),
@@ -78,7 +78,7 @@ def test_cli_invoke_validation_error_prints_one_line_per_field() -> None:
     lines = output.strip().splitlines()
     assert lines[0] == "CommandResultFunction (rule SsmCommandInvocationRule): rejected the event"
     assert lines[1].strip().startswith("BatchItemFailure: the message was reported failed: SQS redelivers it")
-    assert [line.strip().split(":")[0] for line in lines[2:]] == ["detail.instance-id", "detail.status"]
+    assert [line.strip().split(":")[0] for line in lines[2:]] == ["detail.instance-id", "detail.requested-date-time"]
     assert "errors.pydantic.dev" not in output
 
 

@@ -54,6 +54,19 @@ def test_command_result_unmatched_event_reaches_no_function() -> None:
         assert runtime.router.unmatched == 1
 
 
+def test_command_result_rule_keeps_progress_events_out_of_the_queue() -> None:
+    # Given the template's rule: final statuses only
+    with LocalRuntime() as runtime:
+        # When an InProgress and a Success status event of the same invocation are put on the bus
+        progress = runtime.router.put_event(_event("ssm/command-invocation-in-progress.json"))
+        final = runtime.router.put_event(_event("ssm/command-invocation-success.json"))
+        runtime.settle(timeout=60)
+        # Then only the final one becomes a queue message for the command-result function
+        assert (progress, final) == (0, 1)
+        messages = [b.size for b in runtime.poller.batches if b.function == "CommandResultFunction"]
+        assert sum(messages) == 1
+
+
 def test_command_result_mapping_gathers_a_batch_for_its_batching_window() -> None:
     # Given the template's mapping (MaximumBatchingWindowInSeconds 60, BatchSize 100)
     with LocalRuntime() as runtime:

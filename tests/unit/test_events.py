@@ -35,7 +35,7 @@ def test_command_invocation_event_rejects_malformed_sample_naming_the_fields() -
     ) as error:
         CommandInvocationEvent.model_validate(_load("ssm/command-invocation-malformed.json"))
     locations = {".".join(str(part) for part in e["loc"]) for e in error.value.errors()}
-    assert locations == {"detail.instance-id", "detail.status"}
+    assert locations == {"detail.instance-id", "detail.requested-date-time"}
 
 
 def test_command_invocation_event_rejects_other_event_types() -> None:

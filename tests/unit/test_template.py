@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from patchpilot.models import exceptions
+from patchpilot.models.events import TERMINAL_INVOCATION_STATUSES
 from patchpilot.models.rollout import HealthCheck
 from patchpilot_sim.template import SamTemplate
 
@@ -148,6 +149,13 @@ def test_template_command_invocation_rule_matches_every_document_patchpilot_send
     pattern = TEMPLATE.resources["SsmCommandInvocationRule"]["Properties"]["EventPattern"]
     # custom documents appear by name in the status events: the stack's health-check document by its Ref
     assert pattern["detail"]["document-name"] == ["AWS-RunPatchBaseline", {"Ref": "HealthCheckDocument"}]
+
+
+def test_template_command_invocation_rule_queues_exactly_the_final_statuses() -> None:
+    # a progress event changes no count: the rule keeps it out of the queue (an SQS message saved per event)
+    pattern = TEMPLATE.resources["SsmCommandInvocationRule"]["Properties"]["EventPattern"]
+    assert set(pattern["detail"]["status"]) == TERMINAL_INVOCATION_STATUSES
+    assert len(pattern["detail"]["status"]) == len(TERMINAL_INVOCATION_STATUSES)
 
 
 def test_template_health_check_document_runs_one_step_per_platform() -> None:
