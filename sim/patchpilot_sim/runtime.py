@@ -204,7 +204,7 @@ class LocalRuntime:
         self.sdk_backoff = SdkBackoffPatch(self.clock)  # before any client: a token bucket takes its Condition then
         self.sdk_backoff.install()
         moto_transactions.install()  # a transaction backs up the items it names, not whole tables (O(fleet) each)
-        moto_ec2.install()  # an instance is found by id without copying every reservation (O(fleet) each)
+        moto_ec2.install()  # an instance by id, and its tags, without scanning the region (O(fleet) each)
         boto3.setup_default_session(region_name=self.region)
         aws_clients.reset_clients()
         self.admin = boto3.session.Session(region_name=self.region)
