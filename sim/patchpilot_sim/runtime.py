@@ -34,7 +34,7 @@ from patchpilot_sim import moto_ec2, moto_transactions
 from patchpilot_sim.baselines import PatchBaselineStandIn
 from patchpilot_sim.chat import LocalChat, generated_secret_string
 from patchpilot_sim.clock import DEFAULT_REAL_TIMEOUT_SECONDS, Scheduler, SimClock
-from patchpilot_sim.ec2_volumes import Ec2VolumesStandIn, described_block_devices
+from patchpilot_sim.ec2_volumes import Ec2VolumesStandIn, moto_block_devices
 from patchpilot_sim.eventbus import EventRouter
 from patchpilot_sim.fleet import ACCOUNT_ID, SimulatedApiError, SimulatedInstance, SsmAgentSimulator
 from patchpilot_sim.instance_tags import InstanceTagMirror
@@ -222,7 +222,7 @@ class LocalRuntime:
             self.clock,
             self.scheduler,
             self.fleet.instances,
-            described_block_devices(self.admin.client("ec2")),
+            moto_block_devices(ACCOUNT_ID, self.region),
             self.fleet.hold(),
         )
         self.calendars = ChangeCalendarStandIn(self.clock)
