@@ -1,0 +1,74 @@
+"""moto's SQS retention check without rebuilding the queue's attributes (sim/patchpilot_sim/moto_sqs.py)."""
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto.sqs import models as sqs_models
+from moto.sqs.models import sqs_backends
+
+from patchpilot_sim import moto_sqs
+from tests.functional.aws_fixtures import ACCOUNT, REGION
+
+RETENTION_SECONDS = 60
+
+
+@pytest.fixture
+def queue(aws: None) -> Iterator[tuple[Any, str]]:
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.create_queue(QueueName="results", Attributes={"MessageRetentionPeriod": str(RETENTION_SECONDS)})[
+        "QueueUrl"
+    ]
+    yield sqs, url
+    moto_sqs.uninstall()
+
+
+def _receive_after(sqs: Any, url: str, seconds: float, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Send three messages, move moto's SQS clock on by `seconds` (its retention clock only), receive."""
+    for body in ("a", "b", "c"):
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+    real: Callable[[], float] = sqs_models.unix_time  # type: ignore[attr-defined]
+    monkeypatch.setattr(sqs_models, "unix_time", lambda: real() + seconds)
+    try:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    finally:
+        monkeypatch.setattr(sqs_models, "unix_time", real)
+    for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", []):
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return sorted(message["Body"] for message in got)
+
+
+@pytest.mark.parametrize("seconds", [0.0, RETENTION_SECONDS - 1.0, RETENTION_SECONDS + 1.0])
+def test_moto_sqs_retention_check_keeps_moto_s_answer(
+    queue: tuple[Any, str], monkeypatch: pytest.MonkeyPatch, seconds: float
+) -> None:
+    # Given messages received `seconds` after they were sent, once with moto's check and once with the direct one
+    sqs, url = queue
+    moto_answer = _receive_after(sqs, url, seconds, monkeypatch)
+    moto_sqs.install()
+    direct_answer = _receive_after(sqs, url, seconds, monkeypatch)
+    # Then both receive the same messages: all of them within the retention period, none after it
+    assert direct_answer == moto_answer
+    assert direct_answer == ([] if seconds > RETENTION_SECONDS else ["a", "b", "c"])
+
+
+def test_moto_sqs_retention_check_does_not_rebuild_the_queue_attributes(queue: tuple[Any, str]) -> None:
+    # Given the direct check, and a backend whose GetQueueAttributes would fail
+    sqs, url = queue
+    moto_sqs.install()
+    for body in ("a", "b"):
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+    backend = sqs_backends[ACCOUNT][REGION]
+
+    def rebuilt(*_: object) -> dict[str, Any]:
+        raise AssertionError("the queue's attributes were rebuilt for a message received")
+
+    backend.get_queue_attributes = rebuilt  # type: ignore[method-assign,assignment]
+    try:
+        # When messages are received
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    finally:
+        del backend.get_queue_attributes
+    # Then they are received without reading the queue's attribute map
+    assert sorted(message["Body"] for message in got) == ["a", "b"]
