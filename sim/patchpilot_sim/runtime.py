@@ -30,7 +30,7 @@ from patchpilot.handlers import wiring
 from patchpilot.integrations import aws_clients
 from patchpilot.models.rollout import StageCatalog
 from patchpilot.models.state import WaitLimits
-from patchpilot_sim import moto_ec2, moto_sqs, moto_transactions
+from patchpilot_sim import moto_dynamodb, moto_ec2, moto_sqs, moto_transactions
 from patchpilot_sim.baselines import PatchBaselineStandIn
 from patchpilot_sim.chat import LocalChat, generated_secret_string
 from patchpilot_sim.clock import DEFAULT_REAL_TIMEOUT_SECONDS, Scheduler, SimClock
@@ -204,6 +204,7 @@ class LocalRuntime:
         self.sdk_backoff = SdkBackoffPatch(self.clock)  # before any client: a token bucket takes its Condition then
         self.sdk_backoff.install()
         moto_transactions.install()  # a transaction backs up the items it names, not whole tables (O(fleet) each)
+        moto_dynamodb.install()  # a base-table Query reads its partition, not the whole table sorted (O(fleet) each)
         moto_ec2.install()  # an instance by id, and its tags, without scanning the region (O(fleet) each)
         moto_sqs.install()  # a received message's retention check without rebuilding the queue's attributes (O(queue))
         boto3.setup_default_session(region_name=self.region)
