@@ -3,8 +3,11 @@
 moto 5.2.5 finds one instance (``InstanceBackend.get_instance``) by listing ``all_instances()``, which shallow-copies
 every reservation first, and ``run_instances`` looks each new instance up again to attach its root volume. Launching
 the simulated fleet one instance per call therefore cost O(fleet) copies per instance, O(fleet²) in all: a
-10,000-instance fleet spent more than ten minutes launching. This looks the id up in the reservations as they are:
-the same instance, or moto's own ``InvalidInstanceIdError`` for an unknown id.
+10,000-instance fleet spent more than ten minutes launching. This looks the id up in an index of the instances seen
+(checked against moto's reservations on every use: the reservation still holds that very instance), else in the
+reservations as they are, the newest first (a just-launched instance is found at once), indexing each instance it
+passes: the same instance, or moto's own ``InvalidInstanceIdError`` for an unknown id. Instance ids are unique, so
+the order of the search does not change which instance is found.
 
 moto reads one resource's tags (``TaggedEC2Resource.get_tags``, used by DescribeInstances for every instance it
 describes and by every ``tag:`` filter) by filtering ALL tags of the region on ``resource-id``: describing N
@@ -24,11 +27,19 @@ from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
 _ORIGINAL = InstanceBackend.get_instance
 _ORIGINAL_GET_TAGS = TaggedEC2Resource.get_tags
 _WILDCARDS = frozenset("*?[")
+_INDEX_ATTRIBUTE = "_patchpilot_instance_index"  # instance id -> (reservation id, instance), checked on every use
 
 
 def _get_instance(self: InstanceBackend, instance_id: str) -> Instance:
-    for reservation in list(self.reservations.values()):
+    index: dict[str, tuple[str, Instance]] = self.__dict__.setdefault(_INDEX_ATTRIBUTE, {})
+    known = index.get(instance_id)
+    if known is not None:
+        reservation = self.reservations.get(known[0])
+        if reservation is not None and any(instance is known[1] for instance in reservation.instances):
+            return known[1]
+    for reservation in reversed(list(self.reservations.values())):  # the newest first: run_instances looks it up
         for instance in reservation.instances:
+            index[instance.id] = (reservation.id, instance)
             if instance.id == instance_id:
                 return instance
     raise InvalidInstanceIdError(instance_id)

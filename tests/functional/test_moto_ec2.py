@@ -62,9 +62,18 @@ def test_moto_ec2_lookup_finds_each_instance_and_rejects_an_unknown_id(ec2: Any)
         for _ in range(3)
     ]
     backend = get_backend("ec2")[ACCOUNT][REGION]
-    # Then each id finds its own instance object, with its root volume attached
+    # Then each id finds its own instance object, with its root volume attached, the same object when asked again
     assert [backend.get_instance(instance_id).id for instance_id in launched] == launched
     assert all(backend.get_instance(instance_id).block_device_mapping for instance_id in launched)
+    assert all(backend.get_instance(i) is backend.get_instance(i) for i in launched)
+    # And one launched later in a reservation of two is found, and a reservation moto no longer has is not trusted
+    later = [i["InstanceId"] for i in ec2.run_instances(ImageId="ami-12c6146b", MinCount=2, MaxCount=2)["Instances"]]
+    assert [backend.get_instance(instance_id).id for instance_id in [*later, *launched]] == [*later, *launched]
+    holder = next(r.id for r in backend.reservations.values() if any(i.id == later[0] for i in r.instances))
+    gone = backend.reservations.pop(holder)
+    with pytest.raises(InvalidInstanceIdError, match=later[0]):
+        backend.get_instance(later[0])
+    backend.reservations[gone.id] = gone
     # And an unknown id is moto's own error, as the API reports it
     with pytest.raises(InvalidInstanceIdError, match="i-0123456789abcdef0"):
         backend.get_instance("i-0123456789abcdef0")
