@@ -30,7 +30,7 @@ from patchpilot.handlers import wiring
 from patchpilot.integrations import aws_clients
 from patchpilot.models.rollout import StageCatalog
 from patchpilot.models.state import WaitLimits
-from patchpilot_sim import moto_dynamodb, moto_ec2, moto_sqs, moto_transactions
+from patchpilot_sim import moto_dispatch, moto_dynamodb, moto_ec2, moto_sqs, moto_transactions
 from patchpilot_sim.baselines import PatchBaselineStandIn
 from patchpilot_sim.chat import LocalChat, generated_secret_string
 from patchpilot_sim.clock import DEFAULT_REAL_TIMEOUT_SECONDS, Scheduler, SimClock
@@ -207,6 +207,7 @@ class LocalRuntime:
         moto_dynamodb.install()  # a base-table Query reads its partition, not the whole table sorted (O(fleet) each)
         moto_ec2.install()  # an instance by id, and its tags, without scanning the region (O(fleet) each)
         moto_sqs.install()  # a received message's retention check without rebuilding the queue's attributes (O(queue))
+        moto_dispatch.install()  # a request finds its handler without listing the response class's methods again
         boto3.setup_default_session(region_name=self.region)
         aws_clients.reset_clients()
         self.admin = boto3.session.Session(region_name=self.region)
