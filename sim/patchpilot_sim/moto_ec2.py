@@ -15,17 +15,27 @@ instances costs O(N x every tag), quadratic in the fleet. moto already keeps the
 (``TagBackend.tags``); the filter is an anchored ``fnmatch`` pattern of the id, so for an id without wildcard
 characters it matches exactly that id's entry. This reads that entry directly and builds the same records in the same
 order (the resource's tags in the order they were created). DescribeTags itself is moto's own code, unchanged.
+
+``run_instances`` tags each new instance's volumes after finding them with ``describe_volumes(volume_ids=[id])``,
+which lists every volume of the region to keep the one: O(fleet) per launch. One known id is read from moto's
+volumes by id (the same one-volume list); every other call (several ids, filters, an unknown id and its error) is
+moto's own.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from moto.ec2.exceptions import InvalidInstanceIdError
 from moto.ec2.models.core import TaggedEC2Resource
-from moto.ec2.models.instances import Instance, InstanceBackend
+from moto.ec2.models.elastic_block_store import EBSBackend, Volume
+from moto.ec2.models.instances import Instance, InstanceBackend, Reservation
 from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
 
 _ORIGINAL = InstanceBackend.get_instance
 _ORIGINAL_GET_TAGS = TaggedEC2Resource.get_tags
+_ORIGINAL_DESCRIBE_VOLUMES = EBSBackend.describe_volumes
 _WILDCARDS = frozenset("*?[")
 _INDEX_ATTRIBUTE = "_patchpilot_instance_index"  # instance id -> (reservation id, instance), checked on every use
 
@@ -37,12 +47,31 @@ def _get_instance(self: InstanceBackend, instance_id: str) -> Instance:
         reservation = self.reservations.get(known[0])
         if reservation is not None and any(instance is known[1] for instance in reservation.instances):
             return known[1]
-    for reservation in reversed(list(self.reservations.values())):  # the newest first: run_instances looks it up
+    try:
+        found = _search(reversed(self.reservations.values()), instance_id, index)
+    except RuntimeError:  # another thread launched meanwhile: search a copy
+        found = _search(reversed(list(self.reservations.values())), instance_id, index)
+    if found is None:
+        raise InvalidInstanceIdError(instance_id)
+    return found
+
+
+def _search(
+    reservations: Iterable[Reservation], instance_id: str, index: dict[str, tuple[str, Instance]]
+) -> Instance | None:
+    """Search the reservations, the newest first (run_instances looks a new one up), indexing what it passes."""
+    for reservation in reservations:
         for instance in reservation.instances:
             index[instance.id] = (reservation.id, instance)
             if instance.id == instance_id:
                 return instance
-    raise InvalidInstanceIdError(instance_id)
+    return None
+
+
+def _describe_volumes(self: EBSBackend, volume_ids: list[str] | None = None, filters: Any = None) -> list[Volume]:
+    if filters or not volume_ids or len(volume_ids) != 1 or volume_ids[0] not in self.volumes:
+        return _ORIGINAL_DESCRIBE_VOLUMES(self, volume_ids, filters)
+    return [self.volumes[volume_ids[0]]]
 
 
 def _get_tags(self: TaggedEC2Resource) -> list[dict[str, str]]:
@@ -65,9 +94,11 @@ def install() -> None:
     """Use the scan-free lookups in moto's EC2 backend (idempotent; for the local runtime's process)."""
     InstanceBackend.get_instance = _get_instance  # type: ignore[method-assign]
     TaggedEC2Resource.get_tags = _get_tags  # type: ignore[method-assign]
+    EBSBackend.describe_volumes = _describe_volumes  # type: ignore[method-assign]
 
 
 def uninstall() -> None:
     """Put moto's own lookups back."""
     InstanceBackend.get_instance = _ORIGINAL  # type: ignore[method-assign]
     TaggedEC2Resource.get_tags = _ORIGINAL_GET_TAGS  # type: ignore[method-assign]
+    EBSBackend.describe_volumes = _ORIGINAL_DESCRIBE_VOLUMES  # type: ignore[method-assign]

@@ -52,6 +52,10 @@ def _answers(client: Any) -> dict[str, Any]:
         ],
         "tags": client.describe_tags()["Tags"],
         "volume_tags": client.describe_volumes()["Volumes"],
+        "volumes_by_id": [
+            client.describe_volumes(VolumeIds=[volume["VolumeId"]])["Volumes"]
+            for volume in client.describe_volumes()["Volumes"]
+        ],
     }
 
 
@@ -94,9 +98,19 @@ def test_moto_ec2_tag_lookup_answers_describe_calls_as_moto_does(aws: None) -> N
         moto_ec2.uninstall()
     # Then DescribeInstances (with and without tag filters), DescribeTags and DescribeVolumes answer the same
     assert after == before
+    assert [len(volumes) for volumes in after["volumes_by_id"]] == [1] * 5  # 4 root volumes and the tagged one
     assert len(before["by_tag"]) == 2
     assert len(before["by_tag_key"]) == 1
     assert {tag["Key"] for tag in before["tags"]} == {"PatchGroup", "Name", "patchpilot:canary"}
+
+
+def test_moto_ec2_volume_by_id_is_moto_s_answer_and_an_unknown_id_moto_s_error(ec2: Any) -> None:
+    launched = _tagged_fleet(ec2)
+    backend = get_backend("ec2")[ACCOUNT][REGION]
+    root = backend.get_instance(launched[0]).block_device_mapping["/dev/sda1"].volume_id
+    assert backend.describe_volumes(volume_ids=[root]) == [backend.volumes[root]]
+    with pytest.raises(ClientError, match=r"InvalidVolume\.NotFound"):
+        ec2.describe_volumes(VolumeIds=["vol-0123456789abcdef0"])
 
 
 def test_moto_ec2_tag_lookup_reads_only_the_resource_s_own_tags(ec2: Any) -> None:
