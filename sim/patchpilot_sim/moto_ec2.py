@@ -7,7 +7,8 @@ the simulated fleet one instance per call therefore cost O(fleet) copies per ins
 (checked against moto's reservations on every use: the reservation still holds that very instance), else in the
 reservations as they are, the newest first (a just-launched instance is found at once), indexing each instance it
 passes: the same instance, or moto's own ``InvalidInstanceIdError`` for an unknown id. Instance ids are unique, so
-the order of the search does not change which instance is found.
+the order of the search does not change which instance is found. ``get_instance_by_id`` (CreateTags checks every
+resource it tags exists that way) is the same lookup, ``None`` for an unknown id as in moto.
 
 moto reads one resource's tags (``TaggedEC2Resource.get_tags``, used by DescribeInstances for every instance it
 describes and by every ``tag:`` filter) by filtering ALL tags of the region on ``resource-id``: describing N
@@ -34,6 +35,7 @@ from moto.ec2.models.instances import Instance, InstanceBackend, Reservation
 from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
 
 _ORIGINAL = InstanceBackend.get_instance
+_ORIGINAL_BY_ID = InstanceBackend.get_instance_by_id
 _ORIGINAL_GET_TAGS = TaggedEC2Resource.get_tags
 _ORIGINAL_DESCRIBE_VOLUMES = EBSBackend.describe_volumes
 _WILDCARDS = frozenset("*?[")
@@ -54,6 +56,13 @@ def _get_instance(self: InstanceBackend, instance_id: str) -> Instance:
     if found is None:
         raise InvalidInstanceIdError(instance_id)
     return found
+
+
+def _get_instance_by_id(self: InstanceBackend, instance_id: str) -> Instance | None:
+    try:
+        return _get_instance(self, instance_id)
+    except InvalidInstanceIdError:
+        return None
 
 
 def _search(
@@ -93,6 +102,7 @@ def _get_tags(self: TaggedEC2Resource) -> list[dict[str, str]]:
 def install() -> None:
     """Use the scan-free lookups in moto's EC2 backend (idempotent; for the local runtime's process)."""
     InstanceBackend.get_instance = _get_instance  # type: ignore[method-assign]
+    InstanceBackend.get_instance_by_id = _get_instance_by_id  # type: ignore[method-assign]
     TaggedEC2Resource.get_tags = _get_tags  # type: ignore[method-assign]
     EBSBackend.describe_volumes = _describe_volumes  # type: ignore[method-assign]
 
@@ -100,5 +110,6 @@ def install() -> None:
 def uninstall() -> None:
     """Put moto's own lookups back."""
     InstanceBackend.get_instance = _ORIGINAL  # type: ignore[method-assign]
+    InstanceBackend.get_instance_by_id = _ORIGINAL_BY_ID  # type: ignore[method-assign]
     TaggedEC2Resource.get_tags = _ORIGINAL_GET_TAGS  # type: ignore[method-assign]
     EBSBackend.describe_volumes = _ORIGINAL_DESCRIBE_VOLUMES  # type: ignore[method-assign]

@@ -78,6 +78,10 @@ def test_moto_ec2_lookup_finds_each_instance_and_rejects_an_unknown_id(ec2: Any)
     with pytest.raises(InvalidInstanceIdError, match=later[0]):
         backend.get_instance(later[0])
     backend.reservations[gone.id] = gone
+    assert [backend.get_instance_by_id(instance_id) for instance_id in launched] == [
+        backend.get_instance(instance_id) for instance_id in launched
+    ]
+    assert backend.get_instance_by_id("i-0123456789abcdef0") is None
     # And an unknown id is moto's own error, as the API reports it
     with pytest.raises(InvalidInstanceIdError, match="i-0123456789abcdef0"):
         backend.get_instance("i-0123456789abcdef0")
