@@ -72,3 +72,54 @@ def test_moto_sqs_retention_check_does_not_rebuild_the_queue_attributes(queue: t
         del backend.get_queue_attributes
     # Then they are received without reading the queue's attribute map
     assert sorted(message["Body"] for message in got) == ["a", "b"]
+
+
+def _send_and_receive(sqs: Any, url: str, fifo: bool) -> list[tuple[str, str]]:
+    """Send the same bodies twice (a FIFO queue with content-based deduplication keeps each once), receive all."""
+    for body in ("a", "b", "a"):
+        extra = {"MessageGroupId": "results"} if fifo else {}
+        sqs.send_message(QueueUrl=url, MessageBody=body, **extra)
+    got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", [])
+    for message in got:
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return sorted((message["Body"], message["MD5OfBody"]) for message in got)
+
+
+@pytest.mark.parametrize("fifo", [False, True])
+def test_moto_sqs_send_keeps_moto_s_deduplication_and_attributes(queue: tuple[Any, str], fifo: bool) -> None:
+    # Given a standard queue, or a FIFO queue with content-based deduplication
+    sqs, url = queue
+    if fifo:
+        url = sqs.create_queue(
+            QueueName="results.fifo", Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"}
+        )["QueueUrl"]
+    moto_answer = _send_and_receive(sqs, url, fifo)
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    # When sends read only the deduplication attribute
+    moto_sqs.install()
+    direct_answer = _send_and_receive(sqs, url, fifo)
+    # Then the same messages are kept (one "a" on the FIFO queue), and the queue's attributes are moto's whole map
+    assert direct_answer == moto_answer
+    assert [body for body, _ in direct_answer] == (["a", "b"] if fifo else ["a", "a", "b"])
+    assert sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"].keys() == attributes.keys()
+
+
+def test_moto_sqs_send_does_not_count_the_queue_s_messages(
+    queue: tuple[Any, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the send-time attribute, and a queue whose message counts would fail
+    sqs, url = queue
+    moto_sqs.install()
+
+    def counted(_: object) -> int:
+        raise AssertionError("the queue's messages were counted for a message sent")
+
+    monkeypatch.setattr(sqs_models.Queue, "approximate_number_of_messages", property(counted))
+    # When messages are sent
+    for body in ("a", "b"):
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+    # Then both are in the queue, sent without counting its messages
+    monkeypatch.undo()
+    assert sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"] == {
+        "ApproximateNumberOfMessages": "2"
+    }
