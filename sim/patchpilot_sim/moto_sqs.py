@@ -14,6 +14,11 @@ now. Everything else of the receive (visibility, receive counts, the redrive to 
 cost O(N²). While ``send_message`` runs (not ``add_message``, which may run moto's own event source mappings), the
 queue's ``attributes`` answer that one attribute as the map would (a FIFO attribute: absent from a standard queue's
 map, ``"true"``/``"false"`` on a FIFO queue) and build moto's whole map for any other.
+
+``Queue.messages`` (the visible messages: every receive lists them) asks moto's clock twice per message of the queue
+(``Message.visible`` and ``Message.delayed``); this asks once per listing and compares each message's
+``visible_at``/``delayed_until`` with that moment as those properties do. The simulated clock stands still while a
+call runs, so the moment is the one each property would have read.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ _ORIGINAL = SQSBackend.is_message_valid_based_on_retention_period
 _ORIGINAL_SEND = SQSBackend.send_message
 _ORIGINAL_ADD = Queue.add_message
 _ORIGINAL_ATTRIBUTES: Any = Queue.__dict__["attributes"]
+_ORIGINAL_MESSAGES: Any = Queue.__dict__["messages"]
 _sending = threading.local()  # whether send_message runs on this thread (outside add_message)
 
 
@@ -51,6 +57,11 @@ def _attributes(self: Queue) -> Any:
     if getattr(_sending, "active", False):
         return _SendingAttributes(self)
     return _ORIGINAL_ATTRIBUTES.fget(self)
+
+
+def _messages(self: Queue) -> list[Message]:
+    now = sqs_models.unix_time_millis()  # type: ignore[attr-defined]
+    return [m for m in self._messages if now > m.visible_at and not now < m.delayed_until]
 
 
 def _send_message(self: SQSBackend, *args: Any, **kwargs: Any) -> Message:
@@ -83,6 +94,7 @@ def install() -> None:
     SQSBackend.send_message = _send_message  # type: ignore[method-assign]
     Queue.add_message = _add_message  # type: ignore[method-assign]
     Queue.attributes = property(_attributes)  # type: ignore[assignment]
+    Queue.messages = property(_messages)  # type: ignore[assignment]
 
 
 def uninstall() -> None:
@@ -91,3 +103,4 @@ def uninstall() -> None:
     SQSBackend.send_message = _ORIGINAL_SEND  # type: ignore[method-assign]
     Queue.add_message = _ORIGINAL_ADD  # type: ignore[method-assign]
     Queue.attributes = _ORIGINAL_ATTRIBUTES  # type: ignore[method-assign]
+    Queue.messages = _ORIGINAL_MESSAGES  # type: ignore[method-assign]

@@ -123,3 +123,18 @@ def test_moto_sqs_send_does_not_count_the_queue_s_messages(
     assert sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"] == {
         "ApproximateNumberOfMessages": "2"
     }
+
+
+def test_moto_sqs_visible_messages_are_moto_s(queue: tuple[Any, str]) -> None:
+    # Given a queue with a message visible, one received (in flight) and one delayed
+    sqs, url = queue
+    sqs.send_message(QueueUrl=url, MessageBody="in-flight")
+    sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=60)
+    sqs.send_message(QueueUrl=url, MessageBody="visible")
+    sqs.send_message(QueueUrl=url, MessageBody="delayed", DelaySeconds=60)
+    moto_queue = sqs_backends[ACCOUNT][REGION].queues["results"]
+    listed_by_moto = [message.body for message in moto_queue.messages]
+    # When the visible messages are listed with one reading of the clock
+    moto_sqs.install()
+    # Then they are the ones moto lists: the visible message only
+    assert [message.body for message in moto_queue.messages] == listed_by_moto == ["visible"]
