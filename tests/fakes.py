@@ -1,5 +1,6 @@
 """In-memory fakes of every port, for unit tests (no network, no moto). One module, so each port has one fake."""
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -814,7 +815,8 @@ def alert(kind: AlertKind = "stage_failed", **changes: Any) -> Alert:
 
 
 class FakeVolumeSnapshots(VolumeSnapshots):
-    """EBS snapshots in memory: each instance has `volumes` (root first); `refuse` makes EC2 refuse an instance."""
+    """EBS snapshots in memory: each instance has `volumes` (root first); `refuse` makes EC2 refuse an instance;
+    `gone` instances are unknown to EC2 (terminated), absent from `root_volumes`; `describe_batch` ids per call."""
 
     def __init__(self, clock: Clock, volumes_per_instance: int = 2) -> None:
         self.clock = clock
@@ -824,11 +826,27 @@ class FakeVolumeSnapshots(VolumeSnapshots):
         self.tasks: dict[str, tuple[str, str]] = {}  # task id -> (instance, snapshot)
         self.tokens: dict[str, str] = {}
         self.calls: list[str] = []
+        self.gone: set[str] = set()
+        self.describe_batch = 1000
 
     def add(self, snapshot_id: str, started: datetime, tags: dict[str, str]) -> None:
         self.snapshots[snapshot_id] = (started, tags)
 
-    def snapshot_instance(self, instance_id: str, tags: dict[str, str], description: str) -> list[VolumeSnapshot]:
+    @staticmethod
+    def volume_of(instance_id: str, index: int) -> str:
+        return f"vol-{instance_id.removeprefix('i-')[:8]}{index:09x}"
+
+    def root_volumes(self, instance_ids: Sequence[str]) -> dict[str, str | None]:
+        roots: dict[str, str | None] = {}
+        for start in range(0, len(instance_ids), self.describe_batch):
+            batch = instance_ids[start : start + self.describe_batch]
+            self.calls.append(f"DescribeInstances {len(batch)}")
+            roots.update({i: self.volume_of(i, 0) for i in batch if i not in self.gone})
+        return roots
+
+    def snapshot_instance(
+        self, instance_id: str, root_volume: str | None, tags: dict[str, str], description: str
+    ) -> list[VolumeSnapshot]:
         self.calls.append(f"CreateSnapshots {instance_id}")
         if instance_id in self.refuse:
             raise SnapshotRefused(*self.refuse[instance_id])
@@ -836,8 +854,8 @@ class FakeVolumeSnapshots(VolumeSnapshots):
         for index in range(self.volumes_per_instance):
             snapshot_id = f"snap-{len(self.snapshots) + 1:017x}"
             self.snapshots[snapshot_id] = (self.clock.now(), dict(tags))
-            volume = f"vol-{instance_id.removeprefix('i-')[:8]}{index:09x}"
-            taken.append(VolumeSnapshot(snapshot_id=snapshot_id, volume_id=volume, root=index == 0))
+            volume = self.volume_of(instance_id, index)
+            taken.append(VolumeSnapshot(snapshot_id=snapshot_id, volume_id=volume, root=volume == root_volume))
         return taken
 
     def snapshots_tagged(self, tags: dict[str, str], started_before: datetime) -> dict[str, dict[str, str]]:

@@ -18,7 +18,7 @@ for the simulated instances, modelled on the EC2 API reference:
 - DescribeReplaceRootVolumeTasks: by ReplaceRootVolumeTaskIds or Filters ``instance-id``.
 
 Volumes are the instance's block device mappings in moto's EC2 (what DescribeInstances answers), read once per
-instance through ``block_devices``.
+instance through ``block_devices`` (``moto_block_devices``: from moto's instance, without a DescribeInstances call).
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+
+from moto.backends import get_backend
 
 from patchpilot_sim import patches as pm
 from patchpilot_sim.clock import Scheduler, SimClock
@@ -299,17 +301,19 @@ class Ec2VolumesStandIn:
         return {"ReplaceRootVolumeTasks": [self._task_view(t) for t in tasks]}
 
 
-def described_block_devices(ec2: Any) -> BlockDevices:
-    """Block devices as DescribeInstances reports them (moto's EC2 instances of the local runtime)."""
+def moto_block_devices(account_id: str, region: str) -> BlockDevices:
+    """Block devices of moto's EC2 instances of the local runtime, as DescribeInstances reports them.
+
+    Read from moto's instance itself (``root_device_name`` and the EBS volume of each device in its block device
+    mapping, what DescribeInstances serialises as ``RootDeviceName`` and ``BlockDeviceMappings[].Ebs.VolumeId``),
+    not through a DescribeInstances call per instance: the stand-in reads every snapshotted instance's devices.
+    """
 
     def block_devices(instance_id: str) -> tuple[str, dict[str, str]]:
-        reservations = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
-        instance = reservations[0]["Instances"][0]
+        instance = get_backend("ec2")[account_id][region].get_instance(instance_id)
         devices = {
-            mapping["DeviceName"]: mapping["Ebs"]["VolumeId"]
-            for mapping in instance.get("BlockDeviceMappings", [])
-            if "Ebs" in mapping
+            device: str(block.volume_id) for device, block in instance.get_block_device_mapping if block.volume_id
         }
-        return str(instance.get("RootDeviceName", "/dev/xvda")), devices
+        return str(instance.root_device_name or "/dev/xvda"), devices
 
     return block_devices

@@ -331,11 +331,17 @@ def _iso(moment: datetime) -> str:
 
 
 def s3_object_reader(region: str) -> Callable[[str], str]:
-    """Read an `s3://` or https S3 URL as text with a fresh boto3 Session (moto's S3 in the local runtime)."""
+    """Read an `s3://` or https S3 URL as text with a boto3 Session of its own (moto's S3 in the local runtime).
+
+    One client per thread, made on first use (a Session is not thread-safe; making a client costs more than the read).
+    """
+    clients = threading.local()
 
     def read(url: str) -> str:
         bucket, key = pm.parse_s3_url(url)
-        s3 = boto3.session.Session(region_name=region).client("s3")
+        s3 = getattr(clients, "s3", None)
+        if s3 is None:
+            s3 = clients.s3 = boto3.session.Session(region_name=region).client("s3")
         body: bytes = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         return body.decode("utf-8")
 

@@ -31,11 +31,11 @@ from patchpilot.handlers import wiring
 from patchpilot.integrations import aws_clients
 from patchpilot.models.rollout import StageCatalog
 from patchpilot.models.state import WaitLimits
-from patchpilot_sim import moto_ec2, moto_transactions
+from patchpilot_sim import moto_dispatch, moto_dynamodb, moto_ec2, moto_sqs, moto_transactions
 from patchpilot_sim.baselines import PatchBaselineStandIn
 from patchpilot_sim.chat import LocalChat, generated_secret_string
 from patchpilot_sim.clock import DEFAULT_REAL_TIMEOUT_SECONDS, Scheduler, SimClock
-from patchpilot_sim.ec2_volumes import Ec2VolumesStandIn, described_block_devices
+from patchpilot_sim.ec2_volumes import Ec2VolumesStandIn, moto_block_devices
 from patchpilot_sim.eventbus import EventRouter
 from patchpilot_sim.fleet import ACCOUNT_ID, SimulatedApiError, SimulatedInstance, SsmAgentSimulator
 from patchpilot_sim.instance_tags import InstanceTagMirror
@@ -71,6 +71,7 @@ HANDLER_ENV = {
     "DEFAULT_WAIT_LIMITS": json.dumps(LOCAL_LIMITS),
 }
 PARAMS_KEY = "patchpilot_sim_api_params"
+LAUNCH_BATCH = 100  # instances per RunInstances of the fleet's launch (moto finds each new one in its reservation)
 
 
 def _http(status: int) -> AWSResponse:
@@ -205,7 +206,10 @@ class LocalRuntime:
         self.sdk_backoff = SdkBackoffPatch(self.clock)  # before any client: a token bucket takes its Condition then
         self.sdk_backoff.install()
         moto_transactions.install()  # a transaction backs up the items it names, not whole tables (O(fleet) each)
-        moto_ec2.install()  # an instance is found by id without copying every reservation (O(fleet) each)
+        moto_dynamodb.install()  # a base-table Query reads its partition, not the whole table sorted (O(fleet) each)
+        moto_ec2.install()  # an instance by id, and its tags, without scanning the region (O(fleet) each)
+        moto_sqs.install()  # a received message's retention check without rebuilding the queue's attributes (O(queue))
+        moto_dispatch.install()  # a request finds its handler without listing the response class's methods again
         boto3.setup_default_session(region_name=self.region)
         aws_clients.reset_clients()
         self.admin = boto3.session.Session(region_name=self.region)
@@ -223,7 +227,7 @@ class LocalRuntime:
             self.clock,
             self.scheduler,
             self.fleet.instances,
-            described_block_devices(self.admin.client("ec2")),
+            moto_block_devices(ACCOUNT_ID, self.region),
             self.fleet.hold(),
         )
         self.calendars = ChangeCalendarStandIn(self.clock)
@@ -426,19 +430,42 @@ class LocalRuntime:
 
     # -- the fleet and its events --------------------------------------------------------------------------------
     def add_instances(self, instances: Iterable[SimulatedInstance]) -> list[SimulatedInstance]:
-        """Launch the instances as moto EC2 instances (tags included) and hand them to the simulated agent."""
+        """Launch the instances as moto EC2 instances (tags included) and hand them to the simulated agent.
+
+        Instances that share every tag but their ``Name`` are launched together, up to `LAUNCH_BATCH` per RunInstances
+        (MinCount = MaxCount, the shared tags in its TagSpecifications), and each ``Name`` is tagged after with
+        CreateTags: RunInstances costs moto far more per call than per instance.
+        """
         ec2 = self.admin.client("ec2")
-        added = []
-        for instance in instances:
-            tags: list[TagTypeDef] = [{"Key": k, "Value": v} for k, v in instance.tags.items()]
-            tag_spec: TagSpecificationTypeDef = {"ResourceType": "instance", "Tags": tags}
-            reservation = ec2.run_instances(
-                ImageId="ami-12c6146b", MinCount=1, MaxCount=1, InstanceType="t3.micro", TagSpecifications=[tag_spec]
-            )
-            instance.instance_id = reservation["Instances"][0]["InstanceId"]
+        added = list(instances)
+        groups: dict[tuple[tuple[str, str], ...], list[SimulatedInstance]] = {}
+        for instance in added:
+            shared = tuple((key, value) for key, value in instance.tags.items() if key != "Name")
+            groups.setdefault(shared, []).append(instance)
+        for shared, members in groups.items():
+            for start in range(0, len(members), LAUNCH_BATCH):
+                self._launch(ec2, dict(shared), members[start : start + LAUNCH_BATCH])
+        for instance in added:
             self.fleet.add_instance(instance)
-            added.append(instance)
         return added
+
+    @staticmethod
+    def _launch(ec2: Any, shared_tags: dict[str, str], batch: list[SimulatedInstance]) -> None:
+        tags: list[TagTypeDef] = [{"Key": k, "Value": v} for k, v in shared_tags.items()]
+        tag_spec: list[TagSpecificationTypeDef] = [{"ResourceType": "instance", "Tags": tags}] if tags else []
+        reservation = ec2.run_instances(
+            ImageId="ami-12c6146b",
+            MinCount=len(batch),
+            MaxCount=len(batch),
+            InstanceType="t3.micro",
+            TagSpecifications=tag_spec,
+        )
+        for instance, launched in zip(batch, reservation["Instances"], strict=True):
+            instance.instance_id = launched["InstanceId"]
+            if "Name" in instance.tags:
+                ec2.create_tags(
+                    Resources=[instance.instance_id], Tags=[{"Key": "Name", "Value": instance.tags["Name"]}]
+                )
 
     def _emit_event(self, event: dict[str, Any]) -> None:
         self.router.put_event(event)

@@ -9,6 +9,7 @@ import pytest
 from patchpilot.models.rollout import StageCatalog
 from patchpilot_sim.fleet import SimulatedInstance
 from patchpilot_sim.runtime import LocalRuntime
+from patchpilot_sim.scenarios import build_fleet
 from patchpilot_sim.template import SamTemplate
 from patchpilot_sim.windows import Calendar, deployed_windows
 from tests.runtime_helpers import entered_states, launch_fleet, start, task_outputs
@@ -77,3 +78,22 @@ def test_install_starts_in_the_window_once_the_change_calendar_opens() -> None:
         assert freeze_ends <= install.requested
         assert window.takes_installs_at(install.requested)
         assert [state for _, _, state in runtime.calendars.queries] == ["CLOSED", "OPEN"]
+
+
+def test_launched_fleet_carries_each_instance_s_tags_in_moto_ec2() -> None:
+    # Given a fleet over several patch groups and OSes, one instance without a Name, one without any tag
+    fleet = build_fleet(12, 4)
+    fleet.append(SimulatedInstance("", "dev", "UBUNTU", tags={"PatchGroup": "dev", "OS": "UBUNTU"}))
+    fleet.append(SimulatedInstance("", "", "UBUNTU", tags={}))
+    with LocalRuntime() as runtime:
+        # When it is launched (instances sharing all tags but their Name in one RunInstances)
+        added = runtime.add_instances(fleet)
+        described = {
+            i["InstanceId"]: {t["Key"]: t["Value"] for t in i.get("Tags", [])}
+            for r in runtime.admin.client("ec2").describe_instances()["Reservations"]
+            for i in r["Instances"]
+        }
+        # Then every instance is a distinct moto instance with exactly its own tags, and the agent manages each
+        assert len({i.instance_id for i in added}) == len(fleet)
+        assert {i.instance_id: i.tags for i in added} == described
+        assert all(i.instance_id in runtime.fleet.instances for i in added)

@@ -3,6 +3,7 @@
 import threading
 from collections.abc import Iterator
 
+import boto3
 import pytest
 
 from patchpilot_sim import patches as pm
@@ -12,8 +13,10 @@ from patchpilot_sim.ec2_volumes import (
     REPLACE_SWAP_MINUTES,
     SNAPSHOT_MINUTES,
     Ec2VolumesStandIn,
+    moto_block_devices,
 )
 from patchpilot_sim.fleet import SimulatedApiError, SimulatedInstance
+from tests.functional.aws_fixtures import ACCOUNT, REGION
 
 INSTANCE, OTHER = "i-0000000000000000a", "i-0000000000000000b"
 DEVICES = {
@@ -114,3 +117,24 @@ def test_replace_root_volume_refuses_pending_data_and_foreign_snapshots(volumes:
     with pytest.raises(SimulatedApiError, match=r"InvalidSnapshot.NotFound"):
         volumes.handle("CreateReplaceRootVolumeTask", {"InstanceId": INSTANCE, "SnapshotId": "snap-0000000000000dead"})
     assert volumes.tasks == {}
+
+
+def test_moto_block_devices_are_what_describe_instances_reports(aws: None) -> None:
+    # Given moto instances, one with a data volume attached besides its root volume
+    ec2 = boto3.client("ec2", region_name=REGION)
+    launched = [i["InstanceId"] for i in ec2.run_instances(ImageId="ami-12c6146b", MinCount=2, MaxCount=2)["Instances"]]
+    data = ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=10)["VolumeId"]
+    ec2.attach_volume(VolumeId=data, InstanceId=launched[0], Device="/dev/sdf")
+    described = {
+        i["InstanceId"]: (
+            i["RootDeviceName"],
+            {m["DeviceName"]: m["Ebs"]["VolumeId"] for m in i["BlockDeviceMappings"]},
+        )
+        for r in ec2.describe_instances(InstanceIds=launched)["Reservations"]
+        for i in r["Instances"]
+    }
+    # When the stand-in reads their block devices from moto's instances
+    read = {instance_id: moto_block_devices(ACCOUNT, REGION)(instance_id) for instance_id in launched}
+    # Then it reads the root device and every EBS volume DescribeInstances reports, the data volume included
+    assert read == described
+    assert data in read[launched[0]][1].values()

@@ -33,7 +33,10 @@ def test_ec2_snapshots_take_one_tagged_snapshot_per_volume_and_mark_the_root(aws
     root_volume = next(
         m["Ebs"]["VolumeId"] for m in instance["BlockDeviceMappings"] if m["DeviceName"] == instance["RootDeviceName"]
     )
-    taken = Ec2VolumeSnapshots(ec2).snapshot_instance(instance["InstanceId"], TAGS, "pre-patch")
+    adapter = Ec2VolumeSnapshots(ec2)
+    roots = adapter.root_volumes([instance["InstanceId"]])
+    assert roots == {instance["InstanceId"]: root_volume}
+    taken = adapter.snapshot_instance(instance["InstanceId"], roots[instance["InstanceId"]], TAGS, "pre-patch")
     assert len(taken) == len(instance["BlockDeviceMappings"]) == 2
     assert [s.volume_id for s in taken if s.root] == [root_volume]
     described = ec2.describe_snapshots(SnapshotIds=[s.snapshot_id for s in taken])["Snapshots"]
@@ -43,22 +46,56 @@ def test_ec2_snapshots_take_one_tagged_snapshot_per_volume_and_mark_the_root(aws
 def test_ec2_snapshots_unknown_instance_is_refused_with_its_code(aws: None) -> None:
     ec2 = boto3.client("ec2", region_name=REGION)
     with pytest.raises(SnapshotRefused, match=r"InvalidInstanceID.NotFound"):
-        Ec2VolumeSnapshots(ec2).snapshot_instance("i-0123456789abcdef0", TAGS, "pre-patch")
+        Ec2VolumeSnapshots(ec2).snapshot_instance("i-0123456789abcdef0", None, TAGS, "pre-patch")
 
 
-def test_ec2_snapshots_of_a_terminated_instance_are_refused_as_gone(aws: None) -> None:
+def test_ec2_root_volumes_leave_out_terminated_and_unknown_instances(aws: None) -> None:
+    # Given two running instances, a terminated one, and an id EC2 does not know (which fails a whole call)
     ec2 = boto3.client("ec2", region_name=REGION)
-    instance = _instance(ec2)
-    ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])
-    with pytest.raises(SnapshotRefused, match=r"InstanceTerminated"):
-        Ec2VolumeSnapshots(ec2).snapshot_instance(instance["InstanceId"], TAGS, "pre-patch")
+    running = [_instance(ec2) for _ in range(2)]
+    terminated = _instance(ec2)["InstanceId"]
+    ec2.terminate_instances(InstanceIds=[terminated])
+    unknown = "i-0123456789abcdef0"
+    calls: list[list[str]] = []
+    ec2.meta.events.register(
+        "before-parameter-build.ec2.DescribeInstances", lambda params, **_: calls.append(params.get("InstanceIds", []))
+    )
+    # When their root volumes are described together
+    roots = Ec2VolumeSnapshots(ec2).root_volumes(
+        [running[0]["InstanceId"], unknown, terminated, running[1]["InstanceId"]]
+    )
+    # Then each running instance maps to the volume at its root device; the others are absent
+    assert roots == {
+        i["InstanceId"]: next(
+            m["Ebs"]["VolumeId"] for m in i["BlockDeviceMappings"] if m["DeviceName"] == i["RootDeviceName"]
+        )
+        for i in running
+    }
+    # And the batch the unknown id failed was described again in halves, down to the unknown id alone
+    assert len(calls[0]) == 4
+    assert [unknown] in calls
+    assert len(calls) == 5  # 4 ids; halves of 2 (one fails); that half's two single ids
+
+
+def test_ec2_root_volumes_describe_up_to_the_batch_size_per_call(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    ec2 = boto3.client("ec2", region_name=REGION)
+    launched = [i["InstanceId"] for i in ec2.run_instances(ImageId="ami-12c6146b", MinCount=5, MaxCount=5)["Instances"]]
+    monkeypatch.setattr("patchpilot.integrations.ec2_snapshots.DESCRIBE_BATCH", 2)
+    calls: list[int] = []
+    ec2.meta.events.register(
+        "before-parameter-build.ec2.DescribeInstances", lambda params, **_: calls.append(len(params["InstanceIds"]))
+    )
+    roots = Ec2VolumeSnapshots(ec2).root_volumes(launched)
+    assert sorted(roots) == sorted(launched)
+    assert all(volume is not None and volume.startswith("vol-") for volume in roots.values())
+    assert calls == [2, 2, 1]
 
 
 def test_ec2_snapshots_tagged_finds_only_matching_tags_and_delete_is_idempotent(aws: None) -> None:
     ec2 = boto3.client("ec2", region_name=REGION)
     adapter = Ec2VolumeSnapshots(ec2)
     instance = _instance(ec2)
-    taken = adapter.snapshot_instance(instance["InstanceId"], TAGS, "pre-patch")
+    taken = adapter.snapshot_instance(instance["InstanceId"], None, TAGS, "pre-patch")
     volume = instance["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
     ec2.create_snapshot(
         VolumeId=volume, TagSpecifications=[{"ResourceType": "snapshot", "Tags": [{"Key": "Backup", "Value": "x"}]}]

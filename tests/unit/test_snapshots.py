@@ -197,3 +197,31 @@ def test_snapshot_stage_skips_an_instance_ec2_no_longer_knows() -> None:
     volumes.refuse["i-0000000000000000b"] = ("InvalidInstanceID.NotFound", "The instance ID does not exist")
     result = _snapshot(_request(), volumes, ledger)
     assert (result.taken, result.skipped, result.failed) == (1, 2, 0)  # type: ignore[attr-defined]
+
+
+def test_snapshot_stage_skips_an_instance_terminated_before_the_stage_was_described() -> None:
+    volumes, ledger = FakeVolumeSnapshots(FixedClock(NOW)), FakeSnapshotLedger()
+    volumes.gone.add("i-0000000000000000b")
+    result = _snapshot(_request(), volumes, ledger)
+    assert (result.taken, result.skipped, result.failed) == (1, 2, 0)  # type: ignore[attr-defined]
+    assert "CreateSnapshots i-0000000000000000b" not in volumes.calls
+
+
+def test_snapshot_stage_describes_its_instances_in_batches_not_one_call_each() -> None:
+    # Given a stage of 25 EC2 instances, one hybrid node, and one instance already snapshotted by this run
+    volumes, ledger = FakeVolumeSnapshots(FixedClock(NOW)), FakeSnapshotLedger()
+    volumes.describe_batch = 10
+    instances = [f"i-{number:017x}" for number in range(1, 26)]
+    _snapshot(_request(), volumes, ledger, instances[0])
+    volumes.calls.clear()
+    # When the stage is snapshotted
+    result = _snapshot(_request(), volumes, ledger, *instances, "mi-0000000000000000c")
+    # Then the 24 instances still to snapshot are described in three calls, the hybrid node and the recorded one not
+    describes = [call for call in volumes.calls if call.startswith("DescribeInstances")]
+    assert describes == ["DescribeInstances 10", "DescribeInstances 10", "DescribeInstances 4"]
+    assert (result.taken, result.already_taken, result.skipped) == (24, 1, 1)  # type: ignore[attr-defined]
+    # And each recorded set marks the instance's described root volume
+    for snapshot_set in ledger.sets_of("2026-12"):
+        root = snapshot_set.root_snapshot
+        assert root is not None
+        assert root.volume_id == FakeVolumeSnapshots.volume_of(snapshot_set.instance_id, 0)

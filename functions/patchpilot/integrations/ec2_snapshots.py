@@ -4,12 +4,19 @@
   instance; the snapshots are point-in-time at the call and complete asynchronously (EC2 API reference,
   CreateSnapshots; EBS user guide, "Create multi-volume snapshots").
 - The response names each snapshot's volume but not its device: the root volume is the one mapped at the
-  instance's ``RootDeviceName`` (DescribeInstances).
+  instance's ``RootDeviceName`` (DescribeInstances). A stage's instances are described in batches, not one call per
+  instance: EC2 throttles each API per account and Region with a token bucket (EC2 developer guide, "Request
+  throttling for the Amazon EC2 API"), so one DescribeInstances per instance of a 10,000-instance fleet would spend
+  the bucket on lookups. DescribeInstances answers for every id it is given ("If you specify instance IDs, the output
+  includes information for only the specified instances") but fails the whole call when one id is not valid ("If you
+  specify an instance ID that is not valid, an error is returned"; EC2 API reference, DescribeInstances): such a
+  batch is described again in halves until the unknown ids stand alone.
 - ``CreateReplaceRootVolumeTask`` with ``SnapshotId`` restores the root volume from a snapshot of that instance's
   root volume; the instance restarts; the task goes pending -> in-progress -> succeeded (or failing -> failed /
   failed-detached) (EC2 API reference, CreateReplaceRootVolumeTask, ReplaceRootVolumeTask).
 """
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +30,21 @@ if TYPE_CHECKING:
 
 GONE_SNAPSHOT_CODES = frozenset({"InvalidSnapshot.NotFound"})
 GONE_STATES = frozenset({"shutting-down", "terminated"})
+UNKNOWN_INSTANCE_CODES = frozenset({"InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"})
+# Instance ids per DescribeInstances call. The DescribeInstances reference states no maximum for InstanceIds; 1,000
+# is the maximum EC2 documents for its sibling instance actions (DescribeInstanceCreditSpecifications: "Maximum 1000
+# explicitly specified instance IDs").
+DESCRIBE_BATCH = 1000
+
+
+def _root_volume(instance: Any) -> str | None:
+    """The EBS volume mapped at the instance's root device (None: its root is not an EBS volume)."""
+    root = instance.get("RootDeviceName")
+    for mapping in instance.get("BlockDeviceMappings", []):
+        if mapping.get("DeviceName") == root:
+            volume = mapping.get("Ebs", {}).get("VolumeId")
+            return str(volume) if volume else None
+    return None
 
 
 class Ec2VolumeSnapshots(VolumeSnapshots):
@@ -31,21 +53,34 @@ class Ec2VolumeSnapshots(VolumeSnapshots):
     def __init__(self, client: "EC2Client") -> None:
         self._client = client
 
-    def _root_volume(self, instance_id: str) -> str | None:
-        reservations = self._client.describe_instances(InstanceIds=[instance_id])["Reservations"]
-        for reservation in reservations:
-            for instance in reservation.get("Instances", []):
-                if instance.get("State", {}).get("Name") in GONE_STATES:
-                    raise SnapshotRefused("InstanceTerminated", f"{instance_id} is {instance['State']['Name']}")
-                root = instance.get("RootDeviceName")
-                for mapping in instance.get("BlockDeviceMappings", []):
-                    if mapping.get("DeviceName") == root:
-                        return mapping.get("Ebs", {}).get("VolumeId")
-        return None
+    def root_volumes(self, instance_ids: Sequence[str]) -> dict[str, str | None]:
+        roots: dict[str, str | None] = {}
+        for start in range(0, len(instance_ids), DESCRIBE_BATCH):
+            roots.update(self._roots_of(list(instance_ids[start : start + DESCRIBE_BATCH])))
+        return roots
 
-    def snapshot_instance(self, instance_id: str, tags: dict[str, str], description: str) -> list[VolumeSnapshot]:
+    def _roots_of(self, batch: list[str]) -> dict[str, str | None]:
         try:
-            root_volume = self._root_volume(instance_id)
+            pages = list(self._client.get_paginator("describe_instances").paginate(InstanceIds=batch))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") not in UNKNOWN_INSTANCE_CODES:
+                raise
+            if len(batch) == 1:
+                return {}
+            half = len(batch) // 2
+            return {**self._roots_of(batch[:half]), **self._roots_of(batch[half:])}
+        return {
+            instance["InstanceId"]: _root_volume(instance)
+            for page in pages
+            for reservation in page.get("Reservations", [])
+            for instance in reservation.get("Instances", [])
+            if instance.get("State", {}).get("Name") not in GONE_STATES
+        }
+
+    def snapshot_instance(
+        self, instance_id: str, root_volume: str | None, tags: dict[str, str], description: str
+    ) -> list[VolumeSnapshot]:
+        try:
             response = self._client.create_snapshots(
                 InstanceSpecification={"InstanceId": instance_id, "ExcludeBootVolume": False},
                 Description=description,

@@ -10,6 +10,7 @@ from patchpilot.models.exceptions import BaselineUpdateConflict, RejectedPatchLi
 from patchpilot.models.records import InstanceResult
 
 if TYPE_CHECKING:  # annotations only: a handler's cold import builds no model class it does not use
+    from collections.abc import Sequence
     from datetime import datetime
 
     from pydantic import BaseModel
@@ -505,8 +506,20 @@ class VolumeSnapshots(ABC):
     """EBS snapshots of instances' volumes and root-volume restores (EC2)."""
 
     @abstractmethod
-    def snapshot_instance(self, instance_id: str, tags: dict[str, str], description: str) -> list[VolumeSnapshot]:
-        """One crash-consistent snapshot per attached EBS volume (CreateSnapshots); SnapshotRefused if EC2 refuses."""
+    def root_volumes(self, instance_ids: Sequence[str]) -> dict[str, str | None]:
+        """Root EBS volume of each instance EC2 knows and runs (None: no EBS root), described in batches.
+
+        Instances EC2 no longer knows, and terminating or terminated ones, are absent.
+        """
+
+    @abstractmethod
+    def snapshot_instance(
+        self, instance_id: str, root_volume: str | None, tags: dict[str, str], description: str
+    ) -> list[VolumeSnapshot]:
+        """One crash-consistent snapshot per attached EBS volume (CreateSnapshots), the root volume's marked.
+
+        SnapshotRefused if EC2 refuses.
+        """
 
     @abstractmethod
     def snapshots_tagged(self, tags: dict[str, str], started_before: datetime) -> dict[str, dict[str, str]]:

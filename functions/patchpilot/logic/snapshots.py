@@ -43,19 +43,26 @@ def delete_expired_snapshots(
 
 
 def _snapshot_instance(
-    request: StageSnapshotsRequest, instance_id: str, snapshots: VolumeSnapshots, ledger: SnapshotLedger, clock: Clock
+    request: StageSnapshotsRequest,
+    instance_id: str,
+    roots: dict[str, str | None],
+    snapshots: VolumeSnapshots,
+    ledger: SnapshotLedger,
+    clock: Clock,
 ) -> str | SnapshotFailure:
     """Snapshot one instance and record its set: "taken", "already" (recorded meanwhile), "skipped" or a failure.
 
     Managed nodes that are not EC2 instances (hybrid ``mi-``) have no EBS volumes, and an instance EC2 no longer
-    knows (terminated) has nothing to patch or restore: both are skipped, not failures.
+    knows (terminated: absent from ``roots``, the stage's described instances) has nothing to patch or restore: both
+    are skipped, not failures.
     """
     run, stage = request.run, request.stage
-    if not instance_id.startswith("i-"):
+    if instance_id not in roots:
         return "skipped"
     try:
         volumes = snapshots.snapshot_instance(
             instance_id,
+            roots[instance_id],
             snapshot_tags(run.run_id, stage.name, instance_id),
             f"PatchPilot pre-patch {run.run_id} {stage.name} {instance_id}",
         )
@@ -108,13 +115,15 @@ def snapshot_stage(
     if settings is None or not settings.enabled:
         return StageSnapshotsResult(taken=0, already_taken=0, failed=0, deleted_expired=0)
     recorded = {s.instance_id for s in ledger.sets_of(run.run_id) if s.stage_name == stage.name}
+    instance_ids = [i.instance_id for i in directory.managed_instances(patch_group_tag_key, stage.patch_group)]
+    roots = snapshots.root_volumes([i for i in instance_ids if i.startswith("i-") and i not in recorded])
     outcomes: list[str] = []
     failures: list[SnapshotFailure] = []
-    for instance in directory.managed_instances(patch_group_tag_key, stage.patch_group):
-        if instance.instance_id in recorded:
+    for instance_id in instance_ids:
+        if instance_id in recorded:
             outcomes.append("already")
             continue
-        outcome = _snapshot_instance(request, instance.instance_id, snapshots, ledger, clock)
+        outcome = _snapshot_instance(request, instance_id, roots, snapshots, ledger, clock)
         if isinstance(outcome, SnapshotFailure):
             failures.append(outcome)
         else:
