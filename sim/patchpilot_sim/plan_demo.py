@@ -46,7 +46,7 @@ def plan_lines(runtime: LocalRuntime, catalog: StageCatalog, start: dict[str, An
     except (InvalidRolloutRequest, UnsupportedSchedule) as error:
         return [f"plan preview: not available ({error})"]
     return [
-        "plan preview (`patchpilot plan`; the policy's bakes: this demo then compresses them to seconds):",
+        "plan preview (`patchpilot plan`; the policy's bakes, which the demo waits out in simulated time):",
         *(f"  {line}" if line else "" for line in render_text(preview)),
     ]
 
