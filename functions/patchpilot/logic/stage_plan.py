@@ -76,9 +76,10 @@ def command_heartbeat_seconds(
     """The wait's `HeartbeatSeconds` for one command: long enough for the longest quiet gap of a healthy command.
 
     While a command runs, some invocation is always running (rate control starts the next one when one ends), and
-    every start and end is a status-change event. So the longest healthy gap between two events is one
-    invocation's run time: the expected time per instance with a margin, never more than the document's execution
-    timeout (past it the invocation ends ExecutionTimedOut, an event too), plus event delivery. The command-result
+    every end is a final-status event (the only ones the rule queues). So the longest healthy gap between two
+    events, or between the wait's start and the first event, is one invocation's run time: the expected time per
+    instance with a margin, never more than the document's execution timeout (past it the invocation ends
+    ExecutionTimedOut, an event too), plus event delivery. The command-result
     function sends at most one SendTaskHeartbeat per third of the heartbeat (`install_tracking.heartbeat_interval_for`):
     an event just after a heartbeat sends none, so the heartbeat is 3/2 of that gap. A rate-controlled group's waves
     then never look like lost events, at any fleet size; a lost event is noticed at most one heartbeat after the
